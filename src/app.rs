@@ -1,0 +1,112 @@
+//! The running state: the loaded configuration, scheduled results, self-metrics, and the
+//! reload that swaps a new configuration in only when all of it is valid.
+
+use crate::config::{ConfigError, LogRulesFile, ProbesFile, Source};
+use crate::metrics::self_metrics::SelfMetrics;
+use crate::probe::scheduler::{Job, Results, Scheduler};
+use crate::probe::PreparedModule;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+#[derive(Debug, Clone)]
+pub struct ConfigPaths {
+    pub probes: PathBuf,
+    /// `None`: the default path, which may be absent.
+    pub log_rules: Option<PathBuf>,
+}
+
+pub const DEFAULT_LOG_RULES: &str = "log_rules.yaml";
+
+/// Both configuration files, parsed, validated and prepared.
+pub struct Config {
+    pub modules: BTreeMap<String, Arc<PreparedModule>>,
+    pub jobs: Vec<Arc<Job>>,
+    pub probe_endpoint: crate::config::probes::ProbeEndpoint,
+    pub log_rules: LogRulesFile,
+}
+
+impl Config {
+    pub fn load(paths: &ConfigPaths) -> Result<Config, ConfigError> {
+        let source = Source::read(&paths.probes)?;
+        let probes = ProbesFile::load(&source)?;
+        let log_rules = match &paths.log_rules {
+            Some(path) => LogRulesFile::load(&Source::read(path)?)?,
+            None if std::path::Path::new(DEFAULT_LOG_RULES).exists() => LogRulesFile::load(&Source::read(DEFAULT_LOG_RULES.as_ref())?)?,
+            None => LogRulesFile::default(),
+        };
+        let ProbesFile { modules, probes, probe_endpoint } = probes;
+        let mut prepared = BTreeMap::new();
+        for (name, module) in modules {
+            let module = PreparedModule::prepare(&name, module, &source)?;
+            prepared.insert(name, Arc::new(module));
+        }
+        let jobs = probes
+            .into_iter()
+            .map(|p| {
+                Arc::new(Job {
+                    interval: p.interval(),
+                    module: prepared[&p.module.value].clone(),
+                    name: p.name.value,
+                    target: p.target,
+                    labels: p.labels,
+                })
+            })
+            .collect();
+        Ok(Config { modules: prepared, jobs, probe_endpoint, log_rules })
+    }
+}
+
+pub struct App {
+    pub paths: ConfigPaths,
+    config: RwLock<Arc<Config>>,
+    pub results: Arc<Results>,
+    pub metrics: Arc<SelfMetrics>,
+    /// Seconds taken off Prometheus' scrape timeout for `/probe`, as blackbox's `--timeout-offset`.
+    pub timeout_offset: f64,
+    scheduler: Mutex<Option<Scheduler>>,
+}
+
+impl App {
+    pub fn new(paths: ConfigPaths, config: Config, timeout_offset: f64) -> Arc<App> {
+        Arc::new(App {
+            paths,
+            timeout_offset,
+            config: RwLock::new(Arc::new(config)),
+            results: Arc::new(Results::default()),
+            metrics: Arc::new(SelfMetrics::new()),
+            scheduler: Mutex::new(None),
+        })
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().expect("config lock").clone()
+    }
+
+    /// Starts (or restarts) the scheduled probes of the current configuration.
+    pub fn start_scheduler(&self) {
+        let config = self.config();
+        self.results.retain_jobs(&config.jobs.iter().map(|j| j.as_ref()).collect::<Vec<_>>());
+        let mut scheduler = self.scheduler.lock().expect("scheduler lock");
+        *scheduler = None;
+        *scheduler = Some(Scheduler::start(config.jobs.clone(), self.results.clone(), self.metrics.clone()));
+    }
+
+    /// Loads both files again; on any error the running configuration stays.
+    pub fn reload(&self) -> Result<(), ConfigError> {
+        match Config::load(&self.paths) {
+            Ok(config) => {
+                *self.config.write().expect("config lock") = Arc::new(config);
+                self.start_scheduler();
+                self.metrics.record_reload(true);
+                tracing::info!("configuration reloaded");
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.record_reload(false);
+                tracing::error!("reload failed, keeping the running configuration: {e}");
+                Err(e)
+            }
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! Configuration: the two YAML files (probes.yaml, log_rules.yaml), parsed strictly and validated.
+//!
+//! Every error names the file, line, column and the key path, so an operator can jump to it;
+//! a file that fails here never replaces a running configuration.
+
+mod expand;
+pub mod log_rules;
+pub mod probes;
+pub mod values;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use log_rules::LogRulesFile;
+pub use probes::ProbesFile;
+
+/// A configuration problem at a place in a file.
+#[derive(Debug, Clone)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: u64,
+    pub column: u64,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": key '{}'", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The text of one configuration file after `${VAR}` expansion, kept to locate later errors.
+pub struct Source {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl Source {
+    pub fn read(path: &Path) -> Result<Source, ConfigError> {
+        let raw = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Source::from_text(path, &raw)
+    }
+
+    pub fn from_text(path: &Path, raw: &str) -> Result<Source, ConfigError> {
+        let text = expand::expand_env(raw, |name| std::env::var(name).ok()).map_err(|unset| ConfigError {
+            file: path.to_path_buf(),
+            line: unset.line as u64,
+            column: unset.column as u64,
+            key: String::new(),
+            message: format!("environment variable {} is not set and has no ${{{}:-default}}", unset.name, unset.name),
+        })?;
+        Ok(Source { path: path.to_path_buf(), text })
+    }
+
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        if self.text.trim().is_empty() {
+            return serde_saphyr::from_str("{}").map_err(|e| self.error_at(0, 0, e.without_snippet().to_string()));
+        }
+        serde_saphyr::from_str(&self.text).map_err(|e| {
+            let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+            let message = strip_position_prefix(&e.without_snippet().to_string()).to_string();
+            self.error_at(line, column, message)
+        })
+    }
+
+    /// An error at a 1-based line and column; the key path is read off the text there.
+    pub fn error_at(&self, line: u64, column: u64, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.path.clone(),
+            line,
+            column,
+            key: key_path_at(&self.text, line as usize),
+            message: message.into(),
+        }
+    }
+
+    /// An error about a whole section, located at it but named by `key`.
+    pub fn error_in<T>(&self, key: &str, spanned: &serde_saphyr::Spanned<T>, message: impl Into<String>) -> ConfigError {
+        ConfigError { key: key.to_string(), ..self.error_at_span(spanned, message) }
+    }
+
+    pub fn error_at_span<T>(&self, spanned: &serde_saphyr::Spanned<T>, message: impl Into<String>) -> ConfigError {
+        self.error_at(spanned.referenced.line(), spanned.referenced.column(), message)
+    }
+}
+
+fn strip_position_prefix(message: &str) -> &str {
+    // serde-saphyr prefixes "line L column C: " (or "error: line …") to its message; we print our own.
+    let m = message.strip_prefix("error: ").unwrap_or(message);
+    match m.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
+        Some((position, rest)) if position.contains(" column ") => rest,
+        _ => m,
+    }
+}
+
+/// The dotted key path of the block-style YAML node on `line` (1-based), e.g.
+/// `modules.http_2xx.http.valid_status_codes` or `probes[1].target`.
+pub fn key_path_at(text: &str, line: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    if line == 0 || line > lines.len() {
+        return String::new();
+    }
+    let mut parts: Vec<String> = Vec::new();
+    // `column` is where the node found last starts; `in_item` says whether it is a `- ` item.
+    let (mut column, mut in_item) = (usize::MAX, false);
+    for idx in (0..line).rev() {
+        let Some(node) = Node::read(lines[idx]) else { continue };
+        let is_target = idx + 1 == line;
+        let is_ancestor = match node.item_indent {
+            Some(item) => item < column,
+            None => node.indent < column || (node.indent == column && in_item),
+        };
+        if !is_target && !is_ancestor {
+            continue;
+        }
+        match node.item_indent {
+            Some(item) => {
+                if let Some(key) = node.key {
+                    if is_target || item + 2 < column {
+                        parts.push(key.to_string());
+                    }
+                }
+                parts.push(format!("[{}]", sibling_index(&lines[..idx], item)));
+                column = item;
+                in_item = true;
+            }
+            None => {
+                parts.extend(node.key.map(str::to_string));
+                column = node.indent;
+                in_item = false;
+            }
+        }
+        if column == 0 && !in_item {
+            break;
+        }
+    }
+    parts.reverse();
+    let mut path = String::new();
+    for part in parts {
+        if !path.is_empty() && !part.starts_with('[') {
+            path.push('.');
+        }
+        path.push_str(&part);
+    }
+    path
+}
+
+/// One non-blank, non-comment line of block YAML.
+struct Node<'a> {
+    indent: usize,
+    item_indent: Option<usize>,
+    key: Option<&'a str>,
+}
+
+impl<'a> Node<'a> {
+    fn read(raw: &'a str) -> Option<Node<'a>> {
+        let content = raw.trim_start();
+        if content.is_empty() || content.starts_with('#') {
+            return None;
+        }
+        let indent = raw.len() - content.len();
+        let item = content.strip_prefix("- ").or((content == "-").then_some(""));
+        Some(match item {
+            Some(rest) => Node { indent, item_indent: Some(indent), key: mapping_key(rest.trim_start()) },
+            None => Node { indent, item_indent: None, key: mapping_key(content) },
+        })
+    }
+}
+
+fn mapping_key(content: &str) -> Option<&str> {
+    let colon = content.find(": ").or_else(|| content.strip_suffix(':').map(str::len))?;
+    let key = content[..colon].trim().trim_matches(|c| c == '"' || c == '\'');
+    (!key.is_empty() && !key.starts_with('{') && !key.starts_with('[')).then_some(key)
+}
+
+/// How many `- ` items at `indent` precede the current one, counting back to their parent key.
+fn sibling_index(before: &[&str], indent: usize) -> usize {
+    let mut count = 0;
+    for raw in before.iter().rev() {
+        let Some(node) = Node::read(raw) else { continue };
+        if node.indent < indent || (node.indent == indent && node.item_indent.is_none()) {
+            break;
+        }
+        if node.item_indent == Some(indent) {
+            count += 1;
+        }
+    }
+    count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = "modules:\n  http_2xx:\n    prober: http\n    http:\n      method: GET\n      valid_status_codez: [200]\nprobes:\n  - name: a\n    target: x\n  - name: b\n    # comment\n    target: y\n    labels:\n      team: a\nlist:\n- x: 1\n- y:\n    z: 2\n";
+
+    #[test]
+    fn key_paths_follow_indentation_and_list_items() {
+        assert_eq!(key_path_at(DOC, 6), "modules.http_2xx.http.valid_status_codez");
+        assert_eq!(key_path_at(DOC, 3), "modules.http_2xx.prober");
+        assert_eq!(key_path_at(DOC, 9), "probes[0].target");
+        assert_eq!(key_path_at(DOC, 10), "probes[1].name");
+        assert_eq!(key_path_at(DOC, 12), "probes[1].target");
+        assert_eq!(key_path_at(DOC, 1), "modules");
+        assert_eq!(key_path_at(DOC, 14), "probes[1].labels.team");
+        assert_eq!(key_path_at(DOC, 16), "list[0].x");
+        assert_eq!(key_path_at(DOC, 18), "list[1].y.z");
+    }
+
+    #[test]
+    fn parse_error_names_line_column_and_key() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Http {
+            method: String,
+            valid_status_codes: Vec<u16>,
+        }
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Doc {
+            modules: std::collections::BTreeMap<String, std::collections::BTreeMap<String, serde::de::IgnoredAny>>,
+        }
+        let src = Source::from_text(Path::new("p.yaml"), "a:\n  http:\n    method: GET\n    valid_status_codez: [1]\n").unwrap();
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct A {
+            http: Http,
+        }
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Top {
+            a: A,
+        }
+        let err = src.parse::<Top>().unwrap_err();
+        assert_eq!((err.line, err.column), (4, 5));
+        assert_eq!(err.key, "a.http.valid_status_codez");
+        assert!(err.message.contains("unknown field `valid_status_codez`"), "{}", err.message);
+        let shown = err.to_string();
+        assert!(shown.starts_with("p.yaml:4:5: key 'a.http.valid_status_codez': unknown field"), "{shown}");
+    }
+}

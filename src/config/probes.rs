@@ -1,0 +1,429 @@
+//! probes.yaml: blackbox_exporter's `modules:` schema for the http and tcp probers, plus the
+//! probes lookout schedules itself and the rules of the `/probe` endpoint.
+//!
+//! A blackbox.yml that holds only `modules:` is a valid probes.yaml. Modules of probers lookout
+//! does not implement (icmp, dns, grpc) are kept by name so such a file still loads; they
+//! cannot be scheduled, and `/probe` answers them with a clear error.
+
+use super::values::{AnchoredPattern, ByteSize, BytesPattern, IpProtocol, Pattern, PromDuration, TlsVersion};
+use super::{ConfigError, Source};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
+use std::time::Duration;
+
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbesFile {
+    #[serde(default)]
+    pub modules: BTreeMap<String, Module>,
+    #[serde(default)]
+    pub probes: Vec<ScheduledProbe>,
+    #[serde(default)]
+    pub probe_endpoint: ProbeEndpoint,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Module {
+    pub prober: Spanned<String>,
+    #[serde(default)]
+    pub timeout: Option<PromDuration>,
+    #[serde(default)]
+    pub http: Option<Spanned<HttpModule>>,
+    #[serde(default)]
+    pub tcp: Option<Spanned<TcpModule>>,
+    // Other probers' settings are accepted so a whole blackbox.yml loads; see `ProberKind::Unsupported`.
+    #[serde(default)]
+    pub icmp: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub dns: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub grpc: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProberKind {
+    Http,
+    Tcp,
+    Unsupported,
+}
+
+impl Module {
+    pub fn kind(&self) -> ProberKind {
+        match self.prober.value.as_str() {
+            "http" => ProberKind::Http,
+            "tcp" => ProberKind::Tcp,
+            _ => ProberKind::Unsupported,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HttpModule {
+    #[serde(default)]
+    pub valid_status_codes: Vec<u16>,
+    #[serde(default)]
+    pub valid_http_versions: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub method: Option<Spanned<String>>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub body_size_limit: Option<ByteSize>,
+    #[serde(default = "yes")]
+    pub follow_redirects: bool,
+    #[serde(default = "yes")]
+    pub enable_http2: bool,
+    #[serde(default)]
+    pub fail_if_ssl: bool,
+    #[serde(default)]
+    pub fail_if_not_ssl: bool,
+    #[serde(default)]
+    pub fail_if_body_matches_regexp: Vec<BytesPattern>,
+    #[serde(default)]
+    pub fail_if_body_not_matches_regexp: Vec<BytesPattern>,
+    #[serde(default)]
+    pub fail_if_header_matches: Vec<HeaderMatch>,
+    #[serde(default)]
+    pub fail_if_header_not_matches: Vec<HeaderMatch>,
+    #[serde(default)]
+    pub preferred_ip_protocol: IpProtocol,
+    #[serde(default = "yes")]
+    pub ip_protocol_fallback: bool,
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuth>,
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+    #[serde(default)]
+    pub bearer_token_file: Option<String>,
+    #[serde(default)]
+    pub authorization: Option<Authorization>,
+    #[serde(default)]
+    pub tls_config: TlsConfig,
+    #[serde(default)]
+    pub compression: Option<Compression>,
+    #[serde(default)]
+    pub proxy_url: Option<Spanned<String>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderMatch {
+    pub header: String,
+    pub regexp: Pattern,
+    #[serde(default)]
+    pub allow_missing: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    pub username: String,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authorization {
+    #[serde(default = "bearer", rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub credentials: Option<String>,
+    #[serde(default)]
+    pub credentials_file: Option<String>,
+}
+
+fn bearer() -> String {
+    "Bearer".to_string()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    Gzip,
+    Deflate,
+    Br,
+    Identity,
+}
+
+impl Compression {
+    pub fn token(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Deflate => "deflate",
+            Compression::Br => "br",
+            Compression::Identity => "identity",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    #[serde(default)]
+    pub ca_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub cert_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub key_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub server_name: Option<String>,
+    #[serde(default)]
+    pub min_version: Option<Spanned<TlsVersion>>,
+    #[serde(default)]
+    pub max_version: Option<Spanned<TlsVersion>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TcpModule {
+    #[serde(default)]
+    pub preferred_ip_protocol: IpProtocol,
+    #[serde(default = "yes")]
+    pub ip_protocol_fallback: bool,
+    #[serde(default)]
+    pub source_ip_address: Option<IpAddr>,
+    #[serde(default)]
+    pub query_response: Vec<QueryStep>,
+    #[serde(default)]
+    pub tls: bool,
+    #[serde(default)]
+    pub tls_config: TlsConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryStep {
+    #[serde(default)]
+    pub expect: Option<Pattern>,
+    #[serde(default)]
+    pub send: Option<String>,
+    #[serde(default)]
+    pub starttls: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduledProbe {
+    pub name: Spanned<String>,
+    pub module: Spanned<String>,
+    pub target: String,
+    #[serde(default)]
+    pub interval: Option<Spanned<PromDuration>>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ScheduledProbe {
+    pub fn interval(&self) -> Duration {
+        self.interval.as_ref().map_or(DEFAULT_INTERVAL, |i| i.value.0)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeEndpoint {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Whole-string regexes; when any are given, `/probe` refuses targets that match none.
+    #[serde(default)]
+    pub allowed_targets: Vec<AnchoredPattern>,
+}
+
+impl Default for ProbeEndpoint {
+    fn default() -> Self {
+        ProbeEndpoint { enabled: true, allowed_targets: Vec::new() }
+    }
+}
+
+impl ProbeEndpoint {
+    pub fn allows(&self, target: &str) -> bool {
+        self.allowed_targets.is_empty() || self.allowed_targets.iter().any(|p| p.0.is_match(target))
+    }
+}
+
+/// Labels lookout sets itself on scheduled results; a probe's own labels may not reuse them.
+pub const RESERVED_LABELS: [&str; 3] = ["probe", "module", "target"];
+
+impl ProbesFile {
+    pub fn load(source: &Source) -> Result<ProbesFile, ConfigError> {
+        let file: ProbesFile = source.parse()?;
+        file.validate(source)?;
+        Ok(file)
+    }
+
+    fn validate(&self, source: &Source) -> Result<(), ConfigError> {
+        for (name, module) in &self.modules {
+            module.validate(name, source)?;
+        }
+        let mut names = HashSet::new();
+        for probe in &self.probes {
+            if probe.name.value.is_empty() {
+                return Err(source.error_at_span(&probe.name, "probe name must not be empty"));
+            }
+            if !names.insert(probe.name.value.as_str()) {
+                return Err(source.error_at_span(&probe.name, format!("duplicate probe name {:?}", probe.name.value)));
+            }
+            match self.modules.get(&probe.module.value) {
+                None => {
+                    let known: Vec<&str> = self.modules.keys().map(String::as_str).collect();
+                    return Err(source.error_at_span(
+                        &probe.module,
+                        format!("unknown module {:?} (modules: {})", probe.module.value, known.join(", ")),
+                    ));
+                }
+                Some(m) if m.kind() == ProberKind::Unsupported => {
+                    return Err(source.error_at_span(
+                        &probe.module,
+                        format!("module {:?} uses prober {:?}, which lookout does not implement", probe.module.value, m.prober.value),
+                    ));
+                }
+                Some(_) => {}
+            }
+            if let Some(interval) = &probe.interval {
+                if interval.value.0 < Duration::from_millis(100) {
+                    return Err(source.error_at_span(interval, "interval must be at least 100ms"));
+                }
+            }
+            for label in probe.labels.keys() {
+                if !is_label_name(label) || RESERVED_LABELS.contains(&label.as_str()) {
+                    return Err(source.error_at_span(
+                        &probe.name,
+                        format!("label name {label:?} is not allowed: use [a-zA-Z_][a-zA-Z0-9_]*, not __*, probe, module or target"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with("__")
+}
+
+impl Module {
+    fn validate(&self, name: &str, source: &Source) -> Result<(), ConfigError> {
+        let mismatch = |section: &str| {
+            source.error_at_span(&self.prober, format!("module {name:?} has a `{section}:` section but prober {:?}", self.prober.value))
+        };
+        match self.kind() {
+            ProberKind::Http => {
+                if self.tcp.is_some() {
+                    return Err(mismatch("tcp"));
+                }
+                if let Some(http) = &self.http {
+                    let key = format!("modules.{name}.http");
+                    http.value.validate(source, &|message| source.error_in(&key, http, message))?;
+                }
+            }
+            ProberKind::Tcp => {
+                if self.http.is_some() {
+                    return Err(mismatch("http"));
+                }
+                if let Some(tcp) = &self.tcp {
+                    tcp.value.tls_config.validate(source)?;
+                }
+            }
+            ProberKind::Unsupported => {
+                if self.http.is_some() || self.tcp.is_some() {
+                    return Err(mismatch(if self.http.is_some() { "http" } else { "tcp" }));
+                }
+                if !matches!(self.prober.value.as_str(), "icmp" | "dns" | "grpc") {
+                    return Err(source.error_at_span(&self.prober, format!("unknown prober {:?} (http, tcp)", self.prober.value)));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl HttpModule {
+    fn validate(&self, source: &Source, section_error: &dyn Fn(String) -> ConfigError) -> Result<(), ConfigError> {
+        for version in &self.valid_http_versions {
+            if !matches!(version.value.as_str(), "HTTP/1.0" | "HTTP/1.1" | "HTTP/2.0" | "HTTP/2") {
+                return Err(source.error_at_span(version, format!("unknown HTTP version {:?} (HTTP/1.0, HTTP/1.1, HTTP/2.0)", version.value)));
+            }
+        }
+        if let Some(method) = &self.method {
+            if http::Method::from_bytes(method.value.as_bytes()).is_err() {
+                return Err(source.error_at_span(method, format!("invalid HTTP method {:?}", method.value)));
+            }
+        }
+        for (header, value) in &self.headers {
+            if http::HeaderName::from_bytes(header.as_bytes()).is_err() || http::HeaderValue::from_str(value).is_err() {
+                return Err(section_error(format!("invalid header {header:?}: {value:?}")));
+            }
+        }
+        let auth_kinds = [self.basic_auth.is_some(), self.bearer_token.is_some() || self.bearer_token_file.is_some(), self.authorization.is_some()];
+        if auth_kinds.iter().filter(|k| **k).count() > 1 || (self.bearer_token.is_some() && self.bearer_token_file.is_some()) {
+            return Err(section_error("at most one of basic_auth, bearer_token, bearer_token_file and authorization may be set".to_string()));
+        }
+        if let Some(auth) = &self.basic_auth {
+            if auth.password.is_some() && auth.password_file.is_some() {
+                return Err(section_error("basic_auth: at most one of password and password_file may be set".to_string()));
+            }
+        }
+        if let Some(auth) = &self.authorization {
+            if auth.credentials.is_some() && auth.credentials_file.is_some() {
+                return Err(section_error("authorization: at most one of credentials and credentials_file may be set".to_string()));
+            }
+            if auth.kind.eq_ignore_ascii_case("basic") {
+                return Err(section_error("authorization: type Basic is set with basic_auth instead".to_string()));
+            }
+        }
+        if let (Some(compression), Some((_, accept))) =
+            (self.compression, self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("accept-encoding")))
+        {
+            if !accept.to_ascii_lowercase().contains(compression.token()) {
+                return Err(section_error(format!("compression {:?} conflicts with the Accept-Encoding header {accept:?}", compression.token())));
+            }
+        }
+        if let Some(proxy) = &self.proxy_url {
+            match proxy.value.parse::<http::Uri>() {
+                Ok(uri) if uri.scheme_str() == Some("http") && uri.host().is_some() => {}
+                _ => return Err(source.error_at_span(proxy, format!("proxy_url {:?} must be http://host:port", proxy.value))),
+            }
+        }
+        self.tls_config.validate(source)
+    }
+}
+
+impl TlsConfig {
+    fn validate(&self, source: &Source) -> Result<(), ConfigError> {
+        if let Some(max) = &self.max_version {
+            if max.value < TlsVersion::TLS12 {
+                return Err(source.error_at_span(max, "max_version below TLS12 cannot be honoured: lookout speaks TLS 1.2 and 1.3 only"));
+            }
+            if let Some(min) = &self.min_version {
+                if min.value > max.value {
+                    return Err(source.error_at_span(min, "min_version is above max_version"));
+                }
+            }
+        }
+        match (&self.cert_file, &self.key_file) {
+            (Some(c), None) => Err(source.error_at_span(c, "cert_file needs key_file")),
+            (None, Some(k)) => Err(source.error_at_span(k, "key_file needs cert_file")),
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Command line: parse flags, load the configuration, then serve, run once, or check.
+
+use clap::{Parser, Subcommand};
+use lookout::app::{App, Config, ConfigPaths};
+use lookout::once::Output;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// One Prometheus exporter for endpoint probes and certificate expiry.
+#[derive(Parser)]
+#[command(name = "lookout", version)]
+struct Cli {
+    /// probes.yaml: modules (blackbox_exporter's schema), scheduled probes, /probe rules.
+    #[arg(long = "config.probes", default_value = "probes.yaml", global = true)]
+    probes: PathBuf,
+    /// log_rules.yaml: log sources and rules [default: log_rules.yaml, if present].
+    #[arg(long = "config.log-rules", global = true)]
+    log_rules: Option<PathBuf>,
+    /// Address to listen on; ":9925" means every interface.
+    #[arg(long = "web.listen-address", default_value = ":9925")]
+    listen: String,
+    /// Seconds subtracted from Prometheus' scrape timeout for /probe.
+    #[arg(long = "timeout-offset", default_value_t = 0.5)]
+    timeout_offset: f64,
+    /// Run every scheduled probe once, print a report and exit: 0 all ok, 1 a failure, 2 bad config.
+    #[arg(long)]
+    once: bool,
+    /// Report format of --once.
+    #[arg(long, value_enum, default_value = "table")]
+    output: Output,
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long = "log.level", default_value = "info", global = true)]
+    log_level: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the configuration files and exit: 0 valid, 2 invalid.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let paths = ConfigPaths { probes: cli.probes.clone(), log_rules: cli.log_rules.clone() };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    // Configuration is loaded inside the runtime: preparing modules may spawn nothing, but TLS setup reads files.
+    let config = match Config::load(&paths) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("lookout: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match (cli.command, cli.once) {
+        (Some(Command::Check), _) => {
+            let unsupported: Vec<&str> =
+                config.modules.values().filter(|m| matches!(m.prober, lookout::probe::Prober::Unsupported(_))).map(|m| m.name.as_str()).collect();
+            println!(
+                "{}: {} modules, {} scheduled probes: OK",
+                paths.probes.display(),
+                config.modules.len(),
+                config.jobs.len()
+            );
+            if !unsupported.is_empty() {
+                println!("note: modules with probers lookout does not implement (answered with an error on /probe): {}", unsupported.join(", "));
+            }
+            ExitCode::SUCCESS
+        }
+        (None, true) => {
+            let (report, ok) = runtime.block_on(lookout::once::run(&config, cli.output));
+            print!("{report}");
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        (None, false) => runtime.block_on(serve(cli.listen, paths, config, cli.timeout_offset)),
+    }
+}
+
+async fn serve(listen: String, paths: ConfigPaths, config: Config, timeout_offset: f64) -> ExitCode {
+    let address = if listen.starts_with(':') { format!("0.0.0.0{listen}") } else { listen };
+    let listener = match tokio::net::TcpListener::bind(&address).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("lookout: cannot listen on {address}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let app = App::new(paths, config, timeout_offset);
+    app.start_scheduler();
+    tracing::info!("listening on {address}");
+    let reload_app = app.clone();
+    tokio::spawn(async move {
+        let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+        while hangups.recv().await.is_some() {
+            let _ = reload_app.reload();
+        }
+    });
+    let shutdown = async {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = terminate.recv() => {},
+        }
+        tracing::info!("shutting down");
+    };
+    lookout::web::serve(listener, app, shutdown).await;
+    ExitCode::SUCCESS
+}

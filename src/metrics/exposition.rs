@@ -1,0 +1,209 @@
+//! Metric families and their two text encodings: Prometheus text format 0.0.4 and
+//! OpenMetrics 1.0.0, chosen from the scraper's Accept header as Prometheus negotiates.
+
+use std::borrow::Cow;
+use std::fmt::Write;
+
+pub type Name = Cow<'static, str>;
+pub type Labels = Vec<(Name, String)>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Gauge,
+    /// A counter's family name carries no `_total`; the encoder adds it where each format wants it.
+    Counter,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub labels: Labels,
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Family {
+    pub name: Name,
+    pub help: Name,
+    pub kind: Kind,
+    pub samples: Vec<Sample>,
+}
+
+impl Family {
+    pub fn gauge(name: impl Into<Name>, help: impl Into<Name>) -> Family {
+        Family { name: name.into(), help: help.into(), kind: Kind::Gauge, samples: Vec::new() }
+    }
+
+    pub fn counter(name: impl Into<Name>, help: impl Into<Name>) -> Family {
+        Family { name: name.into(), help: help.into(), kind: Kind::Counter, samples: Vec::new() }
+    }
+
+    pub fn with(mut self, labels: Labels, value: f64) -> Family {
+        self.samples.push(Sample { labels, value });
+        self
+    }
+}
+
+/// Groups families of the same name (from several sources) into one, keeping first-seen order.
+pub fn merge(families: impl IntoIterator<Item = Family>) -> Vec<Family> {
+    let mut out: Vec<Family> = Vec::new();
+    let mut index: std::collections::HashMap<Name, usize> = std::collections::HashMap::new();
+    for family in families {
+        match index.get(&family.name) {
+            Some(&i) => out[i].samples.extend(family.samples),
+            None => {
+                index.insert(family.name.clone(), out.len());
+                out.push(family);
+            }
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    OpenMetrics,
+}
+
+impl Format {
+    /// OpenMetrics when the Accept header lists it (Prometheus asks for it first), text otherwise.
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        match accept {
+            Some(a) if a.split(',').any(|part| part.trim_start().starts_with("application/openmetrics-text")) => Format::OpenMetrics,
+            _ => Format::Text,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+}
+
+pub fn encode(families: &[Family], format: Format) -> String {
+    let mut out = String::with_capacity(families.len() * 128);
+    for family in families.iter().filter(|f| !f.samples.is_empty()) {
+        encode_family(&mut out, family, format);
+    }
+    if format == Format::OpenMetrics {
+        out.push_str("# EOF\n");
+    }
+    out
+}
+
+fn encode_family(out: &mut String, family: &Family, format: Format) {
+    let suffix = if family.kind == Kind::Counter { "_total" } else { "" };
+    let meta_suffix = if format == Format::Text { suffix } else { "" };
+    let kind = match family.kind {
+        Kind::Gauge => "gauge",
+        Kind::Counter => "counter",
+    };
+    let _ = write!(out, "# HELP {}{} ", family.name, meta_suffix);
+    escape_help(out, &family.help, format);
+    let _ = writeln!(out, "\n# TYPE {}{} {}", family.name, meta_suffix, kind);
+    for sample in &family.samples {
+        out.push_str(&family.name);
+        out.push_str(suffix);
+        if !sample.labels.is_empty() {
+            out.push('{');
+            for (i, (name, value)) in sample.labels.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(name);
+                out.push_str("=\"");
+                escape_label_value(out, value);
+                out.push('"');
+            }
+            out.push('}');
+        }
+        out.push(' ');
+        write_value(out, sample.value);
+        out.push('\n');
+    }
+}
+
+fn escape_help(out: &mut String, help: &str, format: Format) {
+    for c in help.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' if format == Format::OpenMetrics => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
+}
+
+fn escape_label_value(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
+}
+
+fn write_value(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v.is_infinite() {
+        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+    } else if v.fract() == 0.0 && v.abs() < 1e15 {
+        let _ = write!(out, "{}", v as i64);
+    } else {
+        let _ = write!(out, "{v}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_families() -> Vec<Family> {
+        vec![
+            Family::gauge("probe_success", "Displays whether or not the probe was a success")
+                .with(vec![("target".into(), "a\"b\\c\nd".into())], 1.0),
+            Family::counter("lookout_probe_runs", "Probe runs.").with(vec![("result".into(), "success".into())], 3.0),
+            Family::gauge("probe_http_version", "Version").with(vec![], 1.1),
+            Family::gauge("x_inf", "Infinite").with(vec![], f64::INFINITY),
+        ]
+    }
+
+    #[test]
+    fn text_format() {
+        let text = encode(&sample_families(), Format::Text);
+        assert!(text.contains("probe_success{target=\"a\\\"b\\\\c\\nd\"} 1\n"), "{text}");
+        assert!(text.contains("# TYPE lookout_probe_runs_total counter\nlookout_probe_runs_total{result=\"success\"} 3\n"));
+        assert!(text.contains("probe_http_version 1.1\n"));
+        assert!(text.contains("x_inf +Inf\n"));
+        assert!(!text.contains("# EOF"));
+    }
+
+    #[test]
+    fn openmetrics_format() {
+        let text = encode(&sample_families(), Format::OpenMetrics);
+        assert!(text.contains("# TYPE lookout_probe_runs counter\nlookout_probe_runs_total{result=\"success\"} 3\n"), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn negotiation() {
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(Format::negotiate(Some(prometheus)), Format::OpenMetrics);
+        assert_eq!(Format::negotiate(Some("text/plain")), Format::Text);
+        assert_eq!(Format::negotiate(None), Format::Text);
+    }
+
+    #[test]
+    fn merge_groups_by_name() {
+        let a = Family::gauge("g", "h").with(vec![("p".into(), "a".into())], 1.0);
+        let b = Family::gauge("g", "h").with(vec![("p".into(), "b".into())], 2.0);
+        let merged = merge(vec![a, Family::gauge("other", "o"), b]);
+        assert_eq!(merged.len(), 2);
+        assert_eq!(merged[0].samples.len(), 2);
+    }
+}

@@ -1,0 +1,206 @@
+//! What one probe run produces: blackbox-style gauges, a debug log, and why it failed.
+
+use crate::metrics::exposition::{Family, Labels, Name};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// Why a probe failed: a small fixed set, so it can be a label without growing without bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureReason {
+    InvalidTarget,
+    UnsupportedProber,
+    Dns,
+    ConnectRefused,
+    Connect,
+    Timeout,
+    Proxy,
+    TlsHandshake,
+    TlsVerify,
+    Http,
+    StatusCode,
+    HttpVersion,
+    SslRequired,
+    SslForbidden,
+    BodyRegex,
+    HeaderRegex,
+    BodyTooLarge,
+    Decompression,
+    RedirectLimit,
+    Credentials,
+    QueryResponse,
+}
+
+impl FailureReason {
+    pub const ALL: [FailureReason; 21] = [
+        FailureReason::InvalidTarget,
+        FailureReason::UnsupportedProber,
+        FailureReason::Dns,
+        FailureReason::ConnectRefused,
+        FailureReason::Connect,
+        FailureReason::Timeout,
+        FailureReason::Proxy,
+        FailureReason::TlsHandshake,
+        FailureReason::TlsVerify,
+        FailureReason::Http,
+        FailureReason::StatusCode,
+        FailureReason::HttpVersion,
+        FailureReason::SslRequired,
+        FailureReason::SslForbidden,
+        FailureReason::BodyRegex,
+        FailureReason::HeaderRegex,
+        FailureReason::BodyTooLarge,
+        FailureReason::Decompression,
+        FailureReason::RedirectLimit,
+        FailureReason::Credentials,
+        FailureReason::QueryResponse,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::InvalidTarget => "invalid_target",
+            FailureReason::UnsupportedProber => "unsupported_prober",
+            FailureReason::Dns => "dns",
+            FailureReason::ConnectRefused => "connect_refused",
+            FailureReason::Connect => "connect",
+            FailureReason::Timeout => "timeout",
+            FailureReason::Proxy => "proxy",
+            FailureReason::TlsHandshake => "tls_handshake",
+            FailureReason::TlsVerify => "tls_verify",
+            FailureReason::Http => "http_protocol",
+            FailureReason::StatusCode => "status_code",
+            FailureReason::HttpVersion => "http_version",
+            FailureReason::SslRequired => "ssl_required",
+            FailureReason::SslForbidden => "ssl_forbidden",
+            FailureReason::BodyRegex => "body_regex",
+            FailureReason::HeaderRegex => "header_regex",
+            FailureReason::BodyTooLarge => "body_too_large",
+            FailureReason::Decompression => "decompression",
+            FailureReason::RedirectLimit => "redirect_limit",
+            FailureReason::Credentials => "credentials",
+            FailureReason::QueryResponse => "query_response",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub reason: FailureReason,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(reason: FailureReason, message: impl Into<String>) -> Failure {
+        Failure { reason, message: message.into() }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.reason.as_str(), self.message)
+    }
+}
+
+/// Collects a probe's gauges and log lines while it runs; survives a timeout of the prober.
+pub struct Report {
+    start: Instant,
+    families: Vec<Family>,
+    log: Vec<String>,
+}
+
+impl Report {
+    pub fn new(start: Instant) -> Report {
+        Report { start, families: Vec::with_capacity(24), log: Vec::new() }
+    }
+
+    pub fn log(&mut self, message: impl fmt::Display) {
+        let elapsed = self.start.elapsed().as_secs_f64();
+        self.log.push(format!("{elapsed:>9.6}s {message}"));
+    }
+
+    /// Sets a gauge without labels, replacing an earlier value.
+    pub fn set(&mut self, name: &'static str, help: &'static str, value: f64) {
+        self.set_labeled(name, help, Vec::new(), value);
+    }
+
+    /// Sets the sample of `name` with exactly `labels`, replacing an earlier value.
+    pub fn set_labeled(&mut self, name: &'static str, help: &'static str, labels: Labels, value: f64) {
+        let family = self.family(name, help);
+        match family.samples.iter_mut().find(|s| s.labels == labels) {
+            Some(sample) => sample.value = value,
+            None => family.samples.push(crate::metrics::exposition::Sample { labels, value }),
+        }
+    }
+
+    /// Adds to the sample of `name` with `labels` (phase timings summed over redirects).
+    pub fn add_labeled(&mut self, name: &'static str, help: &'static str, labels: Labels, value: f64) {
+        let family = self.family(name, help);
+        match family.samples.iter_mut().find(|s| s.labels == labels) {
+            Some(sample) => sample.value += value,
+            None => family.samples.push(crate::metrics::exposition::Sample { labels, value }),
+        }
+    }
+
+    /// Replaces every sample of `name` (an info metric whose labels change between runs).
+    pub fn replace(&mut self, name: &'static str, help: &'static str, labels: Labels, value: f64) {
+        let family = self.family(name, help);
+        family.samples.clear();
+        family.samples.push(crate::metrics::exposition::Sample { labels, value });
+    }
+
+    /// Drops every sample of `name` (a TLS handshake after a redirect replaces the chain).
+    pub fn clear(&mut self, name: &str) {
+        self.families.retain(|f| f.name != name);
+    }
+
+    pub fn value(&self, name: &str) -> Option<f64> {
+        self.families.iter().find(|f| f.name == name).and_then(|f| f.samples.first()).map(|s| s.value)
+    }
+
+    fn family(&mut self, name: &'static str, help: &'static str) -> &mut Family {
+        let position = match self.families.iter().position(|f| f.name == name) {
+            Some(i) => i,
+            None => {
+                self.families.push(Family::gauge(name, help));
+                self.families.len() - 1
+            }
+        };
+        &mut self.families[position]
+    }
+
+    pub fn finish(mut self, result: Result<(), Failure>, elapsed: Duration) -> Outcome {
+        let success = result.is_ok();
+        let failure = result.err();
+        match &failure {
+            Some(f) => self.log(format_args!("probe failed: {f}")),
+            None => self.log("probe succeeded"),
+        }
+        self.set("probe_success", "Displays whether or not the probe was a success", if success { 1.0 } else { 0.0 });
+        self.set("probe_duration_seconds", "Returns how long the probe took to complete in seconds", elapsed.as_secs_f64());
+        if let Some(f) = &failure {
+            self.replace(
+                "lookout_probe_failure_reason",
+                "Why the probe failed: 1 for the reason of the last failure, absent when it succeeded",
+                vec![(Name::Borrowed("reason"), f.reason.as_str().to_string())],
+                1.0,
+            );
+        }
+        self.families.sort_by(|a, b| a.name.cmp(&b.name));
+        Outcome { success, duration: elapsed, failure, families: self.families, log: self.log }
+    }
+}
+
+/// The finished result of one probe run.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub success: bool,
+    pub duration: Duration,
+    pub failure: Option<Failure>,
+    pub families: Vec<Family>,
+    pub log: Vec<String>,
+}
+
+impl Outcome {
+    pub fn value(&self, name: &str) -> Option<f64> {
+        self.families.iter().find(|f| f.name == name).and_then(|f| f.samples.first()).map(|s| s.value)
+    }
+}

@@ -1,0 +1,149 @@
+//! Runs the probes listed in probes.yaml, each on its own interval, and keeps their last
+//! results for `/metrics`, the status page and `--once`.
+//!
+//! Start times are spread over the interval by a hash of the probe's name (as Prometheus
+//! spreads scrapes), a probe never overlaps itself, and its timeout never exceeds its interval.
+
+use super::{Outcome, PreparedModule};
+use crate::metrics::exposition::{Family, Labels, Name};
+use crate::metrics::self_metrics::SelfMetrics;
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+
+/// One scheduled probe, ready to run.
+pub struct Job {
+    pub name: String,
+    pub module: Arc<PreparedModule>,
+    pub target: String,
+    pub interval: Duration,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Job {
+    /// The module's timeout, or the interval when it has none; never more than the interval.
+    pub fn timeout(&self) -> Duration {
+        self.module.timeout.map_or(self.interval, |t| t.min(self.interval))
+    }
+
+    /// `probe`, `module`, `target`, then the probe's own labels, as put on every series.
+    pub fn identity_labels(&self) -> Labels {
+        let mut labels: Labels = vec![
+            (Name::Borrowed("probe"), self.name.clone()),
+            (Name::Borrowed("module"), self.module.name.clone()),
+            (Name::Borrowed("target"), self.target.clone()),
+        ];
+        labels.extend(self.labels.iter().map(|(k, v)| (Name::Owned(k.clone()), v.clone())));
+        labels
+    }
+
+    fn start_offset(&self) -> Duration {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.name.hash(&mut hasher);
+        let interval_ms = self.interval.as_millis().max(1) as u64;
+        Duration::from_millis(hasher.finish() % interval_ms)
+    }
+}
+
+/// The last result of a scheduled probe.
+pub struct StoredResult {
+    pub job_key: String,
+    pub name: String,
+    pub module: String,
+    pub target: String,
+    pub outcome: Outcome,
+    pub finished_at: SystemTime,
+    /// The outcome's families with the job's identity labels put in front of every sample.
+    pub families: Vec<Family>,
+}
+
+#[derive(Default)]
+pub struct Results {
+    by_probe: RwLock<BTreeMap<String, Arc<StoredResult>>>,
+}
+
+impl Results {
+    pub fn store(&self, job: &Job, outcome: Outcome) {
+        let identity = job.identity_labels();
+        let families = outcome
+            .families
+            .iter()
+            .map(|family| {
+                let mut family = family.clone();
+                for sample in &mut family.samples {
+                    let mut labels = identity.clone();
+                    labels.append(&mut sample.labels);
+                    sample.labels = labels;
+                }
+                family
+            })
+            .collect();
+        let stored = StoredResult {
+            job_key: job_key(job),
+            name: job.name.clone(),
+            module: job.module.name.clone(),
+            target: job.target.clone(),
+            outcome,
+            finished_at: SystemTime::now(),
+            families,
+        };
+        self.by_probe.write().expect("results lock").insert(job.name.clone(), Arc::new(stored));
+    }
+
+    pub fn all(&self) -> Vec<Arc<StoredResult>> {
+        self.by_probe.read().expect("results lock").values().cloned().collect()
+    }
+
+    /// Forgets results of probes that are gone or whose definition changed.
+    pub fn retain_jobs(&self, jobs: &[&Job]) {
+        let keys: std::collections::HashSet<String> = jobs.iter().map(|j| job_key(j)).collect();
+        self.by_probe.write().expect("results lock").retain(|_, r| keys.contains(&r.job_key));
+    }
+}
+
+fn job_key(job: &Job) -> String {
+    format!("{}\u{0}{}\u{0}{}\u{0}{:?}", job.name, job.module.name, job.target, job.labels)
+}
+
+/// The running probe tasks; dropping it stops them.
+pub struct Scheduler {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Scheduler {
+    pub fn start(jobs: Vec<Arc<Job>>, results: Arc<Results>, metrics: Arc<SelfMetrics>) -> Scheduler {
+        let tasks = jobs
+            .into_iter()
+            .map(|job| {
+                let results = results.clone();
+                let metrics = metrics.clone();
+                tokio::spawn(async move {
+                    let mut ticker = tokio::time::interval_at(Instant::now() + job.start_offset(), job.interval);
+                    // A run that overruns delays the next one instead of stacking them.
+                    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                    loop {
+                        ticker.tick().await;
+                        let outcome = super::run(&job.module, &job.target, job.timeout()).await;
+                        metrics.record_probe_run(&job.name, outcome.success, outcome.duration);
+                        if let Some(failure) = &outcome.failure {
+                            tracing::debug!(probe = %job.name, target = %job.target, "probe failed: {failure}");
+                        }
+                        results.store(&job, outcome);
+                    }
+                })
+            })
+            .collect();
+        Scheduler { tasks }
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}

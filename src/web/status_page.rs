@@ -1,0 +1,86 @@
+//! `/`: a page an operator can read at a glance: every scheduled probe with its last result,
+//! why it failed, and how many days its certificates have left.
+
+use crate::app::App;
+use crate::probe::certs::NOT_AFTER;
+use std::fmt::Write;
+use std::time::SystemTime;
+
+/// Days before expiry at which a certificate is shown as a warning (the P4 window).
+pub const WARN_DAYS: f64 = 30.0;
+
+pub fn render(app: &App) -> String {
+    let config = app.config();
+    let results = app.results.all();
+    let now = SystemTime::now();
+    let now_unix = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let mut html = String::with_capacity(4096);
+    html.push_str(concat!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"15\">",
+        "<title>lookout</title><style>",
+        "body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse}",
+        "td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}",
+        ".ok{color:#1a7f37;font-weight:bold}.fail{color:#cf222e;font-weight:bold}.pending{color:#888}",
+        ".warn{background:#fff3cd}.expired{background:#f8d7da}",
+        "</style></head><body><h1>lookout</h1>",
+        "<p><a href=\"/metrics\">/metrics</a> · <a href=\"/-/healthy\">/-/healthy</a> · <a href=\"/-/ready\">/-/ready</a></p>",
+    ));
+    let _ = write!(html, "<h2>Scheduled probes ({})</h2>", config.jobs.len());
+    html.push_str("<table id=\"probes\"><tr><th>Probe</th><th>Module</th><th>Target</th><th>Result</th><th>Status</th><th>Duration</th><th>Reason</th><th>Certificate days left</th><th>Last run</th></tr>");
+    for job in &config.jobs {
+        let result = results.iter().find(|r| r.name == job.name);
+        let _ = write!(html, "<tr><td>{}</td><td>{}</td><td>{}</td>", escape(&job.name), escape(&job.module.name), escape(&job.target));
+        match result {
+            None => html.push_str("<td class=\"pending\">pending</td><td></td><td></td><td></td><td></td><td></td></tr>"),
+            Some(r) => {
+                let o = &r.outcome;
+                let (class, word) = if o.success { ("ok", "ok") } else { ("fail", "FAIL") };
+                let status = o.value("probe_http_status_code").map_or(String::new(), |s| format!("{s}"));
+                let reason = o.failure.as_ref().map_or(String::new(), |f| format!("{}: {}", f.reason.as_str(), f.message));
+                let days = o
+                    .families
+                    .iter()
+                    .filter(|f| f.name == NOT_AFTER)
+                    .flat_map(|f| f.samples.iter())
+                    .map(|s| (s.value as i64 - now_unix) as f64 / 86_400.0)
+                    .reduce(f64::min);
+                let (cert_class, cert_text) = match days {
+                    None => ("", String::new()),
+                    Some(d) if d < 0.0 => ("expired", format!("expired {:.0} days ago", -d)),
+                    Some(d) if d < WARN_DAYS => ("warn", format!("{d:.1}")),
+                    Some(d) => ("", format!("{d:.0}")),
+                };
+                let age = now.duration_since(r.finished_at).map_or(0, |d| d.as_secs());
+                let _ = write!(
+                    html,
+                    "<td class=\"{class}\">{word}</td><td>{status}</td><td>{:.3}s</td><td>{}</td><td class=\"{cert_class}\">{cert_text}</td><td>{age}s ago</td></tr>",
+                    o.duration.as_secs_f64(),
+                    escape(&reason)
+                );
+            }
+        }
+    }
+    html.push_str("</table>");
+    let _ = write!(
+        html,
+        "<h2>Modules</h2><p>{}</p><p>/probe is {}.</p></body></html>",
+        config.modules.iter().map(|(name, m)| format!("{} ({})", escape(name), m.prober_name())).collect::<Vec<_>>().join(", "),
+        if config.probe_endpoint.enabled { "enabled" } else { "disabled" }
+    );
+    html
+}
+
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
