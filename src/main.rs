@@ -44,11 +44,20 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+                .unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
-    let paths = ConfigPaths { probes: cli.probes.clone(), log_rules: cli.log_rules.clone() };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let paths = ConfigPaths {
+        probes: cli.probes.clone(),
+        log_rules: cli.log_rules.clone(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     // Configuration is loaded inside the runtime: preparing modules may spawn nothing, but TLS setup reads files.
     let config = match Config::load(&paths) {
         Ok(config) => config,
@@ -59,8 +68,12 @@ fn main() -> ExitCode {
     };
     match (cli.command, cli.once) {
         (Some(Command::Check), _) => {
-            let unsupported: Vec<&str> =
-                config.modules.values().filter(|m| matches!(m.prober, lookout::probe::Prober::Unsupported(_))).map(|m| m.name.as_str()).collect();
+            let unsupported: Vec<&str> = config
+                .modules
+                .values()
+                .filter(|m| matches!(m.prober, lookout::probe::Prober::Unsupported(_)))
+                .map(|m| m.name.as_str())
+                .collect();
             println!(
                 "{}: {} modules, {} scheduled probes: OK",
                 paths.probes.display(),
@@ -85,8 +98,17 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(listen: String, paths: ConfigPaths, config: Config, timeout_offset: f64) -> ExitCode {
-    let address = if listen.starts_with(':') { format!("0.0.0.0{listen}") } else { listen };
+async fn serve(
+    listen: String,
+    paths: ConfigPaths,
+    config: Config,
+    timeout_offset: f64,
+) -> ExitCode {
+    let address = if listen.starts_with(':') {
+        format!("0.0.0.0{listen}")
+    } else {
+        listen
+    };
     let listener = match tokio::net::TcpListener::bind(&address).await {
         Ok(l) => l,
         Err(e) => {
@@ -99,13 +121,19 @@ async fn serve(listen: String, paths: ConfigPaths, config: Config, timeout_offse
     tracing::info!("listening on {address}");
     let reload_app = app.clone();
     tokio::spawn(async move {
-        let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+        let Ok(mut hangups) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
         while hangups.recv().await.is_some() {
             let _ = reload_app.reload();
         }
     });
     let shutdown = async {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {},
             _ = terminate.recv() => {},

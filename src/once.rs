@@ -35,7 +35,10 @@ pub async fn run(config: &Config, output: Output) -> (String, bool) {
     let ok = all.iter().all(|r| r.outcome.success);
     let text = match output {
         Output::Table => table(&all),
-        Output::Prometheus => exposition::encode(&exposition::merge(all.iter().flat_map(|r| r.families.iter().cloned())), Format::Text),
+        Output::Prometheus => exposition::encode(
+            &exposition::merge(all.iter().flat_map(|r| r.families.iter().cloned())),
+            Format::Text,
+        ),
         Output::Json => json(&all),
     };
     (text, ok)
@@ -47,7 +50,9 @@ struct CertRow {
 }
 
 fn certificates(result: &StoredResult) -> Vec<CertRow> {
-    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
     result
         .outcome
         .families
@@ -55,33 +60,64 @@ fn certificates(result: &StoredResult) -> Vec<CertRow> {
         .filter(|f| f.name == NOT_AFTER)
         .flat_map(|f| f.samples.iter())
         .map(|s| CertRow {
-            labels: s.labels.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            labels: s
+                .labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
             days_left: (s.value as i64 - now) as f64 / 86_400.0,
         })
         .collect()
 }
 
 fn label<'a>(row: &'a CertRow, name: &str) -> &'a str {
-    row.labels.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
+    row.labels
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
 }
 
 fn table(results: &[Arc<StoredResult>]) -> String {
-    let mut rows = vec![["PROBE".to_string(), "TARGET".into(), "RESULT".into(), "STATUS".into(), "DURATION".into(), "REASON".into()]];
+    let mut rows = vec![[
+        "PROBE".to_string(),
+        "TARGET".into(),
+        "RESULT".into(),
+        "STATUS".into(),
+        "DURATION".into(),
+        "REASON".into(),
+    ]];
     for r in results {
         let o = &r.outcome;
         rows.push([
             r.name.clone(),
             r.target.clone(),
-            if o.success { "ok".into() } else { "FAIL".into() },
-            o.value("probe_http_status_code").map_or("-".into(), |s| format!("{s}")),
+            if o.success {
+                "ok".into()
+            } else {
+                "FAIL".into()
+            },
+            o.value("probe_http_status_code")
+                .map_or("-".into(), |s| format!("{s}")),
             format!("{:.3}s", o.duration.as_secs_f64()),
-            o.failure.as_ref().map_or(String::new(), |f| format!("{}: {}", f.reason.as_str(), f.message)),
+            o.failure.as_ref().map_or(String::new(), |f| {
+                format!("{}: {}", f.reason.as_str(), f.message)
+            }),
         ]);
     }
     let mut out = align(&rows);
-    let certs: Vec<(&Arc<StoredResult>, CertRow)> = results.iter().flat_map(|r| certificates(r).into_iter().map(move |c| (r, c))).collect();
+    let certs: Vec<(&Arc<StoredResult>, CertRow)> = results
+        .iter()
+        .flat_map(|r| certificates(r).into_iter().map(move |c| (r, c)))
+        .collect();
     if !certs.is_empty() {
-        let mut rows = vec![["PROBE".to_string(), "CERTIFICATE".into(), "SOURCE".into(), "DAYS LEFT".into(), "".into(), "".into()]];
+        let mut rows = vec![[
+            "PROBE".to_string(),
+            "CERTIFICATE".into(),
+            "SOURCE".into(),
+            "DAYS LEFT".into(),
+            "".into(),
+            "".into(),
+        ]];
         for (r, c) in &certs {
             let source = match label(c, "source") {
                 "served" => format!("served #{}", label(c, "chain_position")),
@@ -94,13 +130,26 @@ fn table(results: &[Arc<StoredResult>]) -> String {
             } else {
                 String::new()
             };
-            rows.push([r.name.clone(), label(c, "subject_cn").to_string(), source, format!("{:.1}", c.days_left), mark, String::new()]);
+            rows.push([
+                r.name.clone(),
+                label(c, "subject_cn").to_string(),
+                source,
+                format!("{:.1}", c.days_left),
+                mark,
+                String::new(),
+            ]);
         }
         out.push('\n');
         out.push_str(&align(&rows));
     }
     let failed = results.iter().filter(|r| !r.outcome.success).count();
-    let _ = writeln!(out, "\n{} probes, {} ok, {} failed", results.len(), results.len() - failed, failed);
+    let _ = writeln!(
+        out,
+        "\n{} probes, {} ok, {} failed",
+        results.len(),
+        results.len() - failed,
+        failed
+    );
     out
 }
 

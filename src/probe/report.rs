@@ -90,7 +90,10 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(reason: FailureReason, message: impl Into<String>) -> Failure {
-        Failure { reason, message: message.into() }
+        Failure {
+            reason,
+            message: message.into(),
+        }
     }
 }
 
@@ -109,7 +112,11 @@ pub struct Report {
 
 impl Report {
     pub fn new(start: Instant) -> Report {
-        Report { start, families: Vec::with_capacity(24), log: Vec::new() }
+        Report {
+            start,
+            families: Vec::with_capacity(24),
+            log: Vec::new(),
+        }
     }
 
     pub fn log(&mut self, message: impl fmt::Display) {
@@ -123,20 +130,36 @@ impl Report {
     }
 
     /// Sets the sample of `name` with exactly `labels`, replacing an earlier value.
-    pub fn set_labeled(&mut self, name: &'static str, help: &'static str, labels: Labels, value: f64) {
+    pub fn set_labeled(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        labels: Labels,
+        value: f64,
+    ) {
         let family = self.family(name, help);
         match family.samples.iter_mut().find(|s| s.labels == labels) {
             Some(sample) => sample.value = value,
-            None => family.samples.push(crate::metrics::exposition::Sample { labels, value }),
+            None => family
+                .samples
+                .push(crate::metrics::exposition::Sample { labels, value }),
         }
     }
 
     /// Adds to the sample of `name` with `labels` (phase timings summed over redirects).
-    pub fn add_labeled(&mut self, name: &'static str, help: &'static str, labels: Labels, value: f64) {
+    pub fn add_labeled(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        labels: Labels,
+        value: f64,
+    ) {
         let family = self.family(name, help);
         match family.samples.iter_mut().find(|s| s.labels == labels) {
             Some(sample) => sample.value += value,
-            None => family.samples.push(crate::metrics::exposition::Sample { labels, value }),
+            None => family
+                .samples
+                .push(crate::metrics::exposition::Sample { labels, value }),
         }
     }
 
@@ -144,7 +167,9 @@ impl Report {
     pub fn replace(&mut self, name: &'static str, help: &'static str, labels: Labels, value: f64) {
         let family = self.family(name, help);
         family.samples.clear();
-        family.samples.push(crate::metrics::exposition::Sample { labels, value });
+        family
+            .samples
+            .push(crate::metrics::exposition::Sample { labels, value });
     }
 
     /// Drops every sample of `name` (a TLS handshake after a redirect replaces the chain).
@@ -153,7 +178,11 @@ impl Report {
     }
 
     pub fn value(&self, name: &str) -> Option<f64> {
-        self.families.iter().find(|f| f.name == name).and_then(|f| f.samples.first()).map(|s| s.value)
+        self.families
+            .iter()
+            .find(|f| f.name == name)
+            .and_then(|f| f.samples.first())
+            .map(|s| s.value)
     }
 
     fn family(&mut self, name: &'static str, help: &'static str) -> &mut Family {
@@ -174,8 +203,16 @@ impl Report {
             Some(f) => self.log(format_args!("probe failed: {f}")),
             None => self.log("probe succeeded"),
         }
-        self.set("probe_success", "Displays whether or not the probe was a success", if success { 1.0 } else { 0.0 });
-        self.set("probe_duration_seconds", "Returns how long the probe took to complete in seconds", elapsed.as_secs_f64());
+        self.set(
+            "probe_success",
+            "Displays whether or not the probe was a success",
+            if success { 1.0 } else { 0.0 },
+        );
+        self.set(
+            "probe_duration_seconds",
+            "Returns how long the probe took to complete in seconds",
+            elapsed.as_secs_f64(),
+        );
         if let Some(f) = &failure {
             self.replace(
                 "lookout_probe_failure_reason",
@@ -185,7 +222,13 @@ impl Report {
             );
         }
         self.families.sort_by(|a, b| a.name.cmp(&b.name));
-        Outcome { success, duration: elapsed, failure, families: self.families, log: self.log }
+        Outcome {
+            success,
+            duration: elapsed,
+            failure,
+            families: self.families,
+            log: self.log,
+        }
     }
 }
 
@@ -201,6 +244,10 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn value(&self, name: &str) -> Option<f64> {
-        self.families.iter().find(|f| f.name == name).and_then(|f| f.samples.first()).map(|s| s.value)
+        self.families
+            .iter()
+            .find(|f| f.name == name)
+            .and_then(|f| f.samples.first())
+            .map(|s| s.value)
     }
 }

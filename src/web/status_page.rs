@@ -13,7 +13,9 @@ pub fn render(app: &App) -> String {
     let config = app.config();
     let results = app.results.all();
     let now = SystemTime::now();
-    let now_unix = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let now_unix = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
     let mut html = String::with_capacity(4096);
     html.push_str(concat!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"15\">",
@@ -29,7 +31,13 @@ pub fn render(app: &App) -> String {
     html.push_str("<table id=\"probes\"><tr><th>Probe</th><th>Module</th><th>Target</th><th>Result</th><th>Status</th><th>Duration</th><th>Reason</th><th>Certificate days left</th><th>Last run</th></tr>");
     for job in &config.jobs {
         let result = results.iter().find(|r| r.name == job.name);
-        let _ = write!(html, "<tr><td>{}</td><td>{}</td><td>{}</td>", escape(&job.name), escape(&job.module.name), escape(&job.target));
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td>",
+            escape(&job.name),
+            escape(&job.module.name),
+            escape(&job.target)
+        );
         match result {
             None => html.push_str("<td class=\"pending\">pending</td><td></td><td></td><td></td><td></td><td></td></tr>"),
             Some(r) => {
@@ -64,8 +72,17 @@ pub fn render(app: &App) -> String {
     let _ = write!(
         html,
         "<h2>Modules</h2><p>{}</p><p>/probe is {}.</p></body></html>",
-        config.modules.iter().map(|(name, m)| format!("{} ({})", escape(name), m.prober_name())).collect::<Vec<_>>().join(", "),
-        if config.probe_endpoint.enabled { "enabled" } else { "disabled" }
+        config
+            .modules
+            .iter()
+            .map(|(name, m)| format!("{} ({})", escape(name), m.prober_name()))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if config.probe_endpoint.enabled {
+            "enabled"
+        } else {
+            "disabled"
+        }
     );
     html
 }

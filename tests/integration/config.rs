@@ -1,0 +1,193 @@
+//! Configuration errors name file, line, column and key; lookout refuses to start on them.
+
+use crate::common::*;
+use std::process::Command;
+
+fn check(dir: &std::path::Path, probes: &str) -> (i32, String, String) {
+    let path = write_file(dir, "probes.yaml", probes);
+    let out = Command::new(LOOKOUT)
+        .current_dir(dir)
+        .arg(format!("--config.probes={}", path.display()))
+        .arg("check")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn unknown_key_is_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n    http:\n      valid_status_codez: [200]\n";
+    let (code, _, err) = check(dir.path(), yaml);
+    assert_eq!(code, 2);
+    assert!(err.contains("probes.yaml:6:7: key 'modules.http_2xx.http.valid_status_codez': unknown field `valid_status_codez`"), "{err}");
+}
+
+#[test]
+fn bad_values_are_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("modules:\n  m:\n    prober: http\n    http:\n      fail_if_body_matches_regexp: ['(unclosed']\n", "5:37", "invalid regexp"),
+        ("modules:\n  m:\n    prober: http\n    timeout: 5 seconds\n", "4:14", "invalid duration"),
+        ("modules:\n  m:\n    prober: http\n    http:\n      preferred_ip_protocol: ip5\n", "5:30", "ip5"),
+        ("modules:\n  m:\n    prober: ftp\n", "3:13", "unknown prober"),
+        ("modules:\n  m:\n    prober: http\nprobes:\n  - name: a\n    module: nope\n    target: x\n", "6:13", "unknown module \"nope\""),
+        ("modules:\n  m:\n    prober: http\nprobes:\n  - name: a\n    module: m\n    target: x\n  - name: a\n    module: m\n    target: y\n", "8:11", "duplicate probe name"),
+        ("modules:\n  m:\n    prober: http\nprobes:\n  - name: a\n    module: m\n    target: x\n    labels:\n      __bad: x\n", "5:11", "label name \"__bad\""),
+        ("modules:\n  m:\n    prober: http\n    http:\n      tls_config:\n        max_version: TLS11\n", "6:22", "TLS 1.2 and 1.3 only"),
+        ("modules:\n  m:\n    prober: http\n    http:\n      tls_config:\n        ca_file: /nonexistent/ca.pem\n", "6:18", "/nonexistent/ca.pem"),
+        ("modules:\n  m:\n    prober: http\n    http:\n      bearer_token: a\n      basic_auth:\n        username: u\n", "5:7", "at most one of"),
+        ("modules:\n  m:\n    prober: http\n    tcp:\n      tls: true\n", "3:13", "has a `tcp:` section"),
+        ("modules:\n  m:\n    prober: http\nprobes:\n  - name: a\n    module: m\n    target: x\n    interval: 10ms\n", "8:15", "at least 100ms"),
+    ];
+    for (yaml, position, message) in cases {
+        let (code, _, err) = check(dir.path(), yaml);
+        assert_eq!(code, 2, "{yaml}");
+        assert!(
+            err.contains(&format!("probes.yaml:{position}:")),
+            "expected {position} in {err}"
+        );
+        assert!(err.contains(message), "expected {message:?} in {err}");
+    }
+}
+
+#[test]
+fn environment_variables_are_expanded() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "modules:\n  m:\n    prober: http\nprobes:\n  - name: a\n    module: m\n    target: http://${LOOKOUT_TEST_HOST}:${LOOKOUT_TEST_PORT:-8080}/\n";
+    let path = write_file(dir.path(), "probes.yaml", yaml);
+    let run = |host: Option<&str>| {
+        let mut cmd = Command::new(LOOKOUT);
+        cmd.current_dir(dir.path())
+            .arg(format!("--config.probes={}", path.display()))
+            .arg("--once")
+            .arg("--output=json");
+        cmd.env_remove("LOOKOUT_TEST_PORT");
+        match host {
+            Some(h) => cmd.env("LOOKOUT_TEST_HOST", h),
+            None => cmd.env_remove("LOOKOUT_TEST_HOST"),
+        };
+        cmd.output().unwrap()
+    };
+    let out = run(Some("127.0.0.1"));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["target"], "http://127.0.0.1:8080/");
+    let out = run(None);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("probes.yaml:7:20: environment variable LOOKOUT_TEST_HOST is not set"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_blackbox_modules_file_is_a_probes_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let blackbox = r#"modules:
+  http_2xx:
+    prober: http
+    http:
+      preferred_ip_protocol: "ip4"
+  http_post_2xx:
+    prober: http
+    http:
+      method: POST
+  tcp_connect:
+    prober: tcp
+  pop3s_banner:
+    prober: tcp
+    tcp:
+      query_response:
+      - expect: "^+OK"
+      tls: true
+      tls_config:
+        insecure_skip_verify: false
+  grpc:
+    prober: grpc
+    grpc:
+      tls: true
+      preferred_ip_protocol: "ip4"
+  ssh_banner:
+    prober: tcp
+    tcp:
+      query_response:
+      - expect: "^SSH-2.0-"
+      - send: "SSH-2.0-blackbox-ssh-check"
+  icmp:
+    prober: icmp
+  icmp_ttl5:
+    prober: icmp
+    timeout: 5s
+    icmp:
+      ttl: 5
+"#;
+    let (code, out, err) = check(dir.path(), blackbox);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("8 modules, 0 scheduled probes: OK"), "{out}");
+    assert!(out.contains("grpc, icmp, icmp_ttl5"), "{out}");
+    // Scheduling a module lookout cannot run is an error, not a silent no-op.
+    let scheduled =
+        format!("{blackbox}probes:\n  - name: ping\n    module: icmp\n    target: 127.0.0.1\n");
+    let (code, _, err) = check(dir.path(), &scheduled);
+    assert_eq!(code, 2);
+    assert!(err.contains("which lookout does not implement"), "{err}");
+}
+
+#[test]
+fn log_rules_file_is_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let probes = write_file(dir.path(), "probes.yaml", "modules: {}\n");
+    let rules = write_file(
+        dir.path(),
+        "rules.yaml",
+        "sources:\n  - name: nginx\n    paths: [/var/log/nginx/access.log]\n",
+    );
+    let out = Command::new(LOOKOUT)
+        .args([
+            format!("--config.probes={}", probes.display()),
+            format!("--config.log-rules={}", rules.display()),
+            "check".into(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("rules.yaml:2:5") && err.contains("not implemented"),
+        "{err}"
+    );
+    let out = Command::new(LOOKOUT)
+        .args([
+            format!("--config.probes={}", probes.display()),
+            "--config.log-rules=/nonexistent/rules.yaml".into(),
+            "check".into(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an explicitly named file must exist"
+    );
+}
+
+#[test]
+fn repository_configs_are_valid() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new(LOOKOUT)
+        .current_dir(root)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

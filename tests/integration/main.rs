@@ -1,0 +1,10 @@
+//! Integration tests: real probes against loopback servers, and the lookout binary as a
+//! user runs it. No outside network.
+
+mod cli;
+mod common;
+mod config;
+mod faults;
+mod http_prober;
+mod tcp_prober;
+mod tls;
