@@ -27,11 +27,11 @@ pub struct PreparedModule {
 
 pub enum Prober {
     Http {
-        config: HttpModule,
+        config: Box<HttpModule>,
         tls: tls::TlsClient,
     },
     Tcp {
-        config: TcpModule,
+        config: Box<TcpModule>,
         tls: tls::TlsClient,
     },
     Unsupported(String),
@@ -53,12 +53,12 @@ impl PreparedModule {
                     &[b"http/1.1"]
                 };
                 let tls = tls::TlsClient::new(&config.tls_config, alpn, source)?;
-                Prober::Http { config, tls }
+                Prober::Http { config: Box::new(config), tls }
             }
             ProberKind::Tcp => {
                 let config = module.tcp.map(|t| t.value).unwrap_or_default();
                 let tls = tls::TlsClient::new(&config.tls_config, &[], source)?;
-                Prober::Tcp { config, tls }
+                Prober::Tcp { config: Box::new(config), tls }
             }
             ProberKind::Unsupported => Prober::Unsupported(module.prober.value),
         };
