@@ -24,6 +24,8 @@ pub struct Config {
     pub jobs: Vec<Arc<Job>>,
     pub probe_endpoint: crate::config::probes::ProbeEndpoint,
     pub log_rules: LogRulesFile,
+    /// Certificates closer to expiry than this are marked in `--once` and on the status page.
+    pub warn_before: std::time::Duration,
 }
 
 impl Config {
@@ -32,16 +34,11 @@ impl Config {
         let probes = ProbesFile::load(&source)?;
         let log_rules = match &paths.log_rules {
             Some(path) => LogRulesFile::load(&Source::read(path)?)?,
-            None if std::path::Path::new(DEFAULT_LOG_RULES).exists() => {
-                LogRulesFile::load(&Source::read(DEFAULT_LOG_RULES.as_ref())?)?
-            }
+            None if std::path::Path::new(DEFAULT_LOG_RULES).exists() => LogRulesFile::load(&Source::read(DEFAULT_LOG_RULES.as_ref())?)?,
             None => LogRulesFile::default(),
         };
-        let ProbesFile {
-            modules,
-            probes,
-            probe_endpoint,
-        } = probes;
+        let ProbesFile { modules, probes, probe_endpoint, warn_before } = probes;
+        let warn_before = warn_before.map_or(crate::config::probes::DEFAULT_WARN_BEFORE, |w| w.0);
         let mut prepared = BTreeMap::new();
         for (name, module) in modules {
             let module = PreparedModule::prepare(&name, module, &source)?;
@@ -59,12 +56,7 @@ impl Config {
                 })
             })
             .collect();
-        Ok(Config {
-            modules: prepared,
-            jobs,
-            probe_endpoint,
-            log_rules,
-        })
+        Ok(Config { modules: prepared, jobs, probe_endpoint, log_rules, warn_before })
     }
 }
 
@@ -97,15 +89,10 @@ impl App {
     /// Starts (or restarts) the scheduled probes of the current configuration.
     pub fn start_scheduler(&self) {
         let config = self.config();
-        self.results
-            .retain_jobs(&config.jobs.iter().map(|j| j.as_ref()).collect::<Vec<_>>());
+        self.results.retain_jobs(&config.jobs.iter().map(|j| j.as_ref()).collect::<Vec<_>>());
         let mut scheduler = self.scheduler.lock().expect("scheduler lock");
         *scheduler = None;
-        *scheduler = Some(Scheduler::start(
-            config.jobs.clone(),
-            self.results.clone(),
-            self.metrics.clone(),
-        ));
+        *scheduler = Some(Scheduler::start(config.jobs.clone(), self.results.clone(), self.metrics.clone()));
     }
 
     /// Loads both files again; on any error the running configuration stays.

@@ -42,22 +42,17 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // DNS lookups run on tokio's blocking threads; without a cap glibc gives each thread its
+    // own malloc arena, which costs resident memory for no gain in this workload.
+    // SAFETY: called before any other thread exists.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&cli.log_level)
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    let paths = ConfigPaths {
-        probes: cli.probes.clone(),
-        log_rules: cli.log_rules.clone(),
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let paths = ConfigPaths { probes: cli.probes.clone(), log_rules: cli.log_rules.clone() };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     // Configuration is loaded inside the runtime: preparing modules may spawn nothing, but TLS setup reads files.
     let config = match Config::load(&paths) {
         Ok(config) => config,
@@ -74,14 +69,12 @@ fn main() -> ExitCode {
                 .filter(|m| matches!(m.prober, lookout::probe::Prober::Unsupported(_)))
                 .map(|m| m.name.as_str())
                 .collect();
-            println!(
-                "{}: {} modules, {} scheduled probes: OK",
-                paths.probes.display(),
-                config.modules.len(),
-                config.jobs.len()
-            );
+            println!("{}: {} modules, {} scheduled probes: OK", paths.probes.display(), config.modules.len(), config.jobs.len());
             if !unsupported.is_empty() {
-                println!("note: modules with probers lookout does not implement (answered with an error on /probe): {}", unsupported.join(", "));
+                println!(
+                    "note: modules with probers lookout does not implement (answered with an error on /probe): {}",
+                    unsupported.join(", ")
+                );
             }
             ExitCode::SUCCESS
         }
@@ -98,17 +91,8 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(
-    listen: String,
-    paths: ConfigPaths,
-    config: Config,
-    timeout_offset: f64,
-) -> ExitCode {
-    let address = if listen.starts_with(':') {
-        format!("0.0.0.0{listen}")
-    } else {
-        listen
-    };
+async fn serve(listen: String, paths: ConfigPaths, config: Config, timeout_offset: f64) -> ExitCode {
+    let address = if listen.starts_with(':') { format!("0.0.0.0{listen}") } else { listen };
     let listener = match tokio::net::TcpListener::bind(&address).await {
         Ok(l) => l,
         Err(e) => {
@@ -121,9 +105,7 @@ async fn serve(
     tracing::info!("listening on {address}");
     let reload_app = app.clone();
     tokio::spawn(async move {
-        let Ok(mut hangups) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
+        let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
             return;
         };
         while hangups.recv().await.is_some() {
@@ -131,9 +113,7 @@ async fn serve(
         }
     });
     let shutdown = async {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("SIGTERM handler");
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {},
             _ = terminate.recv() => {},

@@ -5,7 +5,6 @@ use crate::app::Config;
 use crate::metrics::exposition::{self, Format};
 use crate::probe::certs::NOT_AFTER;
 use crate::probe::scheduler::{Results, StoredResult};
-use crate::web::status_page::WARN_DAYS;
 use std::fmt::Write;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -34,11 +33,8 @@ pub async fn run(config: &Config, output: Output) -> (String, bool) {
     all.sort_by_key(order);
     let ok = all.iter().all(|r| r.outcome.success);
     let text = match output {
-        Output::Table => table(&all),
-        Output::Prometheus => exposition::encode(
-            &exposition::merge(all.iter().flat_map(|r| r.families.iter().cloned())),
-            Format::Text,
-        ),
+        Output::Table => table(&all, config.warn_before.as_secs_f64() / 86_400.0),
+        Output::Prometheus => exposition::encode(&exposition::merge(all.iter().flat_map(|r| r.families.iter().cloned())), Format::Text),
         Output::Json => json(&all),
     };
     (text, ok)
@@ -50,9 +46,7 @@ struct CertRow {
 }
 
 fn certificates(result: &StoredResult) -> Vec<CertRow> {
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     result
         .outcome
         .families
@@ -60,96 +54,53 @@ fn certificates(result: &StoredResult) -> Vec<CertRow> {
         .filter(|f| f.name == NOT_AFTER)
         .flat_map(|f| f.samples.iter())
         .map(|s| CertRow {
-            labels: s
-                .labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
+            labels: s.labels.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
             days_left: (s.value as i64 - now) as f64 / 86_400.0,
         })
         .collect()
 }
 
 fn label<'a>(row: &'a CertRow, name: &str) -> &'a str {
-    row.labels
-        .iter()
-        .find(|(k, _)| k == name)
-        .map_or("", |(_, v)| v.as_str())
+    row.labels.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
 }
 
-fn table(results: &[Arc<StoredResult>]) -> String {
-    let mut rows = vec![[
-        "PROBE".to_string(),
-        "TARGET".into(),
-        "RESULT".into(),
-        "STATUS".into(),
-        "DURATION".into(),
-        "REASON".into(),
-    ]];
+fn table(results: &[Arc<StoredResult>], warn_days: f64) -> String {
+    let mut rows = vec![["PROBE".to_string(), "TARGET".into(), "RESULT".into(), "STATUS".into(), "DURATION".into(), "REASON".into()]];
     for r in results {
         let o = &r.outcome;
         rows.push([
             r.name.clone(),
             r.target.clone(),
-            if o.success {
-                "ok".into()
-            } else {
-                "FAIL".into()
-            },
-            o.value("probe_http_status_code")
-                .map_or("-".into(), |s| format!("{s}")),
+            if o.success { "ok".into() } else { "FAIL".into() },
+            o.value("probe_http_status_code").map_or("-".into(), |s| format!("{s}")),
             format!("{:.3}s", o.duration.as_secs_f64()),
-            o.failure.as_ref().map_or(String::new(), |f| {
-                format!("{}: {}", f.reason.as_str(), f.message)
-            }),
+            o.failure.as_ref().map_or(String::new(), |f| format!("{}: {}", f.reason.as_str(), f.message)),
         ]);
     }
     let mut out = align(&rows);
-    let certs: Vec<(&Arc<StoredResult>, CertRow)> = results
-        .iter()
-        .flat_map(|r| certificates(r).into_iter().map(move |c| (r, c)))
-        .collect();
+    let certs: Vec<(&Arc<StoredResult>, CertRow)> = results.iter().flat_map(|r| certificates(r).into_iter().map(move |c| (r, c))).collect();
     if !certs.is_empty() {
-        let mut rows = vec![[
-            "PROBE".to_string(),
-            "CERTIFICATE".into(),
-            "SOURCE".into(),
-            "DAYS LEFT".into(),
-            "".into(),
-            "".into(),
-        ]];
+        let mut rows = vec![["PROBE".to_string(), "CERTIFICATE".into(), "SOURCE".into(), "DAYS LEFT".into(), "".into(), "".into()]];
         for (r, c) in &certs {
             let source = match label(c, "source") {
                 "served" => format!("served #{}", label(c, "chain_position")),
+                "file" => format!("{} #{}", label(c, "path"), label(c, "chain_position")),
                 other => other.to_string(),
             };
             let mark = if c.days_left < 0.0 {
                 "EXPIRED".to_string()
-            } else if c.days_left < WARN_DAYS {
-                format!("expires within {WARN_DAYS:.0} days")
+            } else if c.days_left < warn_days {
+                format!("expires within {warn_days:.0} days")
             } else {
                 String::new()
             };
-            rows.push([
-                r.name.clone(),
-                label(c, "subject_cn").to_string(),
-                source,
-                format!("{:.1}", c.days_left),
-                mark,
-                String::new(),
-            ]);
+            rows.push([r.name.clone(), label(c, "subject_cn").to_string(), source, format!("{:.1}", c.days_left), mark, String::new()]);
         }
         out.push('\n');
         out.push_str(&align(&rows));
     }
     let failed = results.iter().filter(|r| !r.outcome.success).count();
-    let _ = writeln!(
-        out,
-        "\n{} probes, {} ok, {} failed",
-        results.len(),
-        results.len() - failed,
-        failed
-    );
+    let _ = writeln!(out, "\n{} probes, {} ok, {} failed", results.len(), results.len() - failed, failed);
     out
 }
 

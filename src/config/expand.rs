@@ -12,10 +12,7 @@ pub struct UnsetVariable {
     pub column: usize,
 }
 
-pub fn expand_env(
-    text: &str,
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<String, UnsetVariable> {
+pub fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, UnsetVariable> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(dollar) = rest.find('$') {
@@ -35,11 +32,7 @@ pub fn expand_env(
                         None => {
                             let offset = text.len() - rest.len() + dollar;
                             let (line, column) = line_column(text, offset);
-                            return Err(UnsetVariable {
-                                name: name.to_string(),
-                                line,
-                                column,
-                            });
+                            return Err(UnsetVariable { name: name.to_string(), line, column });
                         }
                     },
                 }
@@ -66,9 +59,7 @@ fn parse_reference(s: &str) -> Option<(&str, Option<&str>, usize)> {
     };
     let mut chars = name.chars();
     let first = chars.next()?;
-    if !(first.is_ascii_alphabetic() || first == '_')
-        || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
+    if !(first.is_ascii_alphabetic() || first == '_') || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return None;
     }
     Some((name, default, close + 2))
@@ -95,11 +86,7 @@ mod tests {
 
     #[test]
     fn expands_set_unset_and_default() {
-        let got = expand_env(
-            "a: ${HOST}\nb: ${NOPE:-dflt}\nc: ${EMPTY:-x}\nd: ${EMPTY}",
-            env,
-        )
-        .unwrap();
+        let got = expand_env("a: ${HOST}\nb: ${NOPE:-dflt}\nc: ${EMPTY:-x}\nd: ${EMPTY}", env).unwrap();
         assert_eq!(got, "a: example.org\nb: dflt\nc: x\nd: ");
     }
 
@@ -112,13 +99,6 @@ mod tests {
     #[test]
     fn unset_without_default_is_located() {
         let err = expand_env("a: 1\nb: x${MISSING}", env).unwrap_err();
-        assert_eq!(
-            err,
-            UnsetVariable {
-                name: "MISSING".into(),
-                line: 2,
-                column: 5
-            }
-        );
+        assert_eq!(err, UnsetVariable { name: "MISSING".into(), line: 2, column: 5 });
     }
 }

@@ -20,10 +20,7 @@ impl LogRulesFile {
     pub fn load(source: &Source) -> Result<LogRulesFile, ConfigError> {
         let file: LogRulesFile = source.parse()?;
         if let Some(first) = file.sources.first().or(file.metrics.first()) {
-            return Err(source.error_at_span(
-                first,
-                "log sources and log metrics are not implemented in this version of lookout",
-            ));
+            return Err(source.error_at_span(first, "log sources and log metrics are not implemented in this version of lookout"));
         }
         Ok(file)
     }

@@ -30,21 +30,11 @@ pub struct Family {
 
 impl Family {
     pub fn gauge(name: impl Into<Name>, help: impl Into<Name>) -> Family {
-        Family {
-            name: name.into(),
-            help: help.into(),
-            kind: Kind::Gauge,
-            samples: Vec::new(),
-        }
+        Family { name: name.into(), help: help.into(), kind: Kind::Gauge, samples: Vec::new() }
     }
 
     pub fn counter(name: impl Into<Name>, help: impl Into<Name>) -> Family {
-        Family {
-            name: name.into(),
-            help: help.into(),
-            kind: Kind::Counter,
-            samples: Vec::new(),
-        }
+        Family { name: name.into(), help: help.into(), kind: Kind::Counter, samples: Vec::new() }
     }
 
     pub fn with(mut self, labels: Labels, value: f64) -> Family {
@@ -79,14 +69,7 @@ impl Format {
     /// OpenMetrics when the Accept header lists it (Prometheus asks for it first), text otherwise.
     pub fn negotiate(accept: Option<&str>) -> Format {
         match accept {
-            Some(a)
-                if a.split(',').any(|part| {
-                    part.trim_start()
-                        .starts_with("application/openmetrics-text")
-                }) =>
-            {
-                Format::OpenMetrics
-            }
+            Some(a) if a.split(',').any(|part| part.trim_start().starts_with("application/openmetrics-text")) => Format::OpenMetrics,
             _ => Format::Text,
         }
     }
@@ -111,11 +94,7 @@ pub fn encode(families: &[Family], format: Format) -> String {
 }
 
 fn encode_family(out: &mut String, family: &Family, format: Format) {
-    let suffix = if family.kind == Kind::Counter {
-        "_total"
-    } else {
-        ""
-    };
+    let suffix = if family.kind == Kind::Counter { "_total" } else { "" };
     let meta_suffix = if format == Format::Text { suffix } else { "" };
     let kind = match family.kind {
         Kind::Gauge => "gauge",
@@ -186,13 +165,9 @@ mod tests {
 
     fn sample_families() -> Vec<Family> {
         vec![
-            Family::gauge(
-                "probe_success",
-                "Displays whether or not the probe was a success",
-            )
-            .with(vec![("target".into(), "a\"b\\c\nd".into())], 1.0),
-            Family::counter("lookout_probe_runs", "Probe runs.")
-                .with(vec![("result".into(), "success".into())], 3.0),
+            Family::gauge("probe_success", "Displays whether or not the probe was a success")
+                .with(vec![("target".into(), "a\"b\\c\nd".into())], 1.0),
+            Family::counter("lookout_probe_runs", "Probe runs.").with(vec![("result".into(), "success".into())], 3.0),
             Family::gauge("probe_http_version", "Version").with(vec![], 1.1),
             Family::gauge("x_inf", "Infinite").with(vec![], f64::INFINITY),
         ]
@@ -201,10 +176,7 @@ mod tests {
     #[test]
     fn text_format() {
         let text = encode(&sample_families(), Format::Text);
-        assert!(
-            text.contains("probe_success{target=\"a\\\"b\\\\c\\nd\"} 1\n"),
-            "{text}"
-        );
+        assert!(text.contains("probe_success{target=\"a\\\"b\\\\c\\nd\"} 1\n"), "{text}");
         assert!(text.contains("# TYPE lookout_probe_runs_total counter\nlookout_probe_runs_total{result=\"success\"} 3\n"));
         assert!(text.contains("probe_http_version 1.1\n"));
         assert!(text.contains("x_inf +Inf\n"));

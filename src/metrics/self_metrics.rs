@@ -30,9 +30,7 @@ impl Default for SelfMetrics {
 }
 
 fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn result_label(success: bool) -> String {
@@ -41,14 +39,8 @@ fn result_label(success: bool) -> String {
 
 impl SelfMetrics {
     pub fn new() -> SelfMetrics {
-        let counters = Counters {
-            last_reload_ok: true,
-            last_reload_success: unix_now(),
-            ..Counters::default()
-        };
-        SelfMetrics {
-            counters: Mutex::new(counters),
-        }
+        let counters = Counters { last_reload_ok: true, last_reload_success: unix_now(), ..Counters::default() };
+        SelfMetrics { counters: Mutex::new(counters) }
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Counters) -> R) -> R {
@@ -57,20 +49,14 @@ impl SelfMetrics {
 
     pub fn record_probe_run(&self, probe: &str, success: bool, duration: Duration) {
         self.with(|c| {
-            *c.probe_runs
-                .entry((probe.to_string(), success))
-                .or_default() += 1;
+            *c.probe_runs.entry((probe.to_string(), success)).or_default() += 1;
             *c.probe_run_seconds.entry(probe.to_string()).or_default() += duration.as_secs_f64();
         });
     }
 
     /// A `/probe` request that ran; `module` is a configured module name.
     pub fn record_probe_request(&self, module: &str, success: bool) {
-        self.with(|c| {
-            *c.probe_requests
-                .entry((module.to_string(), success))
-                .or_default() += 1
-        });
+        self.with(|c| *c.probe_requests.entry((module.to_string(), success)).or_default() += 1);
     }
 
     /// A `/probe` request refused before probing (`reason` from a fixed set).
@@ -98,76 +84,40 @@ impl SelfMetrics {
 
     pub fn collect(&self) -> Vec<Family> {
         let label = |name: &'static str, value: String| (Name::Borrowed(name), value);
-        let mut families = vec![Family::gauge("lookout_build_info", "A metric with a constant '1' value labeled by version and the Rust version lookout was built with").with(
-            vec![label("version", env!("CARGO_PKG_VERSION").to_string())],
-            1.0,
-        )];
+        let mut families = vec![Family::gauge(
+            "lookout_build_info",
+            "A metric with a constant '1' value labeled by version and the Rust version lookout was built with",
+        )
+        .with(vec![label("version", env!("CARGO_PKG_VERSION").to_string())], 1.0)];
         self.with(|c| {
-            let mut runs = Family::counter(
-                "lookout_probe_runs",
-                "Scheduled probe runs, by probe and result",
-            );
+            let mut runs = Family::counter("lookout_probe_runs", "Scheduled probe runs, by probe and result");
             for ((probe, success), n) in &c.probe_runs {
-                runs = runs.with(
-                    vec![
-                        label("probe", probe.clone()),
-                        label("result", result_label(*success)),
-                    ],
-                    *n as f64,
-                );
+                runs = runs.with(vec![label("probe", probe.clone()), label("result", result_label(*success))], *n as f64);
             }
-            let mut seconds = Family::counter(
-                "lookout_probe_run_seconds",
-                "Time spent in scheduled probe runs, by probe",
-            );
+            let mut seconds = Family::counter("lookout_probe_run_seconds", "Time spent in scheduled probe runs, by probe");
             for (probe, s) in &c.probe_run_seconds {
                 seconds = seconds.with(vec![label("probe", probe.clone())], *s);
             }
-            let mut requests = Family::counter(
-                "lookout_probe_requests",
-                "Probes run through /probe, by module and result",
-            );
+            let mut requests = Family::counter("lookout_probe_requests", "Probes run through /probe, by module and result");
             for ((module, success), n) in &c.probe_requests {
-                requests = requests.with(
-                    vec![
-                        label("module", module.clone()),
-                        label("result", result_label(*success)),
-                    ],
-                    *n as f64,
-                );
+                requests = requests.with(vec![label("module", module.clone()), label("result", result_label(*success))], *n as f64);
             }
-            let mut rejections = Family::counter(
-                "lookout_probe_request_errors",
-                "/probe requests refused before probing, by reason",
-            );
+            let mut rejections = Family::counter("lookout_probe_request_errors", "/probe requests refused before probing, by reason");
             for (reason, n) in &c.probe_rejections {
                 rejections = rejections.with(vec![label("reason", reason.to_string())], *n as f64);
             }
-            let mut http = Family::counter(
-                "lookout_http_requests",
-                "HTTP requests served, by handler and status code",
-            );
+            let mut http = Family::counter("lookout_http_requests", "HTTP requests served, by handler and status code");
             for ((handler, code), n) in &c.http_requests {
-                http = http.with(
-                    vec![
-                        label("handler", handler.to_string()),
-                        label("code", code.to_string()),
-                    ],
-                    *n as f64,
-                );
+                http = http.with(vec![label("handler", handler.to_string()), label("code", code.to_string())], *n as f64);
             }
-            let mut reloads =
-                Family::counter("lookout_config_reloads", "Configuration reloads, by result");
+            let mut reloads = Family::counter("lookout_config_reloads", "Configuration reloads, by result");
             for (success, n) in &c.reloads {
                 reloads = reloads.with(vec![label("result", result_label(*success))], *n as f64);
             }
             families.extend([runs, seconds, requests, rejections, http, reloads]);
             families.push(
-                Family::gauge(
-                    "lookout_config_last_reload_successful",
-                    "Whether the last configuration reload attempt was successful",
-                )
-                .with(vec![], if c.last_reload_ok { 1.0 } else { 0.0 }),
+                Family::gauge("lookout_config_last_reload_successful", "Whether the last configuration reload attempt was successful")
+                    .with(vec![], if c.last_reload_ok { 1.0 } else { 0.0 }),
             );
             families.push(
                 Family::gauge(

@@ -21,8 +21,7 @@ pub struct CertInfo {
 
 impl CertInfo {
     pub fn parse(der: &[u8]) -> Result<CertInfo, String> {
-        let (_, cert) =
-            X509Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+        let (_, cert) = X509Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
         let validity = cert.validity();
         let dns_names = match cert.subject_alternative_name() {
             Ok(Some(san)) => san
@@ -55,11 +54,7 @@ impl CertInfo {
 }
 
 fn common_name(name: &X509Name) -> String {
-    name.iter_common_name()
-        .next()
-        .and_then(|cn| cn.as_str().ok())
-        .unwrap_or("")
-        .to_string()
+    name.iter_common_name().next().and_then(|cn| cn.as_str().ok()).unwrap_or("").to_string()
 }
 
 fn rfc2253(name: &X509Name) -> String {
@@ -87,19 +82,18 @@ fn rfc2253(name: &X509Name) -> String {
 
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
-/// Where a certificate was found; becomes the `source` label (plus `chain_position` or `path`).
+/// Where a certificate was found; becomes the `source` label, plus `chain_position` (its place
+/// in the served chain or in the file) and `path`.
 pub enum Origin<'a> {
     Served { position: usize },
     Client,
-    File { path: &'a str },
+    File { path: &'a str, position: usize },
 }
 
 pub const NOT_AFTER: &str = "lookout_cert_not_after_timestamp_seconds";
@@ -115,23 +109,16 @@ pub fn record(report: &mut Report, origin: Origin<'_>, cert: &CertInfo) {
             labels.push((Name::Borrowed("chain_position"), position.to_string()));
         }
         Origin::Client => labels.push((Name::Borrowed("source"), "client".into())),
-        Origin::File { path } => {
+        Origin::File { path, position } => {
             labels.push((Name::Borrowed("source"), "file".into()));
             labels.push((Name::Borrowed("path"), path.to_string()));
+            labels.push((Name::Borrowed("chain_position"), position.to_string()));
         }
     }
     labels.push((Name::Borrowed("subject_cn"), cert.subject_cn.clone()));
     labels.push((Name::Borrowed("issuer_cn"), cert.issuer_cn.clone()));
     labels.push((Name::Borrowed("serial"), cert.serial_hex.clone()));
-    labels.push((
-        Name::Borrowed("fingerprint_sha256"),
-        cert.fingerprint_sha256.clone(),
-    ));
-    report.set_labeled(
-        NOT_BEFORE,
-        NOT_BEFORE_HELP,
-        labels.clone(),
-        cert.not_before as f64,
-    );
+    labels.push((Name::Borrowed("fingerprint_sha256"), cert.fingerprint_sha256.clone()));
+    report.set_labeled(NOT_BEFORE, NOT_BEFORE_HELP, labels.clone(), cert.not_before as f64);
     report.set_labeled(NOT_AFTER, NOT_AFTER_HELP, labels, cert.not_after as f64);
 }

@@ -28,10 +28,11 @@ pub enum FailureReason {
     RedirectLimit,
     Credentials,
     QueryResponse,
+    CertificateFile,
 }
 
 impl FailureReason {
-    pub const ALL: [FailureReason; 21] = [
+    pub const ALL: [FailureReason; 22] = [
         FailureReason::InvalidTarget,
         FailureReason::UnsupportedProber,
         FailureReason::Dns,
@@ -53,6 +54,7 @@ impl FailureReason {
         FailureReason::RedirectLimit,
         FailureReason::Credentials,
         FailureReason::QueryResponse,
+        FailureReason::CertificateFile,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -78,6 +80,7 @@ impl FailureReason {
             FailureReason::RedirectLimit => "redirect_limit",
             FailureReason::Credentials => "credentials",
             FailureReason::QueryResponse => "query_response",
+            FailureReason::CertificateFile => "certificate_file",
         }
     }
 }
@@ -90,10 +93,7 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(reason: FailureReason, message: impl Into<String>) -> Failure {
-        Failure {
-            reason,
-            message: message.into(),
-        }
+        Failure { reason, message: message.into() }
     }
 }
 
@@ -112,11 +112,7 @@ pub struct Report {
 
 impl Report {
     pub fn new(start: Instant) -> Report {
-        Report {
-            start,
-            families: Vec::with_capacity(24),
-            log: Vec::new(),
-        }
+        Report { start, families: Vec::with_capacity(24), log: Vec::new() }
     }
 
     pub fn log(&mut self, message: impl fmt::Display) {
@@ -130,36 +126,20 @@ impl Report {
     }
 
     /// Sets the sample of `name` with exactly `labels`, replacing an earlier value.
-    pub fn set_labeled(
-        &mut self,
-        name: &'static str,
-        help: &'static str,
-        labels: Labels,
-        value: f64,
-    ) {
+    pub fn set_labeled(&mut self, name: &'static str, help: &'static str, labels: Labels, value: f64) {
         let family = self.family(name, help);
         match family.samples.iter_mut().find(|s| s.labels == labels) {
             Some(sample) => sample.value = value,
-            None => family
-                .samples
-                .push(crate::metrics::exposition::Sample { labels, value }),
+            None => family.samples.push(crate::metrics::exposition::Sample { labels, value }),
         }
     }
 
     /// Adds to the sample of `name` with `labels` (phase timings summed over redirects).
-    pub fn add_labeled(
-        &mut self,
-        name: &'static str,
-        help: &'static str,
-        labels: Labels,
-        value: f64,
-    ) {
+    pub fn add_labeled(&mut self, name: &'static str, help: &'static str, labels: Labels, value: f64) {
         let family = self.family(name, help);
         match family.samples.iter_mut().find(|s| s.labels == labels) {
             Some(sample) => sample.value += value,
-            None => family
-                .samples
-                .push(crate::metrics::exposition::Sample { labels, value }),
+            None => family.samples.push(crate::metrics::exposition::Sample { labels, value }),
         }
     }
 
@@ -167,9 +147,7 @@ impl Report {
     pub fn replace(&mut self, name: &'static str, help: &'static str, labels: Labels, value: f64) {
         let family = self.family(name, help);
         family.samples.clear();
-        family
-            .samples
-            .push(crate::metrics::exposition::Sample { labels, value });
+        family.samples.push(crate::metrics::exposition::Sample { labels, value });
     }
 
     /// Drops every sample of `name` (a TLS handshake after a redirect replaces the chain).
@@ -178,11 +156,7 @@ impl Report {
     }
 
     pub fn value(&self, name: &str) -> Option<f64> {
-        self.families
-            .iter()
-            .find(|f| f.name == name)
-            .and_then(|f| f.samples.first())
-            .map(|s| s.value)
+        self.families.iter().find(|f| f.name == name).and_then(|f| f.samples.first()).map(|s| s.value)
     }
 
     fn family(&mut self, name: &'static str, help: &'static str) -> &mut Family {
@@ -203,16 +177,8 @@ impl Report {
             Some(f) => self.log(format_args!("probe failed: {f}")),
             None => self.log("probe succeeded"),
         }
-        self.set(
-            "probe_success",
-            "Displays whether or not the probe was a success",
-            if success { 1.0 } else { 0.0 },
-        );
-        self.set(
-            "probe_duration_seconds",
-            "Returns how long the probe took to complete in seconds",
-            elapsed.as_secs_f64(),
-        );
+        self.set("probe_success", "Displays whether or not the probe was a success", if success { 1.0 } else { 0.0 });
+        self.set("probe_duration_seconds", "Returns how long the probe took to complete in seconds", elapsed.as_secs_f64());
         if let Some(f) = &failure {
             self.replace(
                 "lookout_probe_failure_reason",
@@ -222,13 +188,7 @@ impl Report {
             );
         }
         self.families.sort_by(|a, b| a.name.cmp(&b.name));
-        Outcome {
-            success,
-            duration: elapsed,
-            failure,
-            families: self.families,
-            log: self.log,
-        }
+        Outcome { success, duration: elapsed, failure, families: self.families, log: self.log }
     }
 }
 
@@ -244,10 +204,6 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn value(&self, name: &str) -> Option<f64> {
-        self.families
-            .iter()
-            .find(|f| f.name == name)
-            .and_then(|f| f.samples.first())
-            .map(|s| s.value)
+        self.families.iter().find(|f| f.name == name).and_then(|f| f.samples.first()).map(|s| s.value)
     }
 }

@@ -26,9 +26,7 @@ pub struct Job {
 impl Job {
     /// The module's timeout, or the interval when it has none; never more than the interval.
     pub fn timeout(&self) -> Duration {
-        self.module
-            .timeout
-            .map_or(self.interval, |t| t.min(self.interval))
+        self.module.timeout.map_or(self.interval, |t| t.min(self.interval))
     }
 
     /// `probe`, `module`, `target`, then the probe's own labels, as put on every series.
@@ -38,11 +36,7 @@ impl Job {
             (Name::Borrowed("module"), self.module.name.clone()),
             (Name::Borrowed("target"), self.target.clone()),
         ];
-        labels.extend(
-            self.labels
-                .iter()
-                .map(|(k, v)| (Name::Owned(k.clone()), v.clone())),
-        );
+        labels.extend(self.labels.iter().map(|(k, v)| (Name::Owned(k.clone()), v.clone())));
         labels
     }
 
@@ -96,36 +90,22 @@ impl Results {
             finished_at: SystemTime::now(),
             families,
         };
-        self.by_probe
-            .write()
-            .expect("results lock")
-            .insert(job.name.clone(), Arc::new(stored));
+        self.by_probe.write().expect("results lock").insert(job.name.clone(), Arc::new(stored));
     }
 
     pub fn all(&self) -> Vec<Arc<StoredResult>> {
-        self.by_probe
-            .read()
-            .expect("results lock")
-            .values()
-            .cloned()
-            .collect()
+        self.by_probe.read().expect("results lock").values().cloned().collect()
     }
 
     /// Forgets results of probes that are gone or whose definition changed.
     pub fn retain_jobs(&self, jobs: &[&Job]) {
         let keys: std::collections::HashSet<String> = jobs.iter().map(|j| job_key(j)).collect();
-        self.by_probe
-            .write()
-            .expect("results lock")
-            .retain(|_, r| keys.contains(&r.job_key));
+        self.by_probe.write().expect("results lock").retain(|_, r| keys.contains(&r.job_key));
     }
 }
 
 fn job_key(job: &Job) -> String {
-    format!(
-        "{}\u{0}{}\u{0}{}\u{0}{:?}",
-        job.name, job.module.name, job.target, job.labels
-    )
+    format!("{}\u{0}{}\u{0}{}\u{0}{:?}", job.name, job.module.name, job.target, job.labels)
 }
 
 /// The running probe tasks; dropping it stops them.
@@ -134,11 +114,7 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    pub fn start(
-        jobs: Vec<Arc<Job>>,
-        results: Arc<Results>,
-        metrics: Arc<SelfMetrics>,
-    ) -> Scheduler {
+    pub fn start(jobs: Vec<Arc<Job>>, results: Arc<Results>, metrics: Arc<SelfMetrics>) -> Scheduler {
         let tasks = jobs
             .into_iter()
             .map(|job| {

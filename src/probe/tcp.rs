@@ -11,66 +11,31 @@ const MAX_LINE: usize = 64 * 1024;
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
-pub async fn probe(
-    target: &str,
-    module: &PreparedModule,
-    report: &mut Report,
-) -> Result<(), Failure> {
+pub async fn probe(target: &str, module: &PreparedModule, report: &mut Report) -> Result<(), Failure> {
     let Prober::Tcp { config, tls } = &module.prober else {
-        return Err(Failure::new(
-            FailureReason::UnsupportedProber,
-            "not a tcp module",
-        ));
+        return Err(Failure::new(FailureReason::UnsupportedProber, "not a tcp module"));
     };
     let (host, port) = split_host_port(target)?;
-    report.set(
-        "probe_failed_due_to_regex",
-        "Indicates if probe failed due to regex",
-        0.0,
-    );
-    let resolved = dial::resolve(
-        host,
-        config.preferred_ip_protocol,
-        config.ip_protocol_fallback,
-        report,
-    )
-    .await?;
+    report.set("probe_failed_due_to_regex", "Indicates if probe failed due to regex", 0.0);
+    let resolved = dial::resolve(host, config.preferred_ip_protocol, config.ip_protocol_fallback, report).await?;
     dial::record(&resolved, report);
-    let stream = dial::connect(
-        SocketAddr::new(resolved.ip, port),
-        config.source_ip_address,
-        report,
-    )
-    .await?;
-    let mut conn: BufReader<Box<dyn Stream>> = if config.tls {
-        BufReader::new(Box::new(tls.handshake(stream, host, report).await?))
-    } else {
-        BufReader::new(Box::new(stream))
-    };
+    let stream = dial::connect(SocketAddr::new(resolved.ip, port), config.source_ip_address, report).await?;
+    let mut conn: BufReader<Box<dyn Stream>> =
+        if config.tls { BufReader::new(Box::new(tls.handshake(stream, host, report).await?)) } else { BufReader::new(Box::new(stream)) };
     let io_failure = |e: std::io::Error| Failure::new(FailureReason::QueryResponse, e.to_string());
     for (step, query) in config.query_response.iter().enumerate() {
         let mut captured: Option<String> = None;
         if let Some(expect) = &query.expect {
-            report.log(format_args!(
-                "step {step}: expecting {:?}",
-                expect.0.as_str()
-            ));
+            report.log(format_args!("step {step}: expecting {:?}", expect.0.as_str()));
             let mut line = Vec::new();
             loop {
                 line.clear();
                 let read = read_line(&mut conn, &mut line).await.map_err(io_failure)?;
                 if read == 0 {
-                    report.set(
-                        "probe_failed_due_to_regex",
-                        "Indicates if probe failed due to regex",
-                        1.0,
-                    );
+                    report.set("probe_failed_due_to_regex", "Indicates if probe failed due to regex", 1.0);
                     return Err(Failure::new(
                         FailureReason::QueryResponse,
-                        format!(
-                            "connection closed before a line matched {:?}",
-                            expect.0.as_str()
-                        ),
+                        format!("connection closed before a line matched {:?}", expect.0.as_str()),
                     ));
                 }
                 let text = String::from_utf8_lossy(&line);
@@ -89,10 +54,7 @@ pub async fn probe(
         if let Some(send) = captured.as_deref().or(query.send.as_deref()) {
             report.log(format_args!("step {step}: sending {send:?}"));
             let stream = conn.get_mut();
-            stream
-                .write_all(send.as_bytes())
-                .await
-                .map_err(io_failure)?;
+            stream.write_all(send.as_bytes()).await.map_err(io_failure)?;
             stream.write_all(b"\n").await.map_err(io_failure)?;
             stream.flush().await.map_err(io_failure)?;
         }
@@ -106,10 +68,7 @@ pub async fn probe(
 }
 
 /// Reads up to and including `\n`, refusing lines longer than [`MAX_LINE`].
-async fn read_line<R: AsyncBufRead + Unpin>(
-    reader: &mut R,
-    line: &mut Vec<u8>,
-) -> std::io::Result<usize> {
+async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R, line: &mut Vec<u8>) -> std::io::Result<usize> {
     loop {
         let available = reader.fill_buf().await?;
         if available.is_empty() {
@@ -125,34 +84,18 @@ async fn read_line<R: AsyncBufRead + Unpin>(
             return Ok(line.len());
         }
         if line.len() > MAX_LINE {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("line longer than {MAX_LINE} bytes"),
-            ));
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("line longer than {MAX_LINE} bytes")));
         }
     }
 }
 
 /// `host:port` or `[v6]:port`; the port is required, as in blackbox.
 pub fn split_host_port(target: &str) -> Result<(&str, u16), Failure> {
-    let invalid = |why: &str| {
-        Failure::new(
-            FailureReason::InvalidTarget,
-            format!("target {target:?}: {why}"),
-        )
-    };
-    let (host, port) = target
-        .rsplit_once(':')
-        .ok_or_else(|| invalid("expected host:port"))?;
+    let invalid = |why: &str| Failure::new(FailureReason::InvalidTarget, format!("target {target:?}: {why}"));
+    let (host, port) = target.rsplit_once(':').ok_or_else(|| invalid("expected host:port"))?;
     let port: u16 = port.parse().map_err(|_| invalid("invalid port"))?;
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    if host.is_empty()
-        || host.contains(['/', ' ', '[', ']'])
-        || (host.contains(':') && host.parse::<std::net::Ipv6Addr>().is_err())
-    {
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    if host.is_empty() || host.contains(['/', ' ', '[', ']']) || (host.contains(':') && host.parse::<std::net::Ipv6Addr>().is_err()) {
         return Err(invalid("invalid host"));
     }
     Ok((host, port))

@@ -17,9 +17,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use std::sync::{Arc, OnceLock};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::client::TlsStream;
@@ -27,7 +25,8 @@ use tokio_rustls::TlsConnector;
 
 pub struct TlsClient {
     connector: TlsConnector,
-    verifier: Option<Arc<WebPkiServerVerifier>>,
+    /// Built on first use when it rests on the system trust store, which most modules never need.
+    verifier: OnceLock<Option<Arc<WebPkiServerVerifier>>>,
     insecure_skip_verify: bool,
     server_name: Option<String>,
     client_certs: Vec<CertInfo>,
@@ -35,9 +34,7 @@ pub struct TlsClient {
 
 fn provider() -> Arc<CryptoProvider> {
     static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    PROVIDER
-        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
-        .clone()
+    PROVIDER.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())).clone()
 }
 
 /// The machine's trust store, read once.
@@ -57,60 +54,27 @@ fn system_roots() -> Arc<RootCertStore> {
 }
 
 impl TlsClient {
-    pub fn new(
-        config: &TlsConfig,
-        alpn: &[&[u8]],
-        source: &Source,
-    ) -> Result<TlsClient, ConfigError> {
-        let roots = match &config.ca_file {
-            Some(path) => {
-                let certs =
-                    read_certificates(&path.value).map_err(|e| source.error_at_span(path, e))?;
-                let mut store = RootCertStore::empty();
-                let (added, _) = store.add_parsable_certificates(certs);
-                if added == 0 {
-                    return Err(source
-                        .error_at_span(path, format!("{}: no usable CA certificate", path.value)));
-                }
-                Arc::new(store)
+    pub fn new(config: &TlsConfig, alpn: &[&[u8]], source: &Source) -> Result<TlsClient, ConfigError> {
+        let verifier = OnceLock::new();
+        if let Some(path) = &config.ca_file {
+            let certs = read_certificates(&path.value).map_err(|e| source.error_at_span(path, e))?;
+            let mut store = RootCertStore::empty();
+            let (added, _) = store.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(source.error_at_span(path, format!("{}: no usable CA certificate", path.value)));
             }
-            None => system_roots(),
-        };
-        let verifier = if roots.is_empty() {
-            None
-        } else {
-            Some(
-                WebPkiServerVerifier::builder_with_provider(roots, provider())
-                    .build()
-                    .map_err(|e| {
-                        let at = config
-                            .ca_file
-                            .as_ref()
-                            .map_or((0, 0), |s| (s.referenced.line(), s.referenced.column()));
-                        source.error_at(
-                            at.0,
-                            at.1,
-                            format!("building the certificate verifier: {e}"),
-                        )
-                    })?,
-            )
-        };
-        let min = config
-            .min_version
-            .as_ref()
-            .map_or(TlsVersion::TLS12, |v| v.value);
-        let max = config
-            .max_version
-            .as_ref()
-            .map_or(TlsVersion::TLS13, |v| v.value);
-        let versions: Vec<&'static rustls::SupportedProtocolVersion> = [
-            (TlsVersion::TLS12, &rustls::version::TLS12),
-            (TlsVersion::TLS13, &rustls::version::TLS13),
-        ]
-        .into_iter()
-        .filter(|(v, _)| *v >= min.max(TlsVersion::TLS12) && *v <= max)
-        .map(|(_, v)| v)
-        .collect();
+            let built = build_verifier(Arc::new(store))
+                .map_err(|e| source.error_at_span(path, format!("building the certificate verifier: {e}")))?;
+            let _ = verifier.set(built);
+        }
+        let min = config.min_version.as_ref().map_or(TlsVersion::TLS12, |v| v.value);
+        let max = config.max_version.as_ref().map_or(TlsVersion::TLS13, |v| v.value);
+        let versions: Vec<&'static rustls::SupportedProtocolVersion> =
+            [(TlsVersion::TLS12, &rustls::version::TLS12), (TlsVersion::TLS13, &rustls::version::TLS13)]
+                .into_iter()
+                .filter(|(v, _)| *v >= min.max(TlsVersion::TLS12) && *v <= max)
+                .map(|(_, v)| v)
+                .collect();
         let builder = ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&versions)
             .map_err(|e| source.error_at(0, 0, format!("tls_config: {e}")))?
@@ -119,23 +83,16 @@ impl TlsClient {
         let mut client_certs = Vec::new();
         let mut client_config = match (&config.cert_file, &config.key_file) {
             (Some(cert_path), Some(key_path)) => {
-                let chain = read_certificates(&cert_path.value)
-                    .map_err(|e| source.error_at_span(cert_path, e))?;
+                let chain = read_certificates(&cert_path.value).map_err(|e| source.error_at_span(cert_path, e))?;
                 for der in &chain {
-                    client_certs.push(CertInfo::parse(der).map_err(|e| {
-                        source.error_at_span(cert_path, format!("{}: {e}", cert_path.value))
-                    })?);
+                    client_certs
+                        .push(CertInfo::parse(der).map_err(|e| source.error_at_span(cert_path, format!("{}: {e}", cert_path.value)))?);
                 }
-                let key = PrivateKeyDer::from_pem_file(&key_path.value).map_err(|e| {
-                    source
-                        .error_at_span(key_path, format!("{}: no private key: {e}", key_path.value))
-                })?;
-                builder.with_client_auth_cert(chain, key).map_err(|e| {
-                    source.error_at_span(
-                        key_path,
-                        format!("client certificate and key do not fit: {e}"),
-                    )
-                })?
+                let key = PrivateKeyDer::from_pem_file(&key_path.value)
+                    .map_err(|e| source.error_at_span(key_path, format!("{}: no private key: {e}", key_path.value)))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| source.error_at_span(key_path, format!("client certificate and key do not fit: {e}")))?
             }
             _ => builder.with_no_client_auth(),
         };
@@ -153,26 +110,14 @@ impl TlsClient {
 
     /// Handshakes over `io`, records the TLS metrics, and fails unless the chain verifies
     /// (or `insecure_skip_verify` is set).
-    pub async fn handshake<IO>(
-        &self,
-        io: IO,
-        host: &str,
-        report: &mut Report,
-    ) -> Result<TlsStream<IO>, Failure>
+    pub async fn handshake<IO>(&self, io: IO, host: &str, report: &mut Report) -> Result<TlsStream<IO>, Failure>
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
         let name_text = self.server_name.as_deref().unwrap_or(host).to_string();
-        let name = ServerName::try_from(name_text.clone()).map_err(|e| {
-            Failure::new(
-                FailureReason::InvalidTarget,
-                format!("TLS server name {name_text:?}: {e}"),
-            )
-        })?;
+        let name = ServerName::try_from(name_text.clone())
+            .map_err(|e| Failure::new(FailureReason::InvalidTarget, format!("TLS server name {name_text:?}: {e}")))?;
         for cert in &self.client_certs {
             certs::record(report, Origin::Client, cert);
         }
@@ -180,29 +125,12 @@ impl TlsClient {
             .connector
             .connect(name.clone(), io)
             .await
-            .map_err(|e| {
-                Failure::new(
-                    FailureReason::TlsHandshake,
-                    format!("TLS handshake with {name_text}: {e}"),
-                )
-            })?;
+            .map_err(|e| Failure::new(FailureReason::TlsHandshake, format!("TLS handshake with {name_text}: {e}")))?;
         let (_, conn) = stream.get_ref();
-        let chain: Vec<CertificateDer<'static>> = conn
-            .peer_certificates()
-            .map(|c| c.to_vec())
-            .unwrap_or_default();
-        let version = conn
-            .protocol_version()
-            .map(version_name)
-            .unwrap_or("unknown");
-        let cipher = conn
-            .negotiated_cipher_suite()
-            .map(|s| cipher_name(s.suite()))
-            .unwrap_or_default();
-        report.log(format_args!(
-            "TLS handshake done: {version}, {cipher}, {} certificate(s)",
-            chain.len()
-        ));
+        let chain: Vec<CertificateDer<'static>> = conn.peer_certificates().map(|c| c.to_vec()).unwrap_or_default();
+        let version = conn.protocol_version().map(version_name).unwrap_or("unknown");
+        let cipher = conn.negotiated_cipher_suite().map(|s| cipher_name(s.suite())).unwrap_or_default();
+        report.log(format_args!("TLS handshake done: {version}, {cipher}, {} certificate(s)", chain.len()));
         report.replace(
             "probe_tls_version_info",
             "Returns the TLS version used or NaN when unknown",
@@ -217,57 +145,38 @@ impl TlsClient {
         );
 
         let verdict = self.verify(&chain, &name);
-        let infos: Vec<CertInfo> = chain
-            .iter()
-            .filter_map(|der| CertInfo::parse(der).ok())
-            .collect();
-        record_chain(
-            report,
-            &self.client_certs,
-            &infos,
-            verdict.as_ref().err().map(|e| verify_label(e)),
-        );
+        let infos: Vec<CertInfo> = chain.iter().filter_map(|der| CertInfo::parse(der).ok()).collect();
+        record_chain(report, &self.client_certs, &infos, verdict.as_ref().err().map(|e| verify_label(e)));
         match verdict {
             Ok(()) => Ok(stream),
             Err(e) if self.insecure_skip_verify => {
-                report.log(format_args!(
-                    "certificate not trusted ({e}), continuing: insecure_skip_verify is set"
-                ));
+                report.log(format_args!("certificate not trusted ({e}), continuing: insecure_skip_verify is set"));
                 Ok(stream)
             }
-            Err(e) => Err(Failure::new(
-                FailureReason::TlsVerify,
-                format!("certificate of {name_text} not trusted: {e}"),
-            )),
+            Err(e) => Err(Failure::new(FailureReason::TlsVerify, format!("certificate of {name_text} not trusted: {e}"))),
         }
     }
 
-    fn verify(
-        &self,
-        chain: &[CertificateDer<'static>],
-        name: &ServerName<'static>,
-    ) -> Result<(), rustls::Error> {
-        let (leaf, intermediates) = chain
-            .split_first()
-            .ok_or(rustls::Error::NoCertificatesPresented)?;
+    fn verify(&self, chain: &[CertificateDer<'static>], name: &ServerName<'static>) -> Result<(), rustls::Error> {
+        let (leaf, intermediates) = chain.split_first().ok_or(rustls::Error::NoCertificatesPresented)?;
         let verifier = self
             .verifier
+            .get_or_init(|| build_verifier(system_roots()).unwrap_or(None))
             .as_ref()
-            .ok_or(rustls::Error::InvalidCertificate(
-                CertificateError::UnknownIssuer,
-            ))?;
-        verifier
-            .verify_server_cert(leaf, intermediates, name, &[], UnixTime::now())
-            .map(|_| ())
+            .ok_or(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer))?;
+        verifier.verify_server_cert(leaf, intermediates, name, &[], UnixTime::now()).map(|_| ())
     }
 }
 
-fn record_chain(
-    report: &mut Report,
-    client_certs: &[CertInfo],
-    chain: &[CertInfo],
-    failure: Option<&'static str>,
-) {
+/// `None` for an empty store: every chain is then from an unknown issuer.
+fn build_verifier(roots: Arc<RootCertStore>) -> Result<Option<Arc<WebPkiServerVerifier>>, rustls::client::VerifierBuilderError> {
+    if roots.is_empty() {
+        return Ok(None);
+    }
+    WebPkiServerVerifier::builder_with_provider(roots, provider()).build().map(Some)
+}
+
+fn record_chain(report: &mut Report, client_certs: &[CertInfo], chain: &[CertInfo], failure: Option<&'static str>) {
     report.clear(certs::NOT_AFTER);
     report.clear(certs::NOT_BEFORE);
     for cert in client_certs {
@@ -285,33 +194,19 @@ fn record_chain(
     let Some(earliest) = chain.iter().map(|c| c.not_after).min() else {
         return;
     };
-    report.set(
-        "probe_ssl_earliest_cert_expiry",
-        "Returns last SSL chain expiry in unixtime",
-        earliest as f64,
-    );
+    report.set("probe_ssl_earliest_cert_expiry", "Returns last SSL chain expiry in unixtime", earliest as f64);
     // rustls does not hand out the path it built; the served chain stands in for it.
-    report.set(
-        "probe_ssl_last_chain_expiry_timestamp_seconds",
-        "Returns last SSL chain expiry in timestamp",
-        earliest as f64,
-    );
+    report.set("probe_ssl_last_chain_expiry_timestamp_seconds", "Returns last SSL chain expiry in timestamp", earliest as f64);
     let leaf = &chain[0];
     report.replace(
         "probe_ssl_last_chain_info",
         "Contains SSL leaf certificate information",
         vec![
-            (
-                Name::Borrowed("fingerprint_sha256"),
-                leaf.fingerprint_sha256.clone(),
-            ),
+            (Name::Borrowed("fingerprint_sha256"), leaf.fingerprint_sha256.clone()),
             (Name::Borrowed("issuer"), leaf.issuer.clone()),
             (Name::Borrowed("serialnumber"), leaf.serial_hex.clone()),
             (Name::Borrowed("subject"), leaf.subject.clone()),
-            (
-                Name::Borrowed("subjectalternative"),
-                leaf.dns_names.join(","),
-            ),
+            (Name::Borrowed("subjectalternative"), leaf.dns_names.join(",")),
         ],
         1.0,
     );
@@ -322,13 +217,9 @@ pub fn verify_label(error: &rustls::Error) -> &'static str {
     match error {
         rustls::Error::InvalidCertificate(e) => match e {
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => "expired",
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                "not_yet_valid"
-            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => "not_yet_valid",
             CertificateError::UnknownIssuer => "unknown_issuer",
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                "name_mismatch"
-            }
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => "name_mismatch",
             CertificateError::BadSignature => "bad_signature",
             CertificateError::Revoked => "revoked",
             _ => "invalid",
@@ -356,9 +247,8 @@ fn cipher_name(suite: rustls::CipherSuite) -> String {
 
 pub fn read_certificates(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("{path}: not valid PEM: {e}"))?;
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(&bytes).collect::<Result<_, _>>().map_err(|e| format!("{path}: not valid PEM: {e}"))?;
     if certs.is_empty() {
         return Err(format!("{path}: no PEM certificate found"));
     }
@@ -388,12 +278,7 @@ impl ServerCertVerifier for KeepChain {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -402,12 +287,7 @@ impl ServerCertVerifier for KeepChain {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -26,28 +26,17 @@ pub struct Reply {
 
 impl Reply {
     pub fn text(status: StatusCode, body: String) -> Reply {
-        Reply {
-            status,
-            content_type: "text/plain; charset=utf-8",
-            body,
-        }
+        Reply { status, content_type: "text/plain; charset=utf-8", body }
     }
 
     pub fn metrics(format: Format, body: String) -> Reply {
-        Reply {
-            status: StatusCode::OK,
-            content_type: format.content_type(),
-            body,
-        }
+        Reply { status: StatusCode::OK, content_type: format.content_type(), body }
     }
 
     fn into_response(self) -> Response<Full<Bytes>> {
         let mut response = Response::new(Full::new(Bytes::from(self.body)));
         *response.status_mut() = self.status;
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            header::HeaderValue::from_static(self.content_type),
-        );
+        response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(self.content_type));
         response
     }
 }
@@ -74,9 +63,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                 let app = app.clone();
                 async move { Ok::<_, Infallible>(route(&app, request).await) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
         });
     }
 }
@@ -85,49 +72,22 @@ async fn route(app: &App, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = request.uri().path();
     let (handler, reply) = match (request.method(), path) {
         (&Method::GET | &Method::HEAD, "/metrics") => ("metrics", metrics(app, &request)),
-        (&Method::GET | &Method::HEAD, "/probe") => (
-            "probe",
-            probe_endpoint::handle(app, request.uri().query(), request.headers()).await,
-        ),
-        (&Method::GET | &Method::HEAD, "/-/healthy") => {
-            ("healthy", Reply::text(StatusCode::OK, "Healthy\n".into()))
-        }
-        (&Method::GET | &Method::HEAD, "/-/ready") => {
-            ("ready", Reply::text(StatusCode::OK, "Ready\n".into()))
-        }
+        (&Method::GET | &Method::HEAD, "/probe") => ("probe", probe_endpoint::handle(app, request.uri().query(), request.headers()).await),
+        (&Method::GET | &Method::HEAD, "/-/healthy") => ("healthy", Reply::text(StatusCode::OK, "Healthy\n".into())),
+        (&Method::GET | &Method::HEAD, "/-/ready") => ("ready", Reply::text(StatusCode::OK, "Ready\n".into())),
         (&Method::POST | &Method::PUT, "/-/reload") => ("reload", reload(app)),
-        (_, "/-/reload") => (
-            "reload",
-            Reply::text(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "This endpoint requires a POST request.\n".into(),
-            ),
-        ),
-        (&Method::GET | &Method::HEAD, "/") => (
-            "status",
-            Reply {
-                status: StatusCode::OK,
-                content_type: "text/html; charset=utf-8",
-                body: status_page::render(app),
-            },
-        ),
-        _ => (
-            "other",
-            Reply::text(StatusCode::NOT_FOUND, "Not found\n".into()),
-        ),
+        (_, "/-/reload") => ("reload", Reply::text(StatusCode::METHOD_NOT_ALLOWED, "This endpoint requires a POST request.\n".into())),
+        (&Method::GET | &Method::HEAD, "/") => {
+            ("status", Reply { status: StatusCode::OK, content_type: "text/html; charset=utf-8", body: status_page::render(app) })
+        }
+        _ => ("other", Reply::text(StatusCode::NOT_FOUND, "Not found\n".into())),
     };
-    app.metrics
-        .record_http_request(handler, reply.status.as_u16());
+    app.metrics.record_http_request(handler, reply.status.as_u16());
     reply.into_response()
 }
 
 fn metrics(app: &App, request: &Request<Incoming>) -> Reply {
-    let format = Format::negotiate(
-        request
-            .headers()
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let format = Format::negotiate(request.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let results = app.results.all();
     let probe_families = results.iter().flat_map(|r| r.families.iter().cloned());
     let families = exposition::merge(probe_families.chain(app.metrics.collect()));
@@ -137,9 +97,6 @@ fn metrics(app: &App, request: &Request<Incoming>) -> Reply {
 fn reload(app: &App) -> Reply {
     match app.reload() {
         Ok(()) => Reply::text(StatusCode::OK, "configuration reloaded\n".into()),
-        Err(e) => Reply::text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("failed to reload config: {e}\n"),
-        ),
+        Err(e) => Reply::text(StatusCode::INTERNAL_SERVER_ERROR, format!("failed to reload config: {e}\n")),
     }
 }

@@ -18,11 +18,7 @@ pub async fn handle(app: &App, query: Option<&str>, headers: &HeaderMap) -> Repl
         Reply::text(status, message)
     };
     if !config.probe_endpoint.enabled {
-        return reject(
-            StatusCode::NOT_FOUND,
-            "disabled",
-            "/probe is disabled (probe_endpoint.enabled: false)\n".into(),
-        );
+        return reject(StatusCode::NOT_FOUND, "disabled", "/probe is disabled (probe_endpoint.enabled: false)\n".into());
     }
     let mut module_name = DEFAULT_MODULE.to_string();
     let mut target = None;
@@ -36,19 +32,15 @@ pub async fn handle(app: &App, query: Option<&str>, headers: &HeaderMap) -> Repl
         }
     }
     let Some(target) = target.filter(|t| !t.is_empty()) else {
-        return reject(
-            StatusCode::BAD_REQUEST,
-            "missing_target",
-            "Target parameter is missing\n".into(),
-        );
+        return reject(StatusCode::BAD_REQUEST, "missing_target", "Target parameter is missing\n".into());
     };
     let Some(module) = config.modules.get(&module_name).cloned() else {
-        return reject(
-            StatusCode::BAD_REQUEST,
-            "unknown_module",
-            format!("Unknown module {module_name:?}\n"),
-        );
+        return reject(StatusCode::BAD_REQUEST, "unknown_module", format!("Unknown module {module_name:?}\n"));
     };
+    if matches!(module.prober, crate::probe::Prober::File) {
+        let message = format!("Module {module_name:?} reads files on lookout's host; it runs only as a scheduled probe\n");
+        return reject(StatusCode::BAD_REQUEST, "file_module", message);
+    }
     if !config.probe_endpoint.allows(&target) {
         return reject(
             StatusCode::FORBIDDEN,
@@ -61,8 +53,7 @@ pub async fn handle(app: &App, query: Option<&str>, headers: &HeaderMap) -> Repl
         Err(message) => return reject(StatusCode::BAD_REQUEST, "bad_timeout", message),
     };
     let outcome = crate::probe::run(&module, &target, timeout).await;
-    app.metrics
-        .record_probe_request(&module.name, outcome.success);
+    app.metrics.record_probe_request(&module.name, outcome.success);
     if debug {
         let mut text = String::from("Logs for the probe:\n");
         for line in &outcome.log {
@@ -73,21 +64,13 @@ pub async fn handle(app: &App, query: Option<&str>, headers: &HeaderMap) -> Repl
         text.push_str(&exposition::encode(&outcome.families, Format::Text));
         return Reply::text(StatusCode::OK, text);
     }
-    let format = Format::negotiate(
-        headers
-            .get(http::header::ACCEPT)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let format = Format::negotiate(headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()));
     Reply::metrics(format, exposition::encode(&outcome.families, format))
 }
 
 /// The probe's timeout as blackbox computes it: the scrape timeout Prometheus announces, less
 /// the offset, or the module's timeout when that is shorter.
-fn scrape_timeout(
-    headers: &HeaderMap,
-    module_timeout: Option<Duration>,
-    offset: f64,
-) -> Result<Duration, String> {
+fn scrape_timeout(headers: &HeaderMap, module_timeout: Option<Duration>, offset: f64) -> Result<Duration, String> {
     let announced = match headers.get("X-Prometheus-Scrape-Timeout-Seconds") {
         Some(v) => v
             .to_str()
@@ -97,18 +80,10 @@ fn scrape_timeout(
             .ok_or_else(|| format!("Failed to parse timeout from Prometheus header: {v:?}\n"))?,
         None => 0.0,
     };
-    let announced = if announced == 0.0 {
-        DEFAULT_SCRAPE_TIMEOUT
-    } else {
-        announced
-    };
+    let announced = if announced == 0.0 { DEFAULT_SCRAPE_TIMEOUT } else { announced };
     let max = announced - offset;
     let module = module_timeout.map_or(0.0, |t| t.as_secs_f64());
-    let seconds = if (module > 0.0 && module < max) || max <= 0.0 {
-        module
-    } else {
-        max
-    };
+    let seconds = if (module > 0.0 && module < max) || max <= 0.0 { module } else { max };
     Ok(Duration::from_secs_f64(seconds.max(0.1)))
 }
 
@@ -124,9 +99,7 @@ mod tests {
 
     #[test]
     fn timeout_follows_blackbox() {
-        let s = |h: &HeaderMap, m: Option<u64>| {
-            scrape_timeout(h, m.map(Duration::from_secs), 0.5).map(|d| d.as_secs_f64())
-        };
+        let s = |h: &HeaderMap, m: Option<u64>| scrape_timeout(h, m.map(Duration::from_secs), 0.5).map(|d| d.as_secs_f64());
         assert_eq!(s(&headers("10"), None), Ok(9.5));
         assert_eq!(s(&headers("10"), Some(5)), Ok(5.0));
         assert_eq!(s(&headers("10"), Some(30)), Ok(9.5));

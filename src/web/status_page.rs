@@ -6,16 +6,12 @@ use crate::probe::certs::NOT_AFTER;
 use std::fmt::Write;
 use std::time::SystemTime;
 
-/// Days before expiry at which a certificate is shown as a warning (the P4 window).
-pub const WARN_DAYS: f64 = 30.0;
-
 pub fn render(app: &App) -> String {
     let config = app.config();
     let results = app.results.all();
     let now = SystemTime::now();
-    let now_unix = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let warn_days = config.warn_before.as_secs_f64() / 86_400.0;
+    let now_unix = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let mut html = String::with_capacity(4096);
     html.push_str(concat!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"15\">",
@@ -31,13 +27,7 @@ pub fn render(app: &App) -> String {
     html.push_str("<table id=\"probes\"><tr><th>Probe</th><th>Module</th><th>Target</th><th>Result</th><th>Status</th><th>Duration</th><th>Reason</th><th>Certificate days left</th><th>Last run</th></tr>");
     for job in &config.jobs {
         let result = results.iter().find(|r| r.name == job.name);
-        let _ = write!(
-            html,
-            "<tr><td>{}</td><td>{}</td><td>{}</td>",
-            escape(&job.name),
-            escape(&job.module.name),
-            escape(&job.target)
-        );
+        let _ = write!(html, "<tr><td>{}</td><td>{}</td><td>{}</td>", escape(&job.name), escape(&job.module.name), escape(&job.target));
         match result {
             None => html.push_str("<td class=\"pending\">pending</td><td></td><td></td><td></td><td></td><td></td></tr>"),
             Some(r) => {
@@ -55,7 +45,7 @@ pub fn render(app: &App) -> String {
                 let (cert_class, cert_text) = match days {
                     None => ("", String::new()),
                     Some(d) if d < 0.0 => ("expired", format!("expired {:.0} days ago", -d)),
-                    Some(d) if d < WARN_DAYS => ("warn", format!("{d:.1}")),
+                    Some(d) if d < warn_days => ("warn", format!("{d:.1}")),
                     Some(d) => ("", format!("{d:.0}")),
                 };
                 let age = now.duration_since(r.finished_at).map_or(0, |d| d.as_secs());
@@ -72,17 +62,8 @@ pub fn render(app: &App) -> String {
     let _ = write!(
         html,
         "<h2>Modules</h2><p>{}</p><p>/probe is {}.</p></body></html>",
-        config
-            .modules
-            .iter()
-            .map(|(name, m)| format!("{} ({})", escape(name), m.prober_name()))
-            .collect::<Vec<_>>()
-            .join(", "),
-        if config.probe_endpoint.enabled {
-            "enabled"
-        } else {
-            "disabled"
-        }
+        config.modules.iter().map(|(name, m)| format!("{} ({})", escape(name), m.prober_name())).collect::<Vec<_>>().join(", "),
+        if config.probe_endpoint.enabled { "enabled" } else { "disabled" }
     );
     html
 }

@@ -5,17 +5,8 @@ use std::process::Command;
 
 fn check(dir: &std::path::Path, probes: &str) -> (i32, String, String) {
     let path = write_file(dir, "probes.yaml", probes);
-    let out = Command::new(LOOKOUT)
-        .current_dir(dir)
-        .arg(format!("--config.probes={}", path.display()))
-        .arg("check")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+    let out = Command::new(LOOKOUT).current_dir(dir).arg(format!("--config.probes={}", path.display())).arg("check").output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
 #[test]
@@ -47,10 +38,7 @@ fn bad_values_are_located() {
     for (yaml, position, message) in cases {
         let (code, _, err) = check(dir.path(), yaml);
         assert_eq!(code, 2, "{yaml}");
-        assert!(
-            err.contains(&format!("probes.yaml:{position}:")),
-            "expected {position} in {err}"
-        );
+        assert!(err.contains(&format!("probes.yaml:{position}:")), "expected {position} in {err}");
         assert!(err.contains(message), "expected {message:?} in {err}");
     }
 }
@@ -62,10 +50,7 @@ fn environment_variables_are_expanded() {
     let path = write_file(dir.path(), "probes.yaml", yaml);
     let run = |host: Option<&str>| {
         let mut cmd = Command::new(LOOKOUT);
-        cmd.current_dir(dir.path())
-            .arg(format!("--config.probes={}", path.display()))
-            .arg("--once")
-            .arg("--output=json");
+        cmd.current_dir(dir.path()).arg(format!("--config.probes={}", path.display())).arg("--once").arg("--output=json");
         cmd.env_remove("LOOKOUT_TEST_PORT");
         match host {
             Some(h) => cmd.env("LOOKOUT_TEST_HOST", h),
@@ -79,10 +64,7 @@ fn environment_variables_are_expanded() {
     let out = run(None);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("probes.yaml:7:20: environment variable LOOKOUT_TEST_HOST is not set"),
-        "{err}"
-    );
+    assert!(err.contains("probes.yaml:7:20: environment variable LOOKOUT_TEST_HOST is not set"), "{err}");
 }
 
 #[test]
@@ -131,8 +113,7 @@ fn a_blackbox_modules_file_is_a_probes_file() {
     assert!(out.contains("8 modules, 0 scheduled probes: OK"), "{out}");
     assert!(out.contains("grpc, icmp, icmp_ttl5"), "{out}");
     // Scheduling a module lookout cannot run is an error, not a silent no-op.
-    let scheduled =
-        format!("{blackbox}probes:\n  - name: ping\n    module: icmp\n    target: 127.0.0.1\n");
+    let scheduled = format!("{blackbox}probes:\n  - name: ping\n    module: icmp\n    target: 127.0.0.1\n");
     let (code, _, err) = check(dir.path(), &scheduled);
     assert_eq!(code, 2);
     assert!(err.contains("which lookout does not implement"), "{err}");
@@ -142,52 +123,24 @@ fn a_blackbox_modules_file_is_a_probes_file() {
 fn log_rules_file_is_validated() {
     let dir = tempfile::tempdir().unwrap();
     let probes = write_file(dir.path(), "probes.yaml", "modules: {}\n");
-    let rules = write_file(
-        dir.path(),
-        "rules.yaml",
-        "sources:\n  - name: nginx\n    paths: [/var/log/nginx/access.log]\n",
-    );
+    let rules = write_file(dir.path(), "rules.yaml", "sources:\n  - name: nginx\n    paths: [/var/log/nginx/access.log]\n");
     let out = Command::new(LOOKOUT)
-        .args([
-            format!("--config.probes={}", probes.display()),
-            format!("--config.log-rules={}", rules.display()),
-            "check".into(),
-        ])
+        .args([format!("--config.probes={}", probes.display()), format!("--config.log-rules={}", rules.display()), "check".into()])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("rules.yaml:2:5") && err.contains("not implemented"),
-        "{err}"
-    );
+    assert!(err.contains("rules.yaml:2:5") && err.contains("not implemented"), "{err}");
     let out = Command::new(LOOKOUT)
-        .args([
-            format!("--config.probes={}", probes.display()),
-            "--config.log-rules=/nonexistent/rules.yaml".into(),
-            "check".into(),
-        ])
+        .args([format!("--config.probes={}", probes.display()), "--config.log-rules=/nonexistent/rules.yaml".into(), "check".into()])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "an explicitly named file must exist"
-    );
+    assert_eq!(out.status.code(), Some(2), "an explicitly named file must exist");
 }
 
 #[test]
 fn repository_configs_are_valid() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let out = Command::new(LOOKOUT)
-        .current_dir(root)
-        .arg("check")
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(LOOKOUT).current_dir(root).arg("check").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }

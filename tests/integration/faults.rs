@@ -14,11 +14,7 @@ async fn read_request(s: &mut tokio::net::TcpStream) {
 
 #[tokio::test]
 async fn connection_refused() {
-    let o = probe(
-        "prober: http",
-        &format!("http://127.0.0.1:{}/", closed_port()),
-    )
-    .await;
+    let o = probe("prober: http", &format!("http://127.0.0.1:{}/", closed_port())).await;
     assert_eq!(reason(&o), "connect_refused");
     assert_eq!(o.value("probe_success"), Some(0.0));
     let o = probe("prober: tcp", &format!("127.0.0.1:{}", closed_port())).await;
@@ -35,11 +31,7 @@ async fn silent_server_times_out_within_the_timeout() {
     let start = Instant::now();
     let o = probe_with_timeout("prober: http", &format!("http://{addr}/"), TIMEOUT).await;
     assert_eq!(reason(&o), "timeout");
-    assert!(
-        start.elapsed() < TIMEOUT + Duration::from_millis(300),
-        "{:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < TIMEOUT + Duration::from_millis(300), "{:?}", start.elapsed());
     // What was learned before the timeout is kept.
     assert_eq!(o.value("probe_ip_protocol"), Some(4.0));
     assert!(o.log.iter().any(|l| l.contains("connected to")));
@@ -49,28 +41,20 @@ async fn silent_server_times_out_within_the_timeout() {
 async fn slow_body_times_out() {
     let addr = raw_server(|mut s| async move {
         read_request(&mut s).await;
-        let _ = s
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nfirst bytes")
-            .await;
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nfirst bytes").await;
         tokio::time::sleep(Duration::from_secs(30)).await;
     })
     .await;
     let o = probe_with_timeout("prober: http", &format!("http://{addr}/"), TIMEOUT).await;
     assert_eq!(reason(&o), "timeout");
-    assert_eq!(
-        o.value("probe_http_status_code"),
-        Some(200.0),
-        "the head arrived before the timeout"
-    );
+    assert_eq!(o.value("probe_http_status_code"), Some(200.0), "the head arrived before the timeout");
 }
 
 #[tokio::test]
 async fn reset_mid_body() {
     let addr = raw_server(|mut s| async move {
         read_request(&mut s).await;
-        let _ = s
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\npartial")
-            .await;
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\npartial").await;
         let _ = s.set_zero_linger();
         drop(s); // RST
     })
@@ -97,11 +81,7 @@ async fn plain_server_on_tls_probe_fails_handshake() {
         let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
     })
     .await;
-    let o = probe(
-        "prober: http",
-        &format!("https://127.0.0.1:{}/", addr.port()),
-    )
-    .await;
+    let o = probe("prober: http", &format!("https://127.0.0.1:{}/", addr.port())).await;
     assert_eq!(reason(&o), "tls_handshake");
 }
 
@@ -115,14 +95,7 @@ async fn dns_failure() {
 
 #[tokio::test]
 async fn hostile_targets_are_refused_cleanly() {
-    for target in [
-        "file:///etc/passwd",
-        "gopher://x/",
-        "http://",
-        "http://a b/",
-        "http://[::1/",
-        "\u{0}",
-    ] {
+    for target in ["file:///etc/passwd", "gopher://x/", "http://", "http://a b/", "http://[::1/", "\u{0}"] {
         let o = probe("prober: http", target).await;
         assert_eq!(reason(&o), "invalid_target", "{target:?}");
     }
@@ -142,9 +115,7 @@ async fn no_socket_leak_after_thousands_of_failing_probes() {
     .await;
     let reset = raw_server(|mut s| async move {
         read_request(&mut s).await;
-        let _ = s
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nx")
-            .await;
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nx").await;
         let _ = s.set_zero_linger();
     })
     .await;
@@ -183,8 +154,5 @@ async fn no_socket_leak_after_thousands_of_failing_probes() {
     assert_eq!(failures, 2750);
     tokio::time::sleep(Duration::from_millis(800)).await;
     let after = lookout::metrics::process::open_fds();
-    assert!(
-        after <= before + 10,
-        "open fds grew from {before} to {after}"
-    );
+    assert!(after <= before + 10, "open fds grew from {before} to {after}");
 }

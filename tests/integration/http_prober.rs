@@ -15,14 +15,8 @@ async fn plain_get_reports_blackbox_metrics() {
     assert_eq!(o.value("probe_http_redirects"), Some(0.0));
     assert_eq!(o.value("probe_ip_protocol"), Some(4.0));
     assert_eq!(o.value("probe_failed_due_to_regex"), Some(0.0));
-    let phases: Vec<String> = label_sets(&o, "probe_http_duration_seconds")
-        .iter()
-        .map(|l| label(l, "phase").to_string())
-        .collect();
-    assert_eq!(
-        phases,
-        ["resolve", "connect", "tls", "processing", "transfer"]
-    );
+    let phases: Vec<String> = label_sets(&o, "probe_http_duration_seconds").iter().map(|l| label(l, "phase").to_string()).collect();
+    assert_eq!(phases, ["resolve", "connect", "tls", "processing", "transfer"]);
     assert!(family(&o, "lookout_probe_failure_reason").is_none());
 }
 
@@ -41,34 +35,18 @@ async fn valid_status_codes() {
     assert_eq!(o.value("probe_http_status_code"), Some(404.0));
     let labels = label_sets(&o, "lookout_probe_failure_reason");
     assert_eq!(label(&labels[0], "reason"), "status_code");
-    let o = probe(
-        "prober: http\nhttp:\n  valid_status_codes: [404, 410]",
-        &format!("http://{addr}/status?code=404"),
-    )
-    .await;
+    let o = probe("prober: http\nhttp:\n  valid_status_codes: [404, 410]", &format!("http://{addr}/status?code=404")).await;
     assert!(o.success, "{:?}", o.failure);
-    let o = probe(
-        "prober: http\nhttp:\n  valid_status_codes: [404]",
-        &format!("http://{addr}/"),
-    )
-    .await;
+    let o = probe("prober: http\nhttp:\n  valid_status_codes: [404]", &format!("http://{addr}/")).await;
     assert_eq!(reason(&o), "status_code");
 }
 
 #[tokio::test]
 async fn valid_http_versions() {
     let addr = http_server().await;
-    let ok = probe(
-        "prober: http\nhttp:\n  valid_http_versions: [HTTP/1.1]",
-        &format!("http://{addr}/"),
-    )
-    .await;
+    let ok = probe("prober: http\nhttp:\n  valid_http_versions: [HTTP/1.1]", &format!("http://{addr}/")).await;
     assert!(ok.success, "{:?}", ok.failure);
-    let o = probe(
-        "prober: http\nhttp:\n  valid_http_versions: [HTTP/2.0]",
-        &format!("http://{addr}/"),
-    )
-    .await;
+    let o = probe("prober: http\nhttp:\n  valid_http_versions: [HTTP/2.0]", &format!("http://{addr}/")).await;
     assert_eq!(reason(&o), "http_version");
 }
 
@@ -103,25 +81,14 @@ async fn default_user_agent_and_host() {
 #[tokio::test]
 async fn body_size_limit() {
     let addr = http_server().await;
-    let o = probe(
-        "prober: http\nhttp:\n  body_size_limit: 1KB",
-        &format!("http://{addr}/big?bytes=100000"),
-    )
-    .await;
+    let o = probe("prober: http\nhttp:\n  body_size_limit: 1KB", &format!("http://{addr}/big?bytes=100000")).await;
     assert_eq!(reason(&o), "body_too_large");
-    let o = probe(
-        "prober: http\nhttp:\n  body_size_limit: 1KB",
-        &format!("http://{addr}/big?bytes=1000"),
-    )
-    .await;
+    let o = probe("prober: http\nhttp:\n  body_size_limit: 1KB", &format!("http://{addr}/big?bytes=1000")).await;
     assert!(o.success, "{:?}", o.failure);
     // Without a limit and without regexes the body is streamed and counted, not kept.
     let o = probe("prober: http", &format!("http://{addr}/big?bytes=5000000")).await;
     assert!(o.success);
-    assert_eq!(
-        o.value("probe_http_uncompressed_body_length"),
-        Some(5_000_000.0)
-    );
+    assert_eq!(o.value("probe_http_uncompressed_body_length"), Some(5_000_000.0));
 }
 
 #[tokio::test]
@@ -130,18 +97,11 @@ async fn redirects_followed_counted_and_optional() {
     let o = probe("prober: http", &format!("http://{addr}/redirect?n=3")).await;
     assert!(o.success, "{:?}", o.failure);
     assert_eq!(o.value("probe_http_redirects"), Some(3.0));
-    let o = probe(
-        "prober: http\nhttp:\n  follow_redirects: false",
-        &format!("http://{addr}/redirect?n=3"),
-    )
-    .await;
+    let o = probe("prober: http\nhttp:\n  follow_redirects: false", &format!("http://{addr}/redirect?n=3")).await;
     assert_eq!(reason(&o), "status_code");
     assert_eq!(o.value("probe_http_status_code"), Some(302.0));
-    let o = probe(
-        "prober: http\nhttp:\n  follow_redirects: false\n  valid_status_codes: [302]",
-        &format!("http://{addr}/redirect?n=1"),
-    )
-    .await;
+    let o =
+        probe("prober: http\nhttp:\n  follow_redirects: false\n  valid_status_codes: [302]", &format!("http://{addr}/redirect?n=1")).await;
     assert!(o.success);
 }
 
@@ -156,37 +116,25 @@ async fn redirect_loop_stops_at_ten() {
 #[tokio::test]
 async fn fail_if_not_ssl_on_plain_http() {
     let addr = http_server().await;
-    let o = probe(
-        "prober: http\nhttp:\n  fail_if_not_ssl: true",
-        &format!("http://{addr}/"),
-    )
-    .await;
+    let o = probe("prober: http\nhttp:\n  fail_if_not_ssl: true", &format!("http://{addr}/")).await;
     assert_eq!(reason(&o), "ssl_required");
-    let o = probe(
-        "prober: http\nhttp:\n  fail_if_ssl: true",
-        &format!("http://{addr}/"),
-    )
-    .await;
+    let o = probe("prober: http\nhttp:\n  fail_if_ssl: true", &format!("http://{addr}/")).await;
     assert!(o.success);
 }
 
 #[tokio::test]
 async fn body_regexes() {
     let addr = http_server().await;
-    let o = probe(
-        "prober: http\nhttp:\n  fail_if_body_matches_regexp: ['hel+o']",
-        &format!("http://{addr}/"),
-    )
-    .await;
+    let o = probe("prober: http\nhttp:\n  fail_if_body_matches_regexp: ['hel+o']", &format!("http://{addr}/")).await;
     assert_eq!(reason(&o), "body_regex");
     assert_eq!(o.value("probe_failed_due_to_regex"), Some(1.0));
+    let o = probe("prober: http\nhttp:\n  fail_if_body_not_matches_regexp: ['goodbye']", &format!("http://{addr}/")).await;
+    assert_eq!(reason(&o), "body_regex");
     let o = probe(
-        "prober: http\nhttp:\n  fail_if_body_not_matches_regexp: ['goodbye']",
+        "prober: http\nhttp:\n  fail_if_body_not_matches_regexp: ['^hello']\n  fail_if_body_matches_regexp: ['error']",
         &format!("http://{addr}/"),
     )
     .await;
-    assert_eq!(reason(&o), "body_regex");
-    let o = probe("prober: http\nhttp:\n  fail_if_body_not_matches_regexp: ['^hello']\n  fail_if_body_matches_regexp: ['error']", &format!("http://{addr}/")).await;
     assert!(o.success);
     assert_eq!(o.value("probe_failed_due_to_regex"), Some(0.0));
 }
@@ -195,8 +143,7 @@ async fn body_regexes() {
 async fn header_regexes() {
     let addr = http_server().await;
     let url = format!("http://{addr}/headers?X-Test=abc123");
-    let matches =
-        "prober: http\nhttp:\n  fail_if_header_matches:\n    - header: X-Test\n      regexp: 'abc'";
+    let matches = "prober: http\nhttp:\n  fail_if_header_matches:\n    - header: X-Test\n      regexp: 'abc'";
     let o = probe(matches, &url).await;
     assert_eq!(reason(&o), "header_regex");
     assert_eq!(o.value("probe_failed_due_to_regex"), Some(1.0));
@@ -213,36 +160,20 @@ async fn header_regexes() {
 #[tokio::test]
 async fn last_modified_header() {
     let addr = http_server().await;
-    let url =
-        format!("http://{addr}/headers?Last-Modified=Wed,%2021%20Oct%202015%2007:28:00%20GMT");
+    let url = format!("http://{addr}/headers?Last-Modified=Wed,%2021%20Oct%202015%2007:28:00%20GMT");
     let o = probe("prober: http", &url).await;
-    assert_eq!(
-        o.value("probe_http_last_modified_timestamp_seconds"),
-        Some(1_445_412_480.0)
-    );
+    assert_eq!(o.value("probe_http_last_modified_timestamp_seconds"), Some(1_445_412_480.0));
 }
 
 #[tokio::test]
 async fn ip_protocol_preference_and_fallback() {
     let addr = http_server().await;
-    let o = probe(
-        "prober: http\nhttp:\n  preferred_ip_protocol: ip6",
-        &format!("http://{addr}/"),
-    )
-    .await;
+    let o = probe("prober: http\nhttp:\n  preferred_ip_protocol: ip6", &format!("http://{addr}/")).await;
     assert!(o.success, "falls back to IPv4: {:?}", o.failure);
     assert_eq!(o.value("probe_ip_protocol"), Some(4.0));
-    let o = probe(
-        "prober: http\nhttp:\n  preferred_ip_protocol: ip6\n  ip_protocol_fallback: false",
-        &format!("http://{addr}/"),
-    )
-    .await;
+    let o = probe("prober: http\nhttp:\n  preferred_ip_protocol: ip6\n  ip_protocol_fallback: false", &format!("http://{addr}/")).await;
     assert_eq!(reason(&o), "dns");
-    let o = probe(
-        "prober: http\nhttp:\n  preferred_ip_protocol: ip4",
-        &format!("http://localhost:{}/", addr.port()),
-    )
-    .await;
+    let o = probe("prober: http\nhttp:\n  preferred_ip_protocol: ip4", &format!("http://localhost:{}/", addr.port())).await;
     assert!(o.success, "{:?}", o.failure);
     assert_eq!(o.value("probe_ip_protocol"), Some(4.0));
     assert_eq!(o.value("probe_ip_addr_hash"), Some(144_953_630.0));
@@ -255,38 +186,18 @@ async fn authentication_headers() {
     let secret = write_file(dir.path(), "secret", "from-file\n");
     let url = format!("http://{addr}/echo");
     let cases = [
+        ("basic_auth:\n    username: user\n    password: pass".to_string(), "authorization: Basic dXNlcjpwYXNz".to_string()),
         (
-            "basic_auth:\n    username: user\n    password: pass".to_string(),
-            "authorization: Basic dXNlcjpwYXNz".to_string(),
-        ),
-        (
-            format!(
-                "basic_auth:\n    username: user\n    password_file: {}",
-                secret.display()
-            ),
+            format!("basic_auth:\n    username: user\n    password_file: {}", secret.display()),
             "authorization: Basic dXNlcjpmcm9tLWZpbGU=".into(),
         ),
-        (
-            "bearer_token: tok123".into(),
-            "authorization: Bearer tok123".into(),
-        ),
-        (
-            format!("bearer_token_file: {}", secret.display()),
-            "authorization: Bearer from-file".into(),
-        ),
-        (
-            "authorization:\n    type: Token\n    credentials: abc".into(),
-            "authorization: Token abc".into(),
-        ),
-        (
-            format!("authorization:\n    credentials_file: {}", secret.display()),
-            "authorization: Bearer from-file".into(),
-        ),
+        ("bearer_token: tok123".into(), "authorization: Bearer tok123".into()),
+        (format!("bearer_token_file: {}", secret.display()), "authorization: Bearer from-file".into()),
+        ("authorization:\n    type: Token\n    credentials: abc".into(), "authorization: Token abc".into()),
+        (format!("authorization:\n    credentials_file: {}", secret.display()), "authorization: Bearer from-file".into()),
     ];
     for (auth, expected) in cases {
-        let module = format!(
-            "prober: http\nhttp:\n  {auth}\n  fail_if_body_not_matches_regexp: ['{expected}']"
-        );
+        let module = format!("prober: http\nhttp:\n  {auth}\n  fail_if_body_not_matches_regexp: ['{expected}']");
         let o = probe(&module, &url).await;
         assert!(o.success, "{auth}: {:?}", o.failure);
     }
@@ -301,22 +212,11 @@ async fn compression_is_requested_and_decoded() {
         let module = format!("prober: http\nhttp:\n  compression: {kind}\n  fail_if_body_not_matches_regexp: ['hello compressed world']");
         let o = probe(&module, &format!("http://{addr}/{kind}")).await;
         assert!(o.success, "{kind}: {:?}", o.failure);
-        assert_eq!(
-            o.value("probe_http_uncompressed_body_length"),
-            Some(46.0),
-            "{kind}"
-        );
-        assert!(
-            o.value("probe_http_content_length").unwrap() != 46.0,
-            "{kind}: content length is the compressed size"
-        );
+        assert_eq!(o.value("probe_http_uncompressed_body_length"), Some(46.0), "{kind}");
+        assert!(o.value("probe_http_content_length").unwrap() != 46.0, "{kind}: content length is the compressed size");
     }
     // A server that ignores the requested encoding fails the probe, as in blackbox.
-    let o = probe(
-        "prober: http\nhttp:\n  compression: gzip",
-        &format!("http://{addr}/"),
-    )
-    .await;
+    let o = probe("prober: http\nhttp:\n  compression: gzip", &format!("http://{addr}/")).await;
     assert_eq!(reason(&o), "decompression");
 }
 
@@ -337,25 +237,13 @@ async fn proxy(seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> std::net:
             let text = String::from_utf8_lossy(&head).to_string();
             let line = text.lines().next().unwrap_or_default().to_string();
             seen.lock().unwrap().push(line.clone());
-            let target = line
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or_default()
-                .to_string();
+            let target = line.split_whitespace().nth(1).unwrap_or_default().to_string();
             if line.starts_with("CONNECT ") {
                 let mut upstream = tokio::net::TcpStream::connect(&target).await.unwrap();
-                client
-                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                    .await
-                    .unwrap();
+                client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await.unwrap();
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
             } else {
-                let authority = target
-                    .trim_start_matches("http://")
-                    .split('/')
-                    .next()
-                    .unwrap()
-                    .to_string();
+                let authority = target.trim_start_matches("http://").split('/').next().unwrap().to_string();
                 let mut upstream = tokio::net::TcpStream::connect(&authority).await.unwrap();
                 upstream.write_all(&head).await.unwrap();
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
@@ -370,42 +258,23 @@ async fn proxy_url_forwards_http_and_tunnels_https() {
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let proxy_addr = proxy(seen.clone()).await;
     let addr = http_server().await;
-    let o = probe(
-        &format!("prober: http\nhttp:\n  proxy_url: http://{proxy_addr}"),
-        &format!("http://{addr}/status?code=200"),
-    )
-    .await;
+    let o = probe(&format!("prober: http\nhttp:\n  proxy_url: http://{proxy_addr}"), &format!("http://{addr}/status?code=200")).await;
     assert!(o.success, "{:?}", o.failure);
-    assert_eq!(
-        seen.lock().unwrap()[0],
-        format!("GET http://{addr}/status?code=200 HTTP/1.1")
-    );
+    assert_eq!(seen.lock().unwrap()[0], format!("GET http://{addr}/status?code=200 HTTP/1.1"));
 
     let ca = Ca::new("Proxy Test CA");
     let leaf = ca.leaf("localhost", &["localhost"], -1, 90);
     let tls_addr = https_server(vec![leaf.der.clone()], leaf.key_der(), None, false).await;
     let dir = tempfile::tempdir().unwrap();
     let ca_file = write_file(dir.path(), "ca.pem", pem(&ca.der()));
-    let module = format!(
-        "prober: http\nhttp:\n  proxy_url: http://{proxy_addr}\n  tls_config:\n    ca_file: {}",
-        ca_file.display()
-    );
+    let module = format!("prober: http\nhttp:\n  proxy_url: http://{proxy_addr}\n  tls_config:\n    ca_file: {}", ca_file.display());
     let o = probe(&module, &format!("https://localhost:{}/", tls_addr.port())).await;
     assert!(o.success, "{:?}", o.failure);
-    assert_eq!(
-        seen.lock().unwrap()[1],
-        format!("CONNECT localhost:{} HTTP/1.1", tls_addr.port())
-    );
+    assert_eq!(seen.lock().unwrap()[1], format!("CONNECT localhost:{} HTTP/1.1", tls_addr.port()));
     assert_eq!(o.value("probe_http_ssl"), Some(1.0));
 
-    let refused = format!(
-        "prober: http\nhttp:\n  proxy_url: http://127.0.0.1:{}",
-        closed_port()
-    );
-    assert_eq!(
-        reason(&probe(&refused, &format!("http://{addr}/")).await),
-        "proxy"
-    );
+    let refused = format!("prober: http\nhttp:\n  proxy_url: http://127.0.0.1:{}", closed_port());
+    assert_eq!(reason(&probe(&refused, &format!("http://{addr}/")).await), "proxy");
 }
 
 #[tokio::test]
@@ -415,37 +284,23 @@ async fn https_tls_config_and_http2() {
     let dir = tempfile::tempdir().unwrap();
     let ca_file = write_file(dir.path(), "ca.pem", pem(&ca.der()));
     let h2 = https_server(vec![leaf.der.clone()], leaf.key_der(), None, true).await;
-    let base = format!(
-        "prober: http\nhttp:\n  tls_config:\n    ca_file: {}",
-        ca_file.display()
-    );
+    let base = format!("prober: http\nhttp:\n  tls_config:\n    ca_file: {}", ca_file.display());
 
     let o = probe(&base, &format!("https://localhost:{}/", h2.port())).await;
     assert!(o.success, "{:?}", o.failure);
     assert_eq!(o.value("probe_http_version"), Some(2.0));
     assert_eq!(o.value("probe_http_ssl"), Some(1.0));
     assert!(label_sets(&o, "probe_http_duration_seconds").len() == 5);
-    assert_eq!(
-        label(&label_sets(&o, "probe_tls_version_info")[0], "version"),
-        "TLS 1.3"
-    );
+    assert_eq!(label(&label_sets(&o, "probe_tls_version_info")[0], "version"), "TLS 1.3");
     assert!(label(&label_sets(&o, "probe_tls_cipher_info")[0], "cipher").starts_with("TLS_"));
 
     let no_h2 = format!("{base}\n  enable_http2: false");
     let o = probe(&no_h2, &format!("https://localhost:{}/", h2.port())).await;
     assert_eq!(o.value("probe_http_version"), Some(1.1));
 
-    let o = probe(
-        &format!("{base}\n  valid_http_versions: [HTTP/2.0]"),
-        &format!("https://localhost:{}/", h2.port()),
-    )
-    .await;
+    let o = probe(&format!("{base}\n  valid_http_versions: [HTTP/2.0]"), &format!("https://localhost:{}/", h2.port())).await;
     assert!(o.success);
-    let o = probe(
-        &format!("{base}\n  fail_if_ssl: true"),
-        &format!("https://localhost:{}/", h2.port()),
-    )
-    .await;
+    let o = probe(&format!("{base}\n  fail_if_ssl: true"), &format!("https://localhost:{}/", h2.port())).await;
     assert_eq!(reason(&o), "ssl_forbidden");
 
     // server_name: connect to 127.0.0.1 but verify (and send SNI) for example.test.
@@ -454,25 +309,11 @@ async fn https_tls_config_and_http2() {
     let o = probe(&format!("{base}\n    server_name: example.test"), &by_ip).await;
     assert!(o.success, "{:?}", o.failure);
 
-    let tls12 = probe(
-        &format!("{base}\n    max_version: TLS12"),
-        &format!("https://localhost:{}/", h2.port()),
-    )
-    .await;
+    let tls12 = probe(&format!("{base}\n    max_version: TLS12"), &format!("https://localhost:{}/", h2.port())).await;
     assert!(tls12.success, "{:?}", tls12.failure);
-    assert_eq!(
-        label(&label_sets(&tls12, "probe_tls_version_info")[0], "version"),
-        "TLS 1.2"
-    );
-    let tls13 = probe(
-        &format!("{base}\n    min_version: TLS13"),
-        &format!("https://localhost:{}/", h2.port()),
-    )
-    .await;
-    assert_eq!(
-        label(&label_sets(&tls13, "probe_tls_version_info")[0], "version"),
-        "TLS 1.3"
-    );
+    assert_eq!(label(&label_sets(&tls12, "probe_tls_version_info")[0], "version"), "TLS 1.2");
+    let tls13 = probe(&format!("{base}\n    min_version: TLS13"), &format!("https://localhost:{}/", h2.port())).await;
+    assert_eq!(label(&label_sets(&tls13, "probe_tls_version_info")[0], "version"), "TLS 1.3");
 }
 
 #[tokio::test]
@@ -496,12 +337,6 @@ async fn min_version_above_server_fails_handshake() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let ca_file = write_file(dir.path(), "ca.pem", pem(&ca.der()));
-    let module = format!(
-        "prober: http\nhttp:\n  tls_config:\n    ca_file: {}\n    min_version: TLS13",
-        ca_file.display()
-    );
-    assert_eq!(
-        reason(&probe(&module, &format!("https://localhost:{}/", addr.port())).await),
-        "tls_handshake"
-    );
+    let module = format!("prober: http\nhttp:\n  tls_config:\n    ca_file: {}\n    min_version: TLS13", ca_file.display());
+    assert_eq!(reason(&probe(&module, &format!("https://localhost:{}/", addr.port())).await), "tls_handshake");
 }

@@ -1,6 +1,7 @@
 //! Integration tests: real probes against loopback servers, and the lookout binary as a
 //! user runs it. No outside network.
 
+mod cert_files;
 mod cli;
 mod common;
 mod config;

@@ -67,11 +67,7 @@ async fn endless_line_is_bounded() {
         }
     })
     .await;
-    let o = probe(
-        "prober: tcp\ntcp:\n  query_response:\n    - expect: 'never'",
-        &addr.to_string(),
-    )
-    .await;
+    let o = probe("prober: tcp\ntcp:\n  query_response:\n    - expect: 'never'", &addr.to_string()).await;
     assert_eq!(reason(&o), "query_response");
     assert!(o.failure.unwrap().message.contains("longer than"));
 }
@@ -105,14 +101,14 @@ async fn tls_and_starttls() {
         })
         .await
     };
-    let module = format!("prober: tcp\ntcp:\n  tls: true\n  tls_config:\n    ca_file: {}\n  query_response:\n    - expect: '^SECURE BANNER$'", ca_file.display());
+    let module = format!(
+        "prober: tcp\ntcp:\n  tls: true\n  tls_config:\n    ca_file: {}\n  query_response:\n    - expect: '^SECURE BANNER$'",
+        ca_file.display()
+    );
     let o = probe(&module, &format!("localhost:{}", direct.port())).await;
     assert!(o.success, "{:?}", o.failure);
     assert!(o.value("probe_ssl_earliest_cert_expiry").unwrap() > 0.0);
-    assert_eq!(
-        label(&label_sets(&o, "probe_tls_version_info")[0], "version"),
-        "TLS 1.3"
-    );
+    assert_eq!(label(&label_sets(&o, "probe_tls_version_info")[0], "version"), "TLS 1.3");
 
     let starttls = raw_server(move |s| {
         let acceptor = acceptor.clone();
@@ -153,19 +149,11 @@ async fn source_ip_address_and_ip_protocol() {
             seen.lock().unwrap().push(peer.ip().to_string());
         }
     });
-    let o = probe(
-        "prober: tcp\ntcp:\n  source_ip_address: 127.0.0.2\n  preferred_ip_protocol: ip4",
-        &format!("localhost:{port}"),
-    )
-    .await;
+    let o = probe("prober: tcp\ntcp:\n  source_ip_address: 127.0.0.2\n  preferred_ip_protocol: ip4", &format!("localhost:{port}")).await;
     assert!(o.success, "{:?}", o.failure);
     assert_eq!(o.value("probe_ip_protocol"), Some(4.0));
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     assert_eq!(peers.lock().unwrap().as_slice(), ["127.0.0.2"]);
-    let o = probe(
-        "prober: tcp\ntcp:\n  preferred_ip_protocol: ip6\n  ip_protocol_fallback: false",
-        &format!("127.0.0.1:{port}"),
-    )
-    .await;
+    let o = probe("prober: tcp\ntcp:\n  preferred_ip_protocol: ip6\n  ip_protocol_fallback: false", &format!("127.0.0.1:{port}")).await;
     assert_eq!(reason(&o), "dns");
 }

@@ -6,10 +6,7 @@ use lookout::probe::Outcome;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
 }
 
 fn days_from_now(days: f64) -> f64 {
@@ -26,17 +23,8 @@ fn certs(o: &Outcome) -> Vec<(String, String, String, f64)> {
     f.samples
         .iter()
         .map(|s| {
-            let l: Vec<(String, String)> = s
-                .labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect();
-            (
-                label(&l, "source").into(),
-                label(&l, "chain_position").into(),
-                label(&l, "subject_cn").into(),
-                s.value,
-            )
+            let l: Vec<(String, String)> = s.labels.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+            (label(&l, "source").into(), label(&l, "chain_position").into(), label(&l, "subject_cn").into(), s.value)
         })
         .collect()
 }
@@ -48,25 +36,14 @@ struct Case {
 }
 
 impl Case {
-    async fn serve(
-        ca: Ca,
-        chain: Vec<rustls::pki_types::CertificateDer<'static>>,
-        leaf: &Leaf,
-    ) -> Case {
+    async fn serve(ca: Ca, chain: Vec<rustls::pki_types::CertificateDer<'static>>, leaf: &Leaf) -> Case {
         let addr = https_server(chain, leaf.key_der(), None, false).await;
-        Case {
-            ca,
-            addr,
-            dir: tempfile::tempdir().unwrap(),
-        }
+        Case { ca, addr, dir: tempfile::tempdir().unwrap() }
     }
 
     async fn probe(&self, extra: &str) -> Outcome {
         let ca_file = write_file(self.dir.path(), "ca.pem", pem(&self.ca.der()));
-        let module = format!(
-            "prober: http\nhttp:\n  tls_config:\n    ca_file: {}\n{extra}",
-            ca_file.display()
-        );
+        let module = format!("prober: http\nhttp:\n  tls_config:\n    ca_file: {}\n{extra}", ca_file.display());
         probe(&module, &format!("https://localhost:{}/", self.addr.port())).await
     }
 }
@@ -81,21 +58,14 @@ async fn valid_leaf_expiring_in_ten_days() {
     assert_eq!(verify_result(&o), "ok");
     let earliest = o.value("probe_ssl_earliest_cert_expiry").unwrap();
     assert!((earliest - days_from_now(10.0)).abs() < 120.0, "{earliest}");
-    assert_eq!(
-        o.value("probe_ssl_last_chain_expiry_timestamp_seconds"),
-        Some(earliest)
-    );
+    assert_eq!(o.value("probe_ssl_last_chain_expiry_timestamp_seconds"), Some(earliest));
     let info = &label_sets(&o, "probe_ssl_last_chain_info")[0];
     assert_eq!(label(info, "subject"), "CN=localhost");
     assert_eq!(label(info, "issuer"), "CN=Good CA");
     assert_eq!(label(info, "subjectalternative"), "localhost");
-    let fingerprint =
-        lookout::probe::certs::hex(ring::digest::digest(&ring::digest::SHA256, &leaf.der).as_ref());
+    let fingerprint = lookout::probe::certs::hex(ring::digest::digest(&ring::digest::SHA256, &leaf.der).as_ref());
     assert_eq!(label(info, "fingerprint_sha256"), fingerprint);
-    assert_eq!(
-        certs(&o),
-        vec![("served".into(), "0".into(), "localhost".into(), earliest)]
-    );
+    assert_eq!(certs(&o), vec![("served".into(), "0".into(), "localhost".into(), earliest)]);
 }
 
 #[tokio::test]
@@ -128,10 +98,7 @@ async fn expired_intermediate_is_reported_at_its_position() {
     assert_eq!(verify_result(&o), "expired");
     let found = certs(&o);
     assert_eq!(found.len(), 2);
-    assert_eq!(
-        (found[1].1.as_str(), found[1].2.as_str()),
-        ("1", "Old Intermediate")
-    );
+    assert_eq!((found[1].1.as_str(), found[1].2.as_str()), ("1", "Old Intermediate"));
     assert!(found[1].3 < now());
     assert!(found[0].3 > now());
     assert_eq!(o.value("probe_ssl_earliest_cert_expiry"), Some(found[1].3));
@@ -145,10 +112,7 @@ async fn not_yet_valid() {
     let o = case.probe("").await;
     assert_eq!(reason(&o), "tls_verify");
     assert_eq!(verify_result(&o), "not_yet_valid");
-    let before = family(&o, "lookout_cert_not_before_timestamp_seconds")
-        .unwrap()
-        .samples[0]
-        .value;
+    let before = family(&o, "lookout_cert_not_before_timestamp_seconds").unwrap().samples[0].value;
     assert!(before > now());
 }
 
@@ -186,13 +150,7 @@ async fn client_certificate_is_presented_and_reported() {
     let ca = Ca::new("Mutual CA");
     let server_leaf = ca.leaf("localhost", &["localhost"], -1, 60);
     let client = ca.leaf("probe-client", &[], -1, 20);
-    let addr = https_server(
-        vec![server_leaf.der.clone()],
-        server_leaf.key_der(),
-        Some(ca.der()),
-        false,
-    )
-    .await;
+    let addr = https_server(vec![server_leaf.der.clone()], server_leaf.key_der(), Some(ca.der()), false).await;
     let dir = tempfile::tempdir().unwrap();
     let ca_file = write_file(dir.path(), "ca.pem", pem(&ca.der()));
     let cert_file = write_file(dir.path(), "client.pem", client.pem());
@@ -211,15 +169,8 @@ async fn client_certificate_is_presented_and_reported() {
     assert_eq!(client_series[0].2, "probe-client");
     assert!((client_series[0].3 - days_from_now(20.0)).abs() < 120.0);
 
-    let without = format!(
-        "prober: http\nhttp:\n  tls_config:\n    ca_file: {}",
-        ca_file.display()
-    );
+    let without = format!("prober: http\nhttp:\n  tls_config:\n    ca_file: {}", ca_file.display());
     let o = probe(&without, &target).await;
     assert!(!o.success);
-    assert!(
-        matches!(reason(&o), "tls_handshake" | "http_protocol"),
-        "{}",
-        reason(&o)
-    );
+    assert!(matches!(reason(&o), "tls_handshake" | "http_protocol"), "{}", reason(&o));
 }

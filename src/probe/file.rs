@@ -1,0 +1,107 @@
+//! The file prober (`prober: file`): certificates on disk. The target is a path or a glob;
+//! each file may be a PEM bundle or a DER certificate, and is read again at every run.
+//! A file that cannot be read or parsed is reported with its reason and never hides the others.
+
+use super::certs::{self, CertInfo, Origin};
+use super::{Failure, FailureReason, PreparedModule, Prober, Report};
+use crate::metrics::exposition::Name;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use std::io::Read;
+use std::path::PathBuf;
+
+/// Certificate files are small; anything larger is not one, and is not read whole.
+const MAX_FILE_BYTES: u64 = 1 << 20;
+
+pub async fn probe(target: &str, module: &PreparedModule, report: &mut Report) -> Result<(), Failure> {
+    let Prober::File = &module.prober else {
+        return Err(Failure::new(FailureReason::UnsupportedProber, "not a file module"));
+    };
+    let target = target.to_string();
+    let files = tokio::task::spawn_blocking(move || read_all(&target))
+        .await
+        .map_err(|e| Failure::new(FailureReason::CertificateFile, format!("reading files: {e}")))??;
+    let mut problems = Vec::new();
+    let mut earliest: Option<i64> = None;
+    for file in &files {
+        let path = file.path.display().to_string();
+        for (position, cert) in file.certificates.iter().enumerate() {
+            certs::record(report, Origin::File { path: &path, position }, cert);
+            earliest = Some(earliest.map_or(cert.not_after, |e| e.min(cert.not_after)));
+        }
+        report.log(format_args!("{path}: {} certificate(s)", file.certificates.len()));
+        if let Some(problem) = file.problem {
+            report.log(format_args!("{path}: {problem}"));
+            report.set_labeled(
+                "lookout_cert_file_error",
+                "1 for a certificate file that could not be used, with why: unreadable, too_large, not_a_certificate",
+                vec![(Name::Borrowed("path"), path.clone()), (Name::Borrowed("reason"), problem.to_string())],
+                1.0,
+            );
+            problems.push(format!("{path}: {problem}"));
+        }
+    }
+    if let Some(earliest) = earliest {
+        report.set("probe_ssl_earliest_cert_expiry", "Returns last SSL chain expiry in unixtime", earliest as f64);
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::new(FailureReason::CertificateFile, format!("{} of {} files: {}", problems.len(), files.len(), problems.join("; "))))
+    }
+}
+
+struct CertFile {
+    path: PathBuf,
+    certificates: Vec<CertInfo>,
+    problem: Option<&'static str>,
+}
+
+fn read_all(target: &str) -> Result<Vec<CertFile>, Failure> {
+    let paths: Vec<PathBuf> = if target.contains(['*', '?', '[']) {
+        let pattern = glob::glob(target).map_err(|e| Failure::new(FailureReason::InvalidTarget, format!("glob {target:?}: {e}")))?;
+        let mut paths: Vec<PathBuf> = pattern.filter_map(Result::ok).filter(|p| !p.is_dir()).collect();
+        paths.sort();
+        if paths.is_empty() {
+            return Err(Failure::new(FailureReason::CertificateFile, format!("no file matches {target:?}")));
+        }
+        paths
+    } else {
+        vec![PathBuf::from(target)]
+    };
+    Ok(paths.into_iter().map(read_one).collect())
+}
+
+fn read_one(path: PathBuf) -> CertFile {
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(&path).and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes));
+    let (certificates, problem) = match read {
+        Err(_) => (Vec::new(), Some("unreadable")),
+        Ok(_) if bytes.len() as u64 > MAX_FILE_BYTES => (Vec::new(), Some("too_large")),
+        Ok(_) => parse(&bytes),
+    };
+    CertFile { path, certificates, problem }
+}
+
+/// Every certificate in a PEM bundle (other PEM blocks, such as keys, are skipped), or the one
+/// DER certificate the bytes hold.
+fn parse(bytes: &[u8]) -> (Vec<CertInfo>, Option<&'static str>) {
+    if memchr::memmem::find(bytes, b"-----BEGIN").is_none() {
+        return match CertInfo::parse(bytes) {
+            Ok(cert) => (vec![cert], None),
+            Err(_) => (Vec::new(), Some("not_a_certificate")),
+        };
+    }
+    let mut certificates = Vec::new();
+    let mut problem = None;
+    for block in CertificateDer::pem_slice_iter(bytes) {
+        match block.map_err(|_| ()).and_then(|der| CertInfo::parse(&der).map_err(|_| ())) {
+            Ok(cert) => certificates.push(cert),
+            Err(()) => problem = Some("not_a_certificate"),
+        }
+    }
+    if certificates.is_empty() && problem.is_none() {
+        problem = Some("not_a_certificate");
+    }
+    (certificates, problem)
+}
