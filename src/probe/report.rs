@@ -207,3 +207,16 @@ impl Outcome {
         self.families.iter().find(|f| f.name == name).and_then(|f| f.samples.first()).map(|s| s.value)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::FailureReason;
+
+    #[test]
+    fn every_failure_reason_is_documented() {
+        let readme = include_str!("../../README.md");
+        for reason in FailureReason::ALL {
+            assert!(readme.contains(&format!("`{}`", reason.as_str())), "README does not list {}", reason.as_str());
+        }
+    }
+}

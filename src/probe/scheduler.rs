@@ -147,3 +147,30 @@ impl Drop for Scheduler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_offsets_spread_within_the_interval() {
+        let module =
+            Arc::new(PreparedModule { name: "m".into(), timeout: Some(Duration::from_secs(60)), prober: crate::probe::Prober::File });
+        let offsets: Vec<Duration> = (0..50)
+            .map(|i| Job {
+                name: format!("probe-{i}"),
+                module: module.clone(),
+                target: String::new(),
+                interval: Duration::from_secs(10),
+                labels: BTreeMap::new(),
+            })
+            .map(|job| {
+                assert_eq!(job.timeout(), Duration::from_secs(10), "timeout is capped at the interval");
+                job.start_offset()
+            })
+            .collect();
+        assert!(offsets.iter().all(|o| *o < Duration::from_secs(10)));
+        let early = offsets.iter().filter(|o| **o < Duration::from_secs(5)).count();
+        assert!((10..=40).contains(&early), "offsets are spread, {early} of 50 in the first half");
+    }
+}

@@ -119,3 +119,26 @@ fn probe_endpoint_refuses_file_modules() {
     assert_eq!(reply.status, 400);
     assert!(reply.body.contains("runs only as a scheduled probe"));
 }
+
+#[test]
+fn status_page_colours_expired_and_expiring_certificates() {
+    let ca = Ca::new("Files CA");
+    let dir = tempfile::tempdir().unwrap();
+    write_file(dir.path(), "gone.pem", ca.leaf("gone.example", &["gone.example"], -300, -2).pem());
+    write_file(dir.path(), "soon.pem", ca.leaf("soon.example", &["soon.example"], -300, 10).pem());
+    let yaml = format!(
+        "modules:\n  certs:\n    prober: file\nprobes:\n  - name: gone\n    module: certs\n    target: {0}/gone.pem\n    interval: 1s\n  - name: soon\n    module: certs\n    target: {0}/soon.pem\n    interval: 1s\n",
+        dir.path().display()
+    );
+    let server = Server::start(dir.path(), &yaml);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let page = loop {
+        let page = get(server.addr, "/", &[]).unwrap().body;
+        if !page.contains("pending") || std::time::Instant::now() > deadline {
+            break page;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(page.contains("<td class=\"expired\">expired 2 days ago</td>"), "{page}");
+    assert!(page.contains("<td class=\"warn\">"), "{page}");
+}

@@ -144,3 +144,12 @@ fn repository_configs_are_valid() {
     let out = Command::new(LOOKOUT).current_dir(root).arg("check").output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn shipped_alert_rules_pass_their_unit_tests() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus");
+    let check = Command::new("promtool").current_dir(dir).args(["check", "rules", "lookout.rules.yml"]).output().expect("promtool");
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    let test = Command::new("promtool").current_dir(dir).args(["test", "rules", "lookout.rules.test.yml"]).output().expect("promtool");
+    assert!(test.status.success(), "{}{}", String::from_utf8_lossy(&test.stdout), String::from_utf8_lossy(&test.stderr));
+}
