@@ -35,17 +35,35 @@ probes:
     )
 }
 
-/// Starts a loopback HTTP server on a plain thread with its own runtime, for the binary to probe.
-fn background_http_server() -> std::net::SocketAddr {
+/// Runs a loopback server on a plain thread with its own runtime, for the binary to probe.
+fn in_background<F, Fut>(start: F) -> std::net::SocketAddr
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = std::net::SocketAddr>,
+{
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async move {
-            tx.send(http_server().await).unwrap();
+            tx.send(start().await).unwrap();
             std::future::pending::<()>().await;
         });
     });
     rx.recv().unwrap()
+}
+
+fn background_http_server() -> std::net::SocketAddr {
+    in_background(http_server)
+}
+
+/// Accepts connections and never answers.
+fn background_silent_server() -> std::net::SocketAddr {
+    in_background(|| {
+        raw_server(|s| async move {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(s);
+        })
+    })
 }
 
 #[test]
@@ -211,20 +229,7 @@ fn probe_endpoint_is_blackbox_compatible() {
 
 #[test]
 fn probe_endpoint_honours_the_scrape_timeout_header() {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
-            let addr = raw_server(|s| async move {
-                tokio::time::sleep(Duration::from_secs(30)).await;
-                drop(s);
-            })
-            .await;
-            tx.send(addr).unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    let silent = rx.recv().unwrap();
+    let silent = background_silent_server();
     let dir = tempfile::tempdir().unwrap();
     let yaml = "modules:\n  slow:\n    prober: http\n    http:\n      preferred_ip_protocol: ip4\n";
     let server = Server::start(dir.path(), yaml);
@@ -287,20 +292,7 @@ fn reload_keeps_the_old_config_when_the_new_one_is_bad() {
 
 #[test]
 fn scheduled_probe_timeout_never_exceeds_interval_and_runs_do_not_overlap() {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
-            let addr = raw_server(|s| async move {
-                tokio::time::sleep(Duration::from_secs(30)).await;
-                drop(s);
-            })
-            .await;
-            tx.send(addr).unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    let silent = rx.recv().unwrap();
+    let silent = background_silent_server();
     let dir = tempfile::tempdir().unwrap();
     let yaml = format!(
         "modules:\n  slow:\n    prober: http\n    timeout: 10s\n    http:\n      preferred_ip_protocol: ip4\nprobes:\n  - name: hang\n    module: slow\n    target: http://{silent}/\n    interval: 500ms\n"

@@ -215,6 +215,12 @@ async fn compression_is_requested_and_decoded() {
         assert_eq!(o.value("probe_http_uncompressed_body_length"), Some(46.0), "{kind}");
         assert!(o.value("probe_http_content_length").unwrap() != 46.0, "{kind}: content length is the compressed size");
     }
+    let identity = probe(
+        "prober: http\nhttp:\n  compression: identity\n  fail_if_body_not_matches_regexp: ['accept-encoding: identity']",
+        &format!("http://{addr}/echo"),
+    )
+    .await;
+    assert!(identity.success, "{:?}", identity.failure);
     // A server that ignores the requested encoding fails the probe, as in blackbox.
     let o = probe("prober: http\nhttp:\n  compression: gzip", &format!("http://{addr}/")).await;
     assert_eq!(reason(&o), "decompression");
