@@ -2,6 +2,8 @@
 //! reload that swaps a new configuration in only when all of it is valid.
 
 use crate::config::{ConfigError, LogRulesFile, ProbesFile, Source};
+use crate::logs::positions::Positions;
+use crate::logs::{LogRuntime, Pipeline};
 use crate::metrics::self_metrics::SelfMetrics;
 use crate::probe::scheduler::{Job, Results, Scheduler};
 use crate::probe::PreparedModule;
@@ -23,7 +25,8 @@ pub struct Config {
     pub modules: BTreeMap<String, Arc<PreparedModule>>,
     pub jobs: Vec<Arc<Job>>,
     pub probe_endpoint: crate::config::probes::ProbeEndpoint,
-    pub log_rules: LogRulesFile,
+    /// Compiled log sources, handed over once to whatever runs them.
+    pub log_pipelines: Mutex<Vec<Pipeline>>,
     /// Certificates closer to expiry than this are marked in `--once` and on the status page.
     pub warn_before: std::time::Duration,
 }
@@ -32,10 +35,14 @@ impl Config {
     pub fn load(paths: &ConfigPaths) -> Result<Config, ConfigError> {
         let source = Source::read(&paths.probes)?;
         let probes = ProbesFile::load(&source)?;
-        let log_rules = match &paths.log_rules {
-            Some(path) => LogRulesFile::load(&Source::read(path)?)?,
-            None if std::path::Path::new(DEFAULT_LOG_RULES).exists() => LogRulesFile::load(&Source::read(DEFAULT_LOG_RULES.as_ref())?)?,
-            None => LogRulesFile::default(),
+        let log_source = match &paths.log_rules {
+            Some(path) => Some(Source::read(path)?),
+            None if std::path::Path::new(DEFAULT_LOG_RULES).exists() => Some(Source::read(DEFAULT_LOG_RULES.as_ref())?),
+            None => None,
+        };
+        let log_pipelines = match &log_source {
+            Some(source) => crate::logs::compile(&LogRulesFile::load(source)?, source)?,
+            None => Vec::new(),
         };
         let ProbesFile { modules, probes, probe_endpoint, warn_before } = probes;
         let warn_before = warn_before.map_or(crate::config::probes::DEFAULT_WARN_BEFORE, |w| w.0);
@@ -56,7 +63,7 @@ impl Config {
                 })
             })
             .collect();
-        Ok(Config { modules: prepared, jobs, probe_endpoint, log_rules, warn_before })
+        Ok(Config { modules: prepared, jobs, probe_endpoint, log_pipelines: Mutex::new(log_pipelines), warn_before })
     }
 }
 
@@ -68,13 +75,17 @@ pub struct App {
     /// Seconds taken off Prometheus' scrape timeout for `/probe`, as blackbox's `--timeout-offset`.
     pub timeout_offset: f64,
     scheduler: Mutex<Option<Scheduler>>,
+    positions: Option<Arc<Positions>>,
+    logs: Mutex<Option<LogRuntime>>,
 }
 
 impl App {
-    pub fn new(paths: ConfigPaths, config: Config, timeout_offset: f64) -> Arc<App> {
+    pub fn new(paths: ConfigPaths, config: Config, timeout_offset: f64, positions: Option<Arc<Positions>>) -> Arc<App> {
         Arc::new(App {
             paths,
             timeout_offset,
+            positions,
+            logs: Mutex::new(None),
             config: RwLock::new(Arc::new(config)),
             results: Arc::new(Results::default()),
             metrics: Arc::new(SelfMetrics::new()),
@@ -86,8 +97,34 @@ impl App {
         self.config.read().expect("config lock").clone()
     }
 
-    /// Starts (or restarts) the scheduled probes of the current configuration.
-    pub fn start_scheduler(&self) {
+    /// Starts (or restarts) the scheduled probes and the log sources of the current configuration.
+    pub fn start(&self) {
+        self.start_scheduler();
+        self.start_logs();
+    }
+
+    fn start_logs(&self) {
+        let pipelines = std::mem::take(&mut *self.config().log_pipelines.lock().expect("pipelines lock"));
+        let mut logs = self.logs.lock().expect("logs lock");
+        if let Some(old) = logs.take() {
+            old.stop();
+        }
+        *logs = Some(LogRuntime::start(pipelines, self.positions.clone()));
+    }
+
+    /// Stops the log sources, saving where they stopped.
+    pub fn stop_logs(&self) {
+        if let Some(runtime) = self.logs.lock().expect("logs lock").take() {
+            runtime.stop();
+        }
+    }
+
+    /// Reads the log runtime (its families, its query index) if it runs.
+    pub fn with_logs<R>(&self, f: impl FnOnce(&LogRuntime) -> R) -> Option<R> {
+        self.logs.lock().expect("logs lock").as_ref().map(f)
+    }
+
+    fn start_scheduler(&self) {
         let config = self.config();
         self.results.retain_jobs(&config.jobs.iter().map(|j| j.as_ref()).collect::<Vec<_>>());
         let mut scheduler = self.scheduler.lock().expect("scheduler lock");
@@ -100,7 +137,7 @@ impl App {
         match Config::load(&self.paths) {
             Ok(config) => {
                 *self.config.write().expect("config lock") = Arc::new(config);
-                self.start_scheduler();
+                self.start();
                 self.metrics.record_reload(true);
                 tracing::info!("configuration reloaded");
                 Ok(())

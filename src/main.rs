@@ -19,6 +19,9 @@ struct Cli {
     /// Address to listen on; ":9925" means every interface.
     #[arg(long = "web.listen-address", default_value = ":9925")]
     listen: String,
+    /// Where log sources save how far they have read, so a restart resumes there.
+    #[arg(long = "positions.file", default_value = "lookout-positions.json")]
+    positions: PathBuf,
     /// Seconds subtracted from Prometheus' scrape timeout for /probe.
     #[arg(long = "timeout-offset", default_value_t = 0.5)]
     timeout_offset: f64,
@@ -39,6 +42,16 @@ struct Cli {
 enum Command {
     /// Validate the configuration files and exit: 0 valid, 2 invalid.
     Check,
+    /// Read log files from start to end through a source's parser and rules, print the metrics.
+    Replay {
+        /// The source whose parser and rules to use [default: the first].
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(required = true)]
+        files: Vec<String>,
+    },
+    /// Run log rule unit tests (input lines and the series they must give); exit 0 all pass, 1 not.
+    TestRules { tests: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -51,9 +64,40 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
+    let rules_path = cli.log_rules.clone().unwrap_or_else(|| lookout::app::DEFAULT_LOG_RULES.into());
+    match &cli.command {
+        Some(Command::Replay { source, files }) => {
+            return match lookout::logs::offline::replay(&rules_path, source.as_deref(), files.clone()) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("lookout: {e}");
+                    ExitCode::from(2)
+                }
+            };
+        }
+        Some(Command::TestRules { tests }) => {
+            return match lookout::logs::offline::test_rules(tests, cli.log_rules.as_deref()) {
+                Ok((report, ok)) => {
+                    print!("{report}");
+                    if ok {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    }
+                }
+                Err(e) => {
+                    eprintln!("lookout: {e}");
+                    ExitCode::from(2)
+                }
+            };
+        }
+        _ => {}
+    }
     let paths = ConfigPaths { probes: cli.probes.clone(), log_rules: cli.log_rules.clone() };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    // Configuration is loaded inside the runtime: preparing modules may spawn nothing, but TLS setup reads files.
     let config = match Config::load(&paths) {
         Ok(config) => config,
         Err(e) => {
@@ -69,7 +113,14 @@ fn main() -> ExitCode {
                 .filter(|m| matches!(m.prober, lookout::probe::Prober::Unsupported(_)))
                 .map(|m| m.name.as_str())
                 .collect();
-            println!("{}: {} modules, {} scheduled probes: OK", paths.probes.display(), config.modules.len(), config.jobs.len());
+            let sources = config.log_pipelines.lock().map(|p| p.len()).unwrap_or(0);
+            println!(
+                "{}: {} modules, {} scheduled probes, {} log sources: OK",
+                paths.probes.display(),
+                config.modules.len(),
+                config.jobs.len(),
+                sources
+            );
             if !unsupported.is_empty() {
                 println!(
                     "note: modules with probers lookout does not implement (answered with an error on /probe): {}",
@@ -87,11 +138,27 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
-        (None, false) => runtime.block_on(serve(cli.listen, paths, config, cli.timeout_offset)),
+        (None, false) => {
+            let positions = match lookout::logs::positions::Positions::load(&cli.positions) {
+                Ok(p) => std::sync::Arc::new(p),
+                Err(e) => {
+                    eprintln!("lookout: positions file: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            runtime.block_on(serve(cli.listen, paths, config, cli.timeout_offset, positions))
+        }
+        (Some(Command::Replay { .. } | Command::TestRules { .. }), _) => unreachable!("handled above"),
     }
 }
 
-async fn serve(listen: String, paths: ConfigPaths, config: Config, timeout_offset: f64) -> ExitCode {
+async fn serve(
+    listen: String,
+    paths: ConfigPaths,
+    config: Config,
+    timeout_offset: f64,
+    positions: std::sync::Arc<lookout::logs::positions::Positions>,
+) -> ExitCode {
     let address = if listen.starts_with(':') { format!("0.0.0.0{listen}") } else { listen };
     let listener = match tokio::net::TcpListener::bind(&address).await {
         Ok(l) => l,
@@ -100,8 +167,8 @@ async fn serve(listen: String, paths: ConfigPaths, config: Config, timeout_offse
             return ExitCode::from(1);
         }
     };
-    let app = App::new(paths, config, timeout_offset);
-    app.start_scheduler();
+    let app = App::new(paths, config, timeout_offset, Some(positions));
+    app.start();
     tracing::info!("listening on {address}");
     let reload_app = app.clone();
     tokio::spawn(async move {
@@ -120,6 +187,8 @@ async fn serve(listen: String, paths: ConfigPaths, config: Config, timeout_offse
         }
         tracing::info!("shutting down");
     };
-    lookout::web::serve(listener, app, shutdown).await;
+    lookout::web::serve(listener, app.clone(), shutdown).await;
+    // Saves where each log source stopped, so the next start resumes there.
+    tokio::task::spawn_blocking(move || app.stop_logs()).await.ok();
     ExitCode::SUCCESS
 }

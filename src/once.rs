@@ -2,6 +2,7 @@
 //! or JSON, for a terminal or a CI step.
 
 use crate::app::Config;
+use crate::logs::Pipeline;
 use crate::metrics::exposition::{self, Format};
 use crate::probe::certs::NOT_AFTER;
 use crate::probe::scheduler::{Results, StoredResult};
@@ -32,12 +33,72 @@ pub async fn run(config: &Config, output: Output) -> (String, bool) {
     let mut all = results.all();
     all.sort_by_key(order);
     let ok = all.iter().all(|r| r.outcome.success);
+    let mut pipelines = std::mem::take(&mut *config.log_pipelines.lock().expect("pipelines lock"));
+    for pipeline in &mut pipelines {
+        let patterns = pipeline.patterns.clone();
+        crate::logs::read_files(pipeline, patterns);
+    }
     let text = match output {
-        Output::Table => table(&all, config.warn_before.as_secs_f64() / 86_400.0),
-        Output::Prometheus => exposition::encode(&exposition::merge(all.iter().flat_map(|r| r.families.iter().cloned())), Format::Text),
-        Output::Json => json(&all),
+        Output::Table => {
+            let mut text = table(&all, config.warn_before.as_secs_f64() / 86_400.0);
+            if !pipelines.is_empty() {
+                text.push('\n');
+                text.push_str(&logs_table(&pipelines));
+            }
+            text
+        }
+        Output::Prometheus => {
+            let probes = all.iter().flat_map(|r| r.families.iter().cloned());
+            let logs = pipelines.iter().flat_map(|p| p.families().into_iter().chain(p.self_families()));
+            exposition::encode(&exposition::merge(probes.chain(logs)), Format::Text)
+        }
+        Output::Json => json(&all, &pipelines),
     };
     (text, ok)
+}
+
+const TOP: usize = 5;
+
+/// Lines and records per source, the busiest series of each rule, and the top query hashes
+/// with their SQL where an index knows it.
+fn logs_table(pipelines: &[Pipeline]) -> String {
+    let mut rows = vec![["SOURCE".to_string(), "FILES".into(), "LINES".into(), "RECORDS".into(), "UNMATCHED".into(), "ERRORS".into()]];
+    for p in pipelines {
+        rows.push([
+            p.name.clone(),
+            p.files.to_string(),
+            p.tail.lines.to_string(),
+            p.records.matched.to_string(),
+            p.records.unmatched.to_string(),
+            p.records.errors.to_string(),
+        ]);
+    }
+    let mut out = align(&rows);
+    let sql: std::collections::HashMap<&str, &str> =
+        pipelines.iter().filter_map(|p| p.queries.as_ref()).flat_map(|q| q.entries.iter().map(|(h, s)| (h.as_str(), s.as_str()))).collect();
+    let mut rows = vec![["METRIC".to_string(), "SERIES".into(), "COUNT".into(), "".into(), "".into(), "".into()]];
+    let mut queries = vec![["METRIC".to_string(), "HASH".into(), "COUNT".into(), "SQL".into(), "".into(), "".into()]];
+    for p in pipelines {
+        for m in &p.metrics {
+            for (labels, value) in m.top(TOP) {
+                let shown = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect::<Vec<_>>().join(",");
+                rows.push([m.full_name.clone(), format!("{{{shown}}}"), format!("{value}"), String::new(), String::new(), String::new()]);
+                if let Some((hash, text)) = labels.iter().find_map(|(_, v)| sql.get(v.as_str()).map(|s| (v.clone(), *s))) {
+                    let text: String = text.chars().take(100).collect();
+                    queries.push([m.full_name.clone(), hash, format!("{value}"), text, String::new(), String::new()]);
+                }
+            }
+        }
+    }
+    if rows.len() > 1 {
+        out.push('\n');
+        out.push_str(&align(&rows));
+    }
+    if queries.len() > 1 {
+        out.push('\n');
+        out.push_str(&align(&queries));
+    }
+    out
 }
 
 struct CertRow {
@@ -123,8 +184,29 @@ fn align(rows: &[[String; 6]]) -> String {
     out
 }
 
-fn json(results: &[Arc<StoredResult>]) -> String {
-    let items: Vec<serde_json::Value> = results
+fn json(results: &[Arc<StoredResult>], pipelines: &[Pipeline]) -> String {
+    let logs: Vec<serde_json::Value> = pipelines
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "source": p.name,
+                "files": p.files,
+                "lines": p.tail.lines,
+                "records": p.records.matched,
+                "unmatched": p.records.unmatched,
+                "errors": p.records.errors,
+                "metrics": p.metrics.iter().map(|m| serde_json::json!({
+                    "name": m.full_name,
+                    "series": m.series_count(),
+                    "top": m.top(TOP).into_iter().map(|(labels, value)| serde_json::json!({
+                        "labels": labels.into_iter().map(|(k, v)| (k, serde_json::Value::from(v))).collect::<serde_json::Map<_, _>>(),
+                        "value": value,
+                    })).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let probes: Vec<serde_json::Value> = results
         .iter()
         .map(|r| {
             let o = &r.outcome;
@@ -145,7 +227,8 @@ fn json(results: &[Arc<StoredResult>]) -> String {
             })
         })
         .collect();
-    let mut text = serde_json::to_string_pretty(&items).unwrap_or_default();
+    let report = serde_json::json!({ "probes": probes, "logs": logs });
+    let mut text = serde_json::to_string_pretty(&report).unwrap_or_default();
     text.push('\n');
     text
 }

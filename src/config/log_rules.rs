@@ -1,27 +1,228 @@
-//! log_rules.yaml: log sources and the metrics derived from them.
-//!
-//! This build parses the file strictly so a deployment can ship it, but implements no log
-//! source yet: any configured source or metric is refused with a clear error rather than
-//! silently ignored.
+//! log_rules.yaml: log sources (files, their format, how records span lines) and the metrics
+//! derived from their records. Field names are checked against what each source's parser
+//! produces when the file is compiled (see `logs::Pipeline`), with the line of the mistake.
 
+use super::values::{Pattern, PromDuration};
 use super::{ConfigError, Source};
 use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::collections::{BTreeMap, HashSet};
+
+pub const DEFAULT_MAX_LINE_BYTES: usize = 64 * 1024;
+pub const DEFAULT_MAX_SERIES: usize = 1000;
+pub const DEFAULT_MAX_QUERIES: usize = 10_000;
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct LogRulesFile {
     #[serde(default)]
-    pub sources: Vec<serde_saphyr::Spanned<serde::de::IgnoredAny>>,
+    pub sources: Vec<SourceSpec>,
     #[serde(default)]
-    pub metrics: Vec<serde_saphyr::Spanned<serde::de::IgnoredAny>>,
+    pub metrics: Vec<MetricSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Nginx,
+    Spring,
+    Regex,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StartAt {
+    #[default]
+    End,
+    Beginning,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    pub name: Spanned<String>,
+    /// Paths or globs; globs are scanned again while running, so files that appear later are read.
+    pub paths: Vec<String>,
+    pub format: Spanned<LogFormat>,
+    /// nginx: a preset (`combined`, `main`, `combined_timed`) or the `log_format` string itself.
+    #[serde(default)]
+    pub log_format: Option<Spanned<String>>,
+    /// spring: a logback pattern; by default the patterns of Spring Boot 1.5 to 3.x are recognised.
+    #[serde(default)]
+    pub pattern: Option<Spanned<String>>,
+    /// regex: named captures become fields.
+    #[serde(default)]
+    pub regex: Option<Spanned<String>>,
+    /// A record starts at a line matching `start`; other lines continue it (spring: a timestamp).
+    #[serde(default)]
+    pub multiline: Option<Multiline>,
+    #[serde(default)]
+    pub start_at: StartAt,
+    #[serde(default)]
+    pub max_line_bytes: Option<usize>,
+    #[serde(default)]
+    pub poll_interval: Option<PromDuration>,
+    /// More fields from named captures of a regex run on a field.
+    #[serde(default)]
+    pub extract: Vec<Extract>,
+    /// Normalise the SQL in a field (literals and IN-lists replaced, whitespace collapsed) into
+    /// `sql_normalized`, and its fingerprint into `sql_hash`.
+    #[serde(default)]
+    pub sql_fingerprint: Option<Spanned<String>>,
+    /// Keep a bounded hash → SQL index from two fields, served on `/queries`.
+    #[serde(default)]
+    pub queries: Option<QueryIndexSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Multiline {
+    pub start: Pattern,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Extract {
+    pub field: Spanned<String>,
+    pub regex: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryIndexSpec {
+    pub hash: Spanned<String>,
+    pub sql: Spanned<String>,
+    #[serde(default)]
+    pub max_entries: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricSpec {
+    /// The name as Prometheus shows it (a counter's `_total` included).
+    pub name: Spanned<String>,
+    #[serde(rename = "type")]
+    pub kind: MetricKind,
+    #[serde(default)]
+    pub help: Option<String>,
+    pub source: Spanned<String>,
+    /// Conditions, all of which must hold: `FIELD OP VALUE` with ==, !=, <, <=, >, >=, =~, !~,
+    /// `in [a, b]`, `not in [a, b]`.
+    #[serde(default)]
+    pub when: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, Spanned<LabelSpec>>,
+    /// The field a counter adds, a gauge is set to, or a histogram observes.
+    #[serde(default)]
+    pub value: Option<Spanned<String>>,
+    /// Multiplies the value (e.g. 0.001 for milliseconds to seconds).
+    #[serde(default)]
+    pub scale: Option<f64>,
+    #[serde(default)]
+    pub buckets: Option<Spanned<Vec<f64>>>,
+    #[serde(default)]
+    pub max_series: Option<usize>,
+    /// Series not updated for this long are dropped (off unless set).
+    #[serde(default)]
+    pub expire_after: Option<PromDuration>,
+    /// A field holding a trace id: updated samples carry it as an OpenMetrics exemplar.
+    #[serde(default)]
+    pub exemplar: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum LabelSpec {
+    /// `label: field`
+    Field(String),
+    Full(LabelMapping),
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LabelMapping {
+    /// The field; by default the label's own name.
+    #[serde(default)]
+    pub field: Option<String>,
+    /// `status_class` (503 → 5xx) or `path_template` (with `templates`).
+    #[serde(default)]
+    pub map: Option<LabelMap>,
+    /// Path templates such as `/users/:id`; a path matching none becomes `other`.
+    #[serde(default)]
+    pub templates: Vec<String>,
+    /// Values outside this set become `other`.
+    #[serde(default)]
+    pub allowed: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelMap {
+    StatusClass,
+    PathTemplate,
 }
 
 impl LogRulesFile {
     pub fn load(source: &Source) -> Result<LogRulesFile, ConfigError> {
         let file: LogRulesFile = source.parse()?;
-        if let Some(first) = file.sources.first().or(file.metrics.first()) {
-            return Err(source.error_at_span(first, "log sources and log metrics are not implemented in this version of lookout"));
+        let mut names = HashSet::new();
+        for s in &file.sources {
+            if !names.insert(s.name.value.as_str()) {
+                return Err(source.error_at_span(&s.name, format!("duplicate source name {:?}", s.name.value)));
+            }
+            if s.paths.is_empty() {
+                return Err(source.error_at_span(&s.name, "a source needs at least one path"));
+            }
+        }
+        let mut metric_names = HashSet::new();
+        for m in &file.metrics {
+            if !names.contains(m.source.value.as_str()) {
+                return Err(source.error_at_span(&m.source, format!("unknown source {:?}", m.source.value)));
+            }
+            if !is_metric_name(&m.name.value) {
+                return Err(source.error_at_span(&m.name, format!("invalid metric name {:?}", m.name.value)));
+            }
+            if !metric_names.insert(m.name.value.as_str()) {
+                return Err(source.error_at_span(&m.name, format!("duplicate metric {:?}", m.name.value)));
+            }
+            if m.kind != MetricKind::Counter && m.value.is_none() {
+                return Err(source.error_at_span(&m.name, "a gauge or histogram needs `value:` (the field it takes)"));
+            }
+            if let Some(buckets) = &m.buckets {
+                if m.kind != MetricKind::Histogram {
+                    return Err(source.error_at_span(buckets, "buckets are for histograms"));
+                }
+                if buckets.value.is_empty()
+                    || buckets.value.windows(2).any(|w| w[0] >= w[1])
+                    || buckets.value.iter().any(|b| !b.is_finite())
+                {
+                    return Err(source.error_at_span(buckets, "buckets must be finite and strictly increasing"));
+                }
+            }
+            for name in m.labels.keys() {
+                if !super::probes::is_label_name(name) || name == "le" {
+                    return Err(source.error_at_span(&m.name, format!("invalid label name {name:?}")));
+                }
+            }
+            if m.max_series == Some(0) {
+                return Err(source.error_at_span(&m.name, "max_series must be at least 1"));
+            }
         }
         Ok(file)
     }
+}
+
+fn is_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }

@@ -12,12 +12,31 @@ pub enum Kind {
     Gauge,
     /// A counter's family name carries no `_total`; the encoder adds it where each format wants it.
     Counter,
+    /// Samples carry their own suffix: `_bucket` (with an `le` label), `_sum`, `_count`.
+    Histogram,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     pub labels: Labels,
     pub value: f64,
+    /// Appended to the family name; only histograms use it.
+    pub suffix: &'static str,
+    /// Shown in OpenMetrics only, as `# {labels} value timestamp`.
+    pub exemplar: Option<Box<Exemplar>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exemplar {
+    pub labels: Labels,
+    pub value: f64,
+    pub timestamp: f64,
+}
+
+impl Sample {
+    pub fn new(labels: Labels, value: f64) -> Sample {
+        Sample { labels, value, suffix: "", exemplar: None }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -37,8 +56,12 @@ impl Family {
         Family { name: name.into(), help: help.into(), kind: Kind::Counter, samples: Vec::new() }
     }
 
+    pub fn histogram(name: impl Into<Name>, help: impl Into<Name>) -> Family {
+        Family { name: name.into(), help: help.into(), kind: Kind::Histogram, samples: Vec::new() }
+    }
+
     pub fn with(mut self, labels: Labels, value: f64) -> Family {
-        self.samples.push(Sample { labels, value });
+        self.samples.push(Sample::new(labels, value));
         self
     }
 }
@@ -99,6 +122,7 @@ fn encode_family(out: &mut String, family: &Family, format: Format) {
     let kind = match family.kind {
         Kind::Gauge => "gauge",
         Kind::Counter => "counter",
+        Kind::Histogram => "histogram",
     };
     let _ = write!(out, "# HELP {}{} ", family.name, meta_suffix);
     escape_help(out, &family.help, format);
@@ -106,23 +130,39 @@ fn encode_family(out: &mut String, family: &Family, format: Format) {
     for sample in &family.samples {
         out.push_str(&family.name);
         out.push_str(suffix);
-        if !sample.labels.is_empty() {
-            out.push('{');
-            for (i, (name, value)) in sample.labels.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(name);
-                out.push_str("=\"");
-                escape_label_value(out, value);
-                out.push('"');
-            }
-            out.push('}');
-        }
+        out.push_str(sample.suffix);
+        write_labels(out, &sample.labels);
         out.push(' ');
         write_value(out, sample.value);
+        if let (Format::OpenMetrics, Some(exemplar)) = (format, &sample.exemplar) {
+            out.push_str(" # ");
+            if exemplar.labels.is_empty() {
+                out.push_str("{}");
+            }
+            write_labels(out, &exemplar.labels);
+            out.push(' ');
+            write_value(out, exemplar.value);
+            let _ = write!(out, " {:.3}", exemplar.timestamp);
+        }
         out.push('\n');
     }
+}
+
+fn write_labels(out: &mut String, labels: &Labels) {
+    if labels.is_empty() {
+        return;
+    }
+    out.push('{');
+    for (i, (name, value)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(name);
+        out.push_str("=\"");
+        escape_label_value(out, value);
+        out.push('"');
+    }
+    out.push('}');
 }
 
 fn escape_help(out: &mut String, help: &str, format: Format) {
@@ -188,6 +228,24 @@ mod tests {
         let text = encode(&sample_families(), Format::OpenMetrics);
         assert!(text.contains("# TYPE lookout_probe_runs counter\nlookout_probe_runs_total{result=\"success\"} 3\n"), "{text}");
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn histogram_and_exemplar() {
+        let mut family = Family::histogram("latency_seconds", "Latency");
+        family.samples.push(Sample { suffix: "_bucket", ..Sample::new(vec![("le".into(), "0.5".into())], 3.0) });
+        family.samples.push(Sample {
+            suffix: "_count",
+            exemplar: Some(Box::new(Exemplar { labels: vec![("trace_id".into(), "abc".into())], value: 0.25, timestamp: 1.5 })),
+            ..Sample::new(vec![], 3.0)
+        });
+        let text = encode(std::slice::from_ref(&family), Format::Text);
+        assert!(
+            text.contains("# TYPE latency_seconds histogram\nlatency_seconds_bucket{le=\"0.5\"} 3\nlatency_seconds_count 3\n"),
+            "{text}"
+        );
+        let om = encode(&[family], Format::OpenMetrics);
+        assert!(om.contains("latency_seconds_count 3 # {trace_id=\"abc\"} 0.25 1.500\n"), "{om}");
     }
 
     #[test]

@@ -130,7 +130,7 @@ impl Report {
         let family = self.family(name, help);
         match family.samples.iter_mut().find(|s| s.labels == labels) {
             Some(sample) => sample.value = value,
-            None => family.samples.push(crate::metrics::exposition::Sample { labels, value }),
+            None => family.samples.push(crate::metrics::exposition::Sample::new(labels, value)),
         }
     }
 
@@ -139,7 +139,7 @@ impl Report {
         let family = self.family(name, help);
         match family.samples.iter_mut().find(|s| s.labels == labels) {
             Some(sample) => sample.value += value,
-            None => family.samples.push(crate::metrics::exposition::Sample { labels, value }),
+            None => family.samples.push(crate::metrics::exposition::Sample::new(labels, value)),
         }
     }
 
@@ -147,7 +147,7 @@ impl Report {
     pub fn replace(&mut self, name: &'static str, help: &'static str, labels: Labels, value: f64) {
         let family = self.family(name, help);
         family.samples.clear();
-        family.samples.push(crate::metrics::exposition::Sample { labels, value });
+        family.samples.push(crate::metrics::exposition::Sample::new(labels, value));
     }
 
     /// Drops every sample of `name` (a TLS handshake after a redirect replaces the chain).

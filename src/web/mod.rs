@@ -73,6 +73,7 @@ async fn route(app: &App, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let (handler, reply) = match (request.method(), path) {
         (&Method::GET | &Method::HEAD, "/metrics") => ("metrics", metrics(app, &request)),
         (&Method::GET | &Method::HEAD, "/probe") => ("probe", probe_endpoint::handle(app, request.uri().query(), request.headers()).await),
+        (&Method::GET | &Method::HEAD, "/queries") => ("queries", queries(app, request.uri().query())),
         (&Method::GET | &Method::HEAD, "/-/healthy") => ("healthy", Reply::text(StatusCode::OK, "Healthy\n".into())),
         (&Method::GET | &Method::HEAD, "/-/ready") => ("ready", Reply::text(StatusCode::OK, "Ready\n".into())),
         (&Method::POST | &Method::PUT, "/-/reload") => ("reload", reload(app)),
@@ -90,8 +91,24 @@ fn metrics(app: &App, request: &Request<Incoming>) -> Reply {
     let format = Format::negotiate(request.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let results = app.results.all();
     let probe_families = results.iter().flat_map(|r| r.families.iter().cloned());
-    let families = exposition::merge(probe_families.chain(app.metrics.collect()));
+    let log_families = app.with_logs(|logs| logs.families()).unwrap_or_default();
+    let families = exposition::merge(probe_families.chain(log_families).chain(app.metrics.collect()));
     Reply::metrics(format, exposition::encode(&families, format))
+}
+
+/// The query index: hash → SQL, all of it or `?hash=` one.
+fn queries(app: &App, query: Option<&str>) -> Reply {
+    let wanted = form_urlencoded::parse(query.unwrap_or_default().as_bytes()).find(|(k, _)| k == "hash").map(|(_, v)| v.into_owned());
+    let all = app.with_logs(|logs| logs.queries()).unwrap_or_default();
+    let items: Vec<serde_json::Value> = all
+        .into_iter()
+        .filter(|(_, hash, _)| wanted.as_ref().is_none_or(|w| w == hash))
+        .map(|(source, hash, sql)| serde_json::json!({"source": source, "hash": hash, "sql": sql}))
+        .collect();
+    let status = if wanted.is_some() && items.is_empty() { StatusCode::NOT_FOUND } else { StatusCode::OK };
+    let mut body = serde_json::to_string_pretty(&serde_json::json!({ "queries": items })).unwrap_or_default();
+    body.push('\n');
+    Reply { status, content_type: "application/json", body }
 }
 
 fn reload(app: &App) -> Reply {

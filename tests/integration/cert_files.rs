@@ -105,7 +105,7 @@ fn once_marks_expired_and_expiring_certificates() {
     let json =
         Command::new(LOOKOUT).arg(format!("--config.probes={}", probes.display())).args(["--once", "--output=json"]).output().unwrap();
     let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    let certs = json[0]["certificates"].as_array().unwrap();
+    let certs = json["probes"][0]["certificates"].as_array().unwrap();
     assert_eq!(certs.len(), 3);
     let gone = certs.iter().find(|c| c["subject_cn"] == "gone.example").unwrap();
     assert!(gone["days_left"].as_f64().unwrap() < -1.9);

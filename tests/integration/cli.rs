@@ -114,7 +114,7 @@ fn once_prometheus_and_json_outputs() {
     assert!(prom.contains("lookout_probe_failure_reason{probe=\"down\""), "{prom}");
     promtool_check(&prom);
     let json: serde_json::Value = serde_json::from_slice(&run("json").stdout).unwrap();
-    let down = json.as_array().unwrap().iter().find(|p| p["probe"] == "down").unwrap();
+    let down = json["probes"].as_array().unwrap().iter().find(|p| p["probe"] == "down").unwrap();
     assert_eq!(down["success"], false);
     assert_eq!(down["failure_reason"], "connect_refused");
 }

@@ -7,5 +7,7 @@ mod common;
 mod config;
 mod faults;
 mod http_prober;
+mod logs;
+mod tailing;
 mod tcp_prober;
 mod tls;

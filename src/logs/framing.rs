@@ -1,0 +1,189 @@
+//! Framing: bytes → complete lines → records. A partial last line waits for its newline; a line
+//! over the length limit is cut (and counted) without holding more than the limit in memory;
+//! with a multiline start pattern, lines that do not start a record continue the one before.
+//!
+//! Both stages track how many bytes of the file they still hold, so the offset saved in the
+//! positions file never passes a record that has not been processed.
+
+use regex::Regex;
+
+/// Bytes of a pending multiline record beyond which continuation lines are dropped.
+const MAX_RECORD_BYTES: usize = 1 << 20;
+
+pub struct LineSplitter {
+    partial: Vec<u8>,
+    /// Bytes of the current incomplete line read so far, including any cut off.
+    pending: u64,
+    /// The current line is over the limit: the rest of it is skipped.
+    cut: bool,
+    max: usize,
+    pub cut_lines: u64,
+}
+
+impl LineSplitter {
+    pub fn new(max: usize) -> LineSplitter {
+        LineSplitter { partial: Vec::new(), pending: 0, cut: false, max, cut_lines: 0 }
+    }
+
+    /// Bytes read but not yet part of a complete line.
+    pub fn pending(&self) -> u64 {
+        self.pending
+    }
+
+    /// Feeds bytes; `line` receives each complete line (no `\n` or `\r\n`) and the number of
+    /// file bytes it took, newline included.
+    pub fn push(&mut self, mut data: &[u8], line: &mut impl FnMut(&[u8], u64)) {
+        while !data.is_empty() {
+            let Some(nl) = memchr::memchr(b'\n', data) else {
+                self.append(data);
+                self.pending += data.len() as u64;
+                return;
+            };
+            let raw = self.pending + nl as u64 + 1;
+            if self.pending == 0 {
+                let mut text = &data[..nl];
+                if text.len() > self.max {
+                    self.cut_lines += 1;
+                    text = &text[..self.max];
+                }
+                line(strip_cr(text), raw);
+            } else {
+                self.append(&data[..nl]);
+                let text = std::mem::take(&mut self.partial);
+                line(strip_cr(&text), raw);
+                self.partial = text;
+                self.partial.clear();
+            }
+            self.pending = 0;
+            self.cut = false;
+            data = &data[nl + 1..];
+        }
+    }
+
+    fn append(&mut self, bytes: &[u8]) {
+        let room = self.max - self.partial.len();
+        if bytes.len() > room {
+            self.partial.extend_from_slice(&bytes[..room]);
+            if !self.cut {
+                self.cut = true;
+                self.cut_lines += 1;
+            }
+        } else {
+            self.partial.extend_from_slice(bytes);
+        }
+    }
+
+    /// Forgets a partial line (the file was truncated under it).
+    pub fn reset(&mut self) {
+        self.partial.clear();
+        self.pending = 0;
+        self.cut = false;
+    }
+}
+
+/// Joins lines into records: with a start pattern, a record runs from a line that matches it
+/// up to the next such line.
+pub struct Framer {
+    start: Option<Regex>,
+    record: String,
+    /// File bytes of the pending record.
+    pending: u64,
+    pub dropped_lines: u64,
+}
+
+impl Framer {
+    pub fn new(start: Option<Regex>) -> Framer {
+        Framer { start, record: String::new(), pending: 0, dropped_lines: 0 }
+    }
+
+    pub fn pending(&self) -> u64 {
+        self.pending
+    }
+
+    pub fn has_pending(&self) -> bool {
+        self.pending > 0
+    }
+
+    pub fn push(&mut self, line: &str, raw: u64, emit: &mut impl FnMut(&str)) {
+        let Some(start) = &self.start else {
+            emit(line);
+            return;
+        };
+        if start.is_match(line) {
+            self.flush(emit);
+            self.record.push_str(line);
+        } else if self.pending == 0 {
+            // A continuation with nothing before it (the file began mid-record): a record of its own.
+            self.record.push_str(line);
+        } else if self.record.len() + line.len() < MAX_RECORD_BYTES {
+            self.record.push('\n');
+            self.record.push_str(line);
+        } else {
+            self.dropped_lines += 1;
+        }
+        self.pending += raw;
+    }
+
+    pub fn flush(&mut self, emit: &mut impl FnMut(&str)) {
+        if self.pending > 0 {
+            emit(&self.record);
+            self.record.clear();
+            self.pending = 0;
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.record.clear();
+        self.pending = 0;
+    }
+}
+
+fn strip_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(max: usize, chunks: &[&[u8]]) -> (Vec<(String, u64)>, u64, u64) {
+        let mut splitter = LineSplitter::new(max);
+        let mut lines = Vec::new();
+        for chunk in chunks {
+            splitter.push(chunk, &mut |l, raw| lines.push((String::from_utf8_lossy(l).into_owned(), raw)));
+        }
+        (lines, splitter.pending(), splitter.cut_lines)
+    }
+
+    #[test]
+    fn complete_lines_only_across_chunks() {
+        let (lines, pending, _) = split(100, &[b"ab", b"c\nde", b"f\r\ngh"]);
+        assert_eq!(lines, [("abc".to_string(), 4), ("def".to_string(), 5)]);
+        assert_eq!(pending, 2);
+    }
+
+    #[test]
+    fn long_lines_are_cut_and_counted_with_bounded_memory() {
+        let long = vec![b'x'; 10_000];
+        let (lines, pending, cut) = split(16, &[&long[..5000], &long[5000..], b"\nshort\n", &long, b"\n"]);
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0], ("x".repeat(16), 10_001));
+        assert_eq!(lines[1], ("short".to_string(), 6));
+        assert_eq!(lines[2].0.len(), 16);
+        assert_eq!((pending, cut), (0, 2));
+    }
+
+    #[test]
+    fn multiline_records() {
+        let mut framer = Framer::new(Some(Regex::new(r"^\d{4}-").unwrap()));
+        let mut records = Vec::new();
+        for line in ["orphan", "2026-01 first", "\tat x", "Caused by: y", "2026-02 second"] {
+            framer.push(line, line.len() as u64 + 1, &mut |r| records.push(r.to_string()));
+        }
+        assert_eq!(records, ["orphan", "2026-01 first\n\tat x\nCaused by: y"]);
+        assert_eq!(framer.pending(), 15);
+        framer.flush(&mut |r| records.push(r.to_string()));
+        assert_eq!(records[2], "2026-02 second");
+        assert!(!framer.has_pending());
+    }
+}

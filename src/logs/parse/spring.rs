@@ -1,0 +1,266 @@
+//! Spring Boot logs. Without a pattern, the default console/file layouts of Spring Boot 1.5 and
+//! 2.x (`yyyy-MM-dd HH:mm:ss.SSS`), 3.0–3.1 (ISO-8601 with offset), 3.2+ (`[application]` and
+//! the `[traceId-spanId]` correlation id) and the `-LEVEL` variant are recognised; a custom
+//! logback pattern made of the usual conversion words can be given instead.
+//!
+//! A record is a first line and its continuation lines (stack traces, multi-line SQL), joined
+//! by framing before parsing. Fields: timestamp, level, pid, app, thread, trace_id, span_id,
+//! logger, message (the whole text after the logger, continuation lines included), exception
+//! (fully qualified class of the top-level exception) and root_cause (of the last `Caused by:`).
+
+use super::Parsed;
+use crate::logs::record::Values;
+use regex::Regex;
+use std::borrow::Cow;
+
+pub const FIELDS: [&str; 11] =
+    ["timestamp", "level", "pid", "app", "thread", "trace_id", "span_id", "logger", "message", "exception", "root_cause"];
+const TIMESTAMP: &str = r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}[.,]\d{3}(?:Z|[+-]\d{2}:?\d{2})?";
+
+/// A line that starts a Spring record: it begins with a date and time.
+pub const RECORD_START: &str = r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}";
+
+pub struct SpringFormat {
+    first_line: Regex,
+    /// Capture group index of each of FIELDS[..9] in `first_line`, when it has one.
+    groups: [Option<usize>; 9],
+    exception_line: Regex,
+}
+
+impl SpringFormat {
+    pub fn auto() -> SpringFormat {
+        let pattern = format!(
+            r"^(?P<timestamp>{TIMESTAMP})\s+-?(?P<level>[A-Z]+)\s+(?P<pid>\d+)\s+---\s+(?:\[(?P<app>[^\]]*)\]\s+)??\[\s*(?P<thread>[^\]]*)\]\s+(?:\[(?P<correlation>[^\]]*)\]\s+)?(?P<logger>\S+)\s*:\s(?P<message>.*)$"
+        );
+        SpringFormat::from_regex(&pattern).expect("the default Spring pattern compiles")
+    }
+
+    /// A logback pattern such as `%d{yyyy-MM-dd HH:mm:ss.SSS} %5p ${PID} --- [%t] %-40.40logger{39} : %m%n`.
+    pub fn logback(pattern: &str) -> Result<SpringFormat, String> {
+        SpringFormat::from_regex(&logback_to_regex(pattern)?)
+    }
+
+    fn from_regex(pattern: &str) -> Result<SpringFormat, String> {
+        let first_line = Regex::new(pattern).map_err(|e| e.to_string())?;
+        let mut groups = [None; 9];
+        for (slot, name) in groups.iter_mut().zip(FIELDS) {
+            *slot = first_line.capture_names().position(|n| n == Some(name));
+        }
+        let correlation = first_line.capture_names().position(|n| n == Some("correlation"));
+        if correlation.is_some() {
+            // trace_id and span_id come from the correlation group.
+            groups[5] = None;
+            groups[6] = None;
+        }
+        if groups[8].is_none() {
+            return Err("the pattern has no message (%m)".into());
+        }
+        let exception_line =
+            Regex::new(r"^(?:Caused by: )?([A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+(?:Exception|Error|Throwable|Fault)[\w$]*)(?::|\s*$)")
+                .expect("static regex");
+        Ok(SpringFormat { first_line, groups, exception_line })
+    }
+
+    pub fn parse<'a>(&self, record: &'a str, values: &mut Values<'a>) -> Parsed {
+        let (first, rest) = match record.find('\n') {
+            Some(nl) => (&record[..nl], Some(&record[nl + 1..])),
+            None => (record, None),
+        };
+        let Some(caps) = self.first_line.captures(first) else { return Parsed::Unmatched };
+        for (i, group) in self.groups.iter().enumerate() {
+            if let Some(m) = group.and_then(|g| caps.get(g)) {
+                values[i] = Some(Cow::Borrowed(m.as_str().trim()));
+            }
+        }
+        if let Some(correlation) = caps.name("correlation") {
+            let text = correlation.as_str().trim();
+            if let Some((trace, span)) = text.split_once('-') {
+                values[5] = Some(Cow::Borrowed(trace.trim()));
+                values[6] = Some(Cow::Borrowed(span.trim()));
+            } else if !text.is_empty() {
+                values[5] = Some(Cow::Borrowed(text));
+            }
+        }
+        if let (Some(message), Some(rest)) = (caps.name("message"), rest) {
+            // The message runs on through the continuation lines.
+            values[8] = Some(Cow::Borrowed(&record[message.start()..]));
+            let mut exception = None;
+            let mut root = None;
+            for line in rest.lines() {
+                if let Some(class) = self.exception_line.captures(line).and_then(|c| c.get(1)) {
+                    if exception.is_none() {
+                        exception = Some(class.as_str());
+                    }
+                    root = Some(class.as_str());
+                }
+            }
+            values[9] = exception.map(Cow::Borrowed);
+            values[10] = root.map(Cow::Borrowed);
+        }
+        Parsed::Record
+    }
+}
+
+/// Turns a logback layout pattern into a regex with the named groups above.
+fn logback_to_regex(pattern: &str) -> Result<String, String> {
+    let mut out = String::from("^");
+    let mut chars = pattern.char_indices().peekable();
+    let mut seen = std::collections::HashSet::new();
+    let mut group = |out: &mut String, name: &str, body: &str| {
+        if seen.insert(name.to_string()) {
+            out.push_str(&format!("(?P<{name}>{body})"));
+        } else {
+            out.push_str(&format!("(?:{body})"));
+        }
+    };
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '%' => {
+                // Format modifiers: %-5p, %.-1p, %40.40logger
+                let mut word = String::new();
+                while let Some(&(_, m)) = chars.peek() {
+                    if m == '-' || m == '.' || m.is_ascii_digit() {
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                while let Some(&(_, m)) = chars.peek() {
+                    if m.is_ascii_alphabetic() {
+                        word.push(m);
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                let mut option = None;
+                if let Some(&(start, '{')) = chars.peek() {
+                    let close = pattern[start..].find('}').ok_or_else(|| format!("unclosed {{ at {start}"))? + start;
+                    option = Some(&pattern[start + 1..close]);
+                    while chars.peek().is_some_and(|&(j, _)| j <= close) {
+                        chars.next();
+                    }
+                }
+                match word.as_str() {
+                    "d" | "date" => group(&mut out, "timestamp", TIMESTAMP),
+                    "p" | "le" | "level" => group(&mut out, "level", r"\s*[A-Z]+\s*"),
+                    "t" | "thread" => group(&mut out, "thread", r"[^\]]*?"),
+                    "c" | "lo" | "logger" => group(&mut out, "logger", r"\S+"),
+                    "m" | "msg" | "message" => group(&mut out, "message", ".*"),
+                    "pid" => group(&mut out, "pid", r"\d+"),
+                    "X" | "mdc" => match option {
+                        Some("traceId") => group(&mut out, "trace_id", r"[0-9a-fA-F]*"),
+                        Some("spanId") => group(&mut out, "span_id", r"[0-9a-fA-F]*"),
+                        _ => out.push_str(r"[^\s\]]*"),
+                    },
+                    "n" | "wEx" | "ex" | "xEx" | "throwable" | "exception" => {}
+                    "clr" => return Err("%clr(…) is a colour wrapper: give the pattern without it".into()),
+                    "" if chars.peek().map(|&(_, c)| c) == Some('%') => {
+                        chars.next();
+                        out.push('%');
+                    }
+                    other => return Err(format!("conversion word %{other} is not supported")),
+                }
+            }
+            '$' if pattern[i..].starts_with("${PID}") => {
+                for _ in 0..5 {
+                    chars.next();
+                }
+                group(&mut out, "pid", r"\d+");
+            }
+            ' ' => {
+                out.push_str(r"\s+");
+                while chars.peek().is_some_and(|&(_, c)| c == ' ') {
+                    chars.next();
+                }
+            }
+            c => out.push_str(&regex::escape(&c.to_string())),
+        }
+    }
+    out.push('$');
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse<'a>(format: &SpringFormat, record: &'a str) -> Option<Vec<(&'static str, String)>> {
+        let mut values: Values<'a> = vec![None; FIELDS.len()];
+        match format.parse(record, &mut values) {
+            Parsed::Record => {
+                Some(FIELDS.iter().copied().zip(values.into_iter().map(|v| v.map(|c| c.into_owned()).unwrap_or_default())).collect())
+            }
+            _ => None,
+        }
+    }
+
+    fn get<'a>(fields: &'a [(&'static str, String)], name: &str) -> &'a str {
+        fields.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str()).unwrap()
+    }
+
+    #[test]
+    fn boot2() {
+        let f = SpringFormat::auto();
+        let r = parse(&f, "2026-11-20 10:00:00.007 ERROR 10788 --- [http-nio-8081-exec-3] k.c.e.p.d.PayService                     : Payment failed: transactionId=tx-1\njava.sql.SQLTransientConnectionException: HikariPool-1 - Connection is not available\n\tat com.example.pay.PayService.charge(PayService.java:10)\nCaused by: java.io.IOException: Broken pipe\n\t... 12 more").unwrap();
+        assert_eq!(get(&r, "level"), "ERROR");
+        assert_eq!(get(&r, "pid"), "10788");
+        assert_eq!(get(&r, "thread"), "http-nio-8081-exec-3");
+        assert_eq!(get(&r, "logger"), "k.c.e.p.d.PayService");
+        assert!(get(&r, "message").starts_with("Payment failed: transactionId=tx-1\njava.sql"));
+        assert_eq!(get(&r, "exception"), "java.sql.SQLTransientConnectionException");
+        assert_eq!(get(&r, "root_cause"), "java.io.IOException");
+        assert_eq!(get(&r, "trace_id"), "");
+    }
+
+    #[test]
+    fn dash_variant_and_boot30() {
+        let f = SpringFormat::auto();
+        let r = parse(
+            &f,
+            "2026-11-20 10:00:00.007 -INFO  10788 --- [main] o.s.web.servlet.DispatcherServlet        : Completed GET /health in 12ms",
+        )
+        .unwrap();
+        assert_eq!(get(&r, "level"), "INFO");
+        assert_eq!(get(&r, "message"), "Completed GET /health in 12ms");
+        let r = parse(&f, "2026-11-20T10:00:00.007+09:00  WARN 10788 --- [main] c.z.hikari.pool.HikariPool : starvation").unwrap();
+        assert_eq!(get(&r, "timestamp"), "2026-11-20T10:00:00.007+09:00");
+        assert_eq!(get(&r, "level"), "WARN");
+    }
+
+    #[test]
+    fn boot32_app_and_correlation() {
+        let f = SpringFormat::auto();
+        let line = "2026-11-20T10:00:00.007+09:00 DEBUG 10788 --- [pay-api] [http-nio-8081-exec-1] [0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331] p6spy                                    : \"QHash\":\"0123456789abcdef0123456789abcdef\"";
+        let r = parse(&f, line).unwrap();
+        assert_eq!(get(&r, "app"), "pay-api");
+        assert_eq!(get(&r, "thread"), "http-nio-8081-exec-1");
+        assert_eq!(get(&r, "trace_id"), "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(get(&r, "span_id"), "b7ad6b7169203331");
+        assert_eq!(get(&r, "logger"), "p6spy");
+        let blank = "2026-11-20T10:00:00.007+09:00  INFO 10788 --- [pay-api] [main] [                                                 ] k.c.e.p.d.OrderService : Service start";
+        let r = parse(&f, blank).unwrap();
+        assert_eq!(get(&r, "trace_id"), "");
+        assert_eq!(get(&r, "thread"), "main");
+        let no_app = "2026-11-20T10:00:00.007+09:00  INFO 10788 --- [main] k.c.e.p.d.OrderService : Service start";
+        assert_eq!(get(&parse(&f, no_app).unwrap(), "thread"), "main");
+    }
+
+    #[test]
+    fn custom_logback_pattern() {
+        let f = SpringFormat::logback("%d{yyyy-MM-dd HH:mm:ss.SSS} [%thread] %-5level %logger{36} - traceId=%X{traceId} %msg%n").unwrap();
+        let r = parse(&f, "2026-11-20 10:00:00.007 [main] INFO  com.example.App - traceId=abc123 hello world").unwrap();
+        assert_eq!(get(&r, "thread"), "main");
+        assert_eq!(get(&r, "level"), "INFO");
+        assert_eq!(get(&r, "logger"), "com.example.App");
+        assert_eq!(get(&r, "trace_id"), "abc123");
+        assert_eq!(get(&r, "message"), "hello world");
+        assert!(SpringFormat::logback("%d %p %zz %m").is_err());
+        assert!(SpringFormat::logback("%d %p").is_err(), "a pattern needs %m");
+    }
+
+    #[test]
+    fn other_lines_do_not_match() {
+        assert!(parse(&SpringFormat::auto(), "\tat com.example.X.y(X.java:1)").is_none());
+    }
+}

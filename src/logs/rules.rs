@@ -1,0 +1,443 @@
+//! Rules: the metrics of log_rules.yaml, compiled against a source's schema and applied to each
+//! record: conditions, labels with value mapping, counters, gauges and histograms with their own
+//! buckets, a series cap per metric and optional idle expiry.
+
+use super::record::{number, Schema, Values};
+use crate::config::log_rules::{LabelMap, LabelSpec, MetricKind, MetricSpec, DEFAULT_MAX_SERIES};
+use crate::config::{ConfigError, Source};
+use crate::metrics::exposition::{Exemplar, Family, Labels, Name, Sample};
+use regex::Regex;
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Prometheus' default buckets, for histograms that name none.
+const DEFAULT_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// Label values are cut at this length so one odd line cannot make a huge series.
+const MAX_LABEL_VALUE: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Matches,
+    NotMatches,
+    In,
+    NotIn,
+}
+
+struct Condition {
+    field: usize,
+    op: Op,
+    text: String,
+    number: Option<f64>,
+    regex: Option<Regex>,
+    list: Vec<String>,
+}
+
+impl Condition {
+    fn holds(&self, values: &Values) -> bool {
+        let value = values[self.field].as_deref();
+        match self.op {
+            Op::Eq | Op::Ne => {
+                let equal = match (value.and_then(number), self.number) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => value.unwrap_or("") == self.text,
+                };
+                equal == (self.op == Op::Eq)
+            }
+            Op::Lt | Op::Le | Op::Gt | Op::Ge => {
+                let (Some(a), Some(b)) = (value.and_then(number), self.number) else { return false };
+                match self.op {
+                    Op::Lt => a < b,
+                    Op::Le => a <= b,
+                    Op::Gt => a > b,
+                    _ => a >= b,
+                }
+            }
+            Op::Matches | Op::NotMatches => {
+                let matched = self.regex.as_ref().is_some_and(|r| r.is_match(value.unwrap_or("")));
+                matched == (self.op == Op::Matches)
+            }
+            Op::In | Op::NotIn => {
+                let v = value.unwrap_or("");
+                self.list.iter().any(|item| item == v) == (self.op == Op::In)
+            }
+        }
+    }
+
+    /// `FIELD OP VALUE`; VALUE may be quoted; `in`/`not in` take `[a, b]`.
+    fn parse(text: &str, schema: &mut Schema, open_schema: bool) -> Result<Condition, String> {
+        let text = text.trim();
+        let (field, rest) = text.split_once(char::is_whitespace).ok_or("expected `FIELD OP VALUE`")?;
+        let rest = rest.trim_start();
+        let ops = [
+            ("not in ", Op::NotIn),
+            ("in ", Op::In),
+            ("==", Op::Eq),
+            ("!=", Op::Ne),
+            ("<=", Op::Le),
+            (">=", Op::Ge),
+            ("=~", Op::Matches),
+            ("!~", Op::NotMatches),
+            ("<", Op::Lt),
+            (">", Op::Gt),
+        ];
+        let (op, value) = ops
+            .iter()
+            .find_map(|(word, op)| rest.strip_prefix(word).map(|v| (*op, v.trim())))
+            .ok_or_else(|| format!("unknown operator in {text:?} (==, !=, <, <=, >, >=, =~, !~, in, not in)"))?;
+        let field = resolve(field, schema, open_schema)?;
+        let unquoted = unquote(value);
+        let mut condition = Condition { field, op, text: unquoted.to_string(), number: number(unquoted), regex: None, list: Vec::new() };
+        match op {
+            Op::Lt | Op::Le | Op::Gt | Op::Ge if condition.number.is_none() => return Err(format!("{value:?} is not a number")),
+            Op::Matches | Op::NotMatches => condition.regex = Some(Regex::new(unquoted).map_err(|e| format!("invalid regexp: {e}"))?),
+            Op::In | Op::NotIn => {
+                let inner = value.strip_prefix('[').and_then(|v| v.strip_suffix(']')).ok_or("`in` takes a list: [a, b]")?;
+                condition.list = inner.split(',').map(|item| unquote(item.trim()).to_string()).filter(|i| !i.is_empty()).collect();
+            }
+            _ => {}
+        }
+        Ok(condition)
+    }
+}
+
+fn unquote(value: &str) -> &str {
+    for quote in ['"', '\''] {
+        if let Some(inner) = value.strip_prefix(quote).and_then(|v| v.strip_suffix(quote)) {
+            return inner;
+        }
+    }
+    value
+}
+
+fn resolve(field: &str, schema: &mut Schema, open_schema: bool) -> Result<usize, String> {
+    match schema.index(field) {
+        Some(i) => Ok(i),
+        None if open_schema => Ok(schema.add(field)),
+        None => Err(format!("unknown field {field:?}; this source has: {}", schema.names().join(", "))),
+    }
+}
+
+struct LabelRule {
+    name: String,
+    field: usize,
+    map: Option<LabelMap>,
+    templates: Vec<Vec<String>>,
+    template_text: Vec<String>,
+    allowed: Vec<String>,
+}
+
+impl LabelRule {
+    fn value<'v>(&'v self, values: &'v Values) -> &'v str {
+        let raw = values[self.field].as_deref().unwrap_or("");
+        let mapped = match self.map {
+            Some(LabelMap::StatusClass) => match raw.as_bytes() {
+                [b'1', _, _] => "1xx",
+                [b'2', _, _] => "2xx",
+                [b'3', _, _] => "3xx",
+                [b'4', _, _] => "4xx",
+                [b'5', _, _] => "5xx",
+                _ => "other",
+            },
+            Some(LabelMap::PathTemplate) => self.template(raw),
+            None => raw,
+        };
+        if !self.allowed.is_empty() && !self.allowed.iter().any(|a| a == mapped) {
+            return "other";
+        }
+        let mut end = mapped.len().min(MAX_LABEL_VALUE);
+        while !mapped.is_char_boundary(end) {
+            end -= 1;
+        }
+        &mapped[..end]
+    }
+
+    fn template(&self, path: &str) -> &str {
+        let path = path.split('?').next().unwrap_or(path);
+        let segments: Vec<&str> = path.split('/').collect();
+        for (template, text) in self.templates.iter().zip(&self.template_text) {
+            let fits = if template.last().is_some_and(|s| s == "*") {
+                segments.len() >= template.len() - 1
+                    && template[..template.len() - 1].iter().zip(&segments).all(|(t, s)| segment_fits(t, s))
+            } else {
+                template.len() == segments.len() && template.iter().zip(&segments).all(|(t, s)| segment_fits(t, s))
+            };
+            if fits {
+                return text;
+            }
+        }
+        "other"
+    }
+}
+
+fn segment_fits(template: &str, segment: &str) -> bool {
+    if template.starts_with(':') {
+        !segment.is_empty()
+    } else {
+        template == segment
+    }
+}
+
+struct Series {
+    labels: Vec<String>,
+    value: f64,
+    count: u64,
+    buckets: Vec<u64>,
+    updated: Instant,
+    exemplar: Option<(String, f64, f64)>,
+}
+
+pub struct Metric {
+    /// The family name (a counter's without `_total`).
+    pub name: String,
+    /// The name as configured, and as Prometheus shows it.
+    pub full_name: String,
+    help: String,
+    kind: MetricKind,
+    conditions: Vec<Condition>,
+    labels: Vec<LabelRule>,
+    value: Option<usize>,
+    scale: f64,
+    buckets: Vec<f64>,
+    max_series: usize,
+    expire_after: Option<Duration>,
+    exemplar: Option<usize>,
+    series: HashMap<String, Series>,
+    key: String,
+    pub matched: u64,
+    pub dropped_series: u64,
+}
+
+impl Metric {
+    pub fn compile(spec: &MetricSpec, schema: &mut Schema, open_schema: bool, source: &Source) -> Result<Metric, ConfigError> {
+        let mut conditions = Vec::new();
+        for when in &spec.when {
+            conditions.push(Condition::parse(&when.value, schema, open_schema).map_err(|e| source.error_at_span(when, e))?);
+        }
+        let mut labels = Vec::new();
+        for (name, label) in &spec.labels {
+            let (field, map, templates, allowed) = match &label.value {
+                LabelSpec::Field(field) => (field.clone(), None, Vec::new(), Vec::new()),
+                LabelSpec::Full(m) => (m.field.clone().unwrap_or_else(|| name.clone()), m.map, m.templates.clone(), m.allowed.clone()),
+            };
+            if map == Some(LabelMap::PathTemplate) && templates.is_empty() {
+                return Err(source.error_at_span(label, "map: path_template needs `templates:`"));
+            }
+            let field = resolve(&field, schema, open_schema).map_err(|e| source.error_at_span(label, e))?;
+            labels.push(LabelRule {
+                name: name.clone(),
+                field,
+                map,
+                templates: templates.iter().map(|t| t.split('/').map(str::to_string).collect()).collect(),
+                template_text: templates,
+                allowed,
+            });
+        }
+        let value = match &spec.value {
+            Some(v) => Some(resolve(&v.value, schema, open_schema).map_err(|e| source.error_at_span(v, e))?),
+            None => None,
+        };
+        let exemplar = match &spec.exemplar {
+            Some(v) => Some(resolve(&v.value, schema, open_schema).map_err(|e| source.error_at_span(v, e))?),
+            None => None,
+        };
+        let name = match spec.kind {
+            MetricKind::Counter => spec.name.value.strip_suffix("_total").unwrap_or(&spec.name.value).to_string(),
+            _ => spec.name.value.clone(),
+        };
+        Ok(Metric {
+            name,
+            full_name: spec.name.value.clone(),
+            help: spec.help.clone().unwrap_or_else(|| format!("{} from log source {}", spec.name.value, spec.source.value)),
+            kind: spec.kind,
+            conditions,
+            labels,
+            value,
+            scale: spec.scale.unwrap_or(1.0),
+            buckets: spec.buckets.as_ref().map_or_else(|| DEFAULT_BUCKETS.to_vec(), |b| b.value.clone()),
+            max_series: spec.max_series.unwrap_or(DEFAULT_MAX_SERIES),
+            expire_after: spec.expire_after.map(|d| d.0),
+            exemplar,
+            series: HashMap::new(),
+            key: String::new(),
+            matched: 0,
+            dropped_series: 0,
+        })
+    }
+
+    pub fn apply(&mut self, values: &Values, now: Instant) {
+        if !self.conditions.iter().all(|c| c.holds(values)) {
+            return;
+        }
+        let observed = match self.value {
+            Some(field) => match values[field].as_deref().and_then(number) {
+                Some(v) => v * self.scale,
+                None => return,
+            },
+            None => 1.0,
+        };
+        self.matched += 1;
+        self.key.clear();
+        for label in &self.labels {
+            self.key.push_str(label.value(values));
+            self.key.push('\u{1}');
+        }
+        if !self.series.contains_key(self.key.as_str()) {
+            if self.series.len() >= self.max_series {
+                self.dropped_series += 1;
+                return;
+            }
+            let labels = self.labels.iter().map(|l| l.value(values).to_string()).collect();
+            let buckets = if self.kind == MetricKind::Histogram { vec![0; self.buckets.len()] } else { Vec::new() };
+            self.series.insert(self.key.clone(), Series { labels, value: 0.0, count: 0, buckets, updated: now, exemplar: None });
+        }
+        let series = self.series.get_mut(self.key.as_str()).expect("inserted above");
+        series.updated = now;
+        match self.kind {
+            MetricKind::Counter => series.value += observed,
+            MetricKind::Gauge => series.value = observed,
+            MetricKind::Histogram => {
+                let bucket = self.buckets.partition_point(|upper| *upper < observed);
+                if let Some(b) = series.buckets.get_mut(bucket) {
+                    *b += 1;
+                }
+                series.value += observed;
+                series.count += 1;
+            }
+        }
+        if let Some(trace) = self.exemplar.and_then(|f| values[f].as_deref()).filter(|t| !t.is_empty()) {
+            let at = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+            series.exemplar = Some((trace.to_string(), observed, at));
+        }
+    }
+
+    /// Drops series idle for longer than `expire_after`.
+    pub fn expire(&mut self, now: Instant) {
+        if let Some(after) = self.expire_after {
+            self.series.retain(|_, s| now.duration_since(s.updated) < after);
+        }
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.series.len()
+    }
+
+    /// The series with the highest values (counts), for reports.
+    pub fn top(&self, n: usize) -> Vec<(Vec<(String, String)>, f64)> {
+        let mut all: Vec<_> = self
+            .series
+            .values()
+            .map(|s| {
+                (
+                    self.labels.iter().map(|l| l.name.clone()).zip(s.labels.iter().cloned()).collect::<Vec<_>>(),
+                    if self.kind == MetricKind::Histogram { s.count as f64 } else { s.value },
+                )
+            })
+            .collect();
+        all.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        all.truncate(n);
+        all
+    }
+
+    pub fn family(&self) -> Family {
+        let mut family = match self.kind {
+            MetricKind::Counter => Family::counter(self.name.clone(), self.help.clone()),
+            MetricKind::Gauge => Family::gauge(self.name.clone(), self.help.clone()),
+            MetricKind::Histogram => Family::histogram(self.name.clone(), self.help.clone()),
+        };
+        let mut series: Vec<&Series> = self.series.values().collect();
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        for s in series {
+            let labels: Labels = self.labels.iter().zip(&s.labels).map(|(l, v)| (Name::Owned(l.name.clone()), v.clone())).collect();
+            let exemplar = s.exemplar.as_ref().map(|(trace, value, at)| {
+                Box::new(Exemplar { labels: vec![(Name::Borrowed("trace_id"), trace.clone())], value: *value, timestamp: *at })
+            });
+            match self.kind {
+                MetricKind::Counter | MetricKind::Gauge => family.samples.push(Sample { exemplar, ..Sample::new(labels, s.value) }),
+                MetricKind::Histogram => {
+                    let mut cumulative = 0;
+                    let exemplar_bucket = exemplar.as_ref().map(|e| self.buckets.partition_point(|upper| *upper < e.value));
+                    for (i, (upper, count)) in self.buckets.iter().zip(&s.buckets).enumerate() {
+                        cumulative += count;
+                        let mut bucket_labels = labels.clone();
+                        bucket_labels.push((Name::Borrowed("le"), format_bound(*upper)));
+                        let ex = if exemplar_bucket == Some(i) { exemplar.clone() } else { None };
+                        family.samples.push(Sample { suffix: "_bucket", exemplar: ex, ..Sample::new(bucket_labels, cumulative as f64) });
+                    }
+                    let mut inf = labels.clone();
+                    inf.push((Name::Borrowed("le"), "+Inf".into()));
+                    let ex = if exemplar_bucket == Some(self.buckets.len()) { exemplar.clone() } else { None };
+                    family.samples.push(Sample { suffix: "_bucket", exemplar: ex, ..Sample::new(inf, s.count as f64) });
+                    family.samples.push(Sample { suffix: "_sum", ..Sample::new(labels.clone(), s.value) });
+                    family.samples.push(Sample { suffix: "_count", ..Sample::new(labels, s.count as f64) });
+                }
+            }
+        }
+        family
+    }
+}
+
+fn format_bound(upper: f64) -> String {
+    if upper.fract() == 0.0 && upper.abs() < 1e15 {
+        format!("{upper:.1}")
+    } else {
+        format!("{upper}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    fn schema() -> Schema {
+        Schema::new(vec!["status".into(), "method".into(), "rt".into(), "path".into()])
+    }
+
+    fn values<'a>(status: &'a str, method: &'a str, rt: &'a str, path: &'a str) -> Values<'a> {
+        vec![Some(Cow::Borrowed(status)), Some(Cow::Borrowed(method)), Some(Cow::Borrowed(rt)), Some(Cow::Borrowed(path))]
+    }
+
+    #[test]
+    fn conditions() {
+        let mut s = schema();
+        let c = |t: &str, s: &mut Schema| Condition::parse(t, s, false).unwrap();
+        let v = values("503", "GET", "1.5", "/a");
+        assert!(c("status >= 500", &mut s).holds(&v));
+        assert!(c("status == 503", &mut s).holds(&v));
+        assert!(!c("status != 503", &mut s).holds(&v));
+        assert!(c("rt > 1", &mut s).holds(&v));
+        assert!(c("method in [GET, 'POST']", &mut s).holds(&v));
+        assert!(c("method not in [PUT]", &mut s).holds(&v));
+        assert!(c("path =~ \"^/a$\"", &mut s).holds(&v));
+        assert!(c("path !~ ^/b", &mut s).holds(&v));
+        assert!(!c("rt < 1", &mut s).holds(&values("200", "GET", "-", "/")), "no value, no match");
+        assert!(matches!(Condition::parse("nope == 1", &mut s, false), Err(e) if e.contains("unknown field")));
+        assert!(Condition::parse("status >= abc", &mut s, false).is_err());
+        assert!(Condition::parse("status ~~ 1", &mut s, false).is_err());
+    }
+
+    #[test]
+    fn label_mapping() {
+        let rule = |map, templates: &[&str], allowed: &[&str], field| LabelRule {
+            name: "x".into(),
+            field,
+            map,
+            templates: templates.iter().map(|t| t.split('/').map(str::to_string).collect()).collect(),
+            template_text: templates.iter().map(|t| t.to_string()).collect(),
+            allowed: allowed.iter().map(|a| a.to_string()).collect(),
+        };
+        let v = values("503", "BREW", "1", "/users/42/orders?x=1");
+        assert_eq!(rule(Some(LabelMap::StatusClass), &[], &[], 0).value(&v), "5xx");
+        assert_eq!(rule(None, &[], &["GET", "POST"], 1).value(&v), "other");
+        let paths = rule(Some(LabelMap::PathTemplate), &["/users/:id", "/users/:id/orders", "/static/*"], &[], 3);
+        assert_eq!(paths.value(&v), "/users/:id/orders");
+        assert_eq!(paths.value(&values("", "", "", "/static/app.1.js")), "/static/*");
+        assert_eq!(paths.value(&values("", "", "", "/elsewhere")), "other");
+    }
+}

@@ -1,0 +1,276 @@
+//! The tailer: follows the files of one source by polling, through rotation.
+//!
+//! A file is known by its identity (device, inode) and a fingerprint of its first bytes, not by
+//! its path, so a renamed file keeps its offset and a reused inode is not mistaken for the old
+//! file. What rotation looks like, and what happens:
+//! - rename + create: the path shows a new inode; the old file is read to its end (it is kept
+//!   while it still grows, for a grace period) and the new one from its start;
+//! - copytruncate: the size drops below the offset, or the first bytes change: read from 0;
+//! - delete + recreate: as rename, the old handle is drained before it is let go.
+//!
+//! Offsets are saved to the positions file only up to the last processed record, so a restart
+//! skips nothing and reads nothing twice.
+
+use super::framing::{Framer, LineSplitter};
+use super::positions::{Identity, Positions};
+use crate::config::log_rules::StartAt;
+use regex::Regex;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How much of a file is read in one go; larger files are read over several polls.
+const READ_CHUNK: usize = 256 * 1024;
+const MAX_READ_PER_POLL: u64 = 64 << 20;
+/// How long a rotated-away file is still read after its last growth.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+
+/// What happened during polls, for self-metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TailStats {
+    pub bytes: u64,
+    pub lines: u64,
+    pub rotations: u64,
+    pub truncations: u64,
+    pub cut_lines: u64,
+    pub dropped_lines: u64,
+    pub read_errors: u64,
+    pub position_errors: u64,
+}
+
+struct Watched {
+    path: PathBuf,
+    file: File,
+    identity: Identity,
+    offset: u64,
+    splitter: LineSplitter,
+    framer: Framer,
+    /// Seen at its path in the last scan; if not, it was rotated away and is being drained.
+    at_path: bool,
+    last_growth: Instant,
+}
+
+impl Watched {
+    fn committed(&self) -> u64 {
+        self.offset - self.splitter.pending() - self.framer.pending()
+    }
+}
+
+pub struct Tailer {
+    source: String,
+    patterns: Vec<String>,
+    files: Vec<Watched>,
+    start_at: StartAt,
+    max_line_bytes: usize,
+    multiline: Option<Regex>,
+    positions: Option<Arc<Positions>>,
+    first_scan: bool,
+    pub stats: TailStats,
+}
+
+impl Tailer {
+    pub fn new(
+        source: &str,
+        patterns: Vec<String>,
+        start_at: StartAt,
+        max_line_bytes: usize,
+        multiline: Option<Regex>,
+        positions: Option<Arc<Positions>>,
+    ) -> Tailer {
+        Tailer {
+            source: source.to_string(),
+            patterns,
+            files: Vec::new(),
+            start_at,
+            max_line_bytes,
+            multiline,
+            positions,
+            first_scan: true,
+            stats: TailStats::default(),
+        }
+    }
+
+    /// Bytes written to the files but not read yet.
+    pub fn lag_bytes(&self) -> u64 {
+        self.files.iter().filter_map(|w| w.file.metadata().ok().map(|m| m.len().saturating_sub(w.offset))).sum()
+    }
+
+    pub fn file_count(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Scans the paths, reads what is new and hands each complete record to `record`.
+    /// `idle_flush`: emit a pending multiline record once its file has been quiet this long.
+    pub fn poll(&mut self, idle_flush: Duration, record: &mut impl FnMut(&str)) {
+        self.scan();
+        // Rotated-away files first, so records keep their order.
+        self.files.sort_by_key(|w| w.at_path);
+        let now = Instant::now();
+        let mut index = 0;
+        while index < self.files.len() {
+            let read = self.read_file(index, record);
+            let w = &mut self.files[index];
+            if read > 0 {
+                w.last_growth = now;
+            }
+            let quiet = now.duration_since(w.last_growth);
+            if quiet >= idle_flush {
+                w.framer.flush(record);
+            }
+            if !w.at_path && quiet >= DRAIN_GRACE {
+                w.framer.flush(record);
+                let gone = self.files.remove(index);
+                if let Some(p) = &self.positions {
+                    p.forget(&self.source, &gone.identity);
+                }
+                continue;
+            }
+            index += 1;
+        }
+        self.save_positions();
+    }
+
+    /// Reads every file to its end once and emits what is pending (replay and `--once`).
+    pub fn read_to_end(&mut self, record: &mut impl FnMut(&str)) {
+        self.start_at = StartAt::Beginning;
+        self.scan();
+        for index in 0..self.files.len() {
+            while self.read_file(index, record) > 0 {}
+            self.files[index].framer.flush(record);
+        }
+    }
+
+    fn scan(&mut self) {
+        for w in &mut self.files {
+            w.at_path = false;
+        }
+        let mut paths = Vec::new();
+        for pattern in &self.patterns {
+            if pattern.contains(['*', '?', '[']) {
+                if let Ok(found) = glob::glob(pattern) {
+                    paths.extend(found.filter_map(Result::ok));
+                }
+            } else {
+                paths.push(PathBuf::from(pattern));
+            }
+        }
+        paths.sort();
+        paths.dedup();
+        for path in paths {
+            let Ok(meta) = std::fs::metadata(&path) else { continue };
+            if !meta.is_file() {
+                continue;
+            }
+            let (dev, ino) = (meta.dev(), meta.ino());
+            if let Some(w) = self.files.iter_mut().find(|w| w.identity.dev == dev && w.identity.ino == ino) {
+                w.path = path;
+                w.at_path = true;
+                continue;
+            }
+            if self.files.iter().any(|w| w.path == path && w.at_path) {
+                continue;
+            }
+            if let Some(w) = self.open(&path, meta.len()) {
+                if self.files.iter().any(|old| old.path == path) {
+                    self.stats.rotations += 1;
+                }
+                self.files.push(w);
+            }
+        }
+        self.first_scan = false;
+    }
+
+    fn open(&mut self, path: &Path, len: u64) -> Option<Watched> {
+        let mut file = File::open(path).ok()?;
+        let meta = file.metadata().ok()?;
+        let mut identity = Identity { dev: meta.dev(), ino: meta.ino(), fingerprint: 0, fingerprint_len: 0 };
+        identity.fingerprint_from(&mut file);
+        let saved = self.positions.as_ref().and_then(|p| p.lookup(&self.source, &identity, &mut file));
+        let ran_before = self.positions.as_ref().is_some_and(|p| p.existed());
+        let offset = match saved {
+            Some(offset) if offset <= len => offset,
+            Some(_) => 0,
+            // Only files there at the very first start are skipped to their end; files that
+            // appear while running, or since the last run, are new and read whole.
+            None if self.first_scan && self.start_at == StartAt::End && !ran_before => len,
+            None => 0,
+        };
+        file.seek(SeekFrom::Start(offset)).ok()?;
+        Some(Watched {
+            path: path.to_path_buf(),
+            file,
+            identity,
+            offset,
+            splitter: LineSplitter::new(self.max_line_bytes),
+            framer: Framer::new(self.multiline.clone()),
+            at_path: true,
+            last_growth: Instant::now(),
+        })
+    }
+
+    /// Reads new bytes of one file (up to a limit); returns how many.
+    fn read_file(&mut self, index: usize, record: &mut impl FnMut(&str)) -> u64 {
+        let stats = &mut self.stats;
+        let w = &mut self.files[index];
+        let Ok(meta) = w.file.metadata() else {
+            stats.read_errors += 1;
+            return 0;
+        };
+        if meta.len() < w.offset || (w.identity.fingerprint_len > 0 && !w.identity.same_start(&mut w.file)) {
+            stats.truncations += 1;
+            w.offset = 0;
+            w.splitter.reset();
+            w.framer.reset();
+            w.identity.fingerprint_len = 0;
+        }
+        if w.file.seek(SeekFrom::Start(w.offset)).is_err() {
+            stats.read_errors += 1;
+            return 0;
+        }
+        let mut buffer = vec![0u8; READ_CHUNK];
+        let mut total = 0u64;
+        let (cut_before, dropped_before) = (w.splitter.cut_lines, w.framer.dropped_lines);
+        while total < MAX_READ_PER_POLL {
+            let n = match w.file.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(_) => {
+                    stats.read_errors += 1;
+                    break;
+                }
+            };
+            total += n as u64;
+            w.offset += n as u64;
+            let framer = &mut w.framer;
+            let lines = &mut stats.lines;
+            w.splitter.push(&buffer[..n], &mut |line, raw| {
+                *lines += 1;
+                let text = String::from_utf8_lossy(line);
+                framer.push(&text, raw, record);
+            });
+        }
+        if w.identity.fingerprint_len < super::positions::FINGERPRINT_BYTES as u32 && total > 0 {
+            w.identity.fingerprint_from(&mut w.file);
+        }
+        stats.bytes += total;
+        stats.cut_lines += w.splitter.cut_lines - cut_before;
+        stats.dropped_lines += w.framer.dropped_lines - dropped_before;
+        total
+    }
+
+    /// Records each file's committed offset and writes the positions file if it changed.
+    fn save_positions(&mut self) {
+        if let Some(p) = &self.positions {
+            for w in &self.files {
+                p.record(&self.source, &w.path, &w.identity, w.committed());
+            }
+            if let Err(e) = p.save() {
+                self.stats.position_errors += 1;
+                tracing::warn!(source = %self.source, "saving positions: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! Log-derived metrics through the binary: every format of the fixture generator, replay,
+//! rule tests, live tailing through rotation and restart, exemplars, caps and bad input.
+
+use crate::common::*;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const GENLOGS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/genlogs.py");
+const RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/log_rules.yaml");
+
+fn genlogs(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
+    let out = Command::new("python3").arg(GENLOGS).args(args).output().expect("python3 runs genlogs.py");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    write_file(dir, name, out.stdout)
+}
+
+fn replay(rules: &str, source: &str, file: &Path) -> String {
+    let out = Command::new(LOOKOUT).args(["--config.log-rules", rules, "replay", "--source", source]).arg(file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn total(exposition: &str, prefix: &str) -> f64 {
+    exposition.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+}
+
+fn truth(file: &Path) -> serde_json::Value {
+    let out = Command::new("python3").arg(GENLOGS).arg("summary").arg(file).output().unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn nginx_formats_count_every_request() {
+    let dir = tempfile::tempdir().unwrap();
+    for format in ["combined", "timed", "upstream"] {
+        let file = genlogs(dir.path(), &format!("{format}.log"), &["nginx", "--format", format, "--lines", "5000", "--seed", "7"]);
+        let log_format = match format {
+            "combined" => "combined".to_string(),
+            "timed" => "combined_timed".to_string(),
+            _ => format!(
+                "'{}rt=$request_time uct=\"$upstream_connect_time\" uht=\"$upstream_header_time\" urt=\"$upstream_response_time\"'",
+                lookout::logs::parse::nginx::COMBINED
+            ),
+        };
+        let rules = write_file(
+            dir.path(),
+            "rules.yaml",
+            format!(
+                "sources:\n  - name: web\n    paths: [x]\n    format: nginx\n    log_format: {log_format}\nmetrics:\n  - name: requests_total\n    type: counter\n    source: web\n    labels: {{ status: {{ field: status, map: status_class }} }}\n  - name: upstream_seconds\n    type: histogram\n    source: web\n    value: {}\n",
+                if format == "upstream" { "upstream_response_time" } else { "status" }
+            ),
+        );
+        let out = replay(rules.to_str().unwrap(), "web", &file);
+        let t = truth(&file);
+        assert_eq!(total(&out, "requests_total{"), 5000.0, "{format}");
+        assert_eq!(total(&out, "requests_total{status=\"5xx\"}"), t["status_5xx"].as_f64().unwrap(), "{format}");
+        assert!(out.contains("lookout_log_records_total{source=\"web\",result=\"unmatched\"} 0"), "{format}: {out}");
+        if format == "upstream" {
+            // `-` is no observation; `0.010, 0.020` is one, summed.
+            let observed = total(&out, "upstream_seconds_count");
+            assert!(observed > 3000.0 && observed < 5000.0, "{observed}");
+        }
+    }
+}
+
+#[test]
+fn shipped_nginx_rules_match_ground_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = genlogs(dir.path(), "access.log", &["nginx", "--format", "timed", "--lines", "20000", "--seed", "3"]);
+    let out = replay(RULES, "nginx", &file);
+    let t = truth(&file);
+    assert_eq!(total(&out, "http_requests_total{"), 20000.0);
+    assert_eq!(total(&out, "http_responses_5xx_total"), t["status_5xx"].as_f64().unwrap());
+    assert_eq!(total(&out, "http_slow_requests_total"), t["slow_over_1s"].as_f64().unwrap());
+    assert_eq!(total(&out, "http_request_duration_seconds_count"), 20000.0);
+    assert_eq!(total(&out, "http_request_duration_seconds_bucket{le=\"+Inf\"}"), 20000.0);
+    assert!(!out.contains("method=\"-\""), "junk methods never become labels");
+    promtool(&out);
+}
+
+fn promtool(exposition: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    child.stdin.take().unwrap().write_all(exposition.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn spring_formats_records_levels_and_exceptions() {
+    let dir = tempfile::tempdir().unwrap();
+    for format in ["boot2", "boot3", "dash"] {
+        let file = genlogs(dir.path(), &format!("{format}.log"), &["spring", "--format", format, "--lines", "3000", "--seed", "5"]);
+        let text = std::fs::read(&file).unwrap();
+        let starts =
+            text.split(|b| *b == b'\n').filter(|l| l.len() > 10 && l[..4].iter().all(u8::is_ascii_digit) && l[4] == b'-').count() as f64;
+        let errors = text
+            .split(|b| *b == b'\n')
+            .filter(|l| String::from_utf8_lossy(l).contains(" ERROR ") || String::from_utf8_lossy(l).contains("-ERROR "))
+            .count() as f64;
+        let out = replay(RULES, "spring", &file);
+        assert_eq!(total(&out, "spring_log_records_total{"), starts, "{format}: one record per first line, stack traces included");
+        assert_eq!(total(&out, "spring_errors_total{"), errors, "{format}");
+        assert!(out.contains("exception=\"java.sql.SQLTransientConnectionException\""), "{format}");
+        assert!(out.contains("exception=\"org.springframework.dao.DataIntegrityViolationException\""), "{format}");
+        assert!(total(&out, "spring_queries_total{") > 0.0, "{format}: p6spy hashes counted");
+        assert!(total(&out, "spring_sql_statements_total{") > 0.0, "{format}: boundSql statements fingerprinted");
+        assert!(total(&out, "spring_request_duration_seconds_count") > 0.0, "{format}");
+        assert!(
+            out.contains("lookout_log_lines_cut_total{source=\"spring\"} ") && total(&out, "lookout_log_lines_cut_total") >= 1.0,
+            "{format}: the 70 000-byte line is cut"
+        );
+        promtool(&out);
+    }
+}
+
+#[test]
+fn test_rules_command() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new(LOOKOUT).current_dir(root).args(["test-rules", "log_rules.test.yaml"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(" passed, 0 failed"), "{text}");
+    let dir = tempfile::tempdir().unwrap();
+    let failing = write_file(
+        dir.path(),
+        "t.yaml",
+        format!("rule_file: {RULES}\ntests:\n  - name: wrong on purpose\n    source: nginx\n    lines: |\n      1.2.3.4 - - [20/Nov/2026:10:00:00 +0900] \"GET / HTTP/1.1\" 500 1 \"-\" \"-\" 0.1\n    expect:\n      - series: http_responses_5xx_total\n        value: 2\n"),
+    );
+    let out = Command::new(LOOKOUT).arg("test-rules").arg(&failing).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAIL  wrong on purpose") && text.contains("http_responses_5xx_total: expected 2, got 1"), "{text}");
+}
+
+#[test]
+fn log_rule_errors_are_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let probes = write_file(dir.path(), "probes.yaml", "modules: {}\n");
+    let cases = [
+        ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginx\nmetrics:\n  - name: x_total\n    type: counter\n    source: web\n    when: ['statsu >= 500']\n", "9:12", "unknown field \"statsu\""),
+        ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginx\n    log_format: '$a$b'\n", "5:17", "cannot be told apart"),
+        ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginxx\n", "4:13", "nginxx"),
+        ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginx\nmetrics:\n  - name: h\n    type: histogram\n    source: web\n    value: request_time\n    buckets: [1, 0.5]\n", "10:14", "strictly increasing"),
+        ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginx\nmetrics:\n  - name: x_total\n    type: counter\n    source: nope\n", "8:13", "unknown source"),
+    ];
+    for (yaml, position, message) in cases {
+        let rules = write_file(dir.path(), "rules.yaml", yaml);
+        let out = Command::new(LOOKOUT)
+            .arg(format!("--config.probes={}", probes.display()))
+            .arg(format!("--config.log-rules={}", rules.display()))
+            .arg("check")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{yaml}");
+        assert!(err.contains(&format!("rules.yaml:{position}:")) && err.contains(message), "expected {position} and {message:?} in {err}");
+    }
+}
+
+/// A lookout serving with the given log rules; lines appended to `files` show up in /metrics.
+fn serve_logs(dir: &Path, rules: &str) -> Server {
+    let rules_path = write_file(dir, "rules.yaml", rules);
+    let probes = write_file(dir, "probes.yaml", "modules: {}\n");
+    let port = closed_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let child = Command::new(LOOKOUT)
+        .current_dir(dir)
+        .arg(format!("--config.probes={}", probes.display()))
+        .arg(format!("--config.log-rules={}", rules_path.display()))
+        .arg(format!("--positions.file={}", dir.join("positions.json").display()))
+        .arg(format!("--web.listen-address={addr}"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server { child, addr };
+    for _ in 0..100 {
+        if get(addr, "/-/ready", &[]).is_some() {
+            return server;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("lookout did not start");
+}
+
+fn wait_value(addr: std::net::SocketAddr, prefix: &str, want: f64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = get(addr, "/metrics", &[]).map(|r| r.body).unwrap_or_default();
+        if total(&body, prefix) == want {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{prefix} never reached {want}; is {}:\n{body}", total(&body, prefix));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn append(path: &Path, text: &str) {
+    std::fs::OpenOptions::new().append(true).create(true).open(path).unwrap().write_all(text.as_bytes()).unwrap();
+}
+
+fn nginx_line(i: usize, status: u16) -> String {
+    format!("10.0.0.{} - - [20/Nov/2026:10:00:00 +0900] \"GET /item/{i} HTTP/1.1\" {status} 12 \"-\" \"curl\" 0.0{}\n", i % 250, i % 10)
+}
+
+#[test]
+fn live_tailing_through_rotation_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    append(&log, &nginx_line(0, 200)); // there before the first start: skipped (start_at: end)
+    let rules = format!(
+        "sources:\n  - name: web\n    paths: [\"{}/access.log\"]\n    format: nginx\n    log_format: combined_timed\n    poll_interval: 50ms\nmetrics:\n  - name: requests_total\n    type: counter\n    source: web\n",
+        dir.path().display()
+    );
+    let server = serve_logs(dir.path(), &rules);
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 1..=100 {
+        append(&log, &nginx_line(i, 200));
+    }
+    wait_value(server.addr, "requests_total ", 100.0);
+    // rename + create, with lines written to the old file after the rename (nginx before reopen)
+    std::fs::rename(&log, dir.path().join("access.log.1")).unwrap();
+    append(&dir.path().join("access.log.1"), &nginx_line(101, 200));
+    append(&log, &nginx_line(102, 500));
+    let body = wait_value(server.addr, "requests_total ", 102.0);
+    assert_eq!(total(&body, "lookout_log_rotations_total"), 1.0, "{body}");
+    // copytruncate
+    std::thread::sleep(Duration::from_millis(200));
+    std::fs::copy(&log, dir.path().join("access.log.2")).unwrap();
+    std::fs::OpenOptions::new().write(true).truncate(true).open(&log).unwrap();
+    append(&log, &nginx_line(103, 200));
+    let body = wait_value(server.addr, "requests_total ", 103.0);
+    assert_eq!(total(&body, "lookout_log_truncations_total"), 1.0, "{body}");
+    // restart: lines written while down are read once, nothing before them again
+    drop(server);
+    for i in 104..=110 {
+        append(&log, &nginx_line(i, 200));
+    }
+    let server = serve_logs(dir.path(), &rules);
+    wait_value(server.addr, "requests_total ", 7.0);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(total(&get(server.addr, "/metrics", &[]).unwrap().body, "requests_total "), 7.0, "nothing read twice");
+}
+
+#[test]
+fn queries_exemplars_caps_and_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app.log");
+    let queries = dir.path().join("query.log");
+    let rules = format!(
+        r#"sources:
+  - name: app
+    paths: ["{app}"]
+    format: spring
+    start_at: beginning
+    poll_interval: 50ms
+    max_line_bytes: 1024
+    extract:
+      - field: message
+        regex: '"QHash":"(?P<qhash>[0-9a-f]{{32}})"'
+  - name: queries
+    paths: ["{queries}"]
+    format: json
+    start_at: beginning
+    poll_interval: 50ms
+    queries: {{ hash: QHash, sql: sql, max_entries: 2 }}
+metrics:
+  - name: app_errors_total
+    type: counter
+    source: app
+    when: ["level == ERROR"]
+    labels: {{ exception: exception }}
+    exemplar: trace_id
+  - name: app_queries_total
+    type: counter
+    source: app
+    when: ['qhash != ""']
+    labels: {{ qhash: qhash }}
+    max_series: 2
+  - name: app_threads
+    type: counter
+    source: app
+    labels: {{ thread: thread }}
+    expire_after: 1s
+"#,
+        app = app.display(),
+        queries = queries.display()
+    );
+    let q = |n: u32| format!("{n:032x}");
+    append(&queries, &format!("{{\"QHash\":\"{}\",\"sql\":\"select 1\"}}\n{{\"QHash\":\"{}\",\"sql\":\"select 2\"}}\n{{\"QHash\":\"{}\",\"sql\":\"select 3\"}}\nnot json at all\n{{\"broken\": \n", q(1), q(2), q(3)));
+    let prefix = |level: &str, thread: &str| {
+        format!("2026-11-20T10:00:00.000+09:00 {level:>5} 1 --- [app] [{thread}] [4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7] c.e.Pay : ")
+    };
+    let mut text = String::new();
+    text.push_str(&format!("{}payment failed\njava.lang.IllegalStateException: no\n\tat a.b(C.java:1)\n", prefix("ERROR", "t1")));
+    for n in 1..=3 {
+        text.push_str(&format!("{}\"QHash\":\"{}\"\n", prefix("DEBUG", "t2"), q(n)));
+    }
+    text.push_str(&"z".repeat(5000));
+    text.push('\n');
+    text.push_str("\u{0}\u{1}\u{2}binary\n");
+    append(&app, &text);
+    append(&app, &String::from_utf8_lossy(&[0xff, 0xfe, b'\n']));
+    std::fs::OpenOptions::new().append(true).open(&app).unwrap().write_all(&[0xc3, 0x28, b'\n']).unwrap();
+    append(&app, &format!("{}after the garbage\n", prefix("INFO", "t3")));
+    let server = serve_logs(dir.path(), &rules);
+    let body = wait_value(server.addr, "app_errors_total{", 1.0);
+    assert!(body.contains("app_errors_total{exception=\"java.lang.IllegalStateException\"} 1"), "{body}");
+    let body = wait_value(server.addr, "lookout_log_records_total{source=\"app\",result=\"matched\"}", 5.0);
+    assert_eq!(total(&body, "app_queries_total{"), 2.0, "capped at two series");
+    assert_eq!(total(&body, "lookout_log_series_dropped_total{source=\"app\",metric=\"app_queries_total\"}"), 1.0, "{body}");
+    assert_eq!(total(&body, "lookout_log_lines_cut_total{source=\"app\"}"), 1.0, "{body}");
+    assert_eq!(total(&body, "lookout_log_records_total{source=\"queries\",result=\"unmatched\"}"), 1.0, "{body}");
+    assert_eq!(total(&body, "lookout_log_records_total{source=\"queries\",result=\"error\"}"), 1.0, "{body}");
+    assert_eq!(total(&body, "lookout_log_queries_dropped_total{source=\"queries\"}"), 1.0, "index capped at 2");
+
+    let om = get(server.addr, "/metrics", &[("Accept", "application/openmetrics-text;version=1.0.0")]).unwrap().body;
+    assert!(
+        om.contains(
+            "app_errors_total{exception=\"java.lang.IllegalStateException\"} 1 # {trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\"} 1 "
+        ),
+        "{om}"
+    );
+
+    let all: serde_json::Value = serde_json::from_str(&get(server.addr, "/queries", &[]).unwrap().body).unwrap();
+    assert_eq!(all["queries"].as_array().unwrap().len(), 2);
+    let one = get(server.addr, &format!("/queries?hash={}", q(2)), &[]).unwrap();
+    assert!(one.body.contains("select 2"), "{}", one.body);
+    assert_eq!(get(server.addr, "/queries?hash=ffff", &[]).unwrap().status, 404);
+
+    // Idle series expire; the source keeps running after all that input.
+    std::thread::sleep(Duration::from_millis(1500));
+    append(&app, &format!("{}still alive\n", prefix("INFO", "t9")));
+    let body = wait_value(server.addr, "app_threads_total{", 1.0);
+    assert!(body.contains("app_threads_total{thread=\"t9\"} 1"), "{body}");
+}
