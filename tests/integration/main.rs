@@ -8,6 +8,7 @@ mod config;
 mod faults;
 mod http_prober;
 mod logs;
+mod nginx_real;
 mod tailing;
 mod tcp_prober;
 mod tls;

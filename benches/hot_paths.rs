@@ -1,0 +1,73 @@
+//! Micro-benchmarks of the per-line hot paths: parsing nginx and Spring records, applying
+//! rules, and encoding an exposition. `cargo bench --bench hot_paths`.
+
+use lookout::config::log_rules::LogRulesFile;
+use lookout::config::Source;
+use lookout::logs::parse::nginx::{preset, NginxFormat};
+use lookout::logs::parse::spring::SpringFormat;
+use lookout::logs::record::Values;
+use lookout::logs::Pipeline;
+use std::path::Path;
+use std::time::Instant;
+
+fn main() {
+    divan::main();
+}
+
+const NGINX_LINE: &str = r#"203.0.113.7 - - [20/Nov/2026:10:00:00 +0900] "GET /api/v1/users/4242?x=1 HTTP/1.1" 200 5123 "https://shop.example.com/" "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36" 0.081"#;
+const SPRING_LINE: &str = "2026-11-20T10:00:00.007+09:00  INFO 10788 --- [pay-api] [http-nio-8081-exec-3] [0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331] o.s.web.servlet.DispatcherServlet        : Completed GET /api/v1/orders/12/items in 231ms";
+
+#[divan::bench]
+fn nginx_parse(bencher: divan::Bencher) {
+    let format = NginxFormat::compile(&preset("combined_timed").unwrap()).unwrap();
+    bencher.bench(|| {
+        let mut values: Values = vec![None; format.fields().len()];
+        divan::black_box(format.parse(divan::black_box(NGINX_LINE), &mut values));
+    });
+}
+
+#[divan::bench]
+fn spring_parse(bencher: divan::Bencher) {
+    let format = SpringFormat::auto();
+    bencher.bench(|| {
+        let mut values: Values = vec![None; 11];
+        divan::black_box(format.parse(divan::black_box(SPRING_LINE), &mut values));
+    });
+}
+
+fn pipeline(rules: &str, name: &str) -> Pipeline {
+    let source = Source::from_text(Path::new("bench.yaml"), rules).unwrap();
+    let file = LogRulesFile::load(&source).unwrap();
+    lookout::logs::compile(&file, &source).unwrap().into_iter().find(|p| p.name == name).unwrap()
+}
+
+/// The four families of the mtail benchmark, per line: parse plus every rule.
+#[divan::bench]
+fn nginx_record_through_benchmark_rules(bencher: divan::Bencher) {
+    let rules = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/nginx.yaml")).unwrap();
+    let mut p = pipeline(&rules, "nginx");
+    let now = Instant::now();
+    bencher.bench_local(|| p.process(divan::black_box(NGINX_LINE), now));
+}
+
+#[divan::bench]
+fn spring_record_through_shipped_rules(bencher: divan::Bencher) {
+    let rules = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/log_rules.yaml")).unwrap();
+    let mut p = pipeline(&rules, "spring");
+    let now = Instant::now();
+    bencher.bench_local(|| p.process(divan::black_box(SPRING_LINE), now));
+}
+
+#[divan::bench]
+fn encode_exposition(bencher: divan::Bencher) {
+    let rules = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/nginx.yaml")).unwrap();
+    let mut p = pipeline(&rules, "nginx");
+    let now = Instant::now();
+    for status in ["200", "201", "301", "404", "500", "502"] {
+        for method in ["GET", "POST", "PUT", "DELETE"] {
+            p.process(&NGINX_LINE.replace("GET", method).replace("\" 200 ", &format!("\" {status} ")), now);
+        }
+    }
+    let families = p.families();
+    bencher.bench(|| lookout::metrics::exposition::encode(divan::black_box(&families), lookout::metrics::exposition::Format::Text));
+}

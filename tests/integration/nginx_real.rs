@@ -1,0 +1,129 @@
+//! A real nginx (Debian's package) writing its access log under load, rotated by rename and
+//! `USR1` (reopen) halfway, as logrotate does: lookout counts every request exactly once.
+
+use crate::common::*;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NGINX: &str = "/usr/sbin/nginx";
+
+struct Nginx {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Nginx {
+    fn start(dir: &Path) -> Nginx {
+        assert!(Path::new(NGINX).exists(), "nginx must be installed (Debian package nginx); .ci/run installs it");
+        let port = closed_port();
+        let d = dir.display();
+        let conf = format!(
+            r#"daemon off;
+worker_processes 2;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+  client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;
+  log_format timed '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_time';
+  access_log {d}/access.log timed;
+  server {{
+    listen 127.0.0.1:{port};
+    location /fail {{ return 503 "down\n"; }}
+    location / {{ return 200 "ok\n"; }}
+  }}
+}}
+"#
+        );
+        std::fs::create_dir_all(dir.join("tmp")).unwrap();
+        let conf_path = write_file(dir, "nginx.conf", conf);
+        let child =
+            Command::new(NGINX).arg("-c").arg(&conf_path).arg("-p").arg(dir).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let nginx = Nginx { child, port };
+        let addr = format!("127.0.0.1:{port}").parse().unwrap();
+        for _ in 0..100 {
+            if get(addr, "/", &[]).is_some() {
+                return nginx;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("nginx did not start: {}", std::fs::read_to_string(dir.join("error.log")).unwrap_or_default());
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGQUIT) };
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn real_nginx_under_load_with_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let nginx = Nginx::start(dir.path());
+    let rules = format!(
+        "sources:\n  - name: nginx\n    paths: [\"{}/access.log\"]\n    format: nginx\n    log_format: combined_timed\n    start_at: beginning\n    poll_interval: 50ms\nmetrics:\n  - name: http_requests_total\n    type: counter\n    source: nginx\n    labels: {{ status: status }}\n",
+        dir.path().display()
+    );
+    let probes = write_file(dir.path(), "probes.yaml", "modules: {}\n");
+    let rules_path = write_file(dir.path(), "rules.yaml", rules);
+    let port = closed_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let lookout = Command::new(LOOKOUT)
+        .arg(format!("--config.probes={}", probes.display()))
+        .arg(format!("--config.log-rules={}", rules_path.display()))
+        .arg(format!("--positions.file={}/positions.json", dir.path().display()))
+        .arg(format!("--web.listen-address={addr}"))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _lookout = Server { child: lookout, addr };
+    let target: std::net::SocketAddr = format!("127.0.0.1:{}", nginx.port).parse().unwrap();
+    let warmup = 1; // the readiness request above
+    const THREADS: usize = 8;
+    const PER_THREAD: usize = 400;
+    let load = move |fail_every: usize| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    for i in 0..PER_THREAD {
+                        let path = if (t * PER_THREAD + i) % fail_every == 0 { "/fail" } else { "/" };
+                        assert!(get(target, path, &[]).is_some());
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    };
+    load(10);
+    // logrotate: rename, then tell nginx to reopen its logs; requests keep coming meanwhile.
+    std::fs::rename(dir.path().join("access.log"), dir.path().join("access.log.1")).unwrap();
+    let during = std::thread::spawn(move || load(10));
+    std::thread::sleep(Duration::from_millis(20));
+    unsafe { libc::kill(nginx.child.id() as i32, libc::SIGUSR1) };
+    during.join().unwrap();
+    let expected_total = (warmup + 2 * THREADS * PER_THREAD) as f64;
+    let expected_503 = (2 * THREADS * PER_THREAD / 10) as f64;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let body = get(addr, "/metrics", &[]).map(|r| r.body).unwrap_or_default();
+        let total = sample_value(&body, "http_requests_total{status=\"200\"}").unwrap_or(0.0)
+            + sample_value(&body, "http_requests_total{status=\"503\"}").unwrap_or(0.0);
+        if total == expected_total {
+            assert_eq!(sample_value(&body, "http_requests_total{status=\"503\"}"), Some(expected_503));
+            assert!(sample_value(&body, "lookout_log_rotations_total{source=\"nginx\"}").unwrap() >= 1.0, "{body}");
+            std::thread::sleep(Duration::from_millis(300));
+            let again = get(addr, "/metrics", &[]).unwrap().body;
+            let settled = sample_value(&again, "http_requests_total{status=\"200\"}").unwrap()
+                + sample_value(&again, "http_requests_total{status=\"503\"}").unwrap();
+            assert_eq!(settled, expected_total, "nothing counted twice");
+            return;
+        }
+        assert!(Instant::now() < deadline, "counted {total} of {expected_total} requests:\n{body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
