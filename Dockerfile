@@ -9,13 +9,16 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --home-dir /etc/lookout --shell /usr/sbin/nologin lookout
+ && useradd --system --uid 10001 --home-dir /etc/lookout --shell /usr/sbin/nologin lookout \
+ && install -d -o lookout -g lookout /var/lib/lookout
 COPY --from=build /src/target/release/lookout /usr/local/bin/lookout
 COPY probes.yaml log_rules.yaml /etc/lookout/
 WORKDIR /etc/lookout
 USER lookout
+# Where log sources save how far they have read; keep it across container restarts.
+VOLUME /var/lib/lookout
 EXPOSE 9925
 HEALTHCHECK --interval=30s --timeout=3s --start-period=5s --retries=3 \
   CMD curl -fsS http://127.0.0.1:9925/-/healthy || exit 1
 ENTRYPOINT ["/usr/local/bin/lookout"]
-CMD ["--config.probes=/etc/lookout/probes.yaml", "--config.log-rules=/etc/lookout/log_rules.yaml", "--web.listen-address=:9925"]
+CMD ["--config.probes=/etc/lookout/probes.yaml", "--config.log-rules=/etc/lookout/log_rules.yaml", "--positions.file=/var/lib/lookout/positions.json", "--web.listen-address=:9925"]
