@@ -35,23 +35,6 @@ probes:
     )
 }
 
-/// Runs a loopback server on a plain thread with its own runtime, for the binary to probe.
-fn in_background<F, Fut>(start: F) -> std::net::SocketAddr
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = std::net::SocketAddr>,
-{
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
-            tx.send(start().await).unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    rx.recv().unwrap()
-}
-
 fn background_http_server() -> std::net::SocketAddr {
     in_background(http_server)
 }

@@ -5,6 +5,7 @@ mod cert_files;
 mod cli;
 mod common;
 mod config;
+mod deploy;
 mod faults;
 mod http_prober;
 mod logs;

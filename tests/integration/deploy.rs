@@ -1,0 +1,291 @@
+//! What the repository ships for the rest of the stack: a real Prometheus scraping lookout
+//! (OpenMetrics, `/probe` relabelling, exemplars), the alert rules, Alertmanager's and
+//! Prometheus' configuration, the Grafana dashboard and the Compose file.
+
+use crate::common::*;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const GENLOGS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/genlogs.py");
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (installed by .ci/run)"));
+    assert!(out.status.success(), "{cmd:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn prometheus_and_alertmanager_configs_are_valid() {
+    run_ok(Command::new("promtool").current_dir(ROOT).args(["check", "config", "deploy/prometheus/prometheus.yml"]));
+    run_ok(Command::new("amtool").current_dir(ROOT).args(["check-config", "deploy/alertmanager/alertmanager.yml"]));
+    let route = |labels: &[&str]| {
+        run_ok(
+            Command::new("amtool")
+                .current_dir(ROOT)
+                .args(["config", "routes", "test", "--config.file=deploy/alertmanager/alertmanager.yml"])
+                .args(labels),
+        )
+    };
+    assert_eq!(route(&["severity=P1", "alertname=ProbeDown"]).trim(), "urgent");
+    assert_eq!(route(&["severity=P2", "alertname=HttpLatencyP99High"]).trim(), "urgent");
+    assert_eq!(route(&["severity=P3", "alertname=LogSourceStalled"]).trim(), "normal");
+    assert_eq!(route(&["severity=P4", "alertname=CertificateExpiringSoon"]).trim(), "normal");
+}
+
+#[test]
+fn yaml_and_json_files_parse_and_compose_mounts_exist() {
+    for file in [
+        "deploy/docker-compose.yml",
+        "deploy/grafana/provisioning/datasources/prometheus.yml",
+        "deploy/grafana/provisioning/dashboards/lookout.yml",
+        "deploy/alertmanager/alertmanager.yml",
+    ] {
+        let text = std::fs::read_to_string(Path::new(ROOT).join(file)).unwrap();
+        serde_saphyr::from_str::<serde_json::Value>(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+    }
+    let compose: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(Path::new(ROOT).join("deploy/docker-compose.yml")).unwrap()).unwrap();
+    for (name, service) in compose["services"].as_object().unwrap() {
+        for volume in service["volumes"].as_array().into_iter().flatten() {
+            let host = volume.as_str().unwrap().split(':').next().unwrap();
+            if host.starts_with('.') {
+                assert!(Path::new(ROOT).join("deploy").join(host).exists(), "service {name} mounts missing {host}");
+            }
+        }
+    }
+    let alloy = std::fs::read_to_string(Path::new(ROOT).join("deploy/alloy/config.alloy")).unwrap();
+    assert_eq!(alloy.matches('{').count(), alloy.matches('}').count(), "alloy braces balance");
+    assert_eq!(alloy.matches('[').count(), alloy.matches(']').count(), "alloy brackets balance");
+    assert!(alloy.contains("metrics_path = \"/probe\"") && alloy.contains("prometheus.remote_write"));
+}
+
+/// Every metric name lookout exports in the shipped configuration's scenarios: probes (plain,
+/// TLS, failing), certificate files, self-metrics, and the shipped log rules on generated logs.
+fn exported_names() -> BTreeSet<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut expositions = Vec::new();
+    for (name, args, source) in
+        [("access.log", ["nginx", "--format", "timed"], "nginx"), ("spring.log", ["spring", "--format", "boot3"], "spring")]
+    {
+        let out = Command::new("python3").arg(GENLOGS).args(args).args(["--lines", "3000"]).output().unwrap();
+        let file = write_file(dir.path(), name, out.stdout);
+        expositions.push(run_ok(
+            Command::new(LOOKOUT).args(["--config.log-rules", &format!("{ROOT}/log_rules.yaml"), "replay", "--source", source]).arg(&file),
+        ));
+    }
+    let ca = Ca::new("Names CA");
+    let leaf = ca.leaf("localhost", &["localhost"], -1, 20);
+    let (chain, key) = (vec![leaf.der.clone()], leaf.key_der());
+    let tls = in_background(move || https_server(chain, key, None, false));
+    let ca_file = write_file(dir.path(), "ca.pem", pem(&ca.der()));
+    let cert_file = write_file(dir.path(), "cert.pem", leaf.pem());
+    let yaml = format!(
+        "modules:\n  https:\n    prober: http\n    http:\n      tls_config:\n        ca_file: {}\n  files:\n    prober: file\nprobes:\n  - name: tls\n    module: https\n    target: https://localhost:{}/\n    interval: 1s\n  - name: down\n    module: https\n    target: https://127.0.0.1:{}/\n    interval: 1s\n  - name: disk\n    module: files\n    target: {}\n    interval: 1s\n",
+        ca_file.display(),
+        tls.port(),
+        closed_port(),
+        cert_file.display()
+    );
+    let server = Server::start(dir.path(), &yaml);
+    std::thread::sleep(Duration::from_millis(1500));
+    expositions.push(get(server.addr, "/metrics", &[]).unwrap().body);
+    expositions
+        .iter()
+        .flat_map(|e| e.lines())
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split(['{', ' ']).next().unwrap().to_string())
+        .collect()
+}
+
+/// Metric names in a PromQL expression: identifiers outside label matchers, groupings and
+/// strings that are not functions or keywords.
+fn metric_names(expr: &str) -> Vec<String> {
+    const WORDS: [&str; 34] = [
+        "sum",
+        "avg",
+        "min",
+        "max",
+        "count",
+        "topk",
+        "bottomk",
+        "rate",
+        "irate",
+        "increase",
+        "delta",
+        "histogram_quantile",
+        "time",
+        "vector",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "and",
+        "or",
+        "unless",
+        "offset",
+        "bool",
+        "abs",
+        "clamp_min",
+        "clamp_max",
+        "label_replace",
+        "sort_desc",
+        "sort",
+        "scalar",
+        "absent",
+        "quantile",
+    ];
+    let mut cleaned = String::new();
+    let mut depth = 0;
+    let mut in_string = false;
+    for c in expr.chars() {
+        match c {
+            '"' => in_string = !in_string,
+            _ if in_string => {}
+            '{' | '[' => depth += 1,
+            '}' | ']' => depth -= 1,
+            _ if depth > 0 => {}
+            c => cleaned.push(c),
+        }
+    }
+    let grouping = regex::Regex::new(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)").unwrap();
+    let numbers = regex::Regex::new(r"\boffset\s+[0-9a-z]+|\b\d+(\.\d+)?(e\d+)?\b").unwrap();
+    let cleaned = numbers.replace_all(&grouping.replace_all(&cleaned, " "), " ").into_owned();
+    let ident = regex::Regex::new(r"[A-Za-z_:][A-Za-z0-9_:]*").unwrap();
+    ident.find_iter(&cleaned).map(|m| m.as_str()).filter(|w| !WORDS.contains(w)).map(str::to_string).collect()
+}
+
+#[test]
+fn metric_name_extraction() {
+    assert_eq!(
+        metric_names(r#"histogram_quantile(0.99, sum by (job, le) (rate(a_bucket{x="by (y)"}[5m]))) > 5 and b_total > 50e6 * c offset 1h"#),
+        ["a_bucket", "b_total", "c"]
+    );
+}
+
+#[test]
+fn dashboard_and_alerts_query_only_metrics_lookout_exports() {
+    let names = exported_names();
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(Path::new(ROOT).join("deploy/grafana/lookout.json")).unwrap()).unwrap();
+    assert_eq!(dashboard["uid"], "lookout", "the alerts' dashboard_url points at this uid");
+    let mut exprs = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            exprs.push(target["expr"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(exprs.len() >= 14, "{exprs:?}");
+    let rules: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(Path::new(ROOT).join("deploy/prometheus/lookout.rules.yml")).unwrap()).unwrap();
+    for group in rules["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            exprs.push(rule["expr"].as_str().unwrap().to_string());
+        }
+    }
+    for expr in &exprs {
+        for name in metric_names(expr) {
+            assert!(names.contains(&name), "{name} (in {expr:?}) is not exported by lookout; exported: {names:?}");
+        }
+    }
+}
+
+#[test]
+fn real_prometheus_scrapes_metrics_and_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = in_background(http_server);
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "").unwrap();
+    let rules = write_file(
+        dir.path(),
+        "rules.yaml",
+        format!("sources:\n  - name: app\n    paths: [\"{}\"]\n    format: spring\n    poll_interval: 50ms\nmetrics:\n  - name: app_errors_total\n    type: counter\n    source: app\n    when: [\"level == ERROR\"]\n    labels: {{ exception: exception }}\n    exemplar: trace_id\n", log.display()),
+    );
+    let probes = write_file(
+        dir.path(),
+        "probes.yaml",
+        format!("modules:\n  http_2xx:\n    prober: http\n    http:\n      preferred_ip_protocol: ip4\nprobes:\n  - name: web\n    module: http_2xx\n    target: http://{web}/\n    interval: 1s\n"),
+    );
+    let port = closed_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let child = Command::new(LOOKOUT)
+        .arg(format!("--config.probes={}", probes.display()))
+        .arg(format!("--config.log-rules={}", rules.display()))
+        .arg(format!("--positions.file={}/positions.json", dir.path().display()))
+        .arg(format!("--web.listen-address={addr}"))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _lookout = Server { child, addr };
+    let prom_port = closed_port();
+    let config = write_file(
+        dir.path(),
+        "prometheus.yml",
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: lookout\n    static_configs:\n      - targets: ['{addr}']\n  - job_name: probe\n    metrics_path: /probe\n    params:\n      module: [http_2xx]\n    static_configs:\n      - targets: ['http://{web}/status?code=200', 'http://{web}/status?code=500']\n    relabel_configs:\n      - source_labels: [__address__]\n        target_label: __param_target\n      - source_labels: [__param_target]\n        target_label: instance\n      - target_label: __address__\n        replacement: '{addr}'\n"
+        ),
+    );
+    let prometheus = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}/data", dir.path().display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+        .arg("--enable-feature=exemplar-storage")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus (Debian package prometheus; .ci/run installs it)");
+    let _prometheus = Server { child: prometheus, addr: format!("127.0.0.1:{prom_port}").parse().unwrap() };
+    let prom: std::net::SocketAddr = format!("127.0.0.1:{prom_port}").parse().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .and_then(|mut f| {
+            use std::io::Write;
+            f.write_all(b"2026-11-20T10:00:00.000+09:00 ERROR 1 --- [app] [main] [4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7] c.e.Pay : failed\njava.lang.IllegalStateException: boom\n\tat a.b(C.java:1)\n2026-11-20T10:00:01.000+09:00  INFO 1 --- [app] [main] [4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7] c.e.Pay : next\n")
+        })
+        .unwrap();
+    let query = |q: &str| -> serde_json::Value {
+        let path = format!("/api/v1/query?query={}", form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>());
+        get(prom, &path, &[]).and_then(|r| serde_json::from_str(&r.body).ok()).unwrap_or(serde_json::Value::Null)
+    };
+    let wait = |q: &str, want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let answer = query(q);
+            let values: Vec<String> = answer["data"]["result"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| r["value"][1].as_str().unwrap_or("").to_string())
+                .collect();
+            if values.iter().any(|v| v == want) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{q} never gave {want}: {answer}");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    };
+    wait("up{job=\"lookout\"}", "1");
+    wait(&format!("probe_success{{job=\"lookout\",probe=\"web\",target=\"http://{web}/\"}}"), "1");
+    wait(&format!("probe_http_status_code{{job=\"probe\",instance=\"http://{web}/status?code=200\"}}"), "200");
+    wait(&format!("probe_success{{job=\"probe\",instance=\"http://{web}/status?code=500\"}}"), "0");
+    wait(&format!("lookout_probe_failure_reason{{job=\"probe\",instance=\"http://{web}/status?code=500\",reason=\"status_code\"}}"), "1");
+    wait("app_errors_total{exception=\"java.lang.IllegalStateException\"}", "1");
+    wait("count(lookout_probe_runs_total{probe=\"web\"})", "1");
+    // The exemplar made it through OpenMetrics into Prometheus.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let path = format!("/api/v1/query_exemplars?query=app_errors_total&start={}&end={}", 0, 4_000_000_000u64);
+        let body = get(prom, &path, &[]).map(|r| r.body).unwrap_or_default();
+        if body.contains("4bf92f3577b34da6a3ce929d0e0e4736") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no exemplar: {body}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
