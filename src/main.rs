@@ -19,6 +19,9 @@ struct Cli {
     /// Address to listen on; ":9925" means every interface.
     #[arg(long = "web.listen-address", default_value = ":9925")]
     listen: String,
+    /// TLS and basic auth for lookout's own endpoint, in Prometheus' exporter-toolkit format.
+    #[arg(long = "web.config.file")]
+    web_config: Option<PathBuf>,
     /// Where log sources save how far they have read, so a restart resumes there.
     #[arg(long = "positions.file", default_value = "lookout-positions.json")]
     positions: PathBuf,
@@ -146,7 +149,17 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            runtime.block_on(serve(cli.listen, paths, config, cli.timeout_offset, positions))
+            let security = match &cli.web_config {
+                Some(path) => match lookout::web::security::Security::load(path) {
+                    Ok(s) => Some(std::sync::Arc::new(s)),
+                    Err(e) => {
+                        eprintln!("lookout: web configuration error: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+                None => None,
+            };
+            runtime.block_on(serve(cli.listen, paths, config, cli.timeout_offset, positions, security))
         }
         (Some(Command::Replay { .. } | Command::TestRules { .. }), _) => unreachable!("handled above"),
     }
@@ -158,6 +171,7 @@ async fn serve(
     config: Config,
     timeout_offset: f64,
     positions: std::sync::Arc<lookout::logs::positions::Positions>,
+    security: Option<std::sync::Arc<lookout::web::security::Security>>,
 ) -> ExitCode {
     let address = if listen.starts_with(':') { format!("0.0.0.0{listen}") } else { listen };
     let listener = match tokio::net::TcpListener::bind(&address).await {
@@ -187,7 +201,7 @@ async fn serve(
         }
         tracing::info!("shutting down");
     };
-    lookout::web::serve(listener, app.clone(), shutdown).await;
+    lookout::web::serve(listener, app.clone(), security, shutdown).await;
     // Saves where each log source stopped, so the next start resumes there.
     tokio::task::spawn_blocking(move || app.stop_logs()).await.ok();
     ExitCode::SUCCESS

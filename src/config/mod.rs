@@ -7,6 +7,7 @@ mod expand;
 pub mod log_rules;
 pub mod probes;
 pub mod values;
+pub mod web;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

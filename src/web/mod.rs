@@ -2,6 +2,7 @@
 //! status page, on hyper.
 
 mod probe_endpoint;
+pub mod security;
 pub mod status_page;
 
 use crate::app::App;
@@ -12,9 +13,11 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use security::Security;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 /// A finished response.
@@ -41,8 +44,8 @@ impl Reply {
     }
 }
 
-/// Serves until `shutdown` completes.
-pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+/// Serves until `shutdown` completes; with `security`, over TLS and/or behind basic auth.
+pub async fn serve(listener: TcpListener, app: Arc<App>, security: Option<Arc<Security>>, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
@@ -57,15 +60,41 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             },
             () = &mut shutdown => return,
         };
-        let app = app.clone();
+        let (app, security) = (app.clone(), security.clone());
         tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let app = app.clone();
-                async move { Ok::<_, Infallible>(route(&app, request).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            match security.as_ref().and_then(|s| s.tls.clone()) {
+                // A client that does not speak TLS (plain HTTP) fails here and gets nothing.
+                Some(acceptor) => {
+                    if let Ok(tls) = acceptor.accept(stream).await {
+                        serve_connection(tls, app, security).await;
+                    }
+                }
+                None => serve_connection(stream, app, security).await,
+            }
         });
     }
+}
+
+async fn serve_connection<S>(io: S, app: Arc<App>, security: Option<Arc<Security>>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request: Request<Incoming>| {
+        let (app, security) = (app.clone(), security.clone());
+        async move {
+            if let Some(security) = security.filter(|s| s.needs_auth()) {
+                let header = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+                if !security.authorized(header).await {
+                    app.metrics.record_http_request("unauthorized", 401);
+                    let mut response = Reply::text(StatusCode::UNAUTHORIZED, "Unauthorized\n".into()).into_response();
+                    response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"lookout\""));
+                    return Ok::<_, Infallible>(response);
+                }
+            }
+            Ok::<_, Infallible>(route(&app, request).await)
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service).await;
 }
 
 async fn route(app: &App, request: Request<Incoming>) -> Response<Full<Bytes>> {

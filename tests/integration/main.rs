@@ -13,3 +13,4 @@ mod nginx_real;
 mod tailing;
 mod tcp_prober;
 mod tls;
+mod web_security;
