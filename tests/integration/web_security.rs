@@ -105,12 +105,12 @@ async fn tls_with_client_certificates_and_auth() {
     let no_auth = tls_get(server.addr, &ca, Some(&client), None).await.unwrap();
     assert!(no_auth.starts_with("HTTP/1.0 401") && !no_auth.contains("lookout_build_info"), "{no_auth}");
     let no_cert = tls_get(server.addr, &ca, None, Some(basic("prom", "scrape"))).await;
-    assert!(no_cert.as_ref().map_or(true, |body| !body.contains("lookout_build_info")), "{no_cert:?}");
+    assert!(!no_cert.as_ref().is_ok_and(|body| body.contains("lookout_build_info")), "{no_cert:?}");
     let wrong_cert = tls_get(server.addr, &ca, Some(&stranger), Some(basic("prom", "scrape"))).await;
-    assert!(wrong_cert.as_ref().map_or(true, |body| !body.contains("lookout_build_info")), "{wrong_cert:?}");
+    assert!(!wrong_cert.as_ref().is_ok_and(|body| body.contains("lookout_build_info")), "{wrong_cert:?}");
     // Plain HTTP on the TLS port gets no metrics.
     let plain = get(server.addr, "/metrics", &[("Authorization", &basic("prom", "scrape"))]);
-    assert!(plain.as_ref().map_or(true, |r| !r.body.contains("lookout_build_info")));
+    assert!(plain.as_ref().is_none_or(|r| !r.body.contains("lookout_build_info")));
 }
 
 #[test]
