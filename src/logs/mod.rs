@@ -73,6 +73,9 @@ pub struct Pipeline {
     pub lag_bytes: u64,
     pub files: usize,
     pub last_record: Option<SystemTime>,
+    /// Lines per second over the last few seconds, for the status page.
+    pub lines_per_second: f64,
+    rate_window: Option<(Instant, u64)>,
 }
 
 impl Pipeline {
@@ -164,6 +167,8 @@ impl Pipeline {
             lag_bytes: 0,
             files: 0,
             last_record: None,
+            lines_per_second: 0.0,
+            rate_window: None,
         })
     }
 
@@ -225,6 +230,19 @@ impl Pipeline {
             metric.apply(&values, now);
         }
         self.last_record = Some(SystemTime::now());
+    }
+
+    /// Updates `lines_per_second` once its window of a few seconds has passed.
+    fn update_rate(&mut self, now: Instant) {
+        const WINDOW: Duration = Duration::from_secs(5);
+        match self.rate_window {
+            Some((start, lines)) if now.duration_since(start) >= WINDOW => {
+                self.lines_per_second = (self.tail.lines - lines) as f64 / now.duration_since(start).as_secs_f64();
+                self.rate_window = Some((now, self.tail.lines));
+            }
+            Some(_) => {}
+            None => self.rate_window = Some((now, self.tail.lines)),
+        }
     }
 
     pub fn expire(&mut self, now: Instant) {
@@ -307,6 +325,16 @@ pub fn compile(file: &LogRulesFile, source: &Source) -> Result<Vec<Pipeline>, Co
     file.sources.iter().map(|s| Pipeline::compile(s, file, source)).collect()
 }
 
+pub struct SourceSummary {
+    pub name: String,
+    pub patterns: String,
+    pub files: usize,
+    pub lines_per_second: f64,
+    pub last_record_age: Option<Duration>,
+    pub unmatched_share: f64,
+    pub lag_bytes: u64,
+}
+
 /// The sources being tailed, each on its own thread.
 pub struct LogRuntime {
     pub pipelines: Vec<Arc<Mutex<Pipeline>>>,
@@ -341,6 +369,27 @@ impl LogRuntime {
             families.extend(p.self_families());
         }
         families
+    }
+
+    /// A summary of each source for the status page.
+    pub fn summaries(&self) -> Vec<SourceSummary> {
+        self.pipelines
+            .iter()
+            .map(|p| {
+                let p = p.lock().expect("pipeline lock");
+                let r = p.records;
+                let total = r.matched + r.unmatched + r.errors;
+                SourceSummary {
+                    name: p.name.clone(),
+                    patterns: p.patterns.join(", "),
+                    files: p.files,
+                    lines_per_second: p.lines_per_second,
+                    last_record_age: p.last_record.and_then(|t| t.elapsed().ok()),
+                    unmatched_share: if total == 0 { 0.0 } else { (r.unmatched + r.errors) as f64 / total as f64 },
+                    lag_bytes: p.lag_bytes,
+                }
+            })
+            .collect()
     }
 
     /// Query hash → SQL over every source that keeps an index.
@@ -385,6 +434,7 @@ fn follow(pipeline: &Mutex<Pipeline>, stop: &AtomicBool, positions: Option<Arc<P
             p.tail = tailer.stats;
             p.lag_bytes = tailer.lag_bytes();
             p.files = tailer.file_count();
+            p.update_rate(now);
             p.expire(now);
         }
         let until = Instant::now() + poll;

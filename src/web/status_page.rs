@@ -21,7 +21,7 @@ pub fn render(app: &App) -> String {
         ".ok{color:#1a7f37;font-weight:bold}.fail{color:#cf222e;font-weight:bold}.pending{color:#888}",
         ".warn{background:#fff3cd}.expired{background:#f8d7da}",
         "</style></head><body><h1>lookout</h1>",
-        "<p><a href=\"/metrics\">/metrics</a> · <a href=\"/-/healthy\">/-/healthy</a> · <a href=\"/-/ready\">/-/ready</a></p>",
+        "<p><a href=\"/metrics\">/metrics</a> · <a href=\"/queries\">/queries</a> · <a href=\"/-/healthy\">/-/healthy</a> · <a href=\"/-/ready\">/-/ready</a></p>",
     ));
     let _ = write!(html, "<h2>Scheduled probes ({})</h2>", config.jobs.len());
     html.push_str("<table id=\"probes\"><tr><th>Probe</th><th>Module</th><th>Target</th><th>Result</th><th>Status</th><th>Duration</th><th>Reason</th><th>Certificate days left</th><th>Last run</th></tr>");
@@ -57,6 +57,27 @@ pub fn render(app: &App) -> String {
                 );
             }
         }
+    }
+    html.push_str("</table>");
+    let sources = app.with_logs(|logs| logs.summaries()).unwrap_or_default();
+    let _ = write!(html, "<h2>Log sources ({})</h2>", sources.len());
+    html.push_str("<table id=\"sources\"><tr><th>Source</th><th>Paths</th><th>Files</th><th>Lines/s</th><th>Last record</th><th>Unmatched</th><th>Lag</th></tr>");
+    for s in &sources {
+        let age = match s.last_record_age {
+            Some(a) => format!("{}s ago", a.as_secs()),
+            None => "none yet".to_string(),
+        };
+        let unmatched_class = if s.unmatched_share > 0.05 { "warn" } else { "" };
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{age}</td><td class=\"{unmatched_class}\">{:.1}%</td><td>{} bytes</td></tr>",
+            escape(&s.name),
+            escape(&s.patterns),
+            s.files,
+            s.lines_per_second,
+            100.0 * s.unmatched_share,
+            s.lag_bytes
+        );
     }
     html.push_str("</table>");
     let _ = write!(

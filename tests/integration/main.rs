@@ -10,6 +10,7 @@ mod faults;
 mod http_prober;
 mod logs;
 mod nginx_real;
+mod status_page;
 mod tailing;
 mod tcp_prober;
 mod tls;
