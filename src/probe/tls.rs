@@ -67,14 +67,7 @@ impl TlsClient {
                 .map_err(|e| source.error_at_span(path, format!("building the certificate verifier: {e}")))?;
             let _ = verifier.set(built);
         }
-        let min = config.min_version.as_ref().map_or(TlsVersion::TLS12, |v| v.value);
-        let max = config.max_version.as_ref().map_or(TlsVersion::TLS13, |v| v.value);
-        let versions: Vec<&'static rustls::SupportedProtocolVersion> =
-            [(TlsVersion::TLS12, &rustls::version::TLS12), (TlsVersion::TLS13, &rustls::version::TLS13)]
-                .into_iter()
-                .filter(|(v, _)| *v >= min.max(TlsVersion::TLS12) && *v <= max)
-                .map(|(_, v)| v)
-                .collect();
+        let versions = protocol_versions(config.min_version.as_ref().map(|v| v.value), config.max_version.as_ref().map(|v| v.value));
         let builder = ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&versions)
             .map_err(|e| source.error_at(0, 0, format!("tls_config: {e}")))?
@@ -166,6 +159,17 @@ impl TlsClient {
             .ok_or(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer))?;
         verifier.verify_server_cert(leaf, intermediates, name, &[], UnixTime::now()).map(|_| ())
     }
+}
+
+/// The rustls versions between `min` and `max` (TLS 1.2 and 1.3 by default; older ones mean 1.2).
+pub fn protocol_versions(min: Option<TlsVersion>, max: Option<TlsVersion>) -> Vec<&'static rustls::SupportedProtocolVersion> {
+    let min = min.unwrap_or(TlsVersion::TLS12).max(TlsVersion::TLS12);
+    let max = max.unwrap_or(TlsVersion::TLS13);
+    [(TlsVersion::TLS12, &rustls::version::TLS12), (TlsVersion::TLS13, &rustls::version::TLS13)]
+        .into_iter()
+        .filter(|(v, _)| *v >= min && *v <= max)
+        .map(|(_, v)| v)
+        .collect()
 }
 
 /// `None` for an empty store: every chain is then from an unknown issuer.

@@ -7,7 +7,7 @@
 
 use crate::config::web::{ClientAuth, WebConfigFile};
 use crate::config::{ConfigError, Source};
-use crate::probe::tls::read_certificates;
+use crate::probe::tls::{protocol_versions, read_certificates};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::PrivateKeyDer;
 use std::collections::{BTreeMap, HashSet};
@@ -35,16 +35,7 @@ impl Security {
                 let key = PrivateKeyDer::from_pem_file(&t.key_file.value)
                     .map_err(|e| source.error_at_span(&t.key_file, format!("{}: no private key: {e}", t.key_file.value)))?;
                 let provider = Arc::new(rustls::crypto::ring::default_provider());
-                let min = t.min_version.as_ref().map_or(crate::config::values::TlsVersion::TLS12, |v| v.value);
-                let max = t.max_version.as_ref().map_or(crate::config::values::TlsVersion::TLS13, |v| v.value);
-                let versions: Vec<&'static rustls::SupportedProtocolVersion> = [
-                    (crate::config::values::TlsVersion::TLS12, &rustls::version::TLS12),
-                    (crate::config::values::TlsVersion::TLS13, &rustls::version::TLS13),
-                ]
-                .into_iter()
-                .filter(|(v, _)| *v >= min.max(crate::config::values::TlsVersion::TLS12) && *v <= max)
-                .map(|(_, v)| v)
-                .collect();
+                let versions = protocol_versions(t.min_version.as_ref().map(|v| v.value), t.max_version.as_ref().map(|v| v.value));
                 let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
                     .with_protocol_versions(&versions)
                     .map_err(|e| source.error_at_span(&t.cert_file, format!("tls_server_config: {e}")))?;

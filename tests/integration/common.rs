@@ -328,13 +328,13 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(dir: &Path, probes_yaml: &str) -> Server {
-        let probes = write_file(dir, "probes.yaml", probes_yaml);
+    /// Starts lookout in `dir` with `flags` on a free port; returns once it accepts connections.
+    pub fn spawn(dir: &Path, flags: &[String]) -> Server {
         let port = closed_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let child = std::process::Command::new(LOOKOUT)
             .current_dir(dir)
-            .arg(format!("--config.probes={}", probes.display()))
+            .args(flags)
             .arg(format!("--web.listen-address={addr}"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -342,12 +342,28 @@ impl Server {
             .unwrap();
         let server = Server { child, addr };
         for _ in 0..100 {
-            if get(addr, "/-/ready", &[]).map(|r| r.status) == Some(200) {
+            if std::net::TcpStream::connect(addr).is_ok() {
                 return server;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("lookout did not become ready on {addr}");
+        panic!("lookout did not start on {addr}");
+    }
+
+    /// lookout on `probes_yaml` alone.
+    pub fn start(dir: &Path, probes_yaml: &str) -> Server {
+        let probes = write_file(dir, "probes.yaml", probes_yaml);
+        Server::spawn(dir, &[format!("--config.probes={}", probes.display())])
+    }
+
+    /// lookout on `probes` and `rules`, keeping its positions file in `dir`.
+    pub fn with_logs(dir: &Path, probes: &Path, rules: &Path) -> Server {
+        let flags = [
+            format!("--config.probes={}", probes.display()),
+            format!("--config.log-rules={}", rules.display()),
+            format!("--positions.file={}", dir.join("positions.json").display()),
+        ];
+        Server::spawn(dir, &flags)
     }
 }
 

@@ -210,17 +210,8 @@ fn real_prometheus_scrapes_metrics_and_probe() {
         "probes.yaml",
         format!("modules:\n  http_2xx:\n    prober: http\n    http:\n      preferred_ip_protocol: ip4\nprobes:\n  - name: web\n    module: http_2xx\n    target: http://{web}/\n    interval: 1s\n"),
     );
-    let port = closed_port();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let child = Command::new(LOOKOUT)
-        .arg(format!("--config.probes={}", probes.display()))
-        .arg(format!("--config.log-rules={}", rules.display()))
-        .arg(format!("--positions.file={}/positions.json", dir.path().display()))
-        .arg(format!("--web.listen-address={addr}"))
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _lookout = Server { child, addr };
+    let lookout = Server::with_logs(dir.path(), &probes, &rules);
+    let addr = lookout.addr;
     let prom_port = closed_port();
     let config = write_file(
         dir.path(),

@@ -167,27 +167,9 @@ fn log_rule_errors_are_located() {
 
 /// A lookout serving with the given log rules; lines appended to `files` show up in /metrics.
 fn serve_logs(dir: &Path, rules: &str) -> Server {
-    let rules_path = write_file(dir, "rules.yaml", rules);
+    let rules = write_file(dir, "rules.yaml", rules);
     let probes = write_file(dir, "probes.yaml", "modules: {}\n");
-    let port = closed_port();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let child = Command::new(LOOKOUT)
-        .current_dir(dir)
-        .arg(format!("--config.probes={}", probes.display()))
-        .arg(format!("--config.log-rules={}", rules_path.display()))
-        .arg(format!("--positions.file={}", dir.join("positions.json").display()))
-        .arg(format!("--web.listen-address={addr}"))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server { child, addr };
-    for _ in 0..100 {
-        if get(addr, "/-/ready", &[]).is_some() {
-            return server;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("lookout did not start");
+    Server::with_logs(dir, &probes, &rules)
 }
 
 fn wait_value(addr: std::net::SocketAddr, prefix: &str, want: f64) -> String {

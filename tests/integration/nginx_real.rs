@@ -69,17 +69,8 @@ fn real_nginx_under_load_with_rotation() {
     );
     let probes = write_file(dir.path(), "probes.yaml", "modules: {}\n");
     let rules_path = write_file(dir.path(), "rules.yaml", rules);
-    let port = closed_port();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let lookout = Command::new(LOOKOUT)
-        .arg(format!("--config.probes={}", probes.display()))
-        .arg(format!("--config.log-rules={}", rules_path.display()))
-        .arg(format!("--positions.file={}/positions.json", dir.path().display()))
-        .arg(format!("--web.listen-address={addr}"))
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _lookout = Server { child: lookout, addr };
+    let lookout = Server::with_logs(dir.path(), &probes, &rules_path);
+    let addr = lookout.addr;
     let target: std::net::SocketAddr = format!("127.0.0.1:{}", nginx.port).parse().unwrap();
     let warmup = 1; // the readiness request above
     const THREADS: usize = 8;

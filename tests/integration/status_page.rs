@@ -52,17 +52,8 @@ fn status_page_renders_probes_certificates_and_log_sources() {
         format!("sources:\n  - name: edge-nginx\n    paths: [\"{}\"]\n    format: nginx\n    poll_interval: 100ms\n", log.display()),
     );
     let probes_path = write_file(dir.path(), "probes.yaml", probes);
-    let port = closed_port();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let child = Command::new(LOOKOUT)
-        .arg(format!("--config.probes={}", probes_path.display()))
-        .arg(format!("--config.log-rules={}", rules.display()))
-        .arg(format!("--positions.file={}/positions.json", dir.path().display()))
-        .arg(format!("--web.listen-address={addr}"))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let _server = Server { child, addr };
+    let server = Server::with_logs(dir.path(), &probes_path, &rules);
+    let addr = server.addr;
     std::thread::sleep(Duration::from_millis(300));
     let mut lines = String::new();
     for i in 0..20 {

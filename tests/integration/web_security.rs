@@ -2,9 +2,8 @@
 //! endpoint, with hashes made by `htpasswd -B` as an operator would.
 
 use crate::common::*;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn htpasswd(user: &str, password: &str) -> String {
@@ -19,24 +18,7 @@ fn htpasswd(user: &str, password: &str) -> String {
 fn start(dir: &std::path::Path, web_config: &str) -> Server {
     let web = write_file(dir, "web.yml", web_config);
     let probes = write_file(dir, "probes.yaml", "modules: {}\n");
-    let port = closed_port();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let child = Command::new(LOOKOUT)
-        .current_dir(dir)
-        .arg(format!("--config.probes={}", probes.display()))
-        .arg(format!("--web.config.file={}", web.display()))
-        .arg(format!("--web.listen-address={addr}"))
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server { child, addr };
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(addr).is_ok() {
-            return server;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("lookout did not start");
+    Server::spawn(dir, &[format!("--config.probes={}", probes.display()), format!("--web.config.file={}", web.display())])
 }
 
 fn basic(user: &str, password: &str) -> String {
