@@ -122,6 +122,60 @@ fn spring_formats_records_levels_and_exceptions() {
 }
 
 #[test]
+fn query_log_feeds_the_hash_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = genlogs(dir.path(), "query.log", &["query", "--lines", "500"]);
+    let out = replay(RULES, "spring-queries", &file);
+    assert!(out.contains("lookout_log_records_total{source=\"spring-queries\",result=\"matched\"} 500"), "{out}");
+    assert_eq!(total(&out, "lookout_log_queries_indexed{source=\"spring-queries\"}"), 5.0, "five distinct statements: {out}");
+}
+
+/// Peak resident memory of a command, sampled from /proc while it runs.
+fn peak_rss_mib(cmd: &mut Command) -> (f64, std::process::ExitStatus) {
+    let mut child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut peak = 0.0f64;
+    loop {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", child.id())) {
+            if let Some(kb) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
+            {
+                peak = peak.max(kb / 1024.0);
+            }
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            return (peak, status);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_100_mb_line_is_cut_with_memory_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.log");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        f.write_all(nginx_line(1, 200).as_bytes()).unwrap();
+        let chunk = vec![b'A'; 1 << 20];
+        for _ in 0..100 {
+            f.write_all(&chunk).unwrap();
+        }
+        f.write_all(b"\n").unwrap();
+        f.write_all(&[0xff, 0x00, 0xfe, b'\n']).unwrap();
+        f.write_all(nginx_line(2, 500).as_bytes()).unwrap();
+    }
+    let (peak, status) = peak_rss_mib(Command::new(LOOKOUT).args(["--config.log-rules", RULES, "replay", "--source", "nginx"]).arg(&path));
+    assert!(status.success());
+    assert!(peak < 40.0, "peak RSS {peak:.1} MiB for a 100 MiB line");
+    let out = replay(RULES, "nginx", &path);
+    assert_eq!(total(&out, "http_requests_total{"), 2.0, "the lines around it still count: {out}");
+    assert_eq!(total(&out, "lookout_log_lines_cut_total"), 1.0);
+    assert_eq!(total(&out, "lookout_log_records_total{source=\"nginx\",result=\"unmatched\"}"), 2.0, "the cut line and the binary one");
+}
+
+#[test]
 fn test_rules_command() {
     let root = env!("CARGO_MANIFEST_DIR");
     let out = Command::new(LOOKOUT).current_dir(root).args(["test-rules", "log_rules.test.yaml"]).output().unwrap();
