@@ -78,10 +78,6 @@ impl SelfMetrics {
         });
     }
 
-    pub fn last_reload_successful(&self) -> bool {
-        self.with(|c| c.last_reload_ok)
-    }
-
     pub fn collect(&self) -> Vec<Family> {
         let label = |name: &'static str, value: String| (Name::Borrowed(name), value);
         let mut families = vec![Family::gauge(

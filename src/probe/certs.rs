@@ -47,10 +47,6 @@ impl CertInfo {
             dns_names,
         })
     }
-
-    pub fn days_left(&self, now: i64) -> f64 {
-        (self.not_after - now) as f64 / 86_400.0
-    }
 }
 
 fn common_name(name: &X509Name) -> String {

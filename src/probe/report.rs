@@ -155,10 +155,6 @@ impl Report {
         self.families.retain(|f| f.name != name);
     }
 
-    pub fn value(&self, name: &str) -> Option<f64> {
-        self.families.iter().find(|f| f.name == name).and_then(|f| f.samples.first()).map(|s| s.value)
-    }
-
     fn family(&mut self, name: &'static str, help: &'static str) -> &mut Family {
         let position = match self.families.iter().position(|f| f.name == name) {
             Some(i) => i,
