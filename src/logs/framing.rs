@@ -73,6 +73,15 @@ impl LineSplitter {
         }
     }
 
+    /// Hands out a partial last line as complete (its file will not grow again).
+    pub fn finish(&mut self, line: &mut impl FnMut(&[u8], u64)) {
+        if self.pending > 0 {
+            let text = std::mem::take(&mut self.partial);
+            line(strip_cr(&text), self.pending);
+            self.reset();
+        }
+    }
+
     /// Forgets a partial line (the file was truncated under it).
     pub fn reset(&mut self) {
         self.partial.clear();

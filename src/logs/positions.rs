@@ -5,7 +5,7 @@
 //! to a temporary name and renamed over the old one, so a crash never leaves half of it.
 
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -78,7 +78,8 @@ struct FileFormat {
 
 pub struct Positions {
     path: PathBuf,
-    existed: bool,
+    /// Sources the file had entries for when it was loaded: they have run here before.
+    known_sources: HashSet<String>,
     entries: Mutex<HashMap<(String, u64, u64), Entry>>,
     dirty: AtomicBool,
     /// One writer at a time: every source's thread saves.
@@ -88,26 +89,28 @@ pub struct Positions {
 impl Positions {
     /// Loads the file; a missing file is an empty one (lookout has not run here before).
     pub fn load(path: &Path) -> Result<Positions, String> {
-        let (existed, entries) = match std::fs::read(path) {
+        let entries: HashMap<(String, u64, u64), Entry> = match std::fs::read(path) {
             Ok(bytes) => {
                 let parsed: FileFormat =
                     serde_json::from_slice(&bytes).map_err(|e| format!("{}: not a positions file: {e}", path.display()))?;
-                (true, parsed.files.into_iter().map(|e| ((e.source.clone(), e.dev, e.ino), e)).collect())
+                parsed.files.into_iter().map(|e| ((e.source.clone(), e.dev, e.ino), e)).collect()
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (false, HashMap::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
+        let known_sources = entries.keys().map(|(source, _, _)| source.clone()).collect();
         Ok(Positions {
             path: path.to_path_buf(),
-            existed,
+            known_sources,
             entries: Mutex::new(entries),
             dirty: AtomicBool::new(false),
             writing: Mutex::new(()),
         })
     }
 
-    pub fn existed(&self) -> bool {
-        self.existed
+    /// Whether this source had saved positions when lookout started: it has run here before.
+    pub fn knows(&self, source: &str) -> bool {
+        self.known_sources.contains(source)
     }
 
     /// The saved offset of this file, if it is the same file (inode and first bytes).

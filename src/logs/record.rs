@@ -62,7 +62,7 @@ pub fn number(value: &str) -> Option<f64> {
         total += part.parse::<f64>().ok().filter(|n| n.is_finite())?;
         any = true;
     }
-    any.then_some(total)
+    any.then_some(total).filter(|t| t.is_finite())
 }
 
 #[cfg(test)]
@@ -78,5 +78,6 @@ mod tests {
         assert_eq!(number("0.010, - : 0.5"), Some(0.51));
         assert_eq!(number("abc"), None);
         assert_eq!(number("NaN"), None);
+        assert_eq!(number("1e308, 1e308"), None);
     }
 }

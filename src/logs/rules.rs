@@ -8,12 +8,23 @@ use crate::config::{ConfigError, Source};
 use crate::metrics::exposition::{Exemplar, Family, Labels, Name, Sample};
 use regex::Regex;
 use std::collections::HashMap;
+use std::fmt::Write;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Prometheus' default buckets, for histograms that name none.
 const DEFAULT_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 /// Label values are cut at this length so one odd line cannot make a huge series.
 const MAX_LABEL_VALUE: usize = 256;
+const MAX_EXEMPLAR_VALUE: usize = 100;
+
+/// At most `max` bytes of `text`, ending on a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Op {
@@ -150,11 +161,7 @@ impl LabelRule {
         if !self.allowed.is_empty() && !self.allowed.iter().any(|a| a == mapped) {
             return "other";
         }
-        let mut end = mapped.len().min(MAX_LABEL_VALUE);
-        while !mapped.is_char_boundary(end) {
-            end -= 1;
-        }
-        &mapped[..end]
+        cut(mapped, MAX_LABEL_VALUE)
     }
 
     fn template(&self, path: &str) -> &str {
@@ -275,17 +282,20 @@ impl Metric {
             return;
         }
         let observed = match self.value {
-            Some(field) => match values[field].as_deref().and_then(number) {
-                Some(v) => v * self.scale,
-                None => return,
+            Some(field) => match values[field].as_deref().and_then(number).map(|v| v * self.scale) {
+                Some(v) if v.is_finite() && (v >= 0.0 || self.kind != MetricKind::Counter) => v,
+                // No number, or one that would make a counter go down.
+                _ => return,
             },
             None => 1.0,
         };
         self.matched += 1;
         self.key.clear();
+        // Length-prefixed, so no label value can make two label sets share a key.
         for label in &self.labels {
-            self.key.push_str(label.value(values));
-            self.key.push('\u{1}');
+            let value = label.value(values);
+            let _ = write!(self.key, "{}:", value.len());
+            self.key.push_str(value);
         }
         if !self.series.contains_key(self.key.as_str()) {
             if self.series.len() >= self.max_series {
@@ -311,6 +321,8 @@ impl Metric {
             }
         }
         if let Some(trace) = self.exemplar.and_then(|f| values[f].as_deref()).filter(|t| !t.is_empty()) {
+            // OpenMetrics allows 128 characters of exemplar labels in all.
+            let trace = cut(trace, MAX_EXEMPLAR_VALUE);
             let at = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
             series.exemplar = Some((trace.to_string(), observed, at));
         }
@@ -420,6 +432,19 @@ mod tests {
         assert!(matches!(Condition::parse("nope == 1", &mut s, false), Err(e) if e.contains("unknown field")));
         assert!(Condition::parse("status >= abc", &mut s, false).is_err());
         assert!(Condition::parse("status ~~ 1", &mut s, false).is_err());
+    }
+
+    #[test]
+    fn counters_never_go_down() {
+        use crate::config::{log_rules::MetricSpec, Source};
+        let source = Source::from_text(std::path::Path::new("r.yaml"), "name: bytes_total\ntype: counter\nsource: s\nvalue: rt\n").unwrap();
+        let spec: MetricSpec = source.parse().unwrap();
+        let mut metric = Metric::compile(&spec, &mut schema(), false, &source).unwrap_or_else(|e| panic!("{e}"));
+        let now = Instant::now();
+        for rt in ["5", "-3", "inf", "2"] {
+            metric.apply(&values("200", "GET", rt, "/"), now);
+        }
+        assert_eq!(metric.family().samples[0].value, 7.0);
     }
 
     #[test]

@@ -59,6 +59,13 @@ impl Watched {
     }
 }
 
+/// A file that will not grow again: its last line counts even without a newline.
+fn finish(w: &mut Watched, record: &mut impl FnMut(&str)) {
+    let framer = &mut w.framer;
+    w.splitter.finish(&mut |line, raw| framer.push(&String::from_utf8_lossy(line), raw, record));
+    framer.flush(record);
+}
+
 pub struct Tailer {
     source: String,
     patterns: Vec<String>,
@@ -121,7 +128,7 @@ impl Tailer {
                 w.framer.flush(record);
             }
             if !w.at_path && quiet >= DRAIN_GRACE {
-                w.framer.flush(record);
+                finish(w, record);
                 let gone = self.files.remove(index);
                 if let Some(p) = &self.positions {
                     p.forget(&self.source, &gone.identity);
@@ -139,7 +146,7 @@ impl Tailer {
         self.scan();
         for index in 0..self.files.len() {
             while self.read_file(index, record) > 0 {}
-            self.files[index].framer.flush(record);
+            finish(&mut self.files[index], record);
         }
     }
 
@@ -189,12 +196,12 @@ impl Tailer {
         let mut identity = Identity { dev: meta.dev(), ino: meta.ino(), fingerprint: 0, fingerprint_len: 0 };
         identity.fingerprint_from(&mut file);
         let saved = self.positions.as_ref().and_then(|p| p.lookup(&self.source, &identity, &mut file));
-        let ran_before = self.positions.as_ref().is_some_and(|p| p.existed());
+        let ran_before = self.positions.as_ref().is_some_and(|p| p.knows(&self.source));
         let offset = match saved {
             Some(offset) if offset <= len => offset,
             Some(_) => 0,
-            // Only files there at the very first start are skipped to their end; files that
-            // appear while running, or since the last run, are new and read whole.
+            // Only files there when the source first starts are skipped to their end; files
+            // that appear while running, or since the last run, are new and read whole.
             None if self.first_scan && self.start_at == StartAt::End && !ran_before => len,
             None => 0,
         };
@@ -222,8 +229,9 @@ impl Tailer {
         if meta.len() < w.offset || (w.identity.fingerprint_len > 0 && !w.identity.same_start(&mut w.file)) {
             stats.truncations += 1;
             w.offset = 0;
+            // The record being assembled was read whole; only a partial line is lost with the copy.
             w.splitter.reset();
-            w.framer.reset();
+            w.framer.flush(record);
             w.identity.fingerprint_len = 0;
         }
         if w.file.seek(SeekFrom::Start(w.offset)).is_err() {

@@ -26,6 +26,13 @@ const PHASES: [&str; 5] = ["resolve", "connect", "tls", "processing", "transfer"
 const PHASE_METRIC: &str = "probe_http_duration_seconds";
 const PHASE_HELP: &str = "Duration of http request by phase, summed over all redirects";
 const USER_AGENT: &str = concat!("lookout/", env!("CARGO_PKG_VERSION"));
+/// Configured headers not sent to another host after a redirect (as Go's client drops them).
+const SAME_HOST_ONLY: [&str; 5] = ["authorization", "www-authenticate", "cookie", "cookie2", "host"];
+
+/// The module's `Host` header, if it sets one.
+fn host_override(config: &HttpModule) -> Option<&str> {
+    config.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("host")).map(|(_, v)| v.as_str())
+}
 
 pub async fn probe(target: &str, module: &PreparedModule, report: &mut Report) -> Result<(), Failure> {
     let Prober::Http { config, tls } = &module.prober else {
@@ -48,9 +55,11 @@ pub async fn probe(target: &str, module: &PreparedModule, report: &mut Report) -
     let authorization = authorization(config)?;
     let mut redirects = 0;
     loop {
+        // As Go's client: credentials, cookies and the Host and server name overrides are for
+        // the target's own host, not for hosts a redirect leads to.
         let same_host = uri.host().map(str::to_string) == original_host;
         let auth = authorization.as_ref().filter(|_| same_host);
-        let hop = fetch(&uri, &method, body.clone(), auth, config, tls, report, redirects == 0).await?;
+        let hop = fetch(&uri, &method, body.clone(), auth, config, tls, report, redirects == 0, same_host).await?;
         let status = hop.response.status();
         let location = hop.response.headers().get(header::LOCATION).and_then(|l| l.to_str().ok()).map(str::to_string);
         if config.follow_redirects && status.is_redirection() && status != http::StatusCode::NOT_MODIFIED {
@@ -101,6 +110,7 @@ async fn fetch(
     tls: &TlsClient,
     report: &mut Report,
     first: bool,
+    same_host: bool,
 ) -> Result<Hop, Failure> {
     let https = uri.scheme_str() == Some("https");
     let host = uri.host().unwrap_or_default();
@@ -129,14 +139,21 @@ async fn fetch(
     let authority = uri.authority().map(|a| a.as_str().rsplit('@').next().unwrap_or_default().to_string()).unwrap_or_default();
     let via_plain_proxy = proxy.is_some() && !https;
     let (response, ssl, ready) = if https {
-        let stream = tls.handshake(stream, host, report).await?;
+        let name = match (same_host, tls.server_name(), host_override(config)) {
+            (true, Some(name), _) => name,
+            (true, None, Some(host_header)) => host_header.split(':').next().unwrap_or(host_header),
+            _ => host,
+        };
+        let stream = tls.handshake(stream, name, report).await?;
         let handshaken = Instant::now();
         add_phase(report, "tls", handshaken - connected);
         let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-        let request = build_request(uri, &authority, method, body, authorization, config, h2, false)?;
+        let request = build_request(uri, &authority, method, body, authorization, config, h2, false, same_host)?;
         (exchange(stream, h2, request, report).await?, true, handshaken)
     } else {
-        let request = build_request(uri, &authority, method, body, authorization, config, false, via_plain_proxy)?;
+        // A redirect from https to http: the response that counts was not over TLS.
+        super::tls::clear_metrics(report);
+        let request = build_request(uri, &authority, method, body, authorization, config, false, via_plain_proxy, same_host)?;
         (exchange(stream, false, request, report).await?, false, connected)
     };
     let (response, connection) = response;
@@ -342,6 +359,7 @@ fn build_request(
     config: &HttpModule,
     h2: bool,
     absolute_form: bool,
+    same_host: bool,
 ) -> Result<Request<Full<Bytes>>, Failure> {
     let target = if h2 || absolute_form { uri.to_string() } else { uri.path_and_query().map_or("/", |p| p.as_str()).to_string() };
     let mut builder = Request::builder().method(method.clone()).uri(target);
@@ -365,7 +383,7 @@ fn build_request(
     for (name, value) in &config.headers {
         // Validated at load time.
         if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
-            if h2 && name == header::HOST {
+            if (h2 && name == header::HOST) || (!same_host && SAME_HOST_ONLY.contains(&name.as_str())) {
                 continue;
             }
             headers.insert(name, value);

@@ -20,8 +20,11 @@ pub async fn probe(target: &str, module: &PreparedModule, report: &mut Report) -
     let resolved = dial::resolve(host, config.preferred_ip_protocol, config.ip_protocol_fallback, report).await?;
     dial::record(&resolved, report);
     let stream = dial::connect(SocketAddr::new(resolved.ip, port), config.source_ip_address, report).await?;
-    let mut conn: BufReader<Box<dyn Stream>> =
-        if config.tls { BufReader::new(Box::new(tls.handshake(stream, host, report).await?)) } else { BufReader::new(Box::new(stream)) };
+    let mut conn: BufReader<Box<dyn Stream>> = if config.tls {
+        BufReader::new(Box::new(tls.handshake(stream, tls.server_name().unwrap_or(host), report).await?))
+    } else {
+        BufReader::new(Box::new(stream))
+    };
     let io_failure = |e: std::io::Error| Failure::new(FailureReason::QueryResponse, e.to_string());
     for (step, query) in config.query_response.iter().enumerate() {
         let mut captured: Option<String> = None;
@@ -61,7 +64,7 @@ pub async fn probe(target: &str, module: &PreparedModule, report: &mut Report) -
         if query.starttls {
             report.log(format_args!("step {step}: starting TLS"));
             let plain = conn.into_inner();
-            conn = BufReader::new(Box::new(tls.handshake(plain, host, report).await?));
+            conn = BufReader::new(Box::new(tls.handshake(plain, tls.server_name().unwrap_or(host), report).await?));
         }
     }
     Ok(())

@@ -103,12 +103,12 @@ impl TlsClient {
 
     /// Handshakes over `io`, records the TLS metrics, and fails unless the chain verifies
     /// (or `insecure_skip_verify` is set).
-    pub async fn handshake<IO>(&self, io: IO, host: &str, report: &mut Report) -> Result<TlsStream<IO>, Failure>
+    /// `name` is the name sent (SNI) and verified; see [`TlsClient::server_name`].
+    pub async fn handshake<IO>(&self, io: IO, name: &str, report: &mut Report) -> Result<TlsStream<IO>, Failure>
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
-        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-        let name_text = self.server_name.as_deref().unwrap_or(host).to_string();
+        let name_text = name.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(name).to_string();
         let name = ServerName::try_from(name_text.clone())
             .map_err(|e| Failure::new(FailureReason::InvalidTarget, format!("TLS server name {name_text:?}: {e}")))?;
         for cert in &self.client_certs {
@@ -148,6 +148,11 @@ impl TlsClient {
             }
             Err(e) => Err(Failure::new(FailureReason::TlsVerify, format!("certificate of {name_text} not trusted: {e}"))),
         }
+    }
+
+    /// The configured `server_name`, which replaces the target's host for SNI and verification.
+    pub fn server_name(&self) -> Option<&str> {
+        self.server_name.as_deref()
     }
 
     fn verify(&self, chain: &[CertificateDer<'static>], name: &ServerName<'static>) -> Result<(), rustls::Error> {
@@ -214,6 +219,22 @@ fn record_chain(report: &mut Report, client_certs: &[CertInfo], chain: &[CertInf
         ],
         1.0,
     );
+}
+
+/// Removes what a TLS handshake recorded, when the response that counts came over plain HTTP.
+pub fn clear_metrics(report: &mut Report) {
+    for name in [
+        "probe_tls_version_info",
+        "probe_tls_cipher_info",
+        "probe_ssl_earliest_cert_expiry",
+        "probe_ssl_last_chain_expiry_timestamp_seconds",
+        "probe_ssl_last_chain_info",
+        "lookout_tls_verify_result",
+        certs::NOT_AFTER,
+        certs::NOT_BEFORE,
+    ] {
+        report.clear(name);
+    }
 }
 
 /// A short, bounded name for a verification failure.

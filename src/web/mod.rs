@@ -65,7 +65,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, security: Option<Arc<Se
             match security.as_ref().and_then(|s| s.tls.clone()) {
                 // A client that does not speak TLS (plain HTTP) fails here and gets nothing.
                 Some(acceptor) => {
-                    if let Ok(tls) = acceptor.accept(stream).await {
+                    if let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         serve_connection(tls, app, security).await;
                     }
                 }
@@ -94,8 +94,17 @@ where
             Ok::<_, Infallible>(route(&app, request).await)
         }
     });
-    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service).await;
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(io), service)
+        .await;
 }
+
+/// A client that connects and sends nothing is let go after these, so idle connections
+/// cannot use up the file descriptors scrapes need.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn route(app: &App, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = request.uri().path();

@@ -60,7 +60,7 @@ pub fn reason(outcome: &Outcome) -> &'static str {
 
 // ---------------------------------------------------------------- HTTP server
 
-/// Routes: `/` hello; `/status?code=N`; `/redirect?n=N`; `/loop`; `/echo` (method, body,
+/// Routes: `/` hello; `/status?code=N`; `/redirect?n=N`; `/to?url=U` (302 to U); `/loop`; `/echo` (method, body,
 /// headers); `/gzip`, `/deflate`, `/br`; `/headers?name=value…` (sets response headers);
 /// `/big?bytes=N`. The compressed routes answer 406 unless asked for their encoding.
 async fn route(request: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -81,6 +81,11 @@ async fn route(request: Request<Incoming>) -> Response<Full<Bytes>> {
             }
             let mut r = respond(302, Vec::new());
             r.headers_mut().insert("location", format!("/redirect?n={}", n - 1).parse().unwrap());
+            r
+        }
+        "/to" => {
+            let mut r = respond(302, Vec::new());
+            r.headers_mut().insert("location", param("url").unwrap_or_default().parse().unwrap());
             r
         }
         "/loop" => {

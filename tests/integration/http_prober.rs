@@ -346,3 +346,38 @@ async fn min_version_above_server_fails_handshake() {
     let module = format!("prober: http\nhttp:\n  tls_config:\n    ca_file: {}\n    min_version: TLS13", ca_file.display());
     assert_eq!(reason(&probe(&module, &format!("https://localhost:{}/", addr.port())).await), "tls_handshake");
 }
+
+#[tokio::test]
+async fn credentials_and_cookies_stay_with_the_target_host() {
+    let addr = http_server().await;
+    let other = format!("http://localhost:{}/echo", addr.port());
+    let target =
+        format!("http://127.0.0.1:{}/to?url={}", addr.port(), form_urlencoded::byte_serialize(other.as_bytes()).collect::<String>());
+    let module = "prober: http\nhttp:\n  headers:\n    Authorization: Bearer secret\n    Cookie: session=1\n    X-Trace: kept\n  fail_if_body_matches_regexp: ['secret', 'session=1']\n  fail_if_body_not_matches_regexp: ['x-trace: kept']";
+    let o = probe(module, &target).await;
+    assert!(o.success, "{:?}", o.failure);
+    assert_eq!(o.value("probe_http_redirects"), Some(1.0));
+}
+
+#[tokio::test]
+async fn host_header_names_the_tls_server_and_https_to_http_drops_tls_metrics() {
+    let ca = Ca::new("Host CA");
+    let leaf = ca.leaf("www.example.test", &["www.example.test"], -1, 90);
+    let tls = https_server(vec![leaf.der.clone()], leaf.key_der(), None, false).await;
+    let plain = http_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = write_file(dir.path(), "ca.pem", pem(&ca.der()));
+    let base = format!("prober: http\nhttp:\n  tls_config:\n    ca_file: {}\n  headers:\n    Host: www.example.test", ca_file.display());
+    let o = probe(&base, &format!("https://127.0.0.1:{}/", tls.port())).await;
+    assert!(o.success, "the Host override is the name verified: {:?}", o.failure);
+    assert!(o.value("probe_ssl_earliest_cert_expiry").is_some());
+
+    let to_plain = format!("http://127.0.0.1:{}/", plain.port());
+    let target =
+        format!("https://127.0.0.1:{}/to?url={}", tls.port(), form_urlencoded::byte_serialize(to_plain.as_bytes()).collect::<String>());
+    let o = probe(&base, &target).await;
+    assert!(o.success, "{:?}", o.failure);
+    assert_eq!(o.value("probe_http_ssl"), Some(0.0));
+    assert!(o.value("probe_ssl_earliest_cert_expiry").is_none(), "the final response was not over TLS");
+    assert!(family(&o, "lookout_cert_not_after_timestamp_seconds").is_none());
+}

@@ -288,3 +288,51 @@ fn multiline_record_is_not_committed_before_it_is_complete() {
     tailer.poll(Duration::ZERO, &mut |r| got.push(r.to_string()));
     assert_eq!(got, ["2026-01 one\n\tat a", "2026-02 two\n\tat b\n\tat c", "2026-03 three"]);
 }
+
+#[test]
+fn copytruncate_keeps_the_record_being_assembled() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("app.log");
+    let start = regex::Regex::new(r"^\d{4}-").unwrap();
+    std::fs::write(&live, "2026-01 one\n\tat a\n").unwrap();
+    let mut tailer = Tailer::new("s", vec![live.display().to_string()], StartAt::Beginning, 4096, Some(start), None);
+    let mut got = Vec::new();
+    tailer.poll(Duration::from_secs(3600), &mut |r| got.push(r.to_string()));
+    assert!(got.is_empty(), "the record may still continue");
+    OpenOptions::new().write(true).truncate(true).open(&live).unwrap();
+    std::fs::write(&live, "2026-02 two\n").unwrap();
+    tailer.poll(Duration::from_secs(3600), &mut |r| got.push(r.to_string()));
+    tailer.poll(Duration::ZERO, &mut |r| got.push(r.to_string()));
+    assert_eq!(got, ["2026-01 one\n\tat a", "2026-02 two"]);
+}
+
+#[test]
+fn a_new_source_starts_at_the_end_even_when_others_have_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let positions = dir.path().join("positions.json");
+    let old = dir.path().join("old.log");
+    let new = dir.path().join("new.log");
+    std::fs::write(&old, "o-1\n").unwrap();
+    let p = Arc::new(Positions::load(&positions).unwrap());
+    Tailer::new("old", vec![old.display().to_string()], StartAt::End, 4096, None, Some(p)).poll(Duration::ZERO, &mut |_| {});
+    // Later a source is added whose file already has a long history.
+    std::fs::write(&new, "history-1\nhistory-2\n").unwrap();
+    let p = Arc::new(Positions::load(&positions).unwrap());
+    let mut got = Vec::new();
+    let mut tailer = Tailer::new("new", vec![new.display().to_string()], StartAt::End, 4096, None, Some(p));
+    tailer.poll(Duration::ZERO, &mut |r| got.push(r.to_string()));
+    OpenOptions::new().append(true).open(&new).unwrap().write_all(b"fresh\n").unwrap();
+    tailer.poll(Duration::ZERO, &mut |r| got.push(r.to_string()));
+    assert_eq!(got, ["fresh"]);
+}
+
+#[test]
+fn the_last_line_of_a_file_read_to_its_end_counts_without_a_newline() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.log");
+    std::fs::write(&file, "one\ntwo").unwrap();
+    let mut tailer = Tailer::new("s", vec![file.display().to_string()], StartAt::Beginning, 4096, None, None);
+    let mut got = Vec::new();
+    tailer.read_to_end(&mut |r| got.push(r.to_string()));
+    assert_eq!(got, ["one", "two"]);
+}
