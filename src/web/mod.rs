@@ -20,6 +20,9 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
+/// Smaller bodies are sent as they are: compressing them gains nothing.
+const GZIP_FROM_BYTES: usize = 1024;
+
 /// A finished response.
 pub struct Reply {
     status: StatusCode,
@@ -37,9 +40,29 @@ impl Reply {
     }
 
     fn into_response(self) -> Response<Full<Bytes>> {
-        let mut response = Response::new(Full::new(Bytes::from(self.body)));
+        self.into_response_encoded(false)
+    }
+
+    /// With `gzip`, a body worth compressing is sent gzip-encoded (Prometheus asks for it).
+    fn into_response_encoded(self, gzip: bool) -> Response<Full<Bytes>> {
+        use std::io::Write;
+        let compressed = (gzip && self.body.len() >= GZIP_FROM_BYTES)
+            .then(|| {
+                let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(self.body.len() / 4), flate2::Compression::fast());
+                encoder.write_all(self.body.as_bytes()).ok()?;
+                encoder.finish().ok()
+            })
+            .flatten();
+        let encoded = compressed.is_some();
+        let body = compressed.map_or_else(|| Bytes::from(self.body), Bytes::from);
+        let mut response = Response::new(Full::new(body));
         *response.status_mut() = self.status;
-        response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(self.content_type));
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static(self.content_type));
+        headers.insert(header::VARY, header::HeaderValue::from_static("Accept-Encoding"));
+        if encoded {
+            headers.insert(header::CONTENT_ENCODING, header::HeaderValue::from_static("gzip"));
+        }
         response
     }
 }
@@ -107,6 +130,11 @@ const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10
 const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn route(app: &App, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let gzip = request
+        .headers()
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.split(';').next().is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip"))));
     let path = request.uri().path();
     let (handler, reply) = match (request.method(), path) {
         (&Method::GET | &Method::HEAD, "/metrics") => ("metrics", metrics(app, &request)),
@@ -122,7 +150,7 @@ async fn route(app: &App, request: Request<Incoming>) -> Response<Full<Bytes>> {
         _ => ("other", Reply::text(StatusCode::NOT_FOUND, "Not found\n".into())),
     };
     app.metrics.record_http_request(handler, reply.status.as_u16());
-    reply.into_response()
+    reply.into_response_encoded(gzip)
 }
 
 fn metrics(app: &App, request: &Request<Incoming>) -> Reply {

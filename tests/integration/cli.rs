@@ -132,6 +132,17 @@ fn promtool_check(exposition: &str) {
     );
 }
 
+/// The raw bytes of a response (head and body), for bodies that are not text.
+fn raw_get(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n{extra}\r\n").as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    raw
+}
+
 fn wait_for(addr: std::net::SocketAddr, path: &str, what: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -171,6 +182,13 @@ fn serves_scheduled_results_self_metrics_and_status_page() {
     }
     let text = get(server.addr, "/metrics", &[]).unwrap();
     assert!(text.headers.contains("text/plain; version=0.0.4"), "{}", text.headers);
+    assert!(!text.headers.to_ascii_lowercase().contains("content-encoding"), "no gzip unless asked");
+    let zipped = raw_get(server.addr, "/metrics", &[("Accept-Encoding", "gzip")]);
+    let split = zipped.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    assert!(String::from_utf8_lossy(&zipped[..split]).to_ascii_lowercase().contains("content-encoding: gzip"));
+    let mut body = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&zipped[split + 4..]), &mut body).unwrap();
+    assert!(body.contains("lookout_build_info"), "{body}");
 
     let page = get(server.addr, "/", &[]).unwrap();
     assert_eq!(page.status, 200);

@@ -21,18 +21,92 @@ const TIMESTAMP: &str = r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}[.,]\d{3}(?:Z|[+
 pub const RECORD_START: &str = r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}";
 
 pub struct SpringFormat {
-    first_line: Regex,
+    /// None: Spring Boot's default layouts, read by [`default_layout`].
+    first_line: Option<Regex>,
     /// Capture group index of each of FIELDS[..9] in `first_line`, when it has one.
     groups: [Option<usize>; 9],
     exception_line: Regex,
 }
 
+/// The first line of a record in one of Spring Boot's default layouts:
+/// `TIMESTAMP  LEVEL PID --- [app] [thread] [traceId-spanId] logger : message`, where the
+/// application and correlation groups are optional and LEVEL may read `-INFO`.
+struct Default<'a> {
+    timestamp: &'a str,
+    level: &'a str,
+    pid: &'a str,
+    app: Option<&'a str>,
+    thread: &'a str,
+    correlation: Option<&'a str>,
+    logger: &'a str,
+    /// Byte offset of the message in the line.
+    message: usize,
+}
+
+fn default_layout(line: &str) -> Option<Default<'_>> {
+    let bytes = line.as_bytes();
+    let date = bytes.get(..10)?;
+    let digits = |r: std::ops::Range<usize>| date[r].iter().all(u8::is_ascii_digit);
+    if !(digits(0..4) && date[4] == b'-' && digits(5..7) && date[7] == b'-' && digits(8..10)) {
+        return None;
+    }
+    // `2026-11-20 10:00:00.007` or `2026-11-20T10:00:00.007+09:00`
+    let time_start = 11;
+    let ts_end = time_start + line.get(time_start..)?.find(char::is_whitespace)?;
+    let rest = line[ts_end..].trim_start();
+    let rest = rest.strip_prefix('-').unwrap_or(rest);
+    let (level, rest) = word(rest)?;
+    let (pid, rest) = word(rest.trim_start())?;
+    if level.is_empty() || !level.bytes().all(|b| b.is_ascii_uppercase()) || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut rest = rest.trim_start().strip_prefix("---")?.trim_start();
+    let mut groups: Vec<&str> = Vec::with_capacity(3);
+    while groups.len() < 3 {
+        let Some(inner) = rest.strip_prefix('[') else { break };
+        let close = inner.find(']')?;
+        groups.push(&inner[..close]);
+        rest = inner[close + 1..].trim_start();
+    }
+    let (app, thread, correlation) = match groups.as_slice() {
+        [thread] => (None, *thread, None),
+        [thread, correlation] if is_correlation(correlation) => (None, *thread, Some(*correlation)),
+        [app, thread] => (Some(*app), *thread, None),
+        [app, thread, correlation] => (Some(*app), *thread, Some(*correlation)),
+        _ => return None,
+    };
+    let (logger, after) = word(rest)?;
+    let after = after.trim_start().strip_prefix(':')?;
+    let message = after.strip_prefix(' ').unwrap_or(after);
+    Some(Default {
+        timestamp: &line[..ts_end],
+        level,
+        pid,
+        app,
+        thread: thread.trim(),
+        correlation,
+        logger,
+        message: line.len() - message.len(),
+    })
+}
+
+fn word(text: &str) -> Option<(&str, &str)> {
+    let end = text.find(char::is_whitespace).unwrap_or(text.len());
+    (end > 0).then(|| (&text[..end], &text[end..]))
+}
+
+/// `traceId-spanId` in hex, or blank where tracing has no span.
+fn is_correlation(text: &str) -> bool {
+    let text = text.trim();
+    text.is_empty()
+        || text
+            .split_once('-')
+            .is_some_and(|(t, s)| !t.is_empty() && !s.is_empty() && t.bytes().chain(s.bytes()).all(|b| b.is_ascii_hexdigit()))
+}
+
 impl SpringFormat {
     pub fn auto() -> SpringFormat {
-        let pattern = format!(
-            r"^(?P<timestamp>{TIMESTAMP})\s+-?(?P<level>[A-Z]+)\s+(?P<pid>\d+)\s+---\s+(?:\[(?P<app>[^\]]*)\]\s+)??\[\s*(?P<thread>[^\]]*)\]\s+(?:\[(?P<correlation>[^\]]*)\]\s+)?(?P<logger>\S+)\s*:\s(?P<message>.*)$"
-        );
-        SpringFormat::from_regex(&pattern).expect("the default Spring pattern compiles")
+        SpringFormat { first_line: None, groups: [None; 9], exception_line: exception_line() }
     }
 
     /// A logback pattern such as `%d{yyyy-MM-dd HH:mm:ss.SSS} %5p ${PID} --- [%t] %-40.40logger{39} : %m%n`.
@@ -42,6 +116,7 @@ impl SpringFormat {
 
     fn from_regex(pattern: &str) -> Result<SpringFormat, String> {
         let first_line = Regex::new(pattern).map_err(|e| e.to_string())?;
+        let exception_line = exception_line();
         let mut groups = [None; 9];
         for (slot, name) in groups.iter_mut().zip(FIELDS) {
             *slot = first_line.capture_names().position(|n| n == Some(name));
@@ -55,10 +130,7 @@ impl SpringFormat {
         if groups[8].is_none() {
             return Err("the pattern has no message (%m)".into());
         }
-        let exception_line =
-            Regex::new(r"^(?:Caused by: )?([A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+(?:Exception|Error|Throwable|Fault)[\w$]*)(?::|\s*$)")
-                .expect("static regex");
-        Ok(SpringFormat { first_line, groups, exception_line })
+        Ok(SpringFormat { first_line: Some(first_line), groups, exception_line })
     }
 
     pub fn parse<'a>(&self, record: &'a str, values: &mut Values<'a>) -> Parsed {
@@ -66,14 +138,30 @@ impl SpringFormat {
             Some(nl) => (&record[..nl], Some(&record[nl + 1..])),
             None => (record, None),
         };
-        let Some(caps) = self.first_line.captures(first) else { return Parsed::Unmatched };
-        for (i, group) in self.groups.iter().enumerate() {
-            if let Some(m) = group.and_then(|g| caps.get(g)) {
-                values[i] = Some(Cow::Borrowed(m.as_str().trim()));
+        let (message_start, correlation) = match &self.first_line {
+            None => {
+                let Some(d) = default_layout(first) else { return Parsed::Unmatched };
+                values[0] = Some(Cow::Borrowed(d.timestamp));
+                values[1] = Some(Cow::Borrowed(d.level));
+                values[2] = Some(Cow::Borrowed(d.pid));
+                values[3] = d.app.map(|a| Cow::Borrowed(a.trim()));
+                values[4] = Some(Cow::Borrowed(d.thread));
+                values[7] = Some(Cow::Borrowed(d.logger));
+                values[8] = Some(Cow::Borrowed(&first[d.message..]));
+                (d.message, d.correlation)
             }
-        }
-        if let Some(correlation) = caps.name("correlation") {
-            let text = correlation.as_str().trim();
+            Some(regex) => {
+                let Some(caps) = regex.captures(first) else { return Parsed::Unmatched };
+                for (i, group) in self.groups.iter().enumerate() {
+                    if let Some(m) = group.and_then(|g| caps.get(g)) {
+                        values[i] = Some(Cow::Borrowed(m.as_str().trim()));
+                    }
+                }
+                let Some(message) = caps.name("message") else { return Parsed::Unmatched };
+                (message.start(), caps.name("correlation").map(|c| c.as_str()))
+            }
+        };
+        if let Some(text) = correlation.map(str::trim) {
             if let Some((trace, span)) = text.split_once('-') {
                 values[5] = Some(Cow::Borrowed(trace.trim()));
                 values[6] = Some(Cow::Borrowed(span.trim()));
@@ -81,9 +169,9 @@ impl SpringFormat {
                 values[5] = Some(Cow::Borrowed(text));
             }
         }
-        if let (Some(message), Some(rest)) = (caps.name("message"), rest) {
+        if let Some(rest) = rest {
             // The message runs on through the continuation lines.
-            values[8] = Some(Cow::Borrowed(&record[message.start()..]));
+            values[8] = Some(Cow::Borrowed(&record[message_start..]));
             let mut exception = None;
             let mut root = None;
             for line in rest.lines() {
@@ -99,6 +187,11 @@ impl SpringFormat {
         }
         Parsed::Record
     }
+}
+
+fn exception_line() -> Regex {
+    Regex::new(r"^(?:Caused by: )?([A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+(?:Exception|Error|Throwable|Fault)[\w$]*)(?::|\s*$)")
+        .expect("static regex")
 }
 
 /// Turns a logback layout pattern into a regex with the named groups above.
@@ -244,6 +337,11 @@ mod tests {
         assert_eq!(get(&r, "thread"), "main");
         let no_app = "2026-11-20T10:00:00.007+09:00  INFO 10788 --- [main] k.c.e.p.d.OrderService : Service start";
         assert_eq!(get(&parse(&f, no_app).unwrap(), "thread"), "main");
+        let no_app_traced =
+            "2026-11-20T10:00:00.007+09:00  INFO 10788 --- [main] [0af7651916cd43dd-b7ad6b7169203331] k.c.e.p.d.OrderService : traced";
+        let r = parse(&f, no_app_traced).unwrap();
+        assert_eq!((get(&r, "app"), get(&r, "thread"), get(&r, "trace_id")), ("", "main", "0af7651916cd43dd"));
+        assert_eq!(get(&r, "message"), "traced");
     }
 
     #[test]
