@@ -59,7 +59,7 @@ impl Config {
                     module: prepared[&p.module.value].clone(),
                     name: p.name.value,
                     target: p.target,
-                    labels: p.labels,
+                    labels: p.labels.into_iter().map(|(k, v)| (k, v.value)).collect(),
                 })
             })
             .collect();
@@ -77,6 +77,7 @@ pub struct App {
     scheduler: Mutex<Option<Scheduler>>,
     positions: Option<Arc<Positions>>,
     logs: Mutex<Option<LogRuntime>>,
+    reload_lock: Mutex<()>,
 }
 
 impl App {
@@ -86,6 +87,7 @@ impl App {
             timeout_offset,
             positions,
             logs: Mutex::new(None),
+            reload_lock: Mutex::new(()),
             config: RwLock::new(Arc::new(config)),
             results: Arc::new(Results::default()),
             metrics: Arc::new(SelfMetrics::new()),
@@ -126,14 +128,19 @@ impl App {
 
     fn start_scheduler(&self) {
         let config = self.config();
-        self.results.retain_jobs(&config.jobs.iter().map(|j| j.as_ref()).collect::<Vec<_>>());
         let mut scheduler = self.scheduler.lock().expect("scheduler lock");
         *scheduler = None;
-        *scheduler = Some(Scheduler::start(config.jobs.clone(), self.results.clone(), self.metrics.clone()));
+        // Results an aborted task may still store carry the old generation and are ignored.
+        let generation = self.results.next_generation();
+        self.results.retain_jobs(&config.jobs.iter().map(|j| j.as_ref()).collect::<Vec<_>>());
+        *scheduler = Some(Scheduler::start(config.jobs.clone(), self.results.clone(), self.metrics.clone(), generation));
     }
 
-    /// Loads both files again; on any error the running configuration stays.
+    /// Loads both files again; on any error the running configuration stays. Reloads run one
+    /// at a time; this blocks (file reads, stopping log threads), so async callers use
+    /// `block_in_place`.
     pub fn reload(&self) -> Result<(), ConfigError> {
+        let _one_at_a_time = self.reload_lock.lock().expect("reload lock");
         match Config::load(&self.paths) {
             Ok(config) => {
                 *self.config.write().expect("config lock") = Arc::new(config);

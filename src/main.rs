@@ -63,6 +63,10 @@ fn main() -> ExitCode {
     // SAFETY: called before any other thread exists.
     unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
     let cli = Cli::parse();
+    if !(cli.timeout_offset.is_finite() && cli.timeout_offset >= 0.0) {
+        eprintln!("lookout: --timeout-offset must be a number of seconds, 0 or more");
+        return ExitCode::from(2);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
@@ -190,7 +194,7 @@ async fn serve(
             return;
         };
         while hangups.recv().await.is_some() {
-            let _ = reload_app.reload();
+            let _ = tokio::task::block_in_place(|| reload_app.reload());
         }
     });
     let shutdown = async {

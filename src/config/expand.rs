@@ -1,8 +1,9 @@
 //! `${VAR}` and `${VAR:-default}` expansion of a configuration file's text before it is parsed.
 //!
-//! Only names that start with a letter or `_` are expanded, so regex replacement
-//! templates such as `${1}` in a tcp `query_response` pass through untouched;
-//! `$$` stands for a literal `$`.
+//! Only environment-style names — capital letters, digits and `_`, not starting with a digit —
+//! are expanded, so regex replacement templates such as `${1}` or `${name}` in a tcp
+//! `query_response` pass through untouched; comment lines are left alone; `$$` stands for a
+//! literal `$`.
 
 /// An unset variable without a default, with the 1-based line and column of its `$`.
 #[derive(Debug, PartialEq)]
@@ -14,7 +15,26 @@ pub struct UnsetVariable {
 
 pub fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, UnsetVariable> {
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_start().starts_with('#') {
+            out.push_str(line);
+        } else {
+            expand_line(line, offset, text, &lookup, &mut out)?;
+        }
+        offset += line.len();
+    }
+    Ok(out)
+}
+
+fn expand_line(
+    line: &str,
+    line_offset: usize,
+    text: &str,
+    lookup: &impl Fn(&str) -> Option<String>,
+    out: &mut String,
+) -> Result<(), UnsetVariable> {
+    let mut rest = line;
     while let Some(dollar) = rest.find('$') {
         out.push_str(&rest[..dollar]);
         let after = &rest[dollar + 1..];
@@ -30,7 +50,7 @@ pub fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result
                     None => match default {
                         Some(default) => out.push_str(default),
                         None => {
-                            let offset = text.len() - rest.len() + dollar;
+                            let offset = line_offset + (line.len() - rest.len()) + dollar;
                             let (line, column) = line_column(text, offset);
                             return Err(UnsetVariable { name: name.to_string(), line, column });
                         }
@@ -45,7 +65,7 @@ pub fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result
         }
     }
     out.push_str(rest);
-    Ok(out)
+    Ok(())
 }
 
 /// Parses `{NAME}` or `{NAME:-default}` at the start of `s`; returns name, default and bytes consumed.
@@ -59,7 +79,7 @@ fn parse_reference(s: &str) -> Option<(&str, Option<&str>, usize)> {
     };
     let mut chars = name.chars();
     let first = chars.next()?;
-    if !(first.is_ascii_alphabetic() || first == '_') || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+    if !(first.is_ascii_uppercase() || first == '_') || !chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
         return None;
     }
     Some((name, default, close + 2))
@@ -92,8 +112,8 @@ mod tests {
 
     #[test]
     fn leaves_regex_templates_and_escapes() {
-        let got = expand_env("send: \"HELO ${1}\"\nprice: $$5 $x", env).unwrap();
-        assert_eq!(got, "send: \"HELO ${1}\"\nprice: $5 $x");
+        let got = expand_env("send: \"HELO ${1} ${name}\"\nprice: $$5 $x\n# ${UNSET_IN_COMMENT}\n", env).unwrap();
+        assert_eq!(got, "send: \"HELO ${1} ${name}\"\nprice: $5 $x\n# ${UNSET_IN_COMMENT}\n");
     }
 
     #[test]

@@ -185,14 +185,24 @@ impl LogRulesFile {
         }
         let mut metric_names = HashSet::new();
         for m in &file.metrics {
+            // The family a name makes: a counter's `x_total` is family `x`, which clashes with
+            // a gauge `x` or another counter `x_total`.
+            let family =
+                if m.kind == MetricKind::Counter { m.name.value.strip_suffix("_total").unwrap_or(&m.name.value) } else { &m.name.value };
+            if ["probe_", "lookout_", "process_"].iter().any(|p| family.starts_with(p)) {
+                return Err(source.error_at_span(&m.name, "names starting with probe_, lookout_ or process_ are lookout's own"));
+            }
+            if !metric_names.insert(family.to_string()) {
+                return Err(source.error_at_span(&m.name, format!("metric {:?} clashes with another metric's name", m.name.value)));
+            }
+            if let (Some(e), MetricKind::Gauge) = (&m.exemplar, m.kind) {
+                return Err(source.error_at_span(e, "OpenMetrics allows exemplars on counters and histograms only"));
+            }
             if !names.contains(m.source.value.as_str()) {
                 return Err(source.error_at_span(&m.source, format!("unknown source {:?}", m.source.value)));
             }
             if !is_metric_name(&m.name.value) {
                 return Err(source.error_at_span(&m.name, format!("invalid metric name {:?}", m.name.value)));
-            }
-            if !metric_names.insert(m.name.value.as_str()) {
-                return Err(source.error_at_span(&m.name, format!("duplicate metric {:?}", m.name.value)));
             }
             if m.kind != MetricKind::Counter && m.value.is_none() {
                 return Err(source.error_at_span(&m.name, "a gauge or histogram needs `value:` (the field it takes)"));

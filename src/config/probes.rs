@@ -245,7 +245,7 @@ pub struct ScheduledProbe {
     #[serde(default)]
     pub interval: Option<Spanned<PromDuration>>,
     #[serde(default)]
-    pub labels: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, Spanned<String>>,
 }
 
 impl ScheduledProbe {
@@ -276,8 +276,32 @@ impl ProbeEndpoint {
     }
 }
 
-/// Labels lookout sets itself on scheduled results; a probe's own labels may not reuse them.
-pub const RESERVED_LABELS: [&str; 3] = ["probe", "module", "target"];
+/// Labels lookout puts on probe results itself; a probe's own labels may not reuse them, or
+/// its samples would carry a label twice.
+pub const RESERVED_LABELS: [&str; 22] = [
+    "probe",
+    "module",
+    "target",
+    "phase",
+    "version",
+    "cipher",
+    "fingerprint_sha256",
+    "issuer",
+    "serialnumber",
+    "subject",
+    "subjectalternative",
+    "reason",
+    "result",
+    "source",
+    "chain_position",
+    "path",
+    "subject_cn",
+    "issuer_cn",
+    "serial",
+    "le",
+    "instance",
+    "job",
+];
 
 impl ProbesFile {
     pub fn load(source: &Source) -> Result<ProbesFile, ConfigError> {
@@ -317,11 +341,14 @@ impl ProbesFile {
                     return Err(source.error_at_span(interval, "interval must be at least 100ms"));
                 }
             }
-            for label in probe.labels.keys() {
+            for (label, value) in &probe.labels {
                 if !is_label_name(label) || RESERVED_LABELS.contains(&label.as_str()) {
                     return Err(source.error_at_span(
-                        &probe.name,
-                        format!("label name {label:?} is not allowed: use [a-zA-Z_][a-zA-Z0-9_]*, not __*, probe, module or target"),
+                        value,
+                        format!(
+                            "label name {label:?} is not allowed: use [a-zA-Z_][a-zA-Z0-9_]*, not __*, nor a label lookout sets ({})",
+                            RESERVED_LABELS.join(", ")
+                        ),
                     ));
                 }
             }

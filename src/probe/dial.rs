@@ -52,10 +52,14 @@ pub fn record(resolved: &Resolved, report: &mut Report) {
     );
 }
 
-/// FNV-1a (32 bit) of the address's text, the hash blackbox_exporter reports.
+/// FNV-1a (32 bit) of the address's bytes (4 or 16), the hash blackbox_exporter reports.
 pub fn ip_hash(ip: &IpAddr) -> f64 {
+    let bytes = match ip {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    };
     let mut hash: u32 = 0x811c_9dc5;
-    for byte in ip.to_string().bytes() {
+    for byte in bytes {
         hash ^= u32::from(byte);
         hash = hash.wrapping_mul(0x0100_0193);
     }
@@ -85,7 +89,7 @@ mod tests {
 
     #[test]
     fn ip_hash_matches_fnv1a() {
-        // FNV-1a 32 of "127.0.0.1".
-        assert_eq!(ip_hash(&"127.0.0.1".parse().unwrap()), 144_953_630.0);
+        // What blackbox_exporter 0.23 reports for 127.0.0.1.
+        assert_eq!(ip_hash(&"127.0.0.1".parse().unwrap()), 3_668_918_509.0);
     }
 }

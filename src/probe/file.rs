@@ -73,6 +73,10 @@ fn read_all(target: &str) -> Result<Vec<CertFile>, Failure> {
 }
 
 fn read_one(path: PathBuf) -> CertFile {
+    // Only regular files are opened: a FIFO or device could block the read for good.
+    if !std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+        return CertFile { path, certificates: Vec::new(), problem: Some("unreadable") };
+    }
     let mut bytes = Vec::new();
     let read = std::fs::File::open(&path).and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes));
     let (certificates, problem) = match read {

@@ -40,11 +40,23 @@ impl Job {
         labels
     }
 
-    fn start_offset(&self) -> Duration {
+    /// This probe's phase within its interval, from a hash of its name.
+    fn phase(&self) -> u64 {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         self.name.hash(&mut hasher);
-        let interval_ms = self.interval.as_millis().max(1) as u64;
-        Duration::from_millis(hasher.finish() % interval_ms)
+        hasher.finish() % self.interval_ms()
+    }
+
+    fn interval_ms(&self) -> u64 {
+        self.interval.as_millis().max(1) as u64
+    }
+
+    /// How long until the probe's next run: runs fall at the same point of each interval on the
+    /// wall clock (as Prometheus places scrapes), so a reload does not push them back.
+    fn until_next_run(&self, now: SystemTime) -> Duration {
+        let now_ms = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let interval = self.interval_ms();
+        Duration::from_millis((self.phase() + interval - now_ms % interval) % interval)
     }
 }
 
@@ -63,6 +75,7 @@ pub struct StoredResult {
 #[derive(Default)]
 pub struct Results {
     by_probe: RwLock<BTreeMap<String, Arc<StoredResult>>>,
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Results {
@@ -93,6 +106,17 @@ impl Results {
         self.by_probe.write().expect("results lock").insert(job.name.clone(), Arc::new(stored));
     }
 
+    /// Starts a new generation: results of tasks from earlier ones are no longer taken.
+    pub fn next_generation(&self) -> u64 {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1
+    }
+
+    fn store_if_current(&self, generation: u64, job: &Job, outcome: Outcome) {
+        if self.generation.load(std::sync::atomic::Ordering::Acquire) == generation {
+            self.store(job, outcome);
+        }
+    }
+
     pub fn all(&self) -> Vec<Arc<StoredResult>> {
         self.by_probe.read().expect("results lock").values().cloned().collect()
     }
@@ -114,14 +138,14 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    pub fn start(jobs: Vec<Arc<Job>>, results: Arc<Results>, metrics: Arc<SelfMetrics>) -> Scheduler {
+    pub fn start(jobs: Vec<Arc<Job>>, results: Arc<Results>, metrics: Arc<SelfMetrics>, generation: u64) -> Scheduler {
         let tasks = jobs
             .into_iter()
             .map(|job| {
                 let results = results.clone();
                 let metrics = metrics.clone();
                 tokio::spawn(async move {
-                    let mut ticker = tokio::time::interval_at(Instant::now() + job.start_offset(), job.interval);
+                    let mut ticker = tokio::time::interval_at(Instant::now() + job.until_next_run(SystemTime::now()), job.interval);
                     // A run that overruns delays the next one instead of stacking them.
                     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
                     loop {
@@ -131,7 +155,7 @@ impl Scheduler {
                         if let Some(failure) = &outcome.failure {
                             tracing::debug!(probe = %job.name, target = %job.target, "probe failed: {failure}");
                         }
-                        results.store(&job, outcome);
+                        results.store_if_current(generation, &job, outcome);
                     }
                 })
             })
@@ -156,6 +180,7 @@ mod tests {
     fn start_offsets_spread_within_the_interval() {
         let module =
             Arc::new(PreparedModule { name: "m".into(), timeout: Some(Duration::from_secs(60)), prober: crate::probe::Prober::File });
+        let now = SystemTime::now();
         let offsets: Vec<Duration> = (0..50)
             .map(|i| Job {
                 name: format!("probe-{i}"),
@@ -166,7 +191,11 @@ mod tests {
             })
             .map(|job| {
                 assert_eq!(job.timeout(), Duration::from_secs(10), "timeout is capped at the interval");
-                job.start_offset()
+                // The phase holds on the wall clock: a second later, the wait is a second shorter.
+                let wait = job.until_next_run(now);
+                let later = job.until_next_run(now + Duration::from_millis(1000));
+                assert!(wait < Duration::from_secs(1) || later + Duration::from_millis(1000) == wait, "{wait:?} {later:?}");
+                wait
             })
             .collect();
         assert!(offsets.iter().all(|o| *o < Duration::from_secs(10)));

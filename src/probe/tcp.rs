@@ -97,8 +97,15 @@ pub fn split_host_port(target: &str) -> Result<(&str, u16), Failure> {
     let invalid = |why: &str| Failure::new(FailureReason::InvalidTarget, format!("target {target:?}: {why}"));
     let (host, port) = target.rsplit_once(':').ok_or_else(|| invalid("expected host:port"))?;
     let port: u16 = port.parse().map_err(|_| invalid("invalid port"))?;
-    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-    if host.is_empty() || host.contains(['/', ' ', '[', ']']) || (host.contains(':') && host.parse::<std::net::Ipv6Addr>().is_err()) {
+    let (host, bracketed) = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(inner) => (inner, true),
+        None => (host, false),
+    };
+    // As Go's net.SplitHostPort: an IPv6 address needs its brackets.
+    if host.is_empty()
+        || host.contains(['/', ' ', '[', ']'])
+        || (host.contains(':') && (!bracketed || host.parse::<std::net::Ipv6Addr>().is_err()))
+    {
         return Err(invalid("invalid host"));
     }
     Ok((host, port))
@@ -112,7 +119,7 @@ mod tests {
     fn host_port() {
         assert_eq!(split_host_port("localhost:25").unwrap(), ("localhost", 25));
         assert_eq!(split_host_port("[::1]:443").unwrap(), ("::1", 443));
-        for bad in ["localhost", "host:99999", ":80", "a b:1", "http://x:80"] {
+        for bad in ["localhost", "host:99999", ":80", "a b:1", "http://x:80", "::1:80"] {
             assert!(split_host_port(bad).is_err(), "{bad}");
         }
     }

@@ -178,7 +178,7 @@ fn queries(app: &App, query: Option<&str>) -> Reply {
 }
 
 fn reload(app: &App) -> Reply {
-    match app.reload() {
+    match tokio::task::block_in_place(|| app.reload()) {
         Ok(()) => Reply::text(StatusCode::OK, "configuration reloaded\n".into()),
         Err(e) => Reply::text(StatusCode::INTERNAL_SERVER_ERROR, format!("failed to reload config: {e}\n")),
     }

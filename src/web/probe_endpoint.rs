@@ -10,6 +10,8 @@ use std::time::Duration;
 const DEFAULT_MODULE: &str = "http_2xx";
 /// Without Prometheus' scrape-timeout header, blackbox assumes 120 s.
 const DEFAULT_SCRAPE_TIMEOUT: f64 = 120.0;
+const MIN_TIMEOUT: f64 = 0.1;
+const MAX_TIMEOUT: f64 = 3600.0;
 
 pub async fn handle(app: &App, query: Option<&str>, headers: &HeaderMap) -> Reply {
     let config = app.config();
@@ -25,7 +27,7 @@ pub async fn handle(app: &App, query: Option<&str>, headers: &HeaderMap) -> Repl
     let mut debug = false;
     for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         match key.as_ref() {
-            "module" => module_name = value.into_owned(),
+            "module" if !value.is_empty() => module_name = value.into_owned(),
             "target" => target = Some(value.into_owned()),
             "debug" => debug = value == "true",
             _ => {}
@@ -50,7 +52,7 @@ pub async fn handle(app: &App, query: Option<&str>, headers: &HeaderMap) -> Repl
     }
     let timeout = match scrape_timeout(headers, module.timeout, app.timeout_offset) {
         Ok(t) => t,
-        Err(message) => return reject(StatusCode::BAD_REQUEST, "bad_timeout", message),
+        Err(message) => return reject(StatusCode::INTERNAL_SERVER_ERROR, "bad_timeout", message),
     };
     let outcome = crate::probe::run(&module, &target, timeout).await;
     app.metrics.record_probe_request(&module.name, outcome.success);
@@ -76,15 +78,16 @@ fn scrape_timeout(headers: &HeaderMap, module_timeout: Option<Duration>, offset:
             .to_str()
             .ok()
             .and_then(|s| s.trim().parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s >= 0.0)
+            .filter(|s| s.is_finite())
             .ok_or_else(|| format!("Failed to parse timeout from Prometheus header: {v:?}\n"))?,
         None => 0.0,
     };
     let announced = if announced == 0.0 { DEFAULT_SCRAPE_TIMEOUT } else { announced };
     let max = announced - offset;
     let module = module_timeout.map_or(0.0, |t| t.as_secs_f64());
-    let seconds = if (module > 0.0 && module < max) || max <= 0.0 { module } else { max };
-    Ok(Duration::from_secs_f64(seconds.max(0.1)))
+    let seconds = if (module > 0.0 && module < max) || max < 0.0 { module } else { max };
+    // A probe needs some time, and no scrape waits longer than this.
+    Ok(Duration::from_secs_f64(seconds.clamp(MIN_TIMEOUT, MAX_TIMEOUT)))
 }
 
 #[cfg(test)]
@@ -105,5 +108,7 @@ mod tests {
         assert_eq!(s(&headers("10"), Some(30)), Ok(9.5));
         assert_eq!(s(&HeaderMap::new(), None), Ok(119.5));
         assert!(s(&headers("soon"), None).is_err());
+        assert_eq!(s(&headers("1e20"), None), Ok(3600.0), "no panic on absurd values");
+        assert_eq!(s(&headers("-5"), Some(3)), Ok(3.0), "a negative budget falls back to the module's timeout");
     }
 }

@@ -204,6 +204,8 @@ fn log_rule_errors_are_located() {
         ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginxx\n", "4:13", "nginxx"),
         ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginx\nmetrics:\n  - name: h\n    type: histogram\n    source: web\n    value: request_time\n    buckets: [1, 0.5]\n", "10:14", "strictly increasing"),
         ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginx\nmetrics:\n  - name: x_total\n    type: counter\n    source: nope\n", "8:13", "unknown source"),
+        ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginx\nmetrics:\n  - name: x_total\n    type: counter\n    source: web\n  - name: x\n    type: gauge\n    source: web\n    value: status\n", "9:11", "clashes"),
+        ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginx\nmetrics:\n  - name: probe_success\n    type: gauge\n    source: web\n    value: status\n", "6:11", "lookout's own"),
     ];
     for (yaml, position, message) in cases {
         let rules = write_file(dir.path(), "rules.yaml", yaml);
@@ -376,4 +378,30 @@ metrics:
     append(&app, &format!("{}still alive\n", prefix("INFO", "t9")));
     let body = wait_value(server.addr, "app_threads_total{", 1.0);
     assert!(body.contains("app_threads_total{thread=\"t9\"} 1"), "{body}");
+}
+
+#[test]
+fn overlapping_reloads_keep_the_log_sources_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    std::fs::write(&log, "").unwrap();
+    let rules = format!(
+        "sources:\n  - name: web\n    paths: [\"{}\"]\n    format: nginx\n    log_format: combined_timed\n    poll_interval: 50ms\nmetrics:\n  - name: requests_total\n    type: counter\n    source: web\n",
+        log.display()
+    );
+    let server = serve_logs(dir.path(), &rules);
+    let reloads: Vec<_> = (0..4)
+        .map(|_| {
+            let addr = server.addr;
+            std::thread::spawn(move || request(addr, "POST", "/-/reload", &[]).map(|r| r.status))
+        })
+        .collect();
+    for r in reloads {
+        assert_eq!(r.join().unwrap(), Some(200));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    append(&log, &nginx_line(1, 200));
+    append(&log, &nginx_line(2, 200));
+    let body = wait_value(server.addr, "requests_total ", 2.0);
+    assert!(body.contains("lookout_config_reloads_total{result=\"success\"} 4"), "{body}");
 }
