@@ -8,7 +8,6 @@ use crate::config::{ConfigError, Source};
 use crate::metrics::exposition::{Exemplar, Family, Labels, Name, Sample};
 use regex::Regex;
 use std::collections::HashMap;
-use std::fmt::Write;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Prometheus' default buckets, for histograms that name none.
@@ -214,8 +213,8 @@ pub struct Metric {
     max_series: usize,
     expire_after: Option<Duration>,
     exemplar: Option<usize>,
-    series: HashMap<String, Series>,
-    key: String,
+    series: HashMap<Vec<u8>, Series>,
+    key: Vec<u8>,
     pub matched: u64,
     pub dropped_series: u64,
 }
@@ -271,7 +270,7 @@ impl Metric {
             expire_after: spec.expire_after.map(|d| d.0),
             exemplar,
             series: HashMap::new(),
-            key: String::new(),
+            key: Vec::new(),
             matched: 0,
             dropped_series: 0,
         })
@@ -294,10 +293,10 @@ impl Metric {
         // Length-prefixed, so no label value can make two label sets share a key.
         for label in &self.labels {
             let value = label.value(values);
-            let _ = write!(self.key, "{}:", value.len());
-            self.key.push_str(value);
+            self.key.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            self.key.extend_from_slice(value.as_bytes());
         }
-        if !self.series.contains_key(self.key.as_str()) {
+        if !self.series.contains_key(self.key.as_slice()) {
             if self.series.len() >= self.max_series {
                 self.dropped_series += 1;
                 return;
@@ -306,7 +305,7 @@ impl Metric {
             let buckets = if self.kind == MetricKind::Histogram { vec![0; self.buckets.len()] } else { Vec::new() };
             self.series.insert(self.key.clone(), Series { labels, value: 0.0, count: 0, buckets, updated: now, exemplar: None });
         }
-        let series = self.series.get_mut(self.key.as_str()).expect("inserted above");
+        let series = self.series.get_mut(self.key.as_slice()).expect("inserted above");
         series.updated = now;
         match self.kind {
             MetricKind::Counter => series.value += observed,
