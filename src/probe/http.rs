@@ -4,7 +4,7 @@
 
 use super::tls::TlsClient;
 use super::{dial, Failure, FailureReason, PreparedModule, Prober, Report};
-use crate::config::probes::{Compression, HeaderMatch, HttpModule};
+use crate::config::probes::{Compression, HttpModule};
 use crate::metrics::exposition::Name;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -274,32 +274,18 @@ fn check_body(body: &[u8], config: &HttpModule) -> Option<Failure> {
 }
 
 fn check_headers(headers: &HeaderMap, config: &HttpModule) -> Option<Failure> {
-    let fail = |m: &HeaderMatch, what: &str| {
-        Some(Failure::new(FailureReason::HeaderRegex, format!("header {}: {what} {:?}", m.header, m.regexp.0.as_str())))
-    };
-    let missing = |m: &HeaderMatch| Some(Failure::new(FailureReason::HeaderRegex, format!("missing required header {}", m.header)));
-    for m in &config.fail_if_header_matches {
+    let rules = config.fail_if_header_matches.iter().map(|m| (m, true)).chain(config.fail_if_header_not_matches.iter().map(|m| (m, false)));
+    for (m, fail_when_matched) in rules {
         let values: Vec<&str> = headers.get_all(m.header.as_str()).iter().filter_map(|v| v.to_str().ok()).collect();
         if values.is_empty() {
             if m.allow_missing {
                 continue;
             }
-            return missing(m);
+            return Some(Failure::new(FailureReason::HeaderRegex, format!("missing required header {}", m.header)));
         }
-        if values.iter().any(|v| m.regexp.0.is_match(v)) {
-            return fail(m, "value matched regular expression");
-        }
-    }
-    for m in &config.fail_if_header_not_matches {
-        let values: Vec<&str> = headers.get_all(m.header.as_str()).iter().filter_map(|v| v.to_str().ok()).collect();
-        if values.is_empty() {
-            if m.allow_missing {
-                continue;
-            }
-            return missing(m);
-        }
-        if !values.iter().any(|v| m.regexp.0.is_match(v)) {
-            return fail(m, "no value matched regular expression");
+        if values.iter().any(|v| m.regexp.0.is_match(v)) == fail_when_matched {
+            let what = if fail_when_matched { "value matched regular expression" } else { "no value matched regular expression" };
+            return Some(Failure::new(FailureReason::HeaderRegex, format!("header {}: {what} {:?}", m.header, m.regexp.0.as_str())));
         }
     }
     None

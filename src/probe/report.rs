@@ -127,19 +127,23 @@ impl Report {
 
     /// Sets the sample of `name` with exactly `labels`, replacing an earlier value.
     pub fn set_labeled(&mut self, name: &'static str, help: &'static str, labels: Labels, value: f64) {
-        let family = self.family(name, help);
-        match family.samples.iter_mut().find(|s| s.labels == labels) {
-            Some(sample) => sample.value = value,
-            None => family.samples.push(crate::metrics::exposition::Sample::new(labels, value)),
-        }
+        self.update(name, help, labels, |sample| *sample = value);
     }
 
     /// Adds to the sample of `name` with `labels` (phase timings summed over redirects).
     pub fn add_labeled(&mut self, name: &'static str, help: &'static str, labels: Labels, value: f64) {
+        self.update(name, help, labels, |sample| *sample += value);
+    }
+
+    fn update(&mut self, name: &'static str, help: &'static str, labels: Labels, change: impl FnOnce(&mut f64)) {
         let family = self.family(name, help);
         match family.samples.iter_mut().find(|s| s.labels == labels) {
-            Some(sample) => sample.value += value,
-            None => family.samples.push(crate::metrics::exposition::Sample::new(labels, value)),
+            Some(sample) => change(&mut sample.value),
+            None => {
+                let mut value = 0.0;
+                change(&mut value);
+                family.samples.push(crate::metrics::exposition::Sample::new(labels, value));
+            }
         }
     }
 
