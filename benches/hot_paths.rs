@@ -35,8 +35,10 @@ fn spring_parse(bencher: divan::Bencher) {
     });
 }
 
-fn pipeline(rules: &str, name: &str) -> Pipeline {
-    let source = Source::from_text(Path::new("bench.yaml"), rules).unwrap();
+/// The source `name` of a rules file in the repository, compiled.
+fn pipeline(rules_file: &str, name: &str) -> Pipeline {
+    let rules = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(rules_file)).unwrap();
+    let source = Source::from_text(Path::new(rules_file), &rules).unwrap();
     let file = LogRulesFile::load(&source).unwrap();
     lookout::logs::compile(&file, &source).unwrap().into_iter().find(|p| p.name == name).unwrap()
 }
@@ -44,24 +46,21 @@ fn pipeline(rules: &str, name: &str) -> Pipeline {
 /// The four families of the mtail benchmark, per line: parse plus every rule.
 #[divan::bench]
 fn nginx_record_through_benchmark_rules(bencher: divan::Bencher) {
-    let rules = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/nginx.yaml")).unwrap();
-    let mut p = pipeline(&rules, "nginx");
+    let mut p = pipeline("bench/nginx.yaml", "nginx");
     let now = Instant::now();
     bencher.bench_local(|| p.process(divan::black_box(NGINX_LINE), now));
 }
 
 #[divan::bench]
 fn spring_record_through_shipped_rules(bencher: divan::Bencher) {
-    let rules = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/log_rules.yaml")).unwrap();
-    let mut p = pipeline(&rules, "spring");
+    let mut p = pipeline("log_rules.yaml", "spring");
     let now = Instant::now();
     bencher.bench_local(|| p.process(divan::black_box(SPRING_LINE), now));
 }
 
 #[divan::bench]
 fn encode_exposition(bencher: divan::Bencher) {
-    let rules = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/nginx.yaml")).unwrap();
-    let mut p = pipeline(&rules, "nginx");
+    let mut p = pipeline("bench/nginx.yaml", "nginx");
     let now = Instant::now();
     for status in ["200", "201", "301", "404", "500", "502"] {
         for method in ["GET", "POST", "PUT", "DELETE"] {

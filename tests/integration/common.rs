@@ -379,6 +379,19 @@ impl Drop for Server {
     }
 }
 
+/// Writes each case's `yaml` to `dir/file` and runs lookout with `flags` plus `FLAG=that file`;
+/// each must be refused (exit 2) with `file:LINE:COL:` (`position`) and `message` on stderr.
+pub fn assert_config_errors(dir: &Path, file: &str, flag: &str, flags: &[String], cases: &[(&str, &str, &str)]) {
+    for (yaml, position, message) in cases {
+        let path = write_file(dir, file, yaml);
+        let out =
+            std::process::Command::new(LOOKOUT).current_dir(dir).args(flags).arg(format!("{flag}={}", path.display())).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{yaml}: {err}");
+        assert!(err.contains(&format!("{file}:{position}:")) && err.contains(message), "expected {position} and {message:?} in {err}");
+    }
+}
+
 pub struct HttpReply {
     pub status: u16,
     pub headers: String,

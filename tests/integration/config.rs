@@ -36,12 +36,7 @@ fn bad_values_are_located() {
         ("modules:\n  m:\n    prober: http\n    tcp:\n      tls: true\n", "3:13", "has a `tcp:` section"),
         ("modules:\n  m:\n    prober: http\nprobes:\n  - name: a\n    module: m\n    target: x\n    interval: 10ms\n", "8:15", "at least 100ms"),
     ];
-    for (yaml, position, message) in cases {
-        let (code, _, err) = check(dir.path(), yaml);
-        assert_eq!(code, 2, "{yaml}");
-        assert!(err.contains(&format!("probes.yaml:{position}:")), "expected {position} in {err}");
-        assert!(err.contains(message), "expected {message:?} in {err}");
-    }
+    assert_config_errors(dir.path(), "probes.yaml", "--config.probes", &["check".into()], &cases);
 }
 
 #[test]

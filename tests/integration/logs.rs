@@ -207,18 +207,13 @@ fn log_rule_errors_are_located() {
         ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginx\nmetrics:\n  - name: x_total\n    type: counter\n    source: web\n  - name: x\n    type: gauge\n    source: web\n    value: status\n", "9:11", "clashes"),
         ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginx\nmetrics:\n  - name: probe_success\n    type: gauge\n    source: web\n    value: status\n", "6:11", "lookout's own"),
     ];
-    for (yaml, position, message) in cases {
-        let rules = write_file(dir.path(), "rules.yaml", yaml);
-        let out = Command::new(LOOKOUT)
-            .arg(format!("--config.probes={}", probes.display()))
-            .arg(format!("--config.log-rules={}", rules.display()))
-            .arg("check")
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{yaml}");
-        assert!(err.contains(&format!("rules.yaml:{position}:")) && err.contains(message), "expected {position} and {message:?} in {err}");
-    }
+    assert_config_errors(
+        dir.path(),
+        "rules.yaml",
+        "--config.log-rules",
+        &[format!("--config.probes={}", probes.display()), "check".into()],
+        &cases,
+    );
 }
 
 /// A lookout serving with the given log rules; lines appended to `files` show up in /metrics.

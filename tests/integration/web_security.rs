@@ -110,16 +110,6 @@ fn web_config_errors_are_located() {
         ),
         ("basic_auth_user: {}\n", "1:1", "unknown field"),
     ];
-    for (yaml, position, message) in cases {
-        let web = write_file(dir.path(), "web.yml", yaml);
-        let out = Command::new(LOOKOUT)
-            .arg(format!("--config.probes={}", probes.display()))
-            .arg(format!("--web.config.file={}", web.display()))
-            .arg("--web.listen-address=127.0.0.1:0")
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{yaml}: {err}");
-        assert!(err.contains(&format!("web.yml:{position}:")) && err.contains(message), "expected {position} {message:?} in {err}");
-    }
+    let flags = [format!("--config.probes={}", probes.display()), "--web.listen-address=127.0.0.1:0".into()];
+    assert_config_errors(dir.path(), "web.yml", "--web.config.file", &flags, &cases);
 }
