@@ -37,7 +37,8 @@ fn spring_parse(bencher: divan::Bencher) {
 
 /// The source `name` of a rules file in the repository, compiled.
 fn pipeline(rules_file: &str, name: &str) -> Pipeline {
-    let rules = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(rules_file)).unwrap();
+    let rules =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(rules_file)).unwrap();
     let source = Source::from_text(Path::new(rules_file), &rules).unwrap();
     let file = LogRulesFile::load(&source).unwrap();
     lookout::logs::compile(&file, &source).unwrap().into_iter().find(|p| p.name == name).unwrap()
@@ -64,9 +65,17 @@ fn encode_exposition(bencher: divan::Bencher) {
     let now = Instant::now();
     for status in ["200", "201", "301", "404", "500", "502"] {
         for method in ["GET", "POST", "PUT", "DELETE"] {
-            p.process(&NGINX_LINE.replace("GET", method).replace("\" 200 ", &format!("\" {status} ")), now);
+            p.process(
+                &NGINX_LINE.replace("GET", method).replace("\" 200 ", &format!("\" {status} ")),
+                now,
+            );
         }
     }
     let families = p.families();
-    bencher.bench(|| lookout::metrics::exposition::encode(divan::black_box(&families), lookout::metrics::exposition::Format::Text));
+    bencher.bench(|| {
+        lookout::metrics::exposition::encode(
+            divan::black_box(&families),
+            lookout::metrics::exposition::Format::Text,
+        )
+    });
 }

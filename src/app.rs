@@ -37,7 +37,9 @@ impl Config {
         let probes = ProbesFile::load(&source)?;
         let log_source = match &paths.log_rules {
             Some(path) => Some(Source::read(path)?),
-            None if std::path::Path::new(DEFAULT_LOG_RULES).exists() => Some(Source::read(DEFAULT_LOG_RULES.as_ref())?),
+            None if std::path::Path::new(DEFAULT_LOG_RULES).exists() => {
+                Some(Source::read(DEFAULT_LOG_RULES.as_ref())?)
+            }
             None => None,
         };
         let log_pipelines = match &log_source {
@@ -63,7 +65,13 @@ impl Config {
                 })
             })
             .collect();
-        Ok(Config { modules: prepared, jobs, probe_endpoint, log_pipelines: Mutex::new(log_pipelines), warn_before })
+        Ok(Config {
+            modules: prepared,
+            jobs,
+            probe_endpoint,
+            log_pipelines: Mutex::new(log_pipelines),
+            warn_before,
+        })
     }
 }
 
@@ -81,7 +89,12 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(paths: ConfigPaths, config: Config, timeout_offset: f64, positions: Option<Arc<Positions>>) -> Arc<App> {
+    pub fn new(
+        paths: ConfigPaths,
+        config: Config,
+        timeout_offset: f64,
+        positions: Option<Arc<Positions>>,
+    ) -> Arc<App> {
         Arc::new(App {
             paths,
             timeout_offset,
@@ -106,7 +119,8 @@ impl App {
     }
 
     fn start_logs(&self) {
-        let pipelines = std::mem::take(&mut *self.config().log_pipelines.lock().expect("pipelines lock"));
+        let pipelines =
+            std::mem::take(&mut *self.config().log_pipelines.lock().expect("pipelines lock"));
         let mut logs = self.logs.lock().expect("logs lock");
         if let Some(old) = logs.take() {
             old.stop();
@@ -133,7 +147,12 @@ impl App {
         // Results an aborted task may still store carry the old generation and are ignored.
         let generation = self.results.next_generation();
         self.results.retain_jobs(&config.jobs.iter().map(|j| j.as_ref()).collect::<Vec<_>>());
-        *scheduler = Some(Scheduler::start(config.jobs.clone(), self.results.clone(), self.metrics.clone(), generation));
+        *scheduler = Some(Scheduler::start(
+            config.jobs.clone(),
+            self.results.clone(),
+            self.metrics.clone(),
+            generation,
+        ));
     }
 
     /// Loads both files again; on any error the running configuration stays. Reloads run one

@@ -68,13 +68,21 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+                .unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
-    let rules_path = cli.log_rules.clone().unwrap_or_else(|| lookout::app::DEFAULT_LOG_RULES.into());
+    let rules_path =
+        cli.log_rules.clone().unwrap_or_else(|| lookout::app::DEFAULT_LOG_RULES.into());
     match &cli.command {
         Some(Command::Replay { source, files }) => {
-            return match lookout::logs::offline::replay(&rules_path, source.as_deref(), files.clone()) {
+            return match lookout::logs::offline::replay(
+                &rules_path,
+                source.as_deref(),
+                files.clone(),
+            ) {
                 Ok(text) => {
                     print!("{text}");
                     ExitCode::SUCCESS
@@ -104,7 +112,8 @@ fn main() -> ExitCode {
         _ => {}
     }
     let paths = ConfigPaths { probes: cli.probes.clone(), log_rules: cli.log_rules.clone() };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let config = match Config::load(&paths) {
         Ok(config) => config,
         Err(e) => {
@@ -163,9 +172,18 @@ fn main() -> ExitCode {
                 },
                 None => None,
             };
-            runtime.block_on(serve(cli.listen, paths, config, cli.timeout_offset, positions, security))
+            runtime.block_on(serve(
+                cli.listen,
+                paths,
+                config,
+                cli.timeout_offset,
+                positions,
+                security,
+            ))
         }
-        (Some(Command::Replay { .. } | Command::TestRules { .. }), _) => unreachable!("handled above"),
+        (Some(Command::Replay { .. } | Command::TestRules { .. }), _) => {
+            unreachable!("handled above")
+        }
     }
 }
 
@@ -190,7 +208,9 @@ async fn serve(
     tracing::info!("listening on {address}");
     let reload_app = app.clone();
     tokio::spawn(async move {
-        let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        let Ok(mut hangups) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
             return;
         };
         while hangups.recv().await.is_some() {
@@ -198,7 +218,9 @@ async fn serve(
         }
     });
     let shutdown = async {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {},
             _ = terminate.recv() => {},

@@ -49,7 +49,8 @@ pub async fn run(config: &Config, output: Output) -> (String, bool) {
         }
         Output::Prometheus => {
             let probes = all.iter().flat_map(|r| r.families.iter().cloned());
-            let logs = pipelines.iter().flat_map(|p| p.families().into_iter().chain(p.self_families()));
+            let logs =
+                pipelines.iter().flat_map(|p| p.families().into_iter().chain(p.self_families()));
             exposition::encode(&exposition::merge(probes.chain(logs)), Format::Text)
         }
         Output::Json => json(&all, &pipelines),
@@ -62,7 +63,14 @@ const TOP: usize = 5;
 /// Lines and records per source, the busiest series of each rule, and the top query hashes
 /// with their SQL where an index knows it.
 fn logs_table(pipelines: &[Pipeline]) -> String {
-    let mut rows = vec![["SOURCE".to_string(), "FILES".into(), "LINES".into(), "RECORDS".into(), "UNMATCHED".into(), "ERRORS".into()]];
+    let mut rows = vec![[
+        "SOURCE".to_string(),
+        "FILES".into(),
+        "LINES".into(),
+        "RECORDS".into(),
+        "UNMATCHED".into(),
+        "ERRORS".into(),
+    ]];
     for p in pipelines {
         rows.push([
             p.name.clone(),
@@ -74,18 +82,55 @@ fn logs_table(pipelines: &[Pipeline]) -> String {
         ]);
     }
     let mut out = align(&rows);
-    let sql: std::collections::HashMap<&str, &str> =
-        pipelines.iter().filter_map(|p| p.queries.as_ref()).flat_map(|q| q.entries.iter().map(|(h, s)| (h.as_str(), s.as_str()))).collect();
-    let mut rows = vec![["METRIC".to_string(), "SERIES".into(), "COUNT".into(), "".into(), "".into(), "".into()]];
-    let mut queries = vec![["METRIC".to_string(), "HASH".into(), "COUNT".into(), "SQL".into(), "".into(), "".into()]];
+    let sql: std::collections::HashMap<&str, &str> = pipelines
+        .iter()
+        .filter_map(|p| p.queries.as_ref())
+        .flat_map(|q| q.entries.iter().map(|(h, s)| (h.as_str(), s.as_str())))
+        .collect();
+    let mut rows = vec![[
+        "METRIC".to_string(),
+        "SERIES".into(),
+        "COUNT".into(),
+        "".into(),
+        "".into(),
+        "".into(),
+    ]];
+    let mut queries = vec![[
+        "METRIC".to_string(),
+        "HASH".into(),
+        "COUNT".into(),
+        "SQL".into(),
+        "".into(),
+        "".into(),
+    ]];
     for p in pipelines {
         for m in &p.metrics {
             for (labels, value) in m.top(TOP) {
-                let shown = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect::<Vec<_>>().join(",");
-                rows.push([m.full_name.clone(), format!("{{{shown}}}"), format!("{value}"), String::new(), String::new(), String::new()]);
-                if let Some((hash, text)) = labels.iter().find_map(|(_, v)| sql.get(v.as_str()).map(|s| (v.clone(), *s))) {
+                let shown = labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}=\"{v}\""))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                rows.push([
+                    m.full_name.clone(),
+                    format!("{{{shown}}}"),
+                    format!("{value}"),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ]);
+                if let Some((hash, text)) =
+                    labels.iter().find_map(|(_, v)| sql.get(v.as_str()).map(|s| (v.clone(), *s)))
+                {
                     let text: String = text.chars().take(100).collect();
-                    queries.push([m.full_name.clone(), hash, format!("{value}"), text, String::new(), String::new()]);
+                    queries.push([
+                        m.full_name.clone(),
+                        hash,
+                        format!("{value}"),
+                        text,
+                        String::new(),
+                        String::new(),
+                    ]);
                 }
             }
         }
@@ -107,7 +152,8 @@ struct CertRow {
 }
 
 fn certificates(result: &StoredResult) -> Vec<CertRow> {
-    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let now =
+        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     result
         .outcome
         .families
@@ -126,7 +172,14 @@ fn label<'a>(row: &'a CertRow, name: &str) -> &'a str {
 }
 
 fn table(results: &[Arc<StoredResult>], warn_days: f64) -> String {
-    let mut rows = vec![["PROBE".to_string(), "TARGET".into(), "RESULT".into(), "STATUS".into(), "DURATION".into(), "REASON".into()]];
+    let mut rows = vec![[
+        "PROBE".to_string(),
+        "TARGET".into(),
+        "RESULT".into(),
+        "STATUS".into(),
+        "DURATION".into(),
+        "REASON".into(),
+    ]];
     for r in results {
         let o = &r.outcome;
         rows.push([
@@ -135,13 +188,23 @@ fn table(results: &[Arc<StoredResult>], warn_days: f64) -> String {
             if o.success { "ok".into() } else { "FAIL".into() },
             o.value("probe_http_status_code").map_or("-".into(), |s| format!("{s}")),
             format!("{:.3}s", o.duration.as_secs_f64()),
-            o.failure.as_ref().map_or(String::new(), |f| format!("{}: {}", f.reason.as_str(), f.message)),
+            o.failure
+                .as_ref()
+                .map_or(String::new(), |f| format!("{}: {}", f.reason.as_str(), f.message)),
         ]);
     }
     let mut out = align(&rows);
-    let certs: Vec<(&Arc<StoredResult>, CertRow)> = results.iter().flat_map(|r| certificates(r).into_iter().map(move |c| (r, c))).collect();
+    let certs: Vec<(&Arc<StoredResult>, CertRow)> =
+        results.iter().flat_map(|r| certificates(r).into_iter().map(move |c| (r, c))).collect();
     if !certs.is_empty() {
-        let mut rows = vec![["PROBE".to_string(), "CERTIFICATE".into(), "SOURCE".into(), "DAYS LEFT".into(), "".into(), "".into()]];
+        let mut rows = vec![[
+            "PROBE".to_string(),
+            "CERTIFICATE".into(),
+            "SOURCE".into(),
+            "DAYS LEFT".into(),
+            "".into(),
+            "".into(),
+        ]];
         for (r, c) in &certs {
             let source = match label(c, "source") {
                 "served" => format!("served #{}", label(c, "chain_position")),
@@ -155,13 +218,26 @@ fn table(results: &[Arc<StoredResult>], warn_days: f64) -> String {
             } else {
                 String::new()
             };
-            rows.push([r.name.clone(), label(c, "subject_cn").to_string(), source, format!("{:.1}", c.days_left), mark, String::new()]);
+            rows.push([
+                r.name.clone(),
+                label(c, "subject_cn").to_string(),
+                source,
+                format!("{:.1}", c.days_left),
+                mark,
+                String::new(),
+            ]);
         }
         out.push('\n');
         out.push_str(&align(&rows));
     }
     let failed = results.iter().filter(|r| !r.outcome.success).count();
-    let _ = writeln!(out, "\n{} probes, {} ok, {} failed", results.len(), results.len() - failed, failed);
+    let _ = writeln!(
+        out,
+        "\n{} probes, {} ok, {} failed",
+        results.len(),
+        results.len() - failed,
+        failed
+    );
     out
 }
 

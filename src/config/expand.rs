@@ -13,7 +13,10 @@ pub struct UnsetVariable {
     pub column: usize,
 }
 
-pub fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, UnsetVariable> {
+pub fn expand_env(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, UnsetVariable> {
     let mut out = String::with_capacity(text.len());
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
@@ -79,7 +82,9 @@ fn parse_reference(s: &str) -> Option<(&str, Option<&str>, usize)> {
     };
     let mut chars = name.chars();
     let first = chars.next()?;
-    if !(first.is_ascii_uppercase() || first == '_') || !chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
+    if !(first.is_ascii_uppercase() || first == '_')
+        || !chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    {
         return None;
     }
     Some((name, default, close + 2))
@@ -106,13 +111,16 @@ mod tests {
 
     #[test]
     fn expands_set_unset_and_default() {
-        let got = expand_env("a: ${HOST}\nb: ${NOPE:-dflt}\nc: ${EMPTY:-x}\nd: ${EMPTY}", env).unwrap();
+        let got =
+            expand_env("a: ${HOST}\nb: ${NOPE:-dflt}\nc: ${EMPTY:-x}\nd: ${EMPTY}", env).unwrap();
         assert_eq!(got, "a: example.org\nb: dflt\nc: x\nd: ");
     }
 
     #[test]
     fn leaves_regex_templates_and_escapes() {
-        let got = expand_env("send: \"HELO ${1} ${name}\"\nprice: $$5 $x\n# ${UNSET_IN_COMMENT}\n", env).unwrap();
+        let got =
+            expand_env("send: \"HELO ${1} ${name}\"\nprice: $$5 $x\n# ${UNSET_IN_COMMENT}\n", env)
+                .unwrap();
         assert_eq!(got, "send: \"HELO ${1} ${name}\"\nprice: $5 $x\n# ${UNSET_IN_COMMENT}\n");
     }
 

@@ -177,7 +177,8 @@ impl LogRulesFile {
         let mut names = HashSet::new();
         for s in &file.sources {
             if !names.insert(s.name.value.as_str()) {
-                return Err(source.error_at_span(&s.name, format!("duplicate source name {:?}", s.name.value)));
+                return Err(source
+                    .error_at_span(&s.name, format!("duplicate source name {:?}", s.name.value)));
             }
             if s.paths.is_empty() {
                 return Err(source.error_at_span(&s.name, "a source needs at least one path"));
@@ -187,25 +188,43 @@ impl LogRulesFile {
         for m in &file.metrics {
             // The family a name makes: a counter's `x_total` is family `x`, which clashes with
             // a gauge `x` or another counter `x_total`.
-            let family =
-                if m.kind == MetricKind::Counter { m.name.value.strip_suffix("_total").unwrap_or(&m.name.value) } else { &m.name.value };
+            let family = if m.kind == MetricKind::Counter {
+                m.name.value.strip_suffix("_total").unwrap_or(&m.name.value)
+            } else {
+                &m.name.value
+            };
             if ["probe_", "lookout_", "process_"].iter().any(|p| family.starts_with(p)) {
-                return Err(source.error_at_span(&m.name, "names starting with probe_, lookout_ or process_ are lookout's own"));
+                return Err(source.error_at_span(
+                    &m.name,
+                    "names starting with probe_, lookout_ or process_ are lookout's own",
+                ));
             }
             if !metric_names.insert(family.to_string()) {
-                return Err(source.error_at_span(&m.name, format!("metric {:?} clashes with another metric's name", m.name.value)));
+                return Err(source.error_at_span(
+                    &m.name,
+                    format!("metric {:?} clashes with another metric's name", m.name.value),
+                ));
             }
             if let (Some(e), MetricKind::Gauge) = (&m.exemplar, m.kind) {
-                return Err(source.error_at_span(e, "OpenMetrics allows exemplars on counters and histograms only"));
+                return Err(source.error_at_span(
+                    e,
+                    "OpenMetrics allows exemplars on counters and histograms only",
+                ));
             }
             if !names.contains(m.source.value.as_str()) {
-                return Err(source.error_at_span(&m.source, format!("unknown source {:?}", m.source.value)));
+                return Err(
+                    source.error_at_span(&m.source, format!("unknown source {:?}", m.source.value))
+                );
             }
             if !is_metric_name(&m.name.value) {
-                return Err(source.error_at_span(&m.name, format!("invalid metric name {:?}", m.name.value)));
+                return Err(source
+                    .error_at_span(&m.name, format!("invalid metric name {:?}", m.name.value)));
             }
             if m.kind != MetricKind::Counter && m.value.is_none() {
-                return Err(source.error_at_span(&m.name, "a gauge or histogram needs `value:` (the field it takes)"));
+                return Err(source.error_at_span(
+                    &m.name,
+                    "a gauge or histogram needs `value:` (the field it takes)",
+                ));
             }
             if let Some(buckets) = &m.buckets {
                 if m.kind != MetricKind::Histogram {
@@ -215,12 +234,15 @@ impl LogRulesFile {
                     || buckets.value.windows(2).any(|w| w[0] >= w[1])
                     || buckets.value.iter().any(|b| !b.is_finite())
                 {
-                    return Err(source.error_at_span(buckets, "buckets must be finite and strictly increasing"));
+                    return Err(source
+                        .error_at_span(buckets, "buckets must be finite and strictly increasing"));
                 }
             }
             for name in m.labels.keys() {
                 if !super::probes::is_label_name(name) || name == "le" {
-                    return Err(source.error_at_span(&m.name, format!("invalid label name {name:?}")));
+                    return Err(
+                        source.error_at_span(&m.name, format!("invalid label name {name:?}"))
+                    );
                 }
             }
             if m.max_series == Some(0) {

@@ -59,19 +59,25 @@ impl Source {
     }
 
     pub fn from_text(path: &Path, raw: &str) -> Result<Source, ConfigError> {
-        let text = expand::expand_env(raw, |name| std::env::var(name).ok()).map_err(|unset| ConfigError {
-            file: path.to_path_buf(),
-            line: unset.line as u64,
-            column: unset.column as u64,
-            key: String::new(),
-            message: format!("environment variable {} is not set and has no ${{{}:-default}}", unset.name, unset.name),
+        let text = expand::expand_env(raw, |name| std::env::var(name).ok()).map_err(|unset| {
+            ConfigError {
+                file: path.to_path_buf(),
+                line: unset.line as u64,
+                column: unset.column as u64,
+                key: String::new(),
+                message: format!(
+                    "environment variable {} is not set and has no ${{{}:-default}}",
+                    unset.name, unset.name
+                ),
+            }
         })?;
         Ok(Source { path: path.to_path_buf(), text })
     }
 
     pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, ConfigError> {
         if self.text.trim().is_empty() {
-            return serde_saphyr::from_str("{}").map_err(|e| self.error_at(0, 0, e.without_snippet().to_string()));
+            return serde_saphyr::from_str("{}")
+                .map_err(|e| self.error_at(0, 0, e.without_snippet().to_string()));
         }
         serde_saphyr::from_str(&self.text).map_err(|e| {
             let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
@@ -82,15 +88,30 @@ impl Source {
 
     /// An error at a 1-based line and column; the key path is read off the text there.
     pub fn error_at(&self, line: u64, column: u64, message: impl Into<String>) -> ConfigError {
-        ConfigError { file: self.path.clone(), line, column, key: key_path_at(&self.text, line as usize), message: message.into() }
+        ConfigError {
+            file: self.path.clone(),
+            line,
+            column,
+            key: key_path_at(&self.text, line as usize),
+            message: message.into(),
+        }
     }
 
     /// An error about a whole section, located at it but named by `key`.
-    pub fn error_in<T>(&self, key: &str, spanned: &serde_saphyr::Spanned<T>, message: impl Into<String>) -> ConfigError {
+    pub fn error_in<T>(
+        &self,
+        key: &str,
+        spanned: &serde_saphyr::Spanned<T>,
+        message: impl Into<String>,
+    ) -> ConfigError {
         ConfigError { key: key.to_string(), ..self.error_at_span(spanned, message) }
     }
 
-    pub fn error_at_span<T>(&self, spanned: &serde_saphyr::Spanned<T>, message: impl Into<String>) -> ConfigError {
+    pub fn error_at_span<T>(
+        &self,
+        spanned: &serde_saphyr::Spanned<T>,
+        message: impl Into<String>,
+    ) -> ConfigError {
         self.error_at(spanned.referenced.line(), spanned.referenced.column(), message)
     }
 }
@@ -174,7 +195,9 @@ impl<'a> Node<'a> {
         let indent = raw.len() - content.len();
         let item = content.strip_prefix("- ").or((content == "-").then_some(""));
         Some(match item {
-            Some(rest) => Node { indent, item_indent: Some(indent), key: mapping_key(rest.trim_start()) },
+            Some(rest) => {
+                Node { indent, item_indent: Some(indent), key: mapping_key(rest.trim_start()) }
+            }
             None => Node { indent, item_indent: None, key: mapping_key(content) },
         })
     }
@@ -234,9 +257,16 @@ mod tests {
         #[derive(serde::Deserialize, Debug)]
         #[allow(dead_code)]
         struct Doc {
-            modules: std::collections::BTreeMap<String, std::collections::BTreeMap<String, serde::de::IgnoredAny>>,
+            modules: std::collections::BTreeMap<
+                String,
+                std::collections::BTreeMap<String, serde::de::IgnoredAny>,
+            >,
         }
-        let src = Source::from_text(Path::new("p.yaml"), "a:\n  http:\n    method: GET\n    valid_status_codez: [1]\n").unwrap();
+        let src = Source::from_text(
+            Path::new("p.yaml"),
+            "a:\n  http:\n    method: GET\n    valid_status_codez: [1]\n",
+        )
+        .unwrap();
         #[derive(serde::Deserialize, Debug)]
         #[serde(deny_unknown_fields)]
         #[allow(dead_code)]
@@ -253,6 +283,9 @@ mod tests {
         assert_eq!(err.key, "a.http.valid_status_codez");
         assert!(err.message.contains("unknown field `valid_status_codez`"), "{}", err.message);
         let shown = err.to_string();
-        assert!(shown.starts_with("p.yaml:4:5: key 'a.http.valid_status_codez': unknown field"), "{shown}");
+        assert!(
+            shown.starts_with("p.yaml:4:5: key 'a.http.valid_status_codez': unknown field"),
+            "{shown}"
+        );
     }
 }

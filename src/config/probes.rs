@@ -5,7 +5,9 @@
 //! does not implement (icmp, dns, grpc) are kept by name so such a file still loads; they
 //! cannot be scheduled, and `/probe` answers them with a clear error.
 
-use super::values::{AnchoredPattern, ByteSize, BytesPattern, IpProtocol, Pattern, PromDuration, TlsVersion};
+use super::values::{
+    AnchoredPattern, ByteSize, BytesPattern, IpProtocol, Pattern, PromDuration, TlsVersion,
+};
 use super::{ConfigError, Source};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -320,18 +322,30 @@ impl ProbesFile {
                 return Err(source.error_at_span(&probe.name, "probe name must not be empty"));
             }
             if !names.insert(probe.name.value.as_str()) {
-                return Err(source.error_at_span(&probe.name, format!("duplicate probe name {:?}", probe.name.value)));
+                return Err(source.error_at_span(
+                    &probe.name,
+                    format!("duplicate probe name {:?}", probe.name.value),
+                ));
             }
             match self.modules.get(&probe.module.value) {
                 None => {
                     let known: Vec<&str> = self.modules.keys().map(String::as_str).collect();
-                    return Err(source
-                        .error_at_span(&probe.module, format!("unknown module {:?} (modules: {})", probe.module.value, known.join(", "))));
+                    return Err(source.error_at_span(
+                        &probe.module,
+                        format!(
+                            "unknown module {:?} (modules: {})",
+                            probe.module.value,
+                            known.join(", ")
+                        ),
+                    ));
                 }
                 Some(m) if m.kind() == ProberKind::Unsupported => {
                     return Err(source.error_at_span(
                         &probe.module,
-                        format!("module {:?} uses prober {:?}, which lookout does not implement", probe.module.value, m.prober.value),
+                        format!(
+                            "module {:?} uses prober {:?}, which lookout does not implement",
+                            probe.module.value, m.prober.value
+                        ),
                     ));
                 }
                 Some(_) => {}
@@ -367,7 +381,13 @@ pub fn is_label_name(name: &str) -> bool {
 impl Module {
     fn validate(&self, name: &str, source: &Source) -> Result<(), ConfigError> {
         let mismatch = |section: &str| {
-            source.error_at_span(&self.prober, format!("module {name:?} has a `{section}:` section but prober {:?}", self.prober.value))
+            source.error_at_span(
+                &self.prober,
+                format!(
+                    "module {name:?} has a `{section}:` section but prober {:?}",
+                    self.prober.value
+                ),
+            )
         };
         match self.kind() {
             ProberKind::Http => {
@@ -397,7 +417,10 @@ impl Module {
                     return Err(mismatch(if self.http.is_some() { "http" } else { "tcp" }));
                 }
                 if !matches!(self.prober.value.as_str(), "icmp" | "dns" | "grpc") {
-                    return Err(source.error_at_span(&self.prober, format!("unknown prober {:?} (http, tcp, file)", self.prober.value)));
+                    return Err(source.error_at_span(
+                        &self.prober,
+                        format!("unknown prober {:?} (http, tcp, file)", self.prober.value),
+                    ));
                 }
             }
         }
@@ -406,47 +429,72 @@ impl Module {
 }
 
 impl HttpModule {
-    fn validate(&self, source: &Source, section_error: &dyn Fn(String) -> ConfigError) -> Result<(), ConfigError> {
+    fn validate(
+        &self,
+        source: &Source,
+        section_error: &dyn Fn(String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
         for version in &self.valid_http_versions {
             if !matches!(version.value.as_str(), "HTTP/1.0" | "HTTP/1.1" | "HTTP/2.0" | "HTTP/2") {
-                return Err(
-                    source.error_at_span(version, format!("unknown HTTP version {:?} (HTTP/1.0, HTTP/1.1, HTTP/2.0)", version.value))
-                );
+                return Err(source.error_at_span(
+                    version,
+                    format!(
+                        "unknown HTTP version {:?} (HTTP/1.0, HTTP/1.1, HTTP/2.0)",
+                        version.value
+                    ),
+                ));
             }
         }
         if let Some(method) = &self.method {
             if http::Method::from_bytes(method.value.as_bytes()).is_err() {
-                return Err(source.error_at_span(method, format!("invalid HTTP method {:?}", method.value)));
+                return Err(
+                    source.error_at_span(method, format!("invalid HTTP method {:?}", method.value))
+                );
             }
         }
         for (header, value) in &self.headers {
-            if http::HeaderName::from_bytes(header.as_bytes()).is_err() || http::HeaderValue::from_str(value).is_err() {
+            if http::HeaderName::from_bytes(header.as_bytes()).is_err()
+                || http::HeaderValue::from_str(value).is_err()
+            {
                 return Err(section_error(format!("invalid header {header:?}: {value:?}")));
             }
         }
-        let auth_kinds =
-            [self.basic_auth.is_some(), self.bearer_token.is_some() || self.bearer_token_file.is_some(), self.authorization.is_some()];
-        if auth_kinds.iter().filter(|k| **k).count() > 1 || (self.bearer_token.is_some() && self.bearer_token_file.is_some()) {
+        let auth_kinds = [
+            self.basic_auth.is_some(),
+            self.bearer_token.is_some() || self.bearer_token_file.is_some(),
+            self.authorization.is_some(),
+        ];
+        if auth_kinds.iter().filter(|k| **k).count() > 1
+            || (self.bearer_token.is_some() && self.bearer_token_file.is_some())
+        {
             return Err(section_error(
                 "at most one of basic_auth, bearer_token, bearer_token_file and authorization may be set".to_string(),
             ));
         }
         if let Some(auth) = &self.basic_auth {
             if auth.password.is_some() && auth.password_file.is_some() {
-                return Err(section_error("basic_auth: at most one of password and password_file may be set".to_string()));
+                return Err(section_error(
+                    "basic_auth: at most one of password and password_file may be set".to_string(),
+                ));
             }
         }
         if let Some(auth) = &self.authorization {
             if auth.credentials.is_some() && auth.credentials_file.is_some() {
-                return Err(section_error("authorization: at most one of credentials and credentials_file may be set".to_string()));
+                return Err(section_error(
+                    "authorization: at most one of credentials and credentials_file may be set"
+                        .to_string(),
+                ));
             }
             if auth.kind.eq_ignore_ascii_case("basic") {
-                return Err(section_error("authorization: type Basic is set with basic_auth instead".to_string()));
+                return Err(section_error(
+                    "authorization: type Basic is set with basic_auth instead".to_string(),
+                ));
             }
         }
-        if let (Some(compression), Some((_, accept))) =
-            (self.compression, self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("accept-encoding")))
-        {
+        if let (Some(compression), Some((_, accept))) = (
+            self.compression,
+            self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("accept-encoding")),
+        ) {
             if !accept.to_ascii_lowercase().contains(compression.token()) {
                 return Err(section_error(format!(
                     "compression {:?} conflicts with the Accept-Encoding header {accept:?}",
@@ -457,7 +505,12 @@ impl HttpModule {
         if let Some(proxy) = &self.proxy_url {
             match proxy.value.parse::<http::Uri>() {
                 Ok(uri) if uri.scheme_str() == Some("http") && uri.host().is_some() => {}
-                _ => return Err(source.error_at_span(proxy, format!("proxy_url {:?} must be http://host:port", proxy.value))),
+                _ => {
+                    return Err(source.error_at_span(
+                        proxy,
+                        format!("proxy_url {:?} must be http://host:port", proxy.value),
+                    ))
+                }
             }
         }
         self.tls_config.validate(source)

@@ -12,7 +12,8 @@ pub struct PromDuration(pub Duration);
 
 impl PromDuration {
     pub fn parse(text: &str) -> Result<PromDuration, String> {
-        let invalid = || format!("invalid duration {text:?} (expected e.g. 500ms, 30s, 1m30s, 30d)");
+        let invalid =
+            || format!("invalid duration {text:?} (expected e.g. 500ms, 30s, 1m30s, 30d)");
         if text == "0" {
             return Ok(PromDuration(Duration::ZERO));
         }
@@ -39,7 +40,10 @@ impl PromDuration {
                 "y" => 31_536_000_000,
                 _ => return Err(invalid()),
             };
-            total_ms = number.checked_mul(unit_ms).and_then(|v| v.checked_add(total_ms)).ok_or_else(invalid)?;
+            total_ms = number
+                .checked_mul(unit_ms)
+                .and_then(|v| v.checked_add(total_ms))
+                .ok_or_else(invalid)?;
             rest = &rest[unit_len..];
         }
         let ms = u64::try_from(total_ms).map_err(|_| invalid())?;
@@ -82,16 +86,24 @@ impl<'de> Deserialize<'de> for ByteSize {
             Raw::Text(t) => t,
         };
         let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-        let number: u64 =
-            text[..split].parse().map_err(|_| D::Error::custom(format!("invalid size {text:?} (expected e.g. 1048576, 512KB, 10MiB)")))?;
+        let number: u64 = text[..split].parse().map_err(|_| {
+            D::Error::custom(format!("invalid size {text:?} (expected e.g. 1048576, 512KB, 10MiB)"))
+        })?;
         let factor: u64 = match text[split..].trim() {
             "" | "B" => 1,
             "KB" | "KiB" | "K" => 1 << 10,
             "MB" | "MiB" | "M" => 1 << 20,
             "GB" | "GiB" | "G" => 1 << 30,
-            unit => return Err(D::Error::custom(format!("invalid size unit {unit:?} in {text:?} (B, KB, MB, GB)"))),
+            unit => {
+                return Err(D::Error::custom(format!(
+                    "invalid size unit {unit:?} in {text:?} (B, KB, MB, GB)"
+                )))
+            }
         };
-        number.checked_mul(factor).map(ByteSize).ok_or_else(|| D::Error::custom(format!("size {text:?} is too large")))
+        number
+            .checked_mul(factor)
+            .map(ByteSize)
+            .ok_or_else(|| D::Error::custom(format!("size {text:?} is too large")))
     }
 }
 
@@ -102,7 +114,9 @@ pub struct Pattern(pub regex::Regex);
 impl<'de> Deserialize<'de> for Pattern {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        regex::Regex::new(&text).map(Pattern).map_err(|e| D::Error::custom(format!("invalid regexp: {e}")))
+        regex::Regex::new(&text)
+            .map(Pattern)
+            .map_err(|e| D::Error::custom(format!("invalid regexp: {e}")))
     }
 }
 
@@ -113,7 +127,9 @@ pub struct BytesPattern(pub regex::bytes::Regex);
 impl<'de> Deserialize<'de> for BytesPattern {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        regex::bytes::Regex::new(&text).map(BytesPattern).map_err(|e| D::Error::custom(format!("invalid regexp: {e}")))
+        regex::bytes::Regex::new(&text)
+            .map(BytesPattern)
+            .map_err(|e| D::Error::custom(format!("invalid regexp: {e}")))
     }
 }
 
@@ -124,7 +140,9 @@ pub struct AnchoredPattern(pub regex::Regex);
 impl<'de> Deserialize<'de> for AnchoredPattern {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        regex::Regex::new(&format!("^(?:{text})$")).map(AnchoredPattern).map_err(|e| D::Error::custom(format!("invalid regexp: {e}")))
+        regex::Regex::new(&format!("^(?:{text})$"))
+            .map(AnchoredPattern)
+            .map_err(|e| D::Error::custom(format!("invalid regexp: {e}")))
     }
 }
 

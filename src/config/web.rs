@@ -56,8 +56,14 @@ impl WebConfigFile {
                 (ClientAuth::NoClientCert, Some(ca), _) => {
                     return Err(source.error_at_span(ca, "client_ca_file is set but client_auth_type does not verify client certificates"));
                 }
-                (ClientAuth::VerifyClientCertIfGiven | ClientAuth::RequireAndVerifyClientCert, None, Some(a)) => {
-                    return Err(source.error_at_span(a, "this client_auth_type needs client_ca_file"));
+                (
+                    ClientAuth::VerifyClientCertIfGiven | ClientAuth::RequireAndVerifyClientCert,
+                    None,
+                    Some(a),
+                ) => {
+                    return Err(
+                        source.error_at_span(a, "this client_auth_type needs client_ca_file")
+                    );
                 }
                 _ => {}
             }

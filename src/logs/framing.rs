@@ -155,7 +155,9 @@ mod tests {
         let mut splitter = LineSplitter::new(max);
         let mut lines = Vec::new();
         for chunk in chunks {
-            splitter.push(chunk, &mut |l, raw| lines.push((String::from_utf8_lossy(l).into_owned(), raw)));
+            splitter.push(chunk, &mut |l, raw| {
+                lines.push((String::from_utf8_lossy(l).into_owned(), raw))
+            });
         }
         (lines, splitter.pending(), splitter.cut_lines)
     }
@@ -170,7 +172,8 @@ mod tests {
     #[test]
     fn long_lines_are_cut_and_counted_with_bounded_memory() {
         let long = vec![b'x'; 10_000];
-        let (lines, pending, cut) = split(16, &[&long[..5000], &long[5000..], b"\nshort\n", &long, b"\n"]);
+        let (lines, pending, cut) =
+            split(16, &[&long[..5000], &long[5000..], b"\nshort\n", &long, b"\n"]);
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[0], ("x".repeat(16), 10_001));
         assert_eq!(lines[1], ("short".to_string(), 6));

@@ -12,7 +12,9 @@ pub mod rules;
 pub mod sql;
 pub mod tailer;
 
-use crate::config::log_rules::{LogFormat, LogRulesFile, SourceSpec, DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_QUERIES};
+use crate::config::log_rules::{
+    LogFormat, LogRulesFile, SourceSpec, DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_QUERIES,
+};
 use crate::config::{ConfigError, Source};
 use crate::metrics::exposition::{Family, Name};
 use parse::{Parsed, Parser};
@@ -79,9 +81,15 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn compile(spec: &SourceSpec, file: &LogRulesFile, source: &Source) -> Result<Pipeline, ConfigError> {
+    pub fn compile(
+        spec: &SourceSpec,
+        file: &LogRulesFile,
+        source: &Source,
+    ) -> Result<Pipeline, ConfigError> {
         let format = spec.format.value;
-        let needs = |what: &str| source.error_at_span(&spec.format, format!("format {format:?} needs `{what}:`"));
+        let needs = |what: &str| {
+            source.error_at_span(&spec.format, format!("format {format:?} needs `{what}:`"))
+        };
         let parser = match format {
             LogFormat::Nginx => {
                 let text = spec.log_format.as_ref().map_or("combined", |f| f.value.as_str());
@@ -93,14 +101,20 @@ impl Pipeline {
                 Parser::Nginx(parse::nginx::NginxFormat::compile(&compiled).map_err(at)?)
             }
             LogFormat::Spring => match &spec.pattern {
-                Some(p) => Parser::Spring(parse::spring::SpringFormat::logback(&p.value).map_err(|e| source.error_at_span(p, e))?),
+                Some(p) => Parser::Spring(
+                    parse::spring::SpringFormat::logback(&p.value)
+                        .map_err(|e| source.error_at_span(p, e))?,
+                ),
                 None => Parser::Spring(parse::spring::SpringFormat::auto()),
             },
             LogFormat::Regex => {
                 let text = spec.regex.as_ref().ok_or_else(|| needs("regex"))?;
-                let regex = Regex::new(&text.value).map_err(|e| source.error_at_span(text, format!("invalid regexp: {e}")))?;
+                let regex = Regex::new(&text.value)
+                    .map_err(|e| source.error_at_span(text, format!("invalid regexp: {e}")))?;
                 if regex.capture_names().flatten().next().is_none() {
-                    return Err(source.error_at_span(text, "the regex has no named capture (?P<name>…)"));
+                    return Err(
+                        source.error_at_span(text, "the regex has no named capture (?P<name>…)")
+                    );
                 }
                 Parser::Regex(regex)
             }
@@ -110,30 +124,50 @@ impl Pipeline {
         let mut schema = Schema::new(parser.fields());
         let multiline = match (&spec.multiline, format) {
             (Some(m), _) => Some(m.start.0.clone()),
-            (None, LogFormat::Spring) => Some(Regex::new(parse::spring::RECORD_START).expect("static regex")),
+            (None, LogFormat::Spring) => {
+                Some(Regex::new(parse::spring::RECORD_START).expect("static regex"))
+            }
             (None, _) => None,
         };
-        let resolve =
-            |name: &serde_saphyr::Spanned<String>, schema: &mut Schema| -> Result<usize, ConfigError> {
-                match schema.index(&name.value) {
-                    Some(i) => Ok(i),
-                    None if open => Ok(schema.add(&name.value)),
-                    None => Err(source
-                        .error_at_span(name, format!("unknown field {:?}; this source has: {}", name.value, schema.names().join(", ")))),
-                }
-            };
+        let resolve = |name: &serde_saphyr::Spanned<String>,
+                       schema: &mut Schema|
+         -> Result<usize, ConfigError> {
+            match schema.index(&name.value) {
+                Some(i) => Ok(i),
+                None if open => Ok(schema.add(&name.value)),
+                None => Err(source.error_at_span(
+                    name,
+                    format!(
+                        "unknown field {:?}; this source has: {}",
+                        name.value,
+                        schema.names().join(", ")
+                    ),
+                )),
+            }
+        };
         let mut extracts = Vec::new();
         for e in &spec.extract {
             let field = resolve(&e.field, &mut schema)?;
-            let regex = Regex::new(&e.regex.value).map_err(|err| source.error_at_span(&e.regex, format!("invalid regexp: {err}")))?;
-            let targets = regex.capture_names().enumerate().filter_map(|(g, n)| n.map(|n| (g, schema.add(n)))).collect::<Vec<_>>();
+            let regex = Regex::new(&e.regex.value)
+                .map_err(|err| source.error_at_span(&e.regex, format!("invalid regexp: {err}")))?;
+            let targets = regex
+                .capture_names()
+                .enumerate()
+                .filter_map(|(g, n)| n.map(|n| (g, schema.add(n))))
+                .collect::<Vec<_>>();
             if targets.is_empty() {
-                return Err(source.error_at_span(&e.regex, "the regex has no named capture (?P<name>…)"));
+                return Err(
+                    source.error_at_span(&e.regex, "the regex has no named capture (?P<name>…)")
+                );
             }
             extracts.push(Extract { field, regex, targets });
         }
         let sql = match &spec.sql_fingerprint {
-            Some(field) => Some((resolve(field, &mut schema)?, schema.add("sql_normalized"), schema.add("sql_hash"))),
+            Some(field) => Some((
+                resolve(field, &mut schema)?,
+                schema.add("sql_normalized"),
+                schema.add("sql_hash"),
+            )),
             None => None,
         };
         let queries = match &spec.queries {
@@ -154,7 +188,9 @@ impl Pipeline {
             patterns: spec.paths.clone(),
             start_at: spec.start_at,
             max_line_bytes: spec.max_line_bytes.unwrap_or(DEFAULT_MAX_LINE_BYTES).max(64),
-            poll_interval: spec.poll_interval.map_or(DEFAULT_POLL, |p| p.0.max(Duration::from_millis(10))),
+            poll_interval: spec
+                .poll_interval
+                .map_or(DEFAULT_POLL, |p| p.0.max(Duration::from_millis(10))),
             multiline,
             parser,
             schema,
@@ -173,7 +209,14 @@ impl Pipeline {
     }
 
     pub fn tailer(&self, positions: Option<Arc<Positions>>) -> Tailer {
-        Tailer::new(&self.name, self.patterns.clone(), self.start_at, self.max_line_bytes, self.multiline.clone(), positions)
+        Tailer::new(
+            &self.name,
+            self.patterns.clone(),
+            self.start_at,
+            self.max_line_bytes,
+            self.multiline.clone(),
+            positions,
+        )
     }
 
     /// Runs one record through the parser, the field extractors and every metric.
@@ -193,13 +236,21 @@ impl Pipeline {
         for e in &self.extracts {
             let found: Vec<(usize, Cow<str>)> = match &values[e.field] {
                 Some(Cow::Borrowed(text)) => match e.regex.captures(text) {
-                    Some(caps) => e.targets.iter().filter_map(|(g, f)| caps.get(*g).map(|m| (*f, Cow::Borrowed(m.as_str())))).collect(),
+                    Some(caps) => e
+                        .targets
+                        .iter()
+                        .filter_map(|(g, f)| caps.get(*g).map(|m| (*f, Cow::Borrowed(m.as_str()))))
+                        .collect(),
                     None => Vec::new(),
                 },
                 Some(Cow::Owned(text)) => match e.regex.captures(text) {
-                    Some(caps) => {
-                        e.targets.iter().filter_map(|(g, f)| caps.get(*g).map(|m| (*f, Cow::Owned(m.as_str().to_string())))).collect()
-                    }
+                    Some(caps) => e
+                        .targets
+                        .iter()
+                        .filter_map(|(g, f)| {
+                            caps.get(*g).map(|m| (*f, Cow::Owned(m.as_str().to_string())))
+                        })
+                        .collect(),
                     None => Vec::new(),
                 },
                 None => Vec::new(),
@@ -216,7 +267,9 @@ impl Pipeline {
             }
         }
         if let Some(index) = &mut self.queries {
-            if let (Some(hash), Some(text)) = (values[index.hash].as_deref(), values[index.sql].as_deref()) {
+            if let (Some(hash), Some(text)) =
+                (values[index.hash].as_deref(), values[index.sql].as_deref())
+            {
                 if !index.entries.contains_key(hash) {
                     if index.entries.len() < index.max {
                         index.entries.insert(hash.to_string(), text.to_string());
@@ -237,7 +290,8 @@ impl Pipeline {
         const WINDOW: Duration = Duration::from_secs(5);
         match self.rate_window {
             Some((start, lines)) if now.duration_since(start) >= WINDOW => {
-                self.lines_per_second = (self.tail.lines - lines) as f64 / now.duration_since(start).as_secs_f64();
+                self.lines_per_second =
+                    (self.tail.lines - lines) as f64 / now.duration_since(start).as_secs_f64();
                 self.rate_window = Some((now, self.tail.lines));
             }
             Some(_) => {}
@@ -290,15 +344,23 @@ impl Pipeline {
             Family::gauge("lookout_log_files", "Files being read").with(source(), self.files as f64),
         ];
         if let Some(at) = self.last_record {
-            let seconds = at.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+            let seconds =
+                at.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
             families.push(
-                Family::gauge("lookout_log_last_record_timestamp_seconds", "When the source last produced a record")
-                    .with(source(), seconds),
+                Family::gauge(
+                    "lookout_log_last_record_timestamp_seconds",
+                    "When the source last produced a record",
+                )
+                .with(source(), seconds),
             );
         }
-        let mut matched = Family::counter("lookout_log_rule_matches", "Records a rule counted, by metric");
+        let mut matched =
+            Family::counter("lookout_log_rule_matches", "Records a rule counted, by metric");
         let mut series = Family::gauge("lookout_log_series", "Series a rule holds, by metric");
-        let mut dropped = Family::counter("lookout_log_series_dropped", "Updates refused because the metric reached max_series, by metric");
+        let mut dropped = Family::counter(
+            "lookout_log_series_dropped",
+            "Updates refused because the metric reached max_series, by metric",
+        );
         for m in &self.metrics {
             let metric = with("metric", &m.full_name);
             matched = matched.with(metric.clone(), m.matched as f64);
@@ -308,12 +370,18 @@ impl Pipeline {
         families.extend([matched, series, dropped]);
         if let Some(q) = &self.queries {
             families.push(
-                Family::gauge("lookout_log_queries_indexed", "Query hashes with their SQL kept for /queries")
-                    .with(source(), q.entries.len() as f64),
+                Family::gauge(
+                    "lookout_log_queries_indexed",
+                    "Query hashes with their SQL kept for /queries",
+                )
+                .with(source(), q.entries.len() as f64),
             );
             families.push(
-                Family::counter("lookout_log_queries_dropped", "Query hashes not kept because the index was full")
-                    .with(source(), q.dropped as f64),
+                Family::counter(
+                    "lookout_log_queries_dropped",
+                    "Query hashes not kept because the index was full",
+                )
+                .with(source(), q.dropped as f64),
             );
         }
         families
@@ -346,11 +414,13 @@ pub struct LogRuntime {
 impl LogRuntime {
     pub fn start(pipelines: Vec<Pipeline>, positions: Option<Arc<Positions>>) -> LogRuntime {
         let stop = Arc::new(AtomicBool::new(false));
-        let pipelines: Vec<Arc<Mutex<Pipeline>>> = pipelines.into_iter().map(|p| Arc::new(Mutex::new(p))).collect();
+        let pipelines: Vec<Arc<Mutex<Pipeline>>> =
+            pipelines.into_iter().map(|p| Arc::new(Mutex::new(p))).collect();
         let threads = pipelines
             .iter()
             .map(|pipeline| {
-                let (pipeline, stop, positions) = (pipeline.clone(), stop.clone(), positions.clone());
+                let (pipeline, stop, positions) =
+                    (pipeline.clone(), stop.clone(), positions.clone());
                 let name = pipeline.lock().expect("pipeline lock").name.clone();
                 std::thread::Builder::new()
                     .name(format!("tail-{name}"))
@@ -385,7 +455,11 @@ impl LogRuntime {
                     files: p.files,
                     lines_per_second: p.lines_per_second,
                     last_record_age: p.last_record.and_then(|t| t.elapsed().ok()),
-                    unmatched_share: if total == 0 { 0.0 } else { (r.unmatched + r.errors) as f64 / total as f64 },
+                    unmatched_share: if total == 0 {
+                        0.0
+                    } else {
+                        (r.unmatched + r.errors) as f64 / total as f64
+                    },
                     lag_bytes: p.lag_bytes,
                 }
             })
@@ -446,7 +520,14 @@ fn follow(pipeline: &Mutex<Pipeline>, stop: &AtomicBool, positions: Option<Arc<P
 
 /// Reads files from start to end through a pipeline (replay, `--once`, rule tests).
 pub fn read_files(pipeline: &mut Pipeline, paths: Vec<String>) {
-    let mut tailer = Tailer::new(&pipeline.name, paths, pipeline.start_at, pipeline.max_line_bytes, pipeline.multiline.clone(), None);
+    let mut tailer = Tailer::new(
+        &pipeline.name,
+        paths,
+        pipeline.start_at,
+        pipeline.max_line_bytes,
+        pipeline.multiline.clone(),
+        None,
+    );
     let now = Instant::now();
     tailer.read_to_end(&mut |record| pipeline.process(record, now));
     pipeline.tail = tailer.stats;

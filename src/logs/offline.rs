@@ -73,7 +73,10 @@ struct Expected {
 }
 
 /// Runs the tests; returns the report and whether all passed.
-pub fn test_rules(tests_path: &Path, default_rules: Option<&Path>) -> Result<(String, bool), String> {
+pub fn test_rules(
+    tests_path: &Path,
+    default_rules: Option<&Path>,
+) -> Result<(String, bool), String> {
     let source = Source::read(tests_path).map_err(|e| e.to_string())?;
     let file: TestFile = source.parse().map_err(|e| e.to_string())?;
     let rules: PathBuf = match (&file.rule_file, default_rules) {
@@ -94,7 +97,9 @@ pub fn test_rules(tests_path: &Path, default_rules: Option<&Path>) -> Result<(St
             match actual.get(&key) {
                 Some(v) if (v - e.value).abs() <= 1e-9 * e.value.abs().max(1.0) => {}
                 Some(v) => problems.push(format!("{}: expected {}, got {v}", e.series, e.value)),
-                None => problems.push(format!("{}: expected {}, series missing", e.series, e.value)),
+                None => {
+                    problems.push(format!("{}: expected {}, series missing", e.series, e.value))
+                }
             }
         }
         for a in &test.absent {
@@ -132,7 +137,9 @@ fn feed(pipeline: &mut Pipeline, text: &str) {
     if !data.ends_with(b"\n") {
         data.push(b'\n');
     }
-    splitter.push(&data, &mut |line, raw| framer.push(&String::from_utf8_lossy(line), raw, &mut |r| records.push(r.to_string())));
+    splitter.push(&data, &mut |line, raw| {
+        framer.push(&String::from_utf8_lossy(line), raw, &mut |r| records.push(r.to_string()))
+    });
     framer.flush(&mut |r| records.push(r.to_string()));
     for r in records {
         pipeline.process(&r, now);

@@ -56,7 +56,9 @@ fn hash_prefix(file: &File, len: usize) -> Option<u64> {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    bytes
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -91,8 +93,8 @@ impl Positions {
     pub fn load(path: &Path) -> Result<Positions, String> {
         let entries: HashMap<(String, u64, u64), Entry> = match std::fs::read(path) {
             Ok(bytes) => {
-                let parsed: FileFormat =
-                    serde_json::from_slice(&bytes).map_err(|e| format!("{}: not a positions file: {e}", path.display()))?;
+                let parsed: FileFormat = serde_json::from_slice(&bytes)
+                    .map_err(|e| format!("{}: not a positions file: {e}", path.display()))?;
                 parsed.files.into_iter().map(|e| ((e.source.clone(), e.dev, e.ino), e)).collect()
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
@@ -117,13 +119,16 @@ impl Positions {
     pub fn lookup(&self, source: &str, identity: &Identity, file: &mut File) -> Option<u64> {
         let entries = self.entries.lock().expect("positions lock");
         let entry = entries.get(&(source.to_string(), identity.dev, identity.ino))?;
-        (hash_prefix(file, entry.fingerprint_len as usize) == Some(entry.fingerprint)).then_some(entry.offset)
+        (hash_prefix(file, entry.fingerprint_len as usize) == Some(entry.fingerprint))
+            .then_some(entry.offset)
     }
 
     pub fn record(&self, source: &str, path: &Path, identity: &Identity, offset: u64) {
         let mut entries = self.entries.lock().expect("positions lock");
         let key = (source.to_string(), identity.dev, identity.ino);
-        let changed = entries.get(&key).is_none_or(|e| e.offset != offset || e.fingerprint != identity.fingerprint);
+        let changed = entries
+            .get(&key)
+            .is_none_or(|e| e.offset != offset || e.fingerprint != identity.fingerprint);
         if changed {
             let entry = Entry {
                 source: source.to_string(),
@@ -140,7 +145,13 @@ impl Positions {
     }
 
     pub fn forget(&self, source: &str, identity: &Identity) {
-        if self.entries.lock().expect("positions lock").remove(&(source.to_string(), identity.dev, identity.ino)).is_some() {
+        if self
+            .entries
+            .lock()
+            .expect("positions lock")
+            .remove(&(source.to_string(), identity.dev, identity.ino))
+            .is_some()
+        {
             self.dirty.store(true, Ordering::Release);
         }
     }
@@ -151,7 +162,8 @@ impl Positions {
         if !self.dirty.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
-        let mut files: Vec<Entry> = self.entries.lock().expect("positions lock").values().cloned().collect();
+        let mut files: Vec<Entry> =
+            self.entries.lock().expect("positions lock").values().cloned().collect();
         files.sort_by(|a, b| (&a.source, &a.path).cmp(&(&b.source, &b.path)));
         let text = serde_json::to_vec_pretty(&FileFormat { version: 1, files })?;
         let tmp = self.path.with_extension("tmp");

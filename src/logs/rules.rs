@@ -60,7 +60,9 @@ impl Condition {
                 equal == (self.op == Op::Eq)
             }
             Op::Lt | Op::Le | Op::Gt | Op::Ge => {
-                let (Some(a), Some(b)) = (value.and_then(number), self.number) else { return false };
+                let (Some(a), Some(b)) = (value.and_then(number), self.number) else {
+                    return false;
+                };
                 match self.op {
                     Op::Lt => a < b,
                     Op::Le => a <= b,
@@ -82,7 +84,8 @@ impl Condition {
     /// `FIELD OP VALUE`; VALUE may be quoted; `in`/`not in` take `[a, b]`.
     fn parse(text: &str, schema: &mut Schema, open_schema: bool) -> Result<Condition, String> {
         let text = text.trim();
-        let (field, rest) = text.split_once(char::is_whitespace).ok_or("expected `FIELD OP VALUE`")?;
+        let (field, rest) =
+            text.split_once(char::is_whitespace).ok_or("expected `FIELD OP VALUE`")?;
         let rest = rest.trim_start();
         let ops = [
             ("not in ", Op::NotIn),
@@ -99,16 +102,37 @@ impl Condition {
         let (op, value) = ops
             .iter()
             .find_map(|(word, op)| rest.strip_prefix(word).map(|v| (*op, v.trim())))
-            .ok_or_else(|| format!("unknown operator in {text:?} (==, !=, <, <=, >, >=, =~, !~, in, not in)"))?;
+            .ok_or_else(|| {
+                format!("unknown operator in {text:?} (==, !=, <, <=, >, >=, =~, !~, in, not in)")
+            })?;
         let field = resolve(field, schema, open_schema)?;
         let unquoted = unquote(value);
-        let mut condition = Condition { field, op, text: unquoted.to_string(), number: number(unquoted), regex: None, list: Vec::new() };
+        let mut condition = Condition {
+            field,
+            op,
+            text: unquoted.to_string(),
+            number: number(unquoted),
+            regex: None,
+            list: Vec::new(),
+        };
         match op {
-            Op::Lt | Op::Le | Op::Gt | Op::Ge if condition.number.is_none() => return Err(format!("{value:?} is not a number")),
-            Op::Matches | Op::NotMatches => condition.regex = Some(Regex::new(unquoted).map_err(|e| format!("invalid regexp: {e}"))?),
+            Op::Lt | Op::Le | Op::Gt | Op::Ge if condition.number.is_none() => {
+                return Err(format!("{value:?} is not a number"))
+            }
+            Op::Matches | Op::NotMatches => {
+                condition.regex =
+                    Some(Regex::new(unquoted).map_err(|e| format!("invalid regexp: {e}"))?)
+            }
             Op::In | Op::NotIn => {
-                let inner = value.strip_prefix('[').and_then(|v| v.strip_suffix(']')).ok_or("`in` takes a list: [a, b]")?;
-                condition.list = inner.split(',').map(|item| unquote(item.trim()).to_string()).filter(|i| !i.is_empty()).collect();
+                let inner = value
+                    .strip_prefix('[')
+                    .and_then(|v| v.strip_suffix(']'))
+                    .ok_or("`in` takes a list: [a, b]")?;
+                condition.list = inner
+                    .split(',')
+                    .map(|item| unquote(item.trim()).to_string())
+                    .filter(|i| !i.is_empty())
+                    .collect();
             }
             _ => {}
         }
@@ -129,7 +153,9 @@ fn resolve(field: &str, schema: &mut Schema, open_schema: bool) -> Result<usize,
     match schema.index(field) {
         Some(i) => Ok(i),
         None if open_schema => Ok(schema.add(field)),
-        None => Err(format!("unknown field {field:?}; this source has: {}", schema.names().join(", "))),
+        None => {
+            Err(format!("unknown field {field:?}; this source has: {}", schema.names().join(", ")))
+        }
     }
 }
 
@@ -169,9 +195,13 @@ impl LabelRule {
         for (template, text) in self.templates.iter().zip(&self.template_text) {
             let fits = if template.last().is_some_and(|s| s == "*") {
                 segments.len() >= template.len() - 1
-                    && template[..template.len() - 1].iter().zip(&segments).all(|(t, s)| segment_fits(t, s))
+                    && template[..template.len() - 1]
+                        .iter()
+                        .zip(&segments)
+                        .all(|(t, s)| segment_fits(t, s))
             } else {
-                template.len() == segments.len() && template.iter().zip(&segments).all(|(t, s)| segment_fits(t, s))
+                template.len() == segments.len()
+                    && template.iter().zip(&segments).all(|(t, s)| segment_fits(t, s))
             };
             if fits {
                 return text;
@@ -220,52 +250,80 @@ pub struct Metric {
 }
 
 impl Metric {
-    pub fn compile(spec: &MetricSpec, schema: &mut Schema, open_schema: bool, source: &Source) -> Result<Metric, ConfigError> {
+    pub fn compile(
+        spec: &MetricSpec,
+        schema: &mut Schema,
+        open_schema: bool,
+        source: &Source,
+    ) -> Result<Metric, ConfigError> {
         let mut conditions = Vec::new();
         for when in &spec.when {
-            conditions.push(Condition::parse(&when.value, schema, open_schema).map_err(|e| source.error_at_span(when, e))?);
+            conditions.push(
+                Condition::parse(&when.value, schema, open_schema)
+                    .map_err(|e| source.error_at_span(when, e))?,
+            );
         }
         let mut labels = Vec::new();
         for (name, label) in &spec.labels {
             let (field, map, templates, allowed) = match &label.value {
                 LabelSpec::Field(field) => (field.clone(), None, Vec::new(), Vec::new()),
-                LabelSpec::Full(m) => (m.field.clone().unwrap_or_else(|| name.clone()), m.map, m.templates.clone(), m.allowed.clone()),
+                LabelSpec::Full(m) => (
+                    m.field.clone().unwrap_or_else(|| name.clone()),
+                    m.map,
+                    m.templates.clone(),
+                    m.allowed.clone(),
+                ),
             };
             if map == Some(LabelMap::PathTemplate) && templates.is_empty() {
                 return Err(source.error_at_span(label, "map: path_template needs `templates:`"));
             }
-            let field = resolve(&field, schema, open_schema).map_err(|e| source.error_at_span(label, e))?;
+            let field =
+                resolve(&field, schema, open_schema).map_err(|e| source.error_at_span(label, e))?;
             labels.push(LabelRule {
                 name: name.clone(),
                 field,
                 map,
-                templates: templates.iter().map(|t| t.split('/').map(str::to_string).collect()).collect(),
+                templates: templates
+                    .iter()
+                    .map(|t| t.split('/').map(str::to_string).collect())
+                    .collect(),
                 template_text: templates,
                 allowed,
             });
         }
         let value = match &spec.value {
-            Some(v) => Some(resolve(&v.value, schema, open_schema).map_err(|e| source.error_at_span(v, e))?),
+            Some(v) => Some(
+                resolve(&v.value, schema, open_schema).map_err(|e| source.error_at_span(v, e))?,
+            ),
             None => None,
         };
         let exemplar = match &spec.exemplar {
-            Some(v) => Some(resolve(&v.value, schema, open_schema).map_err(|e| source.error_at_span(v, e))?),
+            Some(v) => Some(
+                resolve(&v.value, schema, open_schema).map_err(|e| source.error_at_span(v, e))?,
+            ),
             None => None,
         };
         let name = match spec.kind {
-            MetricKind::Counter => spec.name.value.strip_suffix("_total").unwrap_or(&spec.name.value).to_string(),
+            MetricKind::Counter => {
+                spec.name.value.strip_suffix("_total").unwrap_or(&spec.name.value).to_string()
+            }
             _ => spec.name.value.clone(),
         };
         Ok(Metric {
             name,
             full_name: spec.name.value.clone(),
-            help: spec.help.clone().unwrap_or_else(|| format!("{} from log source {}", spec.name.value, spec.source.value)),
+            help: spec.help.clone().unwrap_or_else(|| {
+                format!("{} from log source {}", spec.name.value, spec.source.value)
+            }),
             kind: spec.kind,
             conditions,
             labels,
             value,
             scale: spec.scale.unwrap_or(1.0),
-            buckets: spec.buckets.as_ref().map_or_else(|| DEFAULT_BUCKETS.to_vec(), |b| b.value.clone()),
+            buckets: spec
+                .buckets
+                .as_ref()
+                .map_or_else(|| DEFAULT_BUCKETS.to_vec(), |b| b.value.clone()),
             max_series: spec.max_series.unwrap_or(DEFAULT_MAX_SERIES),
             expire_after: spec.expire_after.map(|d| d.0),
             exemplar,
@@ -281,11 +339,13 @@ impl Metric {
             return;
         }
         let observed = match self.value {
-            Some(field) => match values[field].as_deref().and_then(number).map(|v| v * self.scale) {
-                Some(v) if v.is_finite() && (v >= 0.0 || self.kind != MetricKind::Counter) => v,
-                // No number, or one that would make a counter go down.
-                _ => return,
-            },
+            Some(field) => {
+                match values[field].as_deref().and_then(number).map(|v| v * self.scale) {
+                    Some(v) if v.is_finite() && (v >= 0.0 || self.kind != MetricKind::Counter) => v,
+                    // No number, or one that would make a counter go down.
+                    _ => return,
+                }
+            }
             None => 1.0,
         };
         self.matched += 1;
@@ -302,8 +362,15 @@ impl Metric {
                 return;
             }
             let labels = self.labels.iter().map(|l| l.value(values).to_string()).collect();
-            let buckets = if self.kind == MetricKind::Histogram { vec![0; self.buckets.len()] } else { Vec::new() };
-            self.series.insert(self.key.clone(), Series { labels, value: 0.0, count: 0, buckets, updated: now, exemplar: None });
+            let buckets = if self.kind == MetricKind::Histogram {
+                vec![0; self.buckets.len()]
+            } else {
+                Vec::new()
+            };
+            self.series.insert(
+                self.key.clone(),
+                Series { labels, value: 0.0, count: 0, buckets, updated: now, exemplar: None },
+            );
         }
         let series = self.series.get_mut(self.key.as_slice()).expect("inserted above");
         series.updated = now;
@@ -319,10 +386,14 @@ impl Metric {
                 series.count += 1;
             }
         }
-        if let Some(trace) = self.exemplar.and_then(|f| values[f].as_deref()).filter(|t| !t.is_empty()) {
+        if let Some(trace) =
+            self.exemplar.and_then(|f| values[f].as_deref()).filter(|t| !t.is_empty())
+        {
             // OpenMetrics allows 128 characters of exemplar labels in all.
             let trace = cut(trace, MAX_EXEMPLAR_VALUE);
-            let at = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+            let at = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
             series.exemplar = Some((trace.to_string(), observed, at));
         }
     }
@@ -345,7 +416,11 @@ impl Metric {
             .values()
             .map(|s| {
                 (
-                    self.labels.iter().map(|l| l.name.clone()).zip(s.labels.iter().cloned()).collect::<Vec<_>>(),
+                    self.labels
+                        .iter()
+                        .map(|l| l.name.clone())
+                        .zip(s.labels.iter().cloned())
+                        .collect::<Vec<_>>(),
                     if self.kind == MetricKind::Histogram { s.count as f64 } else { s.value },
                 )
             })
@@ -364,28 +439,57 @@ impl Metric {
         let mut series: Vec<&Series> = self.series.values().collect();
         series.sort_by(|a, b| a.labels.cmp(&b.labels));
         for s in series {
-            let labels: Labels = self.labels.iter().zip(&s.labels).map(|(l, v)| (Name::Owned(l.name.clone()), v.clone())).collect();
+            let labels: Labels = self
+                .labels
+                .iter()
+                .zip(&s.labels)
+                .map(|(l, v)| (Name::Owned(l.name.clone()), v.clone()))
+                .collect();
             let exemplar = s.exemplar.as_ref().map(|(trace, value, at)| {
-                Box::new(Exemplar { labels: vec![(Name::Borrowed("trace_id"), trace.clone())], value: *value, timestamp: *at })
+                Box::new(Exemplar {
+                    labels: vec![(Name::Borrowed("trace_id"), trace.clone())],
+                    value: *value,
+                    timestamp: *at,
+                })
             });
             match self.kind {
-                MetricKind::Counter | MetricKind::Gauge => family.samples.push(Sample { exemplar, ..Sample::new(labels, s.value) }),
+                MetricKind::Counter | MetricKind::Gauge => {
+                    family.samples.push(Sample { exemplar, ..Sample::new(labels, s.value) })
+                }
                 MetricKind::Histogram => {
                     let mut cumulative = 0;
-                    let exemplar_bucket = exemplar.as_ref().map(|e| self.buckets.partition_point(|upper| *upper < e.value));
+                    let exemplar_bucket = exemplar
+                        .as_ref()
+                        .map(|e| self.buckets.partition_point(|upper| *upper < e.value));
                     for (i, (upper, count)) in self.buckets.iter().zip(&s.buckets).enumerate() {
                         cumulative += count;
                         let mut bucket_labels = labels.clone();
                         bucket_labels.push((Name::Borrowed("le"), format_bound(*upper)));
                         let ex = if exemplar_bucket == Some(i) { exemplar.clone() } else { None };
-                        family.samples.push(Sample { suffix: "_bucket", exemplar: ex, ..Sample::new(bucket_labels, cumulative as f64) });
+                        family.samples.push(Sample {
+                            suffix: "_bucket",
+                            exemplar: ex,
+                            ..Sample::new(bucket_labels, cumulative as f64)
+                        });
                     }
                     let mut inf = labels.clone();
                     inf.push((Name::Borrowed("le"), "+Inf".into()));
-                    let ex = if exemplar_bucket == Some(self.buckets.len()) { exemplar.clone() } else { None };
-                    family.samples.push(Sample { suffix: "_bucket", exemplar: ex, ..Sample::new(inf, s.count as f64) });
-                    family.samples.push(Sample { suffix: "_sum", ..Sample::new(labels.clone(), s.value) });
-                    family.samples.push(Sample { suffix: "_count", ..Sample::new(labels, s.count as f64) });
+                    let ex = if exemplar_bucket == Some(self.buckets.len()) {
+                        exemplar.clone()
+                    } else {
+                        None
+                    };
+                    family.samples.push(Sample {
+                        suffix: "_bucket",
+                        exemplar: ex,
+                        ..Sample::new(inf, s.count as f64)
+                    });
+                    family
+                        .samples
+                        .push(Sample { suffix: "_sum", ..Sample::new(labels.clone(), s.value) });
+                    family
+                        .samples
+                        .push(Sample { suffix: "_count", ..Sample::new(labels, s.count as f64) });
                 }
             }
         }
@@ -411,7 +515,12 @@ mod tests {
     }
 
     fn values<'a>(status: &'a str, method: &'a str, rt: &'a str, path: &'a str) -> Values<'a> {
-        vec![Some(Cow::Borrowed(status)), Some(Cow::Borrowed(method)), Some(Cow::Borrowed(rt)), Some(Cow::Borrowed(path))]
+        vec![
+            Some(Cow::Borrowed(status)),
+            Some(Cow::Borrowed(method)),
+            Some(Cow::Borrowed(rt)),
+            Some(Cow::Borrowed(path)),
+        ]
     }
 
     #[test]
@@ -428,7 +537,9 @@ mod tests {
         assert!(c("path =~ \"^/a$\"", &mut s).holds(&v));
         assert!(c("path !~ ^/b", &mut s).holds(&v));
         assert!(!c("rt < 1", &mut s).holds(&values("200", "GET", "-", "/")), "no value, no match");
-        assert!(matches!(Condition::parse("nope == 1", &mut s, false), Err(e) if e.contains("unknown field")));
+        assert!(
+            matches!(Condition::parse("nope == 1", &mut s, false), Err(e) if e.contains("unknown field"))
+        );
         assert!(Condition::parse("status >= abc", &mut s, false).is_err());
         assert!(Condition::parse("status ~~ 1", &mut s, false).is_err());
     }
@@ -436,9 +547,14 @@ mod tests {
     #[test]
     fn counters_never_go_down() {
         use crate::config::{log_rules::MetricSpec, Source};
-        let source = Source::from_text(std::path::Path::new("r.yaml"), "name: bytes_total\ntype: counter\nsource: s\nvalue: rt\n").unwrap();
+        let source = Source::from_text(
+            std::path::Path::new("r.yaml"),
+            "name: bytes_total\ntype: counter\nsource: s\nvalue: rt\n",
+        )
+        .unwrap();
         let spec: MetricSpec = source.parse().unwrap();
-        let mut metric = Metric::compile(&spec, &mut schema(), false, &source).unwrap_or_else(|e| panic!("{e}"));
+        let mut metric =
+            Metric::compile(&spec, &mut schema(), false, &source).unwrap_or_else(|e| panic!("{e}"));
         let now = Instant::now();
         for rt in ["5", "-3", "inf", "2"] {
             metric.apply(&values("200", "GET", rt, "/"), now);
@@ -452,14 +568,22 @@ mod tests {
             name: "x".into(),
             field,
             map,
-            templates: templates.iter().map(|t| t.split('/').map(str::to_string).collect()).collect(),
+            templates: templates
+                .iter()
+                .map(|t| t.split('/').map(str::to_string).collect())
+                .collect(),
             template_text: templates.iter().map(|t| t.to_string()).collect(),
             allowed: allowed.iter().map(|a| a.to_string()).collect(),
         };
         let v = values("503", "BREW", "1", "/users/42/orders?x=1");
         assert_eq!(rule(Some(LabelMap::StatusClass), &[], &[], 0).value(&v), "5xx");
         assert_eq!(rule(None, &[], &["GET", "POST"], 1).value(&v), "other");
-        let paths = rule(Some(LabelMap::PathTemplate), &["/users/:id", "/users/:id/orders", "/static/*"], &[], 3);
+        let paths = rule(
+            Some(LabelMap::PathTemplate),
+            &["/users/:id", "/users/:id/orders", "/static/*"],
+            &[],
+            3,
+        );
         assert_eq!(paths.value(&v), "/users/:id/orders");
         assert_eq!(paths.value(&values("", "", "", "/static/app.1.js")), "/static/*");
         assert_eq!(paths.value(&values("", "", "", "/elsewhere")), "other");

@@ -26,7 +26,12 @@ pub fn normalize(sql: &str) -> String {
                 }
                 out.push('?');
             }
-            c if c.is_ascii_digit() && !out.chars().last().is_some_and(|p| p.is_alphanumeric() || p == '_' || p == '.') => {
+            c if c.is_ascii_digit()
+                && !out
+                    .chars()
+                    .last()
+                    .is_some_and(|p| p.is_alphanumeric() || p == '_' || p == '.') =>
+            {
                 while chars.peek().is_some_and(|d| d.is_ascii_digit() || *d == '.') {
                     chars.next();
                 }
@@ -36,9 +41,16 @@ pub fn normalize(sql: &str) -> String {
         }
     }
     // Punctuation hugs its neighbours: "a , b" and "a, b" fingerprint alike.
-    let spaced = out.trim().replace(" ,", ",").replace(",", ", ").replace("( ", "(").replace(" )", ")").replace(",  ", ", ");
+    let spaced = out
+        .trim()
+        .replace(" ,", ",")
+        .replace(",", ", ")
+        .replace("( ", "(")
+        .replace(" )", ")")
+        .replace(",  ", ", ");
     static IN_LIST: OnceLock<regex::Regex> = OnceLock::new();
-    let in_list = IN_LIST.get_or_init(|| regex::Regex::new(r"\bin \(\?(?:, \?)*\)").expect("static regex"));
+    let in_list =
+        IN_LIST.get_or_init(|| regex::Regex::new(r"\bin \(\?(?:, \?)*\)").expect("static regex"));
     in_list.replace_all(&spaced, "in (?)").into_owned()
 }
 
@@ -56,7 +68,8 @@ mod tests {
     fn literals_lists_and_whitespace() {
         let a = normalize("select * from orders o\n        where o.id = 42 and name = 'O''Brien'\n  and user_id in (1, 2, 3)");
         assert_eq!(a, "select * from orders o where o.id = ? and name = ? and user_id in (?)");
-        let b = normalize("SELECT *  FROM orders o WHERE o.id = 7 AND name = 'x' AND user_id IN (9)");
+        let b =
+            normalize("SELECT *  FROM orders o WHERE o.id = 7 AND name = 'x' AND user_id IN (9)");
         assert_eq!(a, b);
         assert_eq!(fingerprint(&a), fingerprint(&b));
         assert_eq!(fingerprint(&a).len(), 32);

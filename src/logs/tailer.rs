@@ -102,7 +102,10 @@ impl Tailer {
 
     /// Bytes written to the files but not read yet.
     pub fn lag_bytes(&self) -> u64 {
-        self.files.iter().filter_map(|w| w.file.metadata().ok().map(|m| m.len().saturating_sub(w.offset))).sum()
+        self.files
+            .iter()
+            .filter_map(|w| w.file.metadata().ok().map(|m| m.len().saturating_sub(w.offset)))
+            .sum()
     }
 
     pub fn file_count(&self) -> usize {
@@ -172,7 +175,9 @@ impl Tailer {
                 continue;
             }
             let (dev, ino) = (meta.dev(), meta.ino());
-            if let Some(w) = self.files.iter_mut().find(|w| w.identity.dev == dev && w.identity.ino == ino) {
+            if let Some(w) =
+                self.files.iter_mut().find(|w| w.identity.dev == dev && w.identity.ino == ino)
+            {
                 w.path = path;
                 w.at_path = true;
                 continue;
@@ -193,9 +198,11 @@ impl Tailer {
     fn open(&mut self, path: &Path, len: u64) -> Option<Watched> {
         let mut file = File::open(path).ok()?;
         let meta = file.metadata().ok()?;
-        let mut identity = Identity { dev: meta.dev(), ino: meta.ino(), fingerprint: 0, fingerprint_len: 0 };
+        let mut identity =
+            Identity { dev: meta.dev(), ino: meta.ino(), fingerprint: 0, fingerprint_len: 0 };
         identity.fingerprint_from(&mut file);
-        let saved = self.positions.as_ref().and_then(|p| p.lookup(&self.source, &identity, &mut file));
+        let saved =
+            self.positions.as_ref().and_then(|p| p.lookup(&self.source, &identity, &mut file));
         let ran_before = self.positions.as_ref().is_some_and(|p| p.knows(&self.source));
         let offset = match saved {
             Some(offset) if offset <= len => offset,
@@ -226,7 +233,9 @@ impl Tailer {
             stats.read_errors += 1;
             return 0;
         };
-        if meta.len() < w.offset || (w.identity.fingerprint_len > 0 && !w.identity.same_start(&mut w.file)) {
+        if meta.len() < w.offset
+            || (w.identity.fingerprint_len > 0 && !w.identity.same_start(&mut w.file))
+        {
             stats.truncations += 1;
             w.offset = 0;
             // The record being assembled was read whole; only a partial line is lost with the copy.

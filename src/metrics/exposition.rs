@@ -92,7 +92,12 @@ impl Format {
     /// OpenMetrics when the Accept header lists it (Prometheus asks for it first), text otherwise.
     pub fn negotiate(accept: Option<&str>) -> Format {
         match accept {
-            Some(a) if a.split(',').any(|part| part.trim_start().starts_with("application/openmetrics-text")) => Format::OpenMetrics,
+            Some(a)
+                if a.split(',')
+                    .any(|part| part.trim_start().starts_with("application/openmetrics-text")) =>
+            {
+                Format::OpenMetrics
+            }
             _ => Format::Text,
         }
     }
@@ -207,7 +212,8 @@ mod tests {
         vec![
             Family::gauge("probe_success", "Displays whether or not the probe was a success")
                 .with(vec![("target".into(), "a\"b\\c\nd".into())], 1.0),
-            Family::counter("lookout_probe_runs", "Probe runs.").with(vec![("result".into(), "success".into())], 3.0),
+            Family::counter("lookout_probe_runs", "Probe runs.")
+                .with(vec![("result".into(), "success".into())], 3.0),
             Family::gauge("probe_http_version", "Version").with(vec![], 1.1),
             Family::gauge("x_inf", "Infinite").with(vec![], f64::INFINITY),
         ]
@@ -233,10 +239,17 @@ mod tests {
     #[test]
     fn histogram_and_exemplar() {
         let mut family = Family::histogram("latency_seconds", "Latency");
-        family.samples.push(Sample { suffix: "_bucket", ..Sample::new(vec![("le".into(), "0.5".into())], 3.0) });
+        family.samples.push(Sample {
+            suffix: "_bucket",
+            ..Sample::new(vec![("le".into(), "0.5".into())], 3.0)
+        });
         family.samples.push(Sample {
             suffix: "_count",
-            exemplar: Some(Box::new(Exemplar { labels: vec![("trace_id".into(), "abc".into())], value: 0.25, timestamp: 1.5 })),
+            exemplar: Some(Box::new(Exemplar {
+                labels: vec![("trace_id".into(), "abc".into())],
+                value: 0.25,
+                timestamp: 1.5,
+            })),
             ..Sample::new(vec![], 3.0)
         });
         let text = encode(std::slice::from_ref(&family), Format::Text);

@@ -39,7 +39,11 @@ fn result_label(success: bool) -> String {
 
 impl SelfMetrics {
     pub fn new() -> SelfMetrics {
-        let counters = Counters { last_reload_ok: true, last_reload_success: unix_now(), ..Counters::default() };
+        let counters = Counters {
+            last_reload_ok: true,
+            last_reload_success: unix_now(),
+            ..Counters::default()
+        };
         SelfMetrics { counters: Mutex::new(counters) }
     }
 
@@ -86,34 +90,60 @@ impl SelfMetrics {
         )
         .with(vec![label("version", env!("CARGO_PKG_VERSION").to_string())], 1.0)];
         self.with(|c| {
-            let mut runs = Family::counter("lookout_probe_runs", "Scheduled probe runs, by probe and result");
+            let mut runs =
+                Family::counter("lookout_probe_runs", "Scheduled probe runs, by probe and result");
             for ((probe, success), n) in &c.probe_runs {
-                runs = runs.with(vec![label("probe", probe.clone()), label("result", result_label(*success))], *n as f64);
+                runs = runs.with(
+                    vec![label("probe", probe.clone()), label("result", result_label(*success))],
+                    *n as f64,
+                );
             }
-            let mut seconds = Family::counter("lookout_probe_run_seconds", "Time spent in scheduled probe runs, by probe");
+            let mut seconds = Family::counter(
+                "lookout_probe_run_seconds",
+                "Time spent in scheduled probe runs, by probe",
+            );
             for (probe, s) in &c.probe_run_seconds {
                 seconds = seconds.with(vec![label("probe", probe.clone())], *s);
             }
-            let mut requests = Family::counter("lookout_probe_requests", "Probes run through /probe, by module and result");
+            let mut requests = Family::counter(
+                "lookout_probe_requests",
+                "Probes run through /probe, by module and result",
+            );
             for ((module, success), n) in &c.probe_requests {
-                requests = requests.with(vec![label("module", module.clone()), label("result", result_label(*success))], *n as f64);
+                requests = requests.with(
+                    vec![label("module", module.clone()), label("result", result_label(*success))],
+                    *n as f64,
+                );
             }
-            let mut rejections = Family::counter("lookout_probe_request_errors", "/probe requests refused before probing, by reason");
+            let mut rejections = Family::counter(
+                "lookout_probe_request_errors",
+                "/probe requests refused before probing, by reason",
+            );
             for (reason, n) in &c.probe_rejections {
                 rejections = rejections.with(vec![label("reason", reason.to_string())], *n as f64);
             }
-            let mut http = Family::counter("lookout_http_requests", "HTTP requests served, by handler and status code");
+            let mut http = Family::counter(
+                "lookout_http_requests",
+                "HTTP requests served, by handler and status code",
+            );
             for ((handler, code), n) in &c.http_requests {
-                http = http.with(vec![label("handler", handler.to_string()), label("code", code.to_string())], *n as f64);
+                http = http.with(
+                    vec![label("handler", handler.to_string()), label("code", code.to_string())],
+                    *n as f64,
+                );
             }
-            let mut reloads = Family::counter("lookout_config_reloads", "Configuration reloads, by result");
+            let mut reloads =
+                Family::counter("lookout_config_reloads", "Configuration reloads, by result");
             for (success, n) in &c.reloads {
                 reloads = reloads.with(vec![label("result", result_label(*success))], *n as f64);
             }
             families.extend([runs, seconds, requests, rejections, http, reloads]);
             families.push(
-                Family::gauge("lookout_config_last_reload_successful", "Whether the last configuration reload attempt was successful")
-                    .with(vec![], if c.last_reload_ok { 1.0 } else { 0.0 }),
+                Family::gauge(
+                    "lookout_config_last_reload_successful",
+                    "Whether the last configuration reload attempt was successful",
+                )
+                .with(vec![], if c.last_reload_ok { 1.0 } else { 0.0 }),
             );
             families.push(
                 Family::gauge(

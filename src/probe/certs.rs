@@ -21,7 +21,8 @@ pub struct CertInfo {
 
 impl CertInfo {
     pub fn parse(der: &[u8]) -> Result<CertInfo, String> {
-        let (_, cert) = X509Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+        let (_, cert) =
+            X509Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
         let validity = cert.validity();
         let dns_names = match cert.subject_alternative_name() {
             Ok(Some(san)) => san

@@ -15,15 +15,21 @@ pub struct Resolved {
 
 /// Resolves `host` (a name or an IP literal, brackets allowed) to one address, preferring
 /// `preferred` and falling back to the other family when `fallback` is set.
-pub async fn resolve(host: &str, preferred: IpProtocol, fallback: bool, report: &mut Report) -> Result<Resolved, Failure> {
+pub async fn resolve(
+    host: &str,
+    preferred: IpProtocol,
+    fallback: bool,
+    report: &mut Report,
+) -> Result<Resolved, Failure> {
     let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
     let start = Instant::now();
     let candidates: Vec<IpAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![ip],
         Err(_) => {
             report.log(format_args!("resolving {host}"));
-            let found =
-                tokio::net::lookup_host((host, 0)).await.map_err(|e| Failure::new(FailureReason::Dns, format!("resolving {host}: {e}")))?;
+            let found = tokio::net::lookup_host((host, 0))
+                .await
+                .map_err(|e| Failure::new(FailureReason::Dns, format!("resolving {host}: {e}")))?;
             found.map(|addr| addr.ip()).collect()
         }
     };
@@ -32,10 +38,17 @@ pub async fn resolve(host: &str, preferred: IpProtocol, fallback: bool, report: 
         IpProtocol::V4 => ip.is_ipv4(),
         IpProtocol::V6 => ip.is_ipv6(),
     };
-    let ip =
-        candidates.iter().find(|ip| wanted(ip)).or_else(|| if fallback { candidates.first() } else { None }).copied().ok_or_else(|| {
+    let ip = candidates
+        .iter()
+        .find(|ip| wanted(ip))
+        .or_else(|| if fallback { candidates.first() } else { None })
+        .copied()
+        .ok_or_else(|| {
             let family = if preferred == IpProtocol::V4 { "IPv4" } else { "IPv6" };
-            Failure::new(FailureReason::Dns, format!("no {family} address for {host} and ip_protocol_fallback is off"))
+            Failure::new(
+                FailureReason::Dns,
+                format!("no {family} address for {host} and ip_protocol_fallback is off"),
+            )
         })?;
     report.log(format_args!("resolved {host} to {ip} in {:.6}s", lookup.as_secs_f64()));
     Ok(Resolved { ip, lookup })
@@ -43,8 +56,16 @@ pub async fn resolve(host: &str, preferred: IpProtocol, fallback: bool, report: 
 
 /// Records the resolution as blackbox does for the probe's first target.
 pub fn record(resolved: &Resolved, report: &mut Report) {
-    report.set("probe_dns_lookup_time_seconds", "Returns the time taken for probe dns lookup in seconds", resolved.lookup.as_secs_f64());
-    report.set("probe_ip_protocol", "Specifies whether probe ip protocol is IP4 or IP6", if resolved.ip.is_ipv4() { 4.0 } else { 6.0 });
+    report.set(
+        "probe_dns_lookup_time_seconds",
+        "Returns the time taken for probe dns lookup in seconds",
+        resolved.lookup.as_secs_f64(),
+    );
+    report.set(
+        "probe_ip_protocol",
+        "Specifies whether probe ip protocol is IP4 or IP6",
+        if resolved.ip.is_ipv4() { 4.0 } else { 6.0 },
+    );
     report.set(
         "probe_ip_addr_hash",
         "Specifies the hash of IP address. It's useful to detect if the IP address changes.",
@@ -66,16 +87,25 @@ pub fn ip_hash(ip: &IpAddr) -> f64 {
     f64::from(hash)
 }
 
-pub async fn connect(addr: SocketAddr, source: Option<IpAddr>, report: &mut Report) -> Result<TcpStream, Failure> {
+pub async fn connect(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    report: &mut Report,
+) -> Result<TcpStream, Failure> {
     let connect_error = |e: std::io::Error| {
-        let reason = if e.kind() == ErrorKind::ConnectionRefused { FailureReason::ConnectRefused } else { FailureReason::Connect };
+        let reason = if e.kind() == ErrorKind::ConnectionRefused {
+            FailureReason::ConnectRefused
+        } else {
+            FailureReason::Connect
+        };
         Failure::new(reason, format!("connecting to {addr}: {e}"))
     };
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }.map_err(connect_error)?;
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }
+        .map_err(connect_error)?;
     if let Some(source) = source {
-        socket
-            .bind(SocketAddr::new(source, 0))
-            .map_err(|e| Failure::new(FailureReason::Connect, format!("binding source address {source}: {e}")))?;
+        socket.bind(SocketAddr::new(source, 0)).map_err(|e| {
+            Failure::new(FailureReason::Connect, format!("binding source address {source}: {e}"))
+        })?;
     }
     let stream = socket.connect(addr).await.map_err(connect_error)?;
     let _ = stream.set_nodelay(true);

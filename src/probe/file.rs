@@ -13,14 +13,18 @@ use std::path::PathBuf;
 /// Certificate files are small; anything larger is not one, and is not read whole.
 const MAX_FILE_BYTES: u64 = 1 << 20;
 
-pub async fn probe(target: &str, module: &PreparedModule, report: &mut Report) -> Result<(), Failure> {
+pub async fn probe(
+    target: &str,
+    module: &PreparedModule,
+    report: &mut Report,
+) -> Result<(), Failure> {
     let Prober::File = &module.prober else {
         return Err(Failure::new(FailureReason::UnsupportedProber, "not a file module"));
     };
     let target = target.to_string();
-    let files = tokio::task::spawn_blocking(move || read_all(&target))
-        .await
-        .map_err(|e| Failure::new(FailureReason::CertificateFile, format!("reading files: {e}")))??;
+    let files = tokio::task::spawn_blocking(move || read_all(&target)).await.map_err(|e| {
+        Failure::new(FailureReason::CertificateFile, format!("reading files: {e}"))
+    })??;
     let mut problems = Vec::new();
     let mut earliest: Option<i64> = None;
     for file in &files {
@@ -42,12 +46,19 @@ pub async fn probe(target: &str, module: &PreparedModule, report: &mut Report) -
         }
     }
     if let Some(earliest) = earliest {
-        report.set("probe_ssl_earliest_cert_expiry", "Returns last SSL chain expiry in unixtime", earliest as f64);
+        report.set(
+            "probe_ssl_earliest_cert_expiry",
+            "Returns last SSL chain expiry in unixtime",
+            earliest as f64,
+        );
     }
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(Failure::new(FailureReason::CertificateFile, format!("{} of {} files: {}", problems.len(), files.len(), problems.join("; "))))
+        Err(Failure::new(
+            FailureReason::CertificateFile,
+            format!("{} of {} files: {}", problems.len(), files.len(), problems.join("; ")),
+        ))
     }
 }
 
@@ -59,11 +70,17 @@ struct CertFile {
 
 fn read_all(target: &str) -> Result<Vec<CertFile>, Failure> {
     let paths: Vec<PathBuf> = if target.contains(['*', '?', '[']) {
-        let pattern = glob::glob(target).map_err(|e| Failure::new(FailureReason::InvalidTarget, format!("glob {target:?}: {e}")))?;
-        let mut paths: Vec<PathBuf> = pattern.filter_map(Result::ok).filter(|p| !p.is_dir()).collect();
+        let pattern = glob::glob(target).map_err(|e| {
+            Failure::new(FailureReason::InvalidTarget, format!("glob {target:?}: {e}"))
+        })?;
+        let mut paths: Vec<PathBuf> =
+            pattern.filter_map(Result::ok).filter(|p| !p.is_dir()).collect();
         paths.sort();
         if paths.is_empty() {
-            return Err(Failure::new(FailureReason::CertificateFile, format!("no file matches {target:?}")));
+            return Err(Failure::new(
+                FailureReason::CertificateFile,
+                format!("no file matches {target:?}"),
+            ));
         }
         paths
     } else {
@@ -78,7 +95,8 @@ fn read_one(path: PathBuf) -> CertFile {
         return CertFile { path, certificates: Vec::new(), problem: Some("unreadable") };
     }
     let mut bytes = Vec::new();
-    let read = std::fs::File::open(&path).and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes));
+    let read =
+        std::fs::File::open(&path).and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes));
     let (certificates, problem) = match read {
         Err(_) => (Vec::new(), Some("unreadable")),
         Ok(_) if bytes.len() as u64 > MAX_FILE_BYTES => (Vec::new(), Some("too_large")),

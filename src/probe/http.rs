@@ -27,14 +27,19 @@ const PHASE_METRIC: &str = "probe_http_duration_seconds";
 const PHASE_HELP: &str = "Duration of http request by phase, summed over all redirects";
 const USER_AGENT: &str = concat!("lookout/", env!("CARGO_PKG_VERSION"));
 /// Configured headers not sent to another host after a redirect (as Go's client drops them).
-const SAME_HOST_ONLY: [&str; 5] = ["authorization", "www-authenticate", "cookie", "cookie2", "host"];
+const SAME_HOST_ONLY: [&str; 5] =
+    ["authorization", "www-authenticate", "cookie", "cookie2", "host"];
 
 /// The module's `Host` header, if it sets one.
 fn host_override(config: &HttpModule) -> Option<&str> {
     config.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("host")).map(|(_, v)| v.as_str())
 }
 
-pub async fn probe(target: &str, module: &PreparedModule, report: &mut Report) -> Result<(), Failure> {
+pub async fn probe(
+    target: &str,
+    module: &PreparedModule,
+    report: &mut Report,
+) -> Result<(), Failure> {
     let Prober::Http { config, tls } = &module.prober else {
         return Err(Failure::new(FailureReason::UnsupportedProber, "not an http module"));
     };
@@ -48,7 +53,8 @@ pub async fn probe(target: &str, module: &PreparedModule, report: &mut Report) -
     let mut uri = parse_target(target)?;
     let original_host = uri.host().map(str::to_string);
     let mut method = match &config.method {
-        Some(m) => Method::from_bytes(m.value.as_bytes()).map_err(|e| Failure::new(FailureReason::InvalidTarget, e.to_string()))?,
+        Some(m) => Method::from_bytes(m.value.as_bytes())
+            .map_err(|e| Failure::new(FailureReason::InvalidTarget, e.to_string()))?,
         None => Method::GET,
     };
     let mut body = config.body.clone().map(Bytes::from);
@@ -59,15 +65,37 @@ pub async fn probe(target: &str, module: &PreparedModule, report: &mut Report) -
         // the target's own host, not for hosts a redirect leads to.
         let same_host = uri.host().map(str::to_string) == original_host;
         let auth = authorization.as_ref().filter(|_| same_host);
-        let hop = fetch(&uri, &method, body.clone(), auth, config, tls, report, redirects == 0, same_host).await?;
+        let hop = fetch(
+            &uri,
+            &method,
+            body.clone(),
+            auth,
+            config,
+            tls,
+            report,
+            redirects == 0,
+            same_host,
+        )
+        .await?;
         let status = hop.response.status();
-        let location = hop.response.headers().get(header::LOCATION).and_then(|l| l.to_str().ok()).map(str::to_string);
-        if config.follow_redirects && status.is_redirection() && status != http::StatusCode::NOT_MODIFIED {
+        let location = hop
+            .response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_string);
+        if config.follow_redirects
+            && status.is_redirection()
+            && status != http::StatusCode::NOT_MODIFIED
+        {
             if let Some(location) = location {
                 redirects += 1;
                 report.set("probe_http_redirects", "The number of redirects", f64::from(redirects));
                 if redirects > MAX_REDIRECTS {
-                    return Err(Failure::new(FailureReason::RedirectLimit, format!("stopped after {MAX_REDIRECTS} redirects")));
+                    return Err(Failure::new(
+                        FailureReason::RedirectLimit,
+                        format!("stopped after {MAX_REDIRECTS} redirects"),
+                    ));
                 }
                 let next = resolve_location(&uri, &location)?;
                 report.log(format_args!("redirect {status} to {next}"));
@@ -116,7 +144,9 @@ async fn fetch(
     let host = uri.host().unwrap_or_default();
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
 
-    let resolved = dial::resolve(host, config.preferred_ip_protocol, config.ip_protocol_fallback, report).await?;
+    let resolved =
+        dial::resolve(host, config.preferred_ip_protocol, config.ip_protocol_fallback, report)
+            .await?;
     add_phase(report, "resolve", resolved.lookup);
     if first {
         dial::record(&resolved, report);
@@ -136,7 +166,10 @@ async fn fetch(
     let connected = Instant::now();
     add_phase(report, "connect", connected - started);
 
-    let authority = uri.authority().map(|a| a.as_str().rsplit('@').next().unwrap_or_default().to_string()).unwrap_or_default();
+    let authority = uri
+        .authority()
+        .map(|a| a.as_str().rsplit('@').next().unwrap_or_default().to_string())
+        .unwrap_or_default();
     let via_plain_proxy = proxy.is_some() && !https;
     let (response, ssl, ready) = if https {
         let name = match (same_host, tls.server_name(), host_override(config)) {
@@ -148,12 +181,32 @@ async fn fetch(
         let handshaken = Instant::now();
         add_phase(report, "tls", handshaken - connected);
         let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-        let request = build_request(uri, &authority, method, body, authorization, config, h2, false, same_host)?;
+        let request = build_request(
+            uri,
+            &authority,
+            method,
+            body,
+            authorization,
+            config,
+            h2,
+            false,
+            same_host,
+        )?;
         (exchange(stream, h2, request, report).await?, true, handshaken)
     } else {
         // A redirect from https to http: the response that counts was not over TLS.
         super::tls::clear_metrics(report);
-        let request = build_request(uri, &authority, method, body, authorization, config, false, via_plain_proxy, same_host)?;
+        let request = build_request(
+            uri,
+            &authority,
+            method,
+            body,
+            authorization,
+            config,
+            false,
+            via_plain_proxy,
+            same_host,
+        )?;
         (exchange(stream, false, request, report).await?, false, connected)
     };
     let (response, connection) = response;
@@ -172,18 +225,22 @@ async fn exchange<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let protocol_error = |e: hyper::Error| Failure::new(FailureReason::Http, format!("HTTP exchange: {e}"));
+    let protocol_error =
+        |e: hyper::Error| Failure::new(FailureReason::Http, format!("HTTP exchange: {e}"));
     let io = TokioIo::new(io);
     report.log(format_args!("sending {} {}", request.method(), request.uri()));
     if h2 {
-        let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await.map_err(protocol_error)?;
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+            .await
+            .map_err(protocol_error)?;
         let connection = Connection(tokio::spawn(async move {
             let _ = conn.await;
         }));
         let response = sender.send_request(request).await.map_err(protocol_error)?;
         Ok((response, connection))
     } else {
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.map_err(protocol_error)?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(io).await.map_err(protocol_error)?;
         let connection = Connection(tokio::spawn(async move {
             let _ = conn.await;
         }));
@@ -198,8 +255,16 @@ async fn finish(hop: Hop, config: &HttpModule, report: &mut Report) -> Result<()
     let (parts, body) = response.into_parts();
     let status = parts.status.as_u16();
     report.set("probe_http_status_code", "Response HTTP status code", f64::from(status));
-    let content_length = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<f64>().ok());
-    report.set("probe_http_content_length", "Length of http content response", content_length.unwrap_or(-1.0));
+    let content_length = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<f64>().ok());
+    report.set(
+        "probe_http_content_length",
+        "Length of http content response",
+        content_length.unwrap_or(-1.0),
+    );
     let version = match parts.version {
         Version::HTTP_09 => 0.9,
         Version::HTTP_10 => 1.0,
@@ -209,15 +274,28 @@ async fn finish(hop: Hop, config: &HttpModule, report: &mut Report) -> Result<()
         _ => 0.0,
     };
     report.set("probe_http_version", "Returns the version of HTTP of the probe response", version);
-    report.set("probe_http_ssl", "Indicates if SSL was used for the final redirect", if ssl { 1.0 } else { 0.0 });
-    if let Some(modified) =
-        parts.headers.get(header::LAST_MODIFIED).and_then(|v| v.to_str().ok()).and_then(|v| httpdate::parse_http_date(v).ok())
+    report.set(
+        "probe_http_ssl",
+        "Indicates if SSL was used for the final redirect",
+        if ssl { 1.0 } else { 0.0 },
+    );
+    if let Some(modified) = parts
+        .headers
+        .get(header::LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
     {
-        let seconds = modified.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-        report.set("probe_http_last_modified_timestamp_seconds", "Returns the Last-Modified HTTP response header in unixtime", seconds);
+        let seconds =
+            modified.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        report.set(
+            "probe_http_last_modified_timestamp_seconds",
+            "Returns the Last-Modified HTTP response header in unixtime",
+            seconds,
+        );
     }
 
-    let needs_body = !config.fail_if_body_matches_regexp.is_empty() || !config.fail_if_body_not_matches_regexp.is_empty();
+    let needs_body = !config.fail_if_body_matches_regexp.is_empty()
+        || !config.fail_if_body_not_matches_regexp.is_empty();
     let decompress_with = config.compression.filter(|c| *c != Compression::Identity);
     let limit = config.body_size_limit.map(|l| l.0);
     let read = read_body(body, needs_body || decompress_with.is_some(), limit).await;
@@ -228,12 +306,22 @@ async fn finish(hop: Hop, config: &HttpModule, report: &mut Report) -> Result<()
         None => raw,
     };
     let uncompressed = if decompress_with.is_some() { body.len() as u64 } else { raw_length };
-    report.set("probe_http_uncompressed_body_length", "Length of uncompressed response body", uncompressed as f64);
+    report.set(
+        "probe_http_uncompressed_body_length",
+        "Length of uncompressed response body",
+        uncompressed as f64,
+    );
 
-    let status_ok =
-        if config.valid_status_codes.is_empty() { (200..300).contains(&status) } else { config.valid_status_codes.contains(&status) };
+    let status_ok = if config.valid_status_codes.is_empty() {
+        (200..300).contains(&status)
+    } else {
+        config.valid_status_codes.contains(&status)
+    };
     if !status_ok {
-        return Err(Failure::new(FailureReason::StatusCode, format!("status code {status} is not valid")));
+        return Err(Failure::new(
+            FailureReason::StatusCode,
+            format!("status code {status} is not valid"),
+        ));
     }
     if let Some(failure) = check_body(&body, config) {
         report.set("probe_failed_due_to_regex", "Indicates if probe failed due to regex", 1.0);
@@ -250,58 +338,100 @@ async fn finish(hop: Hop, config: &HttpModule, report: &mut Report) -> Result<()
             Version::HTTP_2 => "HTTP/2.0",
             _ => "other",
         };
-        if !config.valid_http_versions.iter().any(|v| v.value == name || (v.value == "HTTP/2" && name == "HTTP/2.0")) {
-            return Err(Failure::new(FailureReason::HttpVersion, format!("HTTP version {name} is not valid")));
+        if !config
+            .valid_http_versions
+            .iter()
+            .any(|v| v.value == name || (v.value == "HTTP/2" && name == "HTTP/2.0"))
+        {
+            return Err(Failure::new(
+                FailureReason::HttpVersion,
+                format!("HTTP version {name} is not valid"),
+            ));
         }
     }
     if config.fail_if_ssl && ssl {
-        return Err(Failure::new(FailureReason::SslForbidden, "final response was over TLS and fail_if_ssl is set"));
+        return Err(Failure::new(
+            FailureReason::SslForbidden,
+            "final response was over TLS and fail_if_ssl is set",
+        ));
     }
     if config.fail_if_not_ssl && !ssl {
-        return Err(Failure::new(FailureReason::SslRequired, "final response was not over TLS and fail_if_not_ssl is set"));
+        return Err(Failure::new(
+            FailureReason::SslRequired,
+            "final response was not over TLS and fail_if_not_ssl is set",
+        ));
     }
     Ok(())
 }
 
 fn check_body(body: &[u8], config: &HttpModule) -> Option<Failure> {
     if let Some(p) = config.fail_if_body_matches_regexp.iter().find(|p| p.0.is_match(body)) {
-        return Some(Failure::new(FailureReason::BodyRegex, format!("body matched regular expression {:?}", p.0.as_str())));
+        return Some(Failure::new(
+            FailureReason::BodyRegex,
+            format!("body matched regular expression {:?}", p.0.as_str()),
+        ));
     }
     if let Some(p) = config.fail_if_body_not_matches_regexp.iter().find(|p| !p.0.is_match(body)) {
-        return Some(Failure::new(FailureReason::BodyRegex, format!("body did not match regular expression {:?}", p.0.as_str())));
+        return Some(Failure::new(
+            FailureReason::BodyRegex,
+            format!("body did not match regular expression {:?}", p.0.as_str()),
+        ));
     }
     None
 }
 
 fn check_headers(headers: &HeaderMap, config: &HttpModule) -> Option<Failure> {
-    let rules = config.fail_if_header_matches.iter().map(|m| (m, true)).chain(config.fail_if_header_not_matches.iter().map(|m| (m, false)));
+    let rules = config
+        .fail_if_header_matches
+        .iter()
+        .map(|m| (m, true))
+        .chain(config.fail_if_header_not_matches.iter().map(|m| (m, false)));
     for (m, fail_when_matched) in rules {
-        let values: Vec<&str> = headers.get_all(m.header.as_str()).iter().filter_map(|v| v.to_str().ok()).collect();
+        let values: Vec<&str> =
+            headers.get_all(m.header.as_str()).iter().filter_map(|v| v.to_str().ok()).collect();
         if values.is_empty() {
             if m.allow_missing {
                 continue;
             }
-            return Some(Failure::new(FailureReason::HeaderRegex, format!("missing required header {}", m.header)));
+            return Some(Failure::new(
+                FailureReason::HeaderRegex,
+                format!("missing required header {}", m.header),
+            ));
         }
         if values.iter().any(|v| m.regexp.0.is_match(v)) == fail_when_matched {
-            let what = if fail_when_matched { "value matched regular expression" } else { "no value matched regular expression" };
-            return Some(Failure::new(FailureReason::HeaderRegex, format!("header {}: {what} {:?}", m.header, m.regexp.0.as_str())));
+            let what = if fail_when_matched {
+                "value matched regular expression"
+            } else {
+                "no value matched regular expression"
+            };
+            return Some(Failure::new(
+                FailureReason::HeaderRegex,
+                format!("header {}: {what} {:?}", m.header, m.regexp.0.as_str()),
+            ));
         }
     }
     None
 }
 
 /// Reads the body to its end, counting bytes; keeps them only when `keep` is set.
-async fn read_body(mut body: Incoming, keep: bool, limit: Option<u64>) -> Result<(u64, Vec<u8>), Failure> {
+async fn read_body(
+    mut body: Incoming,
+    keep: bool,
+    limit: Option<u64>,
+) -> Result<(u64, Vec<u8>), Failure> {
     let cap = limit.unwrap_or(if keep { KEPT_BODY_CAP } else { u64::MAX });
     let mut total: u64 = 0;
     let mut kept = Vec::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| Failure::new(FailureReason::Http, format!("reading body: {e}")))?;
+        let frame =
+            frame.map_err(|e| Failure::new(FailureReason::Http, format!("reading body: {e}")))?;
         if let Ok(data) = frame.into_data() {
             total += data.len() as u64;
             if total > cap {
-                return Err(Failure::new(FailureReason::BodyTooLarge, format!("body is larger than {cap} bytes")));
+                return Err(Failure::new(
+                    FailureReason::BodyTooLarge,
+                    format!("body is larger than {cap} bytes"),
+                ));
             }
             if keep {
                 kept.extend_from_slice(&data);
@@ -314,7 +444,9 @@ async fn read_body(mut body: Incoming, keep: bool, limit: Option<u64>) -> Result
 fn decompress(kind: Compression, data: &[u8], limit: u64) -> Result<Vec<u8>, Failure> {
     let mut out = Vec::new();
     let result = match kind {
-        Compression::Gzip => flate2::read::MultiGzDecoder::new(data).take(limit + 1).read_to_end(&mut out),
+        Compression::Gzip => {
+            flate2::read::MultiGzDecoder::new(data).take(limit + 1).read_to_end(&mut out)
+        }
         Compression::Deflate => {
             // RFC 9110 "deflate" is zlib-wrapped; some servers send raw deflate.
             let zlib = flate2::read::ZlibDecoder::new(data).take(limit + 1).read_to_end(&mut out);
@@ -325,12 +457,19 @@ fn decompress(kind: Compression, data: &[u8], limit: u64) -> Result<Vec<u8>, Fai
                 zlib
             }
         }
-        Compression::Br => brotli_decompressor::Decompressor::new(data, 4096).take(limit + 1).read_to_end(&mut out),
+        Compression::Br => {
+            brotli_decompressor::Decompressor::new(data, 4096).take(limit + 1).read_to_end(&mut out)
+        }
         Compression::Identity => return Ok(data.to_vec()),
     };
-    result.map_err(|e| Failure::new(FailureReason::Decompression, format!("{} body: {e}", kind.token())))?;
+    result.map_err(|e| {
+        Failure::new(FailureReason::Decompression, format!("{} body: {e}", kind.token()))
+    })?;
     if out.len() as u64 > limit {
-        return Err(Failure::new(FailureReason::BodyTooLarge, format!("uncompressed body is larger than {limit} bytes")));
+        return Err(Failure::new(
+            FailureReason::BodyTooLarge,
+            format!("uncompressed body is larger than {limit} bytes"),
+        ));
     }
     Ok(out)
 }
@@ -347,7 +486,11 @@ fn build_request(
     absolute_form: bool,
     same_host: bool,
 ) -> Result<Request<Full<Bytes>>, Failure> {
-    let target = if h2 || absolute_form { uri.to_string() } else { uri.path_and_query().map_or("/", |p| p.as_str()).to_string() };
+    let target = if h2 || absolute_form {
+        uri.to_string()
+    } else {
+        uri.path_and_query().map_or("/", |p| p.as_str()).to_string()
+    };
     let mut builder = Request::builder().method(method.clone()).uri(target);
     if !h2 {
         builder = builder.version(Version::HTTP_11);
@@ -356,8 +499,11 @@ fn build_request(
     }
     let headers = builder.headers_mut().expect("builder has no error yet");
     if !h2 {
-        headers
-            .insert(header::HOST, HeaderValue::from_str(authority).map_err(|e| Failure::new(FailureReason::InvalidTarget, e.to_string()))?);
+        headers.insert(
+            header::HOST,
+            HeaderValue::from_str(authority)
+                .map_err(|e| Failure::new(FailureReason::InvalidTarget, e.to_string()))?,
+        );
     }
     headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
     if let Some(kind) = config.compression {
@@ -368,8 +514,12 @@ fn build_request(
     }
     for (name, value) in &config.headers {
         // Validated at load time.
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
-            if (h2 && name == header::HOST) || (!same_host && SAME_HOST_ONLY.contains(&name.as_str())) {
+        if let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value))
+        {
+            if (h2 && name == header::HOST)
+                || (!same_host && SAME_HOST_ONLY.contains(&name.as_str()))
+            {
                 continue;
             }
             headers.insert(name, value);
@@ -395,7 +545,11 @@ fn authorization(config: &HttpModule) -> Result<Option<HeaderValue>, Failure> {
             (None, None) => String::new(),
         };
         use base64::Engine;
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{}:{password}", auth.username)))
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{password}", auth.username))
+        )
     } else if let Some(token) = &config.bearer_token {
         format!("Bearer {token}")
     } else if let Some(file) = &config.bearer_token_file {
@@ -410,13 +564,17 @@ fn authorization(config: &HttpModule) -> Result<Option<HeaderValue>, Failure> {
     } else {
         return Ok(None);
     };
-    HeaderValue::from_str(&value)
-        .map(Some)
-        .map_err(|_| Failure::new(FailureReason::Credentials, "credentials are not a valid header value"))
+    HeaderValue::from_str(&value).map(Some).map_err(|_| {
+        Failure::new(FailureReason::Credentials, "credentials are not a valid header value")
+    })
 }
 
 /// Connects to an HTTP proxy; for an https target, opens a CONNECT tunnel to `tunnel_to`.
-async fn connect_proxy(proxy: &Uri, tunnel_to: Option<(&str, u16)>, report: &mut Report) -> Result<TcpStream, Failure> {
+async fn connect_proxy(
+    proxy: &Uri,
+    tunnel_to: Option<(&str, u16)>,
+    report: &mut Report,
+) -> Result<TcpStream, Failure> {
     let proxy_failure = |message: String| Failure::new(FailureReason::Proxy, message);
     let host = proxy.host().unwrap_or_default();
     let port = proxy.port_u16().unwrap_or(80);
@@ -427,15 +585,21 @@ async fn connect_proxy(proxy: &Uri, tunnel_to: Option<(&str, u16)>, report: &mut
     let Some((target_host, target_port)) = tunnel_to else {
         return Ok(stream);
     };
-    let request = format!("CONNECT {target_host}:{target_port} HTTP/1.1\r\nHost: {target_host}:{target_port}\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.map_err(|e| proxy_failure(format!("proxy {proxy}: {e}")))?;
+    let request = format!(
+        "CONNECT {target_host}:{target_port} HTTP/1.1\r\nHost: {target_host}:{target_port}\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| proxy_failure(format!("proxy {proxy}: {e}")))?;
     // Read the proxy's answer byte by byte so no tunnelled byte is consumed with it.
     let mut head = Vec::with_capacity(128);
     while !head.ends_with(b"\r\n\r\n") {
         if head.len() > 8192 {
             return Err(proxy_failure(format!("proxy {proxy}: response head too long")));
         }
-        let byte = stream.read_u8().await.map_err(|e| proxy_failure(format!("proxy {proxy}: {e}")))?;
+        let byte =
+            stream.read_u8().await.map_err(|e| proxy_failure(format!("proxy {proxy}: {e}")))?;
         head.push(byte);
     }
     let status_line = String::from_utf8_lossy(&head).lines().next().unwrap_or_default().to_string();
@@ -447,12 +611,19 @@ async fn connect_proxy(proxy: &Uri, tunnel_to: Option<(&str, u16)>, report: &mut
 }
 
 fn add_phase(report: &mut Report, phase: &'static str, duration: Duration) {
-    report.add_labeled(PHASE_METRIC, PHASE_HELP, vec![(Name::Borrowed("phase"), phase.to_string())], duration.as_secs_f64());
+    report.add_labeled(
+        PHASE_METRIC,
+        PHASE_HELP,
+        vec![(Name::Borrowed("phase"), phase.to_string())],
+        duration.as_secs_f64(),
+    );
 }
 
 /// A target as blackbox takes it: a URL, `http://` assumed when no scheme is given.
 pub fn parse_target(target: &str) -> Result<Uri, Failure> {
-    let invalid = |why: String| Failure::new(FailureReason::InvalidTarget, format!("target {target:?}: {why}"));
+    let invalid = |why: String| {
+        Failure::new(FailureReason::InvalidTarget, format!("target {target:?}: {why}"))
+    };
     let text = if target.contains("://") { target.to_string() } else { format!("http://{target}") };
     let uri: Uri = text.parse().map_err(|e: http::uri::InvalidUri| invalid(e.to_string()))?;
     if !matches!(uri.scheme_str(), Some("http") | Some("https")) {
@@ -480,7 +651,12 @@ fn resolve_location(base: &Uri, location: &str) -> Result<Uri, Failure> {
         let dir = if dir.is_empty() { "/" } else { dir };
         format!("{scheme}://{authority}{dir}{location}")
     };
-    parse_target(&absolute).map_err(|f| Failure::new(FailureReason::Http, format!("bad redirect Location {location:?}: {}", f.message)))
+    parse_target(&absolute).map_err(|f| {
+        Failure::new(
+            FailureReason::Http,
+            format!("bad redirect Location {location:?}: {}", f.message),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -489,10 +665,17 @@ mod tests {
 
     #[test]
     fn targets() {
-        assert_eq!(parse_target("example.org:8080/x").unwrap().to_string(), "http://example.org:8080/x");
+        assert_eq!(
+            parse_target("example.org:8080/x").unwrap().to_string(),
+            "http://example.org:8080/x"
+        );
         assert_eq!(parse_target("https://[::1]:8443/").unwrap().host(), Some("[::1]"));
         for bad in ["ftp://x/", "http://", "http://exa mple/", "file:///etc/passwd"] {
-            assert_eq!(parse_target(bad).unwrap_err().reason, FailureReason::InvalidTarget, "{bad}");
+            assert_eq!(
+                parse_target(bad).unwrap_err().reason,
+                FailureReason::InvalidTarget,
+                "{bad}"
+            );
         }
     }
 

@@ -34,12 +34,17 @@ pub enum Prober {
 }
 
 impl PreparedModule {
-    pub fn prepare(name: &str, module: Module, source: &Source) -> Result<PreparedModule, ConfigError> {
+    pub fn prepare(
+        name: &str,
+        module: Module,
+        source: &Source,
+    ) -> Result<PreparedModule, ConfigError> {
         let timeout = module.timeout.map(|t| t.0).filter(|t| !t.is_zero());
         let prober = match module.kind() {
             ProberKind::Http => {
                 let config = module.http.map(|h| h.value).unwrap_or_default();
-                let alpn: &[&[u8]] = if config.enable_http2 { &[b"h2", b"http/1.1"] } else { &[b"http/1.1"] };
+                let alpn: &[&[u8]] =
+                    if config.enable_http2 { &[b"h2", b"http/1.1"] } else { &[b"http/1.1"] };
                 let tls = tls::TlsClient::new(&config.tls_config, alpn, source)?;
                 Prober::Http { config: Box::new(config), tls }
             }
@@ -68,20 +73,29 @@ impl PreparedModule {
 pub async fn run(module: &PreparedModule, target: &str, timeout: Duration) -> Outcome {
     let start = Instant::now();
     let mut report = Report::new(start);
-    report.log(format_args!("beginning probe: module {} ({}), target {target}, timeout {:?}", module.name, module.prober_name(), timeout));
+    report.log(format_args!(
+        "beginning probe: module {} ({}), target {target}, timeout {:?}",
+        module.name,
+        module.prober_name(),
+        timeout
+    ));
     let probing = async {
         match &module.prober {
             Prober::Http { .. } => http::probe(target, module, &mut report).await,
             Prober::Tcp { .. } => tcp::probe(target, module, &mut report).await,
             Prober::File => file::probe(target, module, &mut report).await,
-            Prober::Unsupported(name) => {
-                Err(Failure::new(FailureReason::UnsupportedProber, format!("prober {name:?} is not implemented by lookout")))
-            }
+            Prober::Unsupported(name) => Err(Failure::new(
+                FailureReason::UnsupportedProber,
+                format!("prober {name:?} is not implemented by lookout"),
+            )),
         }
     };
     let result = match tokio::time::timeout(timeout, probing).await {
         Ok(result) => result,
-        Err(_) => Err(Failure::new(FailureReason::Timeout, format!("probe timed out after {:.3}s", timeout.as_secs_f64()))),
+        Err(_) => Err(Failure::new(
+            FailureReason::Timeout,
+            format!("probe timed out after {:.3}s", timeout.as_secs_f64()),
+        )),
     };
     report.finish(result, start.elapsed())
 }

@@ -126,16 +126,34 @@ impl Report {
     }
 
     /// Sets the sample of `name` with exactly `labels`, replacing an earlier value.
-    pub fn set_labeled(&mut self, name: &'static str, help: &'static str, labels: Labels, value: f64) {
+    pub fn set_labeled(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        labels: Labels,
+        value: f64,
+    ) {
         self.update(name, help, labels, |sample| *sample = value);
     }
 
     /// Adds to the sample of `name` with `labels` (phase timings summed over redirects).
-    pub fn add_labeled(&mut self, name: &'static str, help: &'static str, labels: Labels, value: f64) {
+    pub fn add_labeled(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        labels: Labels,
+        value: f64,
+    ) {
         self.update(name, help, labels, |sample| *sample += value);
     }
 
-    fn update(&mut self, name: &'static str, help: &'static str, labels: Labels, change: impl FnOnce(&mut f64)) {
+    fn update(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        labels: Labels,
+        change: impl FnOnce(&mut f64),
+    ) {
         let family = self.family(name, help);
         match family.samples.iter_mut().find(|s| s.labels == labels) {
             Some(sample) => change(&mut sample.value),
@@ -177,8 +195,16 @@ impl Report {
             Some(f) => self.log(format_args!("probe failed: {f}")),
             None => self.log("probe succeeded"),
         }
-        self.set("probe_success", "Displays whether or not the probe was a success", if success { 1.0 } else { 0.0 });
-        self.set("probe_duration_seconds", "Returns how long the probe took to complete in seconds", elapsed.as_secs_f64());
+        self.set(
+            "probe_success",
+            "Displays whether or not the probe was a success",
+            if success { 1.0 } else { 0.0 },
+        );
+        self.set(
+            "probe_duration_seconds",
+            "Returns how long the probe took to complete in seconds",
+            elapsed.as_secs_f64(),
+        );
         if let Some(f) = &failure {
             self.replace(
                 "lookout_probe_failure_reason",
@@ -204,7 +230,11 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn value(&self, name: &str) -> Option<f64> {
-        self.families.iter().find(|f| f.name == name).and_then(|f| f.samples.first()).map(|s| s.value)
+        self.families
+            .iter()
+            .find(|f| f.name == name)
+            .and_then(|f| f.samples.first())
+            .map(|s| s.value)
     }
 }
 
@@ -216,7 +246,11 @@ mod tests {
     fn every_failure_reason_is_documented() {
         let readme = include_str!("../../README.md");
         for reason in FailureReason::ALL {
-            assert!(readme.contains(&format!("`{}`", reason.as_str())), "README does not list {}", reason.as_str());
+            assert!(
+                readme.contains(&format!("`{}`", reason.as_str())),
+                "README does not list {}",
+                reason.as_str()
+            );
         }
     }
 }

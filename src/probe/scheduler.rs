@@ -138,7 +138,12 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    pub fn start(jobs: Vec<Arc<Job>>, results: Arc<Results>, metrics: Arc<SelfMetrics>, generation: u64) -> Scheduler {
+    pub fn start(
+        jobs: Vec<Arc<Job>>,
+        results: Arc<Results>,
+        metrics: Arc<SelfMetrics>,
+        generation: u64,
+    ) -> Scheduler {
         let tasks = jobs
             .into_iter()
             .map(|job| {
@@ -178,8 +183,11 @@ mod tests {
 
     #[test]
     fn start_offsets_spread_within_the_interval() {
-        let module =
-            Arc::new(PreparedModule { name: "m".into(), timeout: Some(Duration::from_secs(60)), prober: crate::probe::Prober::File });
+        let module = Arc::new(PreparedModule {
+            name: "m".into(),
+            timeout: Some(Duration::from_secs(60)),
+            prober: crate::probe::Prober::File,
+        });
         let now = SystemTime::now();
         let offsets: Vec<Duration> = (0..50)
             .map(|i| Job {
@@ -190,11 +198,18 @@ mod tests {
                 labels: BTreeMap::new(),
             })
             .map(|job| {
-                assert_eq!(job.timeout(), Duration::from_secs(10), "timeout is capped at the interval");
+                assert_eq!(
+                    job.timeout(),
+                    Duration::from_secs(10),
+                    "timeout is capped at the interval"
+                );
                 // The phase holds on the wall clock: a second later, the wait is a second shorter.
                 let wait = job.until_next_run(now);
                 let later = job.until_next_run(now + Duration::from_millis(1000));
-                assert!(wait < Duration::from_secs(1) || later + Duration::from_millis(1000) == wait, "{wait:?} {later:?}");
+                assert!(
+                    wait < Duration::from_secs(1) || later + Duration::from_millis(1000) == wait,
+                    "{wait:?} {later:?}"
+                );
                 wait
             })
             .collect();

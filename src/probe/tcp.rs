@@ -11,17 +11,26 @@ const MAX_LINE: usize = 64 * 1024;
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
-pub async fn probe(target: &str, module: &PreparedModule, report: &mut Report) -> Result<(), Failure> {
+pub async fn probe(
+    target: &str,
+    module: &PreparedModule,
+    report: &mut Report,
+) -> Result<(), Failure> {
     let Prober::Tcp { config, tls } = &module.prober else {
         return Err(Failure::new(FailureReason::UnsupportedProber, "not a tcp module"));
     };
     let (host, port) = split_host_port(target)?;
     report.set("probe_failed_due_to_regex", "Indicates if probe failed due to regex", 0.0);
-    let resolved = dial::resolve(host, config.preferred_ip_protocol, config.ip_protocol_fallback, report).await?;
+    let resolved =
+        dial::resolve(host, config.preferred_ip_protocol, config.ip_protocol_fallback, report)
+            .await?;
     dial::record(&resolved, report);
-    let stream = dial::connect(SocketAddr::new(resolved.ip, port), config.source_ip_address, report).await?;
+    let stream =
+        dial::connect(SocketAddr::new(resolved.ip, port), config.source_ip_address, report).await?;
     let mut conn: BufReader<Box<dyn Stream>> = if config.tls {
-        BufReader::new(Box::new(tls.handshake(stream, tls.server_name().unwrap_or(host), report).await?))
+        BufReader::new(Box::new(
+            tls.handshake(stream, tls.server_name().unwrap_or(host), report).await?,
+        ))
     } else {
         BufReader::new(Box::new(stream))
     };
@@ -35,7 +44,11 @@ pub async fn probe(target: &str, module: &PreparedModule, report: &mut Report) -
                 line.clear();
                 let read = read_line(&mut conn, &mut line).await.map_err(io_failure)?;
                 if read == 0 {
-                    report.set("probe_failed_due_to_regex", "Indicates if probe failed due to regex", 1.0);
+                    report.set(
+                        "probe_failed_due_to_regex",
+                        "Indicates if probe failed due to regex",
+                        1.0,
+                    );
                     return Err(Failure::new(
                         FailureReason::QueryResponse,
                         format!("connection closed before a line matched {:?}", expect.0.as_str()),
@@ -64,14 +77,19 @@ pub async fn probe(target: &str, module: &PreparedModule, report: &mut Report) -
         if query.starttls {
             report.log(format_args!("step {step}: starting TLS"));
             let plain = conn.into_inner();
-            conn = BufReader::new(Box::new(tls.handshake(plain, tls.server_name().unwrap_or(host), report).await?));
+            conn = BufReader::new(Box::new(
+                tls.handshake(plain, tls.server_name().unwrap_or(host), report).await?,
+            ));
         }
     }
     Ok(())
 }
 
 /// Reads up to and including `\n`, refusing lines longer than [`MAX_LINE`].
-async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R, line: &mut Vec<u8>) -> std::io::Result<usize> {
+async fn read_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+) -> std::io::Result<usize> {
     loop {
         let available = reader.fill_buf().await?;
         if available.is_empty() {
@@ -87,14 +105,18 @@ async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R, line: &mut Vec<u8>) 
             return Ok(line.len());
         }
         if line.len() > MAX_LINE {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("line longer than {MAX_LINE} bytes")));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("line longer than {MAX_LINE} bytes"),
+            ));
         }
     }
 }
 
 /// `host:port` or `[v6]:port`; the port is required, as in blackbox.
 pub fn split_host_port(target: &str) -> Result<(&str, u16), Failure> {
-    let invalid = |why: &str| Failure::new(FailureReason::InvalidTarget, format!("target {target:?}: {why}"));
+    let invalid =
+        |why: &str| Failure::new(FailureReason::InvalidTarget, format!("target {target:?}: {why}"));
     let (host, port) = target.rsplit_once(':').ok_or_else(|| invalid("expected host:port"))?;
     let port: u16 = port.parse().map_err(|_| invalid("invalid port"))?;
     let (host, bracketed) = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {

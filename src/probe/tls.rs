@@ -17,7 +17,9 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use std::sync::{Arc, OnceLock};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::client::TlsStream;
@@ -54,20 +56,31 @@ fn system_roots() -> Arc<RootCertStore> {
 }
 
 impl TlsClient {
-    pub fn new(config: &TlsConfig, alpn: &[&[u8]], source: &Source) -> Result<TlsClient, ConfigError> {
+    pub fn new(
+        config: &TlsConfig,
+        alpn: &[&[u8]],
+        source: &Source,
+    ) -> Result<TlsClient, ConfigError> {
         let verifier = OnceLock::new();
         if let Some(path) = &config.ca_file {
-            let certs = read_certificates(&path.value).map_err(|e| source.error_at_span(path, e))?;
+            let certs =
+                read_certificates(&path.value).map_err(|e| source.error_at_span(path, e))?;
             let mut store = RootCertStore::empty();
             let (added, _) = store.add_parsable_certificates(certs);
             if added == 0 {
-                return Err(source.error_at_span(path, format!("{}: no usable CA certificate", path.value)));
+                return Err(
+                    source.error_at_span(path, format!("{}: no usable CA certificate", path.value))
+                );
             }
-            let built = build_verifier(Arc::new(store))
-                .map_err(|e| source.error_at_span(path, format!("building the certificate verifier: {e}")))?;
+            let built = build_verifier(Arc::new(store)).map_err(|e| {
+                source.error_at_span(path, format!("building the certificate verifier: {e}"))
+            })?;
             let _ = verifier.set(built);
         }
-        let versions = protocol_versions(config.min_version.as_ref().map(|v| v.value), config.max_version.as_ref().map(|v| v.value));
+        let versions = protocol_versions(
+            config.min_version.as_ref().map(|v| v.value),
+            config.max_version.as_ref().map(|v| v.value),
+        );
         let builder = ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&versions)
             .map_err(|e| source.error_at(0, 0, format!("tls_config: {e}")))?
@@ -76,16 +89,23 @@ impl TlsClient {
         let mut client_certs = Vec::new();
         let mut client_config = match (&config.cert_file, &config.key_file) {
             (Some(cert_path), Some(key_path)) => {
-                let chain = read_certificates(&cert_path.value).map_err(|e| source.error_at_span(cert_path, e))?;
+                let chain = read_certificates(&cert_path.value)
+                    .map_err(|e| source.error_at_span(cert_path, e))?;
                 for der in &chain {
-                    client_certs
-                        .push(CertInfo::parse(der).map_err(|e| source.error_at_span(cert_path, format!("{}: {e}", cert_path.value)))?);
+                    client_certs.push(CertInfo::parse(der).map_err(|e| {
+                        source.error_at_span(cert_path, format!("{}: {e}", cert_path.value))
+                    })?);
                 }
-                let key = PrivateKeyDer::from_pem_file(&key_path.value)
-                    .map_err(|e| source.error_at_span(key_path, format!("{}: no private key: {e}", key_path.value)))?;
-                builder
-                    .with_client_auth_cert(chain, key)
-                    .map_err(|e| source.error_at_span(key_path, format!("client certificate and key do not fit: {e}")))?
+                let key = PrivateKeyDer::from_pem_file(&key_path.value).map_err(|e| {
+                    source
+                        .error_at_span(key_path, format!("{}: no private key: {e}", key_path.value))
+                })?;
+                builder.with_client_auth_cert(chain, key).map_err(|e| {
+                    source.error_at_span(
+                        key_path,
+                        format!("client certificate and key do not fit: {e}"),
+                    )
+                })?
             }
             _ => builder.with_no_client_auth(),
         };
@@ -104,26 +124,42 @@ impl TlsClient {
     /// Handshakes over `io`, records the TLS metrics, and fails unless the chain verifies
     /// (or `insecure_skip_verify` is set).
     /// `name` is the name sent (SNI) and verified; see [`TlsClient::server_name`].
-    pub async fn handshake<IO>(&self, io: IO, name: &str, report: &mut Report) -> Result<TlsStream<IO>, Failure>
+    pub async fn handshake<IO>(
+        &self,
+        io: IO,
+        name: &str,
+        report: &mut Report,
+    ) -> Result<TlsStream<IO>, Failure>
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
-        let name_text = name.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(name).to_string();
-        let name = ServerName::try_from(name_text.clone())
-            .map_err(|e| Failure::new(FailureReason::InvalidTarget, format!("TLS server name {name_text:?}: {e}")))?;
+        let name_text =
+            name.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(name).to_string();
+        let name = ServerName::try_from(name_text.clone()).map_err(|e| {
+            Failure::new(
+                FailureReason::InvalidTarget,
+                format!("TLS server name {name_text:?}: {e}"),
+            )
+        })?;
         for cert in &self.client_certs {
             certs::record(report, Origin::Client, cert);
         }
-        let stream = self
-            .connector
-            .connect(name.clone(), io)
-            .await
-            .map_err(|e| Failure::new(FailureReason::TlsHandshake, format!("TLS handshake with {name_text}: {e}")))?;
+        let stream = self.connector.connect(name.clone(), io).await.map_err(|e| {
+            Failure::new(
+                FailureReason::TlsHandshake,
+                format!("TLS handshake with {name_text}: {e}"),
+            )
+        })?;
         let (_, conn) = stream.get_ref();
-        let chain: Vec<CertificateDer<'static>> = conn.peer_certificates().map(|c| c.to_vec()).unwrap_or_default();
+        let chain: Vec<CertificateDer<'static>> =
+            conn.peer_certificates().map(|c| c.to_vec()).unwrap_or_default();
         let version = conn.protocol_version().map(version_name).unwrap_or("unknown");
-        let cipher = conn.negotiated_cipher_suite().map(|s| cipher_name(s.suite())).unwrap_or_default();
-        report.log(format_args!("TLS handshake done: {version}, {cipher}, {} certificate(s)", chain.len()));
+        let cipher =
+            conn.negotiated_cipher_suite().map(|s| cipher_name(s.suite())).unwrap_or_default();
+        report.log(format_args!(
+            "TLS handshake done: {version}, {cipher}, {} certificate(s)",
+            chain.len()
+        ));
         report.replace(
             "probe_tls_version_info",
             "Returns the TLS version used or NaN when unknown",
@@ -138,15 +174,26 @@ impl TlsClient {
         );
 
         let verdict = self.verify(&chain, &name);
-        let infos: Vec<CertInfo> = chain.iter().filter_map(|der| CertInfo::parse(der).ok()).collect();
-        record_chain(report, &self.client_certs, &infos, verdict.as_ref().err().map(|e| verify_label(e)));
+        let infos: Vec<CertInfo> =
+            chain.iter().filter_map(|der| CertInfo::parse(der).ok()).collect();
+        record_chain(
+            report,
+            &self.client_certs,
+            &infos,
+            verdict.as_ref().err().map(|e| verify_label(e)),
+        );
         match verdict {
             Ok(()) => Ok(stream),
             Err(e) if self.insecure_skip_verify => {
-                report.log(format_args!("certificate not trusted ({e}), continuing: insecure_skip_verify is set"));
+                report.log(format_args!(
+                    "certificate not trusted ({e}), continuing: insecure_skip_verify is set"
+                ));
                 Ok(stream)
             }
-            Err(e) => Err(Failure::new(FailureReason::TlsVerify, format!("certificate of {name_text} not trusted: {e}"))),
+            Err(e) => Err(Failure::new(
+                FailureReason::TlsVerify,
+                format!("certificate of {name_text} not trusted: {e}"),
+            )),
         }
     }
 
@@ -155,8 +202,13 @@ impl TlsClient {
         self.server_name.as_deref()
     }
 
-    fn verify(&self, chain: &[CertificateDer<'static>], name: &ServerName<'static>) -> Result<(), rustls::Error> {
-        let (leaf, intermediates) = chain.split_first().ok_or(rustls::Error::NoCertificatesPresented)?;
+    fn verify(
+        &self,
+        chain: &[CertificateDer<'static>],
+        name: &ServerName<'static>,
+    ) -> Result<(), rustls::Error> {
+        let (leaf, intermediates) =
+            chain.split_first().ok_or(rustls::Error::NoCertificatesPresented)?;
         let verifier = self
             .verifier
             .get_or_init(|| build_verifier(system_roots()).unwrap_or(None))
@@ -167,7 +219,10 @@ impl TlsClient {
 }
 
 /// The rustls versions between `min` and `max` (TLS 1.2 and 1.3 by default; older ones mean 1.2).
-pub fn protocol_versions(min: Option<TlsVersion>, max: Option<TlsVersion>) -> Vec<&'static rustls::SupportedProtocolVersion> {
+pub fn protocol_versions(
+    min: Option<TlsVersion>,
+    max: Option<TlsVersion>,
+) -> Vec<&'static rustls::SupportedProtocolVersion> {
     let min = min.unwrap_or(TlsVersion::TLS12).max(TlsVersion::TLS12);
     let max = max.unwrap_or(TlsVersion::TLS13);
     [(TlsVersion::TLS12, &rustls::version::TLS12), (TlsVersion::TLS13, &rustls::version::TLS13)]
@@ -178,14 +233,21 @@ pub fn protocol_versions(min: Option<TlsVersion>, max: Option<TlsVersion>) -> Ve
 }
 
 /// `None` for an empty store: every chain is then from an unknown issuer.
-fn build_verifier(roots: Arc<RootCertStore>) -> Result<Option<Arc<WebPkiServerVerifier>>, rustls::client::VerifierBuilderError> {
+fn build_verifier(
+    roots: Arc<RootCertStore>,
+) -> Result<Option<Arc<WebPkiServerVerifier>>, rustls::client::VerifierBuilderError> {
     if roots.is_empty() {
         return Ok(None);
     }
     WebPkiServerVerifier::builder_with_provider(roots, provider()).build().map(Some)
 }
 
-fn record_chain(report: &mut Report, client_certs: &[CertInfo], chain: &[CertInfo], failure: Option<&'static str>) {
+fn record_chain(
+    report: &mut Report,
+    client_certs: &[CertInfo],
+    chain: &[CertInfo],
+    failure: Option<&'static str>,
+) {
     report.clear(certs::NOT_AFTER);
     report.clear(certs::NOT_BEFORE);
     for cert in client_certs {
@@ -203,9 +265,17 @@ fn record_chain(report: &mut Report, client_certs: &[CertInfo], chain: &[CertInf
     let Some(earliest) = chain.iter().map(|c| c.not_after).min() else {
         return;
     };
-    report.set("probe_ssl_earliest_cert_expiry", "Returns last SSL chain expiry in unixtime", earliest as f64);
+    report.set(
+        "probe_ssl_earliest_cert_expiry",
+        "Returns last SSL chain expiry in unixtime",
+        earliest as f64,
+    );
     // rustls does not hand out the path it built; the served chain stands in for it.
-    report.set("probe_ssl_last_chain_expiry_timestamp_seconds", "Returns last SSL chain expiry in timestamp", earliest as f64);
+    report.set(
+        "probe_ssl_last_chain_expiry_timestamp_seconds",
+        "Returns last SSL chain expiry in timestamp",
+        earliest as f64,
+    );
     let leaf = &chain[0];
     report.replace(
         "probe_ssl_last_chain_info",
@@ -242,9 +312,13 @@ pub fn verify_label(error: &rustls::Error) -> &'static str {
     match error {
         rustls::Error::InvalidCertificate(e) => match e {
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => "expired",
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => "not_yet_valid",
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                "not_yet_valid"
+            }
             CertificateError::UnknownIssuer => "unknown_issuer",
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => "name_mismatch",
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                "name_mismatch"
+            }
             CertificateError::BadSignature => "bad_signature",
             CertificateError::Revoked => "revoked",
             _ => "invalid",
@@ -272,8 +346,9 @@ fn cipher_name(suite: rustls::CipherSuite) -> String {
 
 pub fn read_certificates(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
-    let certs: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(&bytes).collect::<Result<_, _>>().map_err(|e| format!("{path}: not valid PEM: {e}"))?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{path}: not valid PEM: {e}"))?;
     if certs.is_empty() {
         return Err(format!("{path}: no PEM certificate found"));
     }
@@ -303,7 +378,12 @@ impl ServerCertVerifier for KeepChain {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -312,7 +392,12 @@ impl ServerCertVerifier for KeepChain {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

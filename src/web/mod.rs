@@ -48,7 +48,10 @@ impl Reply {
         use std::io::Write;
         let compressed = (gzip && self.body.len() >= GZIP_FROM_BYTES)
             .then(|| {
-                let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(self.body.len() / 4), flate2::Compression::fast());
+                let mut encoder = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(self.body.len() / 4),
+                    flate2::Compression::fast(),
+                );
                 encoder.write_all(self.body.as_bytes()).ok()?;
                 encoder.finish().ok()
             })
@@ -68,7 +71,12 @@ impl Reply {
 }
 
 /// Serves until `shutdown` completes; with `security`, over TLS and/or behind basic auth.
-pub async fn serve(listener: TcpListener, app: Arc<App>, security: Option<Arc<Security>>, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    security: Option<Arc<Security>>,
+    shutdown: impl Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
@@ -88,7 +96,9 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, security: Option<Arc<Se
             match security.as_ref().and_then(|s| s.tls.clone()) {
                 // A client that does not speak TLS (plain HTTP) fails here and gets nothing.
                 Some(acceptor) => {
-                    if let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    if let Ok(Ok(tls)) =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
                         serve_connection(tls, app, security).await;
                     }
                 }
@@ -106,11 +116,17 @@ where
         let (app, security) = (app.clone(), security.clone());
         async move {
             if let Some(security) = security.filter(|s| s.needs_auth()) {
-                let header = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+                let header =
+                    request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
                 if !security.authorized(header).await {
                     app.metrics.record_http_request("unauthorized", 401);
-                    let mut response = Reply::text(StatusCode::UNAUTHORIZED, "Unauthorized\n".into()).into_response();
-                    response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"lookout\""));
+                    let mut response =
+                        Reply::text(StatusCode::UNAUTHORIZED, "Unauthorized\n".into())
+                            .into_response();
+                    response.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        header::HeaderValue::from_static("Basic realm=\"lookout\""),
+                    );
                     return Ok::<_, Infallible>(response);
                 }
             }
@@ -134,19 +150,41 @@ async fn route(app: &App, request: Request<Incoming>) -> Response<Full<Bytes>> {
         .headers()
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|e| e.split(';').next().is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip"))));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|e| e.split(';').next().is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip")))
+        });
     let path = request.uri().path();
     let (handler, reply) = match (request.method(), path) {
         (&Method::GET | &Method::HEAD, "/metrics") => ("metrics", metrics(app, &request)),
-        (&Method::GET | &Method::HEAD, "/probe") => ("probe", probe_endpoint::handle(app, request.uri().query(), request.headers()).await),
-        (&Method::GET | &Method::HEAD, "/queries") => ("queries", queries(app, request.uri().query())),
-        (&Method::GET | &Method::HEAD, "/-/healthy") => ("healthy", Reply::text(StatusCode::OK, "Healthy\n".into())),
-        (&Method::GET | &Method::HEAD, "/-/ready") => ("ready", Reply::text(StatusCode::OK, "Ready\n".into())),
-        (&Method::POST | &Method::PUT, "/-/reload") => ("reload", reload(app)),
-        (_, "/-/reload") => ("reload", Reply::text(StatusCode::METHOD_NOT_ALLOWED, "This endpoint requires a POST request.\n".into())),
-        (&Method::GET | &Method::HEAD, "/") => {
-            ("status", Reply { status: StatusCode::OK, content_type: "text/html; charset=utf-8", body: status_page::render(app) })
+        (&Method::GET | &Method::HEAD, "/probe") => {
+            ("probe", probe_endpoint::handle(app, request.uri().query(), request.headers()).await)
         }
+        (&Method::GET | &Method::HEAD, "/queries") => {
+            ("queries", queries(app, request.uri().query()))
+        }
+        (&Method::GET | &Method::HEAD, "/-/healthy") => {
+            ("healthy", Reply::text(StatusCode::OK, "Healthy\n".into()))
+        }
+        (&Method::GET | &Method::HEAD, "/-/ready") => {
+            ("ready", Reply::text(StatusCode::OK, "Ready\n".into()))
+        }
+        (&Method::POST | &Method::PUT, "/-/reload") => ("reload", reload(app)),
+        (_, "/-/reload") => (
+            "reload",
+            Reply::text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "This endpoint requires a POST request.\n".into(),
+            ),
+        ),
+        (&Method::GET | &Method::HEAD, "/") => (
+            "status",
+            Reply {
+                status: StatusCode::OK,
+                content_type: "text/html; charset=utf-8",
+                body: status_page::render(app),
+            },
+        ),
         _ => ("other", Reply::text(StatusCode::NOT_FOUND, "Not found\n".into())),
     };
     app.metrics.record_http_request(handler, reply.status.as_u16());
@@ -154,25 +192,31 @@ async fn route(app: &App, request: Request<Incoming>) -> Response<Full<Bytes>> {
 }
 
 fn metrics(app: &App, request: &Request<Incoming>) -> Reply {
-    let format = Format::negotiate(request.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let format =
+        Format::negotiate(request.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let results = app.results.all();
     let probe_families = results.iter().flat_map(|r| r.families.iter().cloned());
     let log_families = app.with_logs(|logs| logs.families()).unwrap_or_default();
-    let families = exposition::merge(probe_families.chain(log_families).chain(app.metrics.collect()));
+    let families =
+        exposition::merge(probe_families.chain(log_families).chain(app.metrics.collect()));
     Reply::metrics(format, exposition::encode(&families, format))
 }
 
 /// The query index: hash → SQL, all of it or `?hash=` one.
 fn queries(app: &App, query: Option<&str>) -> Reply {
-    let wanted = form_urlencoded::parse(query.unwrap_or_default().as_bytes()).find(|(k, _)| k == "hash").map(|(_, v)| v.into_owned());
+    let wanted = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "hash")
+        .map(|(_, v)| v.into_owned());
     let all = app.with_logs(|logs| logs.queries()).unwrap_or_default();
     let items: Vec<serde_json::Value> = all
         .into_iter()
         .filter(|(_, hash, _)| wanted.as_ref().is_none_or(|w| w == hash))
         .map(|(source, hash, sql)| serde_json::json!({"source": source, "hash": hash, "sql": sql}))
         .collect();
-    let status = if wanted.is_some() && items.is_empty() { StatusCode::NOT_FOUND } else { StatusCode::OK };
-    let mut body = serde_json::to_string_pretty(&serde_json::json!({ "queries": items })).unwrap_or_default();
+    let status =
+        if wanted.is_some() && items.is_empty() { StatusCode::NOT_FOUND } else { StatusCode::OK };
+    let mut body =
+        serde_json::to_string_pretty(&serde_json::json!({ "queries": items })).unwrap_or_default();
     body.push('\n');
     Reply { status, content_type: "application/json", body }
 }
@@ -180,6 +224,9 @@ fn queries(app: &App, query: Option<&str>) -> Reply {
 fn reload(app: &App) -> Reply {
     match tokio::task::block_in_place(|| app.reload()) {
         Ok(()) => Reply::text(StatusCode::OK, "configuration reloaded\n".into()),
-        Err(e) => Reply::text(StatusCode::INTERNAL_SERVER_ERROR, format!("failed to reload config: {e}\n")),
+        Err(e) => Reply::text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}\n"),
+        ),
     }
 }

@@ -20,7 +20,11 @@ pub async fn handle(app: &App, query: Option<&str>, headers: &HeaderMap) -> Repl
         Reply::text(status, message)
     };
     if !config.probe_endpoint.enabled {
-        return reject(StatusCode::NOT_FOUND, "disabled", "/probe is disabled (probe_endpoint.enabled: false)\n".into());
+        return reject(
+            StatusCode::NOT_FOUND,
+            "disabled",
+            "/probe is disabled (probe_endpoint.enabled: false)\n".into(),
+        );
     }
     let mut module_name = DEFAULT_MODULE.to_string();
     let mut target = None;
@@ -34,10 +38,18 @@ pub async fn handle(app: &App, query: Option<&str>, headers: &HeaderMap) -> Repl
         }
     }
     let Some(target) = target.filter(|t| !t.is_empty()) else {
-        return reject(StatusCode::BAD_REQUEST, "missing_target", "Target parameter is missing\n".into());
+        return reject(
+            StatusCode::BAD_REQUEST,
+            "missing_target",
+            "Target parameter is missing\n".into(),
+        );
     };
     let Some(module) = config.modules.get(&module_name).cloned() else {
-        return reject(StatusCode::BAD_REQUEST, "unknown_module", format!("Unknown module {module_name:?}\n"));
+        return reject(
+            StatusCode::BAD_REQUEST,
+            "unknown_module",
+            format!("Unknown module {module_name:?}\n"),
+        );
     };
     if matches!(module.prober, crate::probe::Prober::File) {
         let message = format!("Module {module_name:?} reads files on lookout's host; it runs only as a scheduled probe\n");
@@ -72,7 +84,11 @@ pub async fn handle(app: &App, query: Option<&str>, headers: &HeaderMap) -> Repl
 
 /// The probe's timeout as blackbox computes it: the scrape timeout Prometheus announces, less
 /// the offset, or the module's timeout when that is shorter.
-fn scrape_timeout(headers: &HeaderMap, module_timeout: Option<Duration>, offset: f64) -> Result<Duration, String> {
+fn scrape_timeout(
+    headers: &HeaderMap,
+    module_timeout: Option<Duration>,
+    offset: f64,
+) -> Result<Duration, String> {
     let announced = match headers.get("X-Prometheus-Scrape-Timeout-Seconds") {
         Some(v) => v
             .to_str()
@@ -102,13 +118,19 @@ mod tests {
 
     #[test]
     fn timeout_follows_blackbox() {
-        let s = |h: &HeaderMap, m: Option<u64>| scrape_timeout(h, m.map(Duration::from_secs), 0.5).map(|d| d.as_secs_f64());
+        let s = |h: &HeaderMap, m: Option<u64>| {
+            scrape_timeout(h, m.map(Duration::from_secs), 0.5).map(|d| d.as_secs_f64())
+        };
         assert_eq!(s(&headers("10"), None), Ok(9.5));
         assert_eq!(s(&headers("10"), Some(5)), Ok(5.0));
         assert_eq!(s(&headers("10"), Some(30)), Ok(9.5));
         assert_eq!(s(&HeaderMap::new(), None), Ok(119.5));
         assert!(s(&headers("soon"), None).is_err());
         assert_eq!(s(&headers("1e20"), None), Ok(3600.0), "no panic on absurd values");
-        assert_eq!(s(&headers("-5"), Some(3)), Ok(3.0), "a negative budget falls back to the module's timeout");
+        assert_eq!(
+            s(&headers("-5"), Some(3)),
+            Ok(3.0),
+            "a negative budget falls back to the module's timeout"
+        );
     }
 }

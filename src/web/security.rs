@@ -31,32 +31,55 @@ impl Security {
         let tls = match &file.tls_server_config {
             None => None,
             Some(t) => {
-                let chain = read_certificates(&t.cert_file.value).map_err(|e| source.error_at_span(&t.cert_file, e))?;
-                let key = PrivateKeyDer::from_pem_file(&t.key_file.value)
-                    .map_err(|e| source.error_at_span(&t.key_file, format!("{}: no private key: {e}", t.key_file.value)))?;
+                let chain = read_certificates(&t.cert_file.value)
+                    .map_err(|e| source.error_at_span(&t.cert_file, e))?;
+                let key = PrivateKeyDer::from_pem_file(&t.key_file.value).map_err(|e| {
+                    source.error_at_span(
+                        &t.key_file,
+                        format!("{}: no private key: {e}", t.key_file.value),
+                    )
+                })?;
                 let provider = Arc::new(rustls::crypto::ring::default_provider());
-                let versions = protocol_versions(t.min_version.as_ref().map(|v| v.value), t.max_version.as_ref().map(|v| v.value));
+                let versions = protocol_versions(
+                    t.min_version.as_ref().map(|v| v.value),
+                    t.max_version.as_ref().map(|v| v.value),
+                );
                 let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
                     .with_protocol_versions(&versions)
-                    .map_err(|e| source.error_at_span(&t.cert_file, format!("tls_server_config: {e}")))?;
-                let auth = t.client_auth_type.as_ref().map_or(ClientAuth::NoClientCert, |a| a.value);
+                    .map_err(|e| {
+                        source.error_at_span(&t.cert_file, format!("tls_server_config: {e}"))
+                    })?;
+                let auth =
+                    t.client_auth_type.as_ref().map_or(ClientAuth::NoClientCert, |a| a.value);
                 let builder = match (&t.client_ca_file, auth) {
-                    (Some(ca), ClientAuth::VerifyClientCertIfGiven | ClientAuth::RequireAndVerifyClientCert) => {
+                    (
+                        Some(ca),
+                        ClientAuth::VerifyClientCertIfGiven
+                        | ClientAuth::RequireAndVerifyClientCert,
+                    ) => {
                         let mut roots = rustls::RootCertStore::empty();
-                        let certs = read_certificates(&ca.value).map_err(|e| source.error_at_span(ca, e))?;
+                        let certs = read_certificates(&ca.value)
+                            .map_err(|e| source.error_at_span(ca, e))?;
                         roots.add_parsable_certificates(certs);
-                        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-                        let verifier =
-                            if auth == ClientAuth::VerifyClientCertIfGiven { verifier.allow_unauthenticated() } else { verifier };
-                        builder.with_client_cert_verifier(
-                            verifier.build().map_err(|e| source.error_at_span(ca, format!("client_ca_file: {e}")))?,
-                        )
+                        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                            Arc::new(roots),
+                            provider,
+                        );
+                        let verifier = if auth == ClientAuth::VerifyClientCertIfGiven {
+                            verifier.allow_unauthenticated()
+                        } else {
+                            verifier
+                        };
+                        builder.with_client_cert_verifier(verifier.build().map_err(|e| {
+                            source.error_at_span(ca, format!("client_ca_file: {e}"))
+                        })?)
                     }
                     _ => builder.with_no_client_auth(),
                 };
-                let mut config = builder
-                    .with_single_cert(chain, key)
-                    .map_err(|e| source.error_at_span(&t.key_file, format!("certificate and key do not fit: {e}")))?;
+                let mut config = builder.with_single_cert(chain, key).map_err(|e| {
+                    source
+                        .error_at_span(&t.key_file, format!("certificate and key do not fit: {e}"))
+                })?;
                 config.alpn_protocols = vec![b"http/1.1".to_vec()];
                 Some(TlsAcceptor::from(Arc::new(config)))
             }

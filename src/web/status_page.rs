@@ -27,7 +27,13 @@ pub fn render(app: &App) -> String {
     html.push_str("<table id=\"probes\"><tr><th>Probe</th><th>Module</th><th>Target</th><th>Result</th><th>Status</th><th>Duration</th><th>Reason</th><th>Certificate days left</th><th>Last run</th></tr>");
     for job in &config.jobs {
         let result = results.iter().find(|r| r.name == job.name);
-        let _ = write!(html, "<tr><td>{}</td><td>{}</td><td>{}</td>", escape(&job.name), escape(&job.module.name), escape(&job.target));
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td>",
+            escape(&job.name),
+            escape(&job.module.name),
+            escape(&job.target)
+        );
         match result {
             None => html.push_str("<td class=\"pending\">pending</td><td></td><td></td><td></td><td></td><td></td></tr>"),
             Some(r) => {
@@ -83,7 +89,12 @@ pub fn render(app: &App) -> String {
     let _ = write!(
         html,
         "<h2>Modules</h2><p>{}</p><p>/probe is {}.</p></body></html>",
-        config.modules.iter().map(|(name, m)| format!("{} ({})", escape(name), m.prober_name())).collect::<Vec<_>>().join(", "),
+        config
+            .modules
+            .iter()
+            .map(|(name, m)| format!("{} ({})", escape(name), m.prober_name()))
+            .collect::<Vec<_>>()
+            .join(", "),
         if config.probe_endpoint.enabled { "enabled" } else { "disabled" }
     );
     html

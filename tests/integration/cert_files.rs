@@ -7,7 +7,11 @@ fn file_series(o: &lookout::probe::Outcome) -> Vec<(String, String, String)> {
     label_sets(o, "lookout_cert_not_after_timestamp_seconds")
         .iter()
         .map(|l| {
-            (label(l, "path").rsplit('/').next().unwrap().to_string(), label(l, "chain_position").into(), label(l, "subject_cn").into())
+            (
+                label(l, "path").rsplit('/').next().unwrap().to_string(),
+                label(l, "chain_position").into(),
+                label(l, "subject_cn").into(),
+            )
         })
         .collect()
 }
@@ -19,7 +23,8 @@ async fn bundle_and_der_files() {
     let leaf = intermediate.leaf("shop.example", &["shop.example"], -1, 10);
     let dir = tempfile::tempdir().unwrap();
     let bundle = format!("{}{}{}", leaf.pem(), pem(&intermediate.der()), pem(&root.der()));
-    let bundle_path = write_file(dir.path(), "bundle.pem", format!("{bundle}{}", leaf.key.serialize_pem()));
+    let bundle_path =
+        write_file(dir.path(), "bundle.pem", format!("{bundle}{}", leaf.key.serialize_pem()));
     let o = probe("prober: file", bundle_path.to_str().unwrap()).await;
     assert!(o.success, "{:?}", o.failure);
     assert_eq!(
@@ -30,9 +35,13 @@ async fn bundle_and_der_files() {
             ("bundle.pem".into(), "2".into(), "Root CA".into())
         ]
     );
-    assert_eq!(label(&label_sets(&o, "lookout_cert_not_after_timestamp_seconds")[0], "source"), "file");
+    assert_eq!(
+        label(&label_sets(&o, "lookout_cert_not_after_timestamp_seconds")[0], "source"),
+        "file"
+    );
     let earliest = o.value("probe_ssl_earliest_cert_expiry").unwrap();
-    let leaf_after = family(&o, "lookout_cert_not_after_timestamp_seconds").unwrap().samples[0].value;
+    let leaf_after =
+        family(&o, "lookout_cert_not_after_timestamp_seconds").unwrap().samples[0].value;
     assert_eq!(earliest, leaf_after);
 
     let der_path = write_file(dir.path(), "leaf.der", leaf.der.as_ref());
@@ -49,16 +58,29 @@ async fn bad_files_are_reported_and_the_good_ones_still_counted() {
     write_file(dir.path(), "b-garbage.pem", b"\x00\x01 this is not a certificate \xff");
     write_file(dir.path(), "c-key-only.pem", rcgen::KeyPair::generate().unwrap().serialize_pem());
     write_file(dir.path(), "d-huge.pem", vec![b'A'; 2 << 20]);
-    std::os::unix::fs::symlink(dir.path().join("missing"), dir.path().join("e-dangling.pem")).unwrap();
-    write_file(dir.path(), "f-good.crt", ca.leaf("other.example", &["other.example"], -1, 90).der.as_ref());
+    std::os::unix::fs::symlink(dir.path().join("missing"), dir.path().join("e-dangling.pem"))
+        .unwrap();
+    write_file(
+        dir.path(),
+        "f-good.crt",
+        ca.leaf("other.example", &["other.example"], -1, 90).der.as_ref(),
+    );
     let pattern = format!("{}/*.*", dir.path().display());
     let o = probe("prober: file", &pattern).await;
     assert_eq!(reason(&o), "certificate_file");
     assert!(o.failure.as_ref().unwrap().message.starts_with("4 of 6 files"), "{:?}", o.failure);
-    assert_eq!(file_series(&o).iter().map(|s| s.2.as_str()).collect::<Vec<_>>(), ["good.example", "other.example"]);
+    assert_eq!(
+        file_series(&o).iter().map(|s| s.2.as_str()).collect::<Vec<_>>(),
+        ["good.example", "other.example"]
+    );
     let errors: Vec<(String, String)> = label_sets(&o, "lookout_cert_file_error")
         .iter()
-        .map(|l| (label(l, "path").rsplit('/').next().unwrap().to_string(), label(l, "reason").to_string()))
+        .map(|l| {
+            (
+                label(l, "path").rsplit('/').next().unwrap().to_string(),
+                label(l, "reason").to_string(),
+            )
+        })
         .collect();
     assert_eq!(
         errors,
@@ -93,17 +115,36 @@ fn once_marks_expired_and_expiring_certificates() {
         dir.path().display()
     );
     let probes = write_file(dir.path(), "probes.yaml", yaml);
-    let out = Command::new(LOOKOUT).arg(format!("--config.probes={}", probes.display())).arg("--once").output().unwrap();
+    let out = Command::new(LOOKOUT)
+        .arg(format!("--config.probes={}", probes.display()))
+        .arg("--once")
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "an expired certificate is reported, not a failed read: {text}");
-    let line = |cn: &str| text.lines().find(|l| l.contains(cn)).unwrap_or_else(|| panic!("{cn} missing:\n{text}")).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "an expired certificate is reported, not a failed read: {text}"
+    );
+    let line = |cn: &str| {
+        text.lines()
+            .find(|l| l.contains(cn))
+            .unwrap_or_else(|| panic!("{cn} missing:\n{text}"))
+            .to_string()
+    };
     assert!(line("gone.example").contains("EXPIRED"), "{text}");
     assert!(line("soon.example").contains("expires within 30 days"), "{text}");
-    assert!(!line("late.example").contains("expires") && !line("late.example").contains("EXPIRED"), "{text}");
+    assert!(
+        !line("late.example").contains("expires") && !line("late.example").contains("EXPIRED"),
+        "{text}"
+    );
     assert!(line("soon.example").contains("soon.pem #0"), "{text}");
 
-    let json =
-        Command::new(LOOKOUT).arg(format!("--config.probes={}", probes.display())).args(["--once", "--output=json"]).output().unwrap();
+    let json = Command::new(LOOKOUT)
+        .arg(format!("--config.probes={}", probes.display()))
+        .args(["--once", "--output=json"])
+        .output()
+        .unwrap();
     let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     let certs = json["probes"][0]["certificates"].as_array().unwrap();
     assert_eq!(certs.len(), 3);

@@ -53,13 +53,21 @@ fn background_silent_server() -> std::net::SocketAddr {
 fn once_prints_a_table_and_exits_by_result() {
     let target = background_http_server();
     let dir = tempfile::tempdir().unwrap();
-    let path = write_file(dir.path(), "probes.yaml", probes_yaml(&target.to_string(), closed_port(), ""));
-    let out =
-        Command::new(LOOKOUT).current_dir(dir.path()).arg(format!("--config.probes={}", path.display())).arg("--once").output().unwrap();
+    let path =
+        write_file(dir.path(), "probes.yaml", probes_yaml(&target.to_string(), closed_port(), ""));
+    let out = Command::new(LOOKOUT)
+        .current_dir(dir.path())
+        .arg(format!("--config.probes={}", path.display()))
+        .arg("--once")
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "one probe fails: {text}");
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines[0].starts_with("PROBE") && lines[0].contains("TARGET") && lines[0].contains("REASON"), "{text}");
+    assert!(
+        lines[0].starts_with("PROBE") && lines[0].contains("TARGET") && lines[0].contains("REASON"),
+        "{text}"
+    );
     let web = lines.iter().find(|l| l.starts_with("web ")).unwrap();
     assert!(web.contains(" ok ") && web.contains(" 200 "), "{web}");
     let down = lines.iter().find(|l| l.starts_with("down ")).unwrap();
@@ -70,15 +78,26 @@ fn once_prints_a_table_and_exits_by_result() {
         "modules:\n  http_2xx:\n    prober: http\n  tcp_connect:\n    prober: tcp\nprobes:\n  - name: web\n    module: http_2xx\n    target: http://{target}/\n  - name: port\n    module: tcp_connect\n    target: {target}\n"
     );
     let path = write_file(dir.path(), "ok.yaml", &only_good);
-    let out = Command::new(LOOKOUT).arg(format!("--config.probes={}", path.display())).arg("--once").output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(LOOKOUT)
+        .arg(format!("--config.probes={}", path.display()))
+        .arg("--once")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn once_prometheus_and_json_outputs() {
     let target = background_http_server();
     let dir = tempfile::tempdir().unwrap();
-    let path = write_file(dir.path(), "probes.yaml", probes_yaml(&target.to_string(), closed_port(), ""));
+    let path =
+        write_file(dir.path(), "probes.yaml", probes_yaml(&target.to_string(), closed_port(), ""));
     let run = |format: &str| {
         Command::new(LOOKOUT)
             .arg(format!("--config.probes={}", path.display()))
@@ -105,11 +124,19 @@ fn once_prometheus_and_json_outputs() {
 #[test]
 fn bad_config_exits_two() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write_file(dir.path(), "probes.yaml", "modules:\n  m:\n    prober: http\n    bogus: 1\n");
-    let out = Command::new(LOOKOUT).arg(format!("--config.probes={}", path.display())).arg("--once").output().unwrap();
+    let path =
+        write_file(dir.path(), "probes.yaml", "modules:\n  m:\n    prober: http\n    bogus: 1\n");
+    let out = Command::new(LOOKOUT)
+        .arg(format!("--config.probes={}", path.display()))
+        .arg("--once")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out =
-        Command::new(LOOKOUT).arg(format!("--config.probes={}", path.display())).arg("--web.listen-address=127.0.0.1:0").output().unwrap();
+    let out = Command::new(LOOKOUT)
+        .arg(format!("--config.probes={}", path.display()))
+        .arg("--web.listen-address=127.0.0.1:0")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "refuses to start");
 }
 
@@ -137,7 +164,9 @@ fn raw_get(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> 
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
-    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n{extra}\r\n").as_bytes()).unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n{extra}\r\n").as_bytes())
+        .unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).unwrap();
     raw
@@ -161,15 +190,26 @@ fn serves_scheduled_results_self_metrics_and_status_page() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &probes_yaml(&target.to_string(), closed_port(), ""));
     let body = wait_for(server.addr, "/metrics", "probe_success{probe=\"down\"");
-    let body = if body.contains("probe=\"web\"") { body } else { wait_for(server.addr, "/metrics", "probe_success{probe=\"web\"") };
+    let body = if body.contains("probe=\"web\"") {
+        body
+    } else {
+        wait_for(server.addr, "/metrics", "probe_success{probe=\"web\"")
+    };
     assert!(body.contains("lookout_build_info{version="), "{body}");
     assert!(body.contains("process_open_fds "));
     assert!(body.contains("lookout_config_last_reload_successful 1"));
-    assert!(body.contains("lookout_probe_failure_reason{probe=\"down\",module=\"http_2xx\",target="), "{body}");
+    assert!(
+        body.contains("lookout_probe_failure_reason{probe=\"down\",module=\"http_2xx\",target="),
+        "{body}"
+    );
     promtool_check(&body);
 
-    let om =
-        get(server.addr, "/metrics", &[("Accept", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")]).unwrap();
+    let om = get(
+        server.addr,
+        "/metrics",
+        &[("Accept", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")],
+    )
+    .unwrap();
     assert!(om.headers.contains("application/openmetrics-text; version=1.0.0"), "{}", om.headers);
     assert!(om.body.ends_with("# EOF\n"));
     assert!(om.body.contains("# TYPE lookout_probe_runs counter\n"));
@@ -182,17 +222,30 @@ fn serves_scheduled_results_self_metrics_and_status_page() {
     }
     let text = get(server.addr, "/metrics", &[]).unwrap();
     assert!(text.headers.contains("text/plain; version=0.0.4"), "{}", text.headers);
-    assert!(!text.headers.to_ascii_lowercase().contains("content-encoding"), "no gzip unless asked");
+    assert!(
+        !text.headers.to_ascii_lowercase().contains("content-encoding"),
+        "no gzip unless asked"
+    );
     let zipped = raw_get(server.addr, "/metrics", &[("Accept-Encoding", "gzip")]);
     let split = zipped.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    assert!(String::from_utf8_lossy(&zipped[..split]).to_ascii_lowercase().contains("content-encoding: gzip"));
+    assert!(String::from_utf8_lossy(&zipped[..split])
+        .to_ascii_lowercase()
+        .contains("content-encoding: gzip"));
     let mut body = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&zipped[split + 4..]), &mut body).unwrap();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&zipped[split + 4..]),
+        &mut body,
+    )
+    .unwrap();
     assert!(body.contains("lookout_build_info"), "{body}");
 
     let page = get(server.addr, "/", &[]).unwrap();
     assert_eq!(page.status, 200);
-    assert!(page.body.contains("<td>web</td>") && page.body.contains("connect_refused"), "{}", page.body);
+    assert!(
+        page.body.contains("<td>web</td>") && page.body.contains("connect_refused"),
+        "{}",
+        page.body
+    );
     assert_eq!(get(server.addr, "/-/healthy", &[]).unwrap().status, 200);
     assert_eq!(get(server.addr, "/nope", &[]).unwrap().status, 404);
 }
@@ -202,13 +255,19 @@ fn probe_endpoint_is_blackbox_compatible() {
     let target = background_http_server();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &probes_yaml(&target.to_string(), closed_port(), ""));
-    let reply = get(server.addr, &format!("/probe?module=http_2xx&target=http://{target}/"), &[]).unwrap();
+    let reply =
+        get(server.addr, &format!("/probe?module=http_2xx&target=http://{target}/"), &[]).unwrap();
     assert_eq!(reply.status, 200);
     assert!(reply.body.contains("probe_success 1"), "{}", reply.body);
     assert!(reply.body.contains("probe_http_status_code 200"));
     promtool_check(&reply.body);
 
-    let failed = get(server.addr, &format!("/probe?module=http_2xx&target=http://127.0.0.1:{}/", closed_port()), &[]).unwrap();
+    let failed = get(
+        server.addr,
+        &format!("/probe?module=http_2xx&target=http://127.0.0.1:{}/", closed_port()),
+        &[],
+    )
+    .unwrap();
     assert_eq!(failed.status, 200, "a failed probe still answers 200");
     assert!(failed.body.contains("probe_success 0"));
     assert!(failed.body.contains("lookout_probe_failure_reason{reason=\"connect_refused\"} 1"));
@@ -216,16 +275,26 @@ fn probe_endpoint_is_blackbox_compatible() {
     let tcp = get(server.addr, &format!("/probe?module=tcp_connect&target={target}"), &[]).unwrap();
     assert!(tcp.body.contains("probe_success 1"), "{}", tcp.body);
 
-    let debug = get(server.addr, &format!("/probe?module=http_2xx&target=http://{target}/&debug=true"), &[]).unwrap();
+    let debug = get(
+        server.addr,
+        &format!("/probe?module=http_2xx&target=http://{target}/&debug=true"),
+        &[],
+    )
+    .unwrap();
     assert!(debug.body.starts_with("Logs for the probe:"), "{}", debug.body);
     assert!(debug.body.contains("Metrics that would have been returned:"));
 
     assert_eq!(get(server.addr, "/probe?module=nope&target=x", &[]).unwrap().status, 400);
     assert_eq!(get(server.addr, "/probe?module=http_2xx", &[]).unwrap().status, 400);
     let metrics = get(server.addr, "/metrics", &[]).unwrap().body;
-    assert!(metrics.contains("lookout_probe_request_errors_total{reason=\"unknown_module\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("lookout_probe_request_errors_total{reason=\"unknown_module\"} 1"),
+        "{metrics}"
+    );
     assert!(metrics.contains("lookout_probe_request_errors_total{reason=\"missing_target\"} 1"));
-    assert!(metrics.contains("lookout_probe_requests_total{module=\"http_2xx\",result=\"failure\"} 1"));
+    assert!(
+        metrics.contains("lookout_probe_requests_total{module=\"http_2xx\",result=\"failure\"} 1")
+    );
 }
 
 #[test]
@@ -235,11 +304,22 @@ fn probe_endpoint_honours_the_scrape_timeout_header() {
     let yaml = "modules:\n  slow:\n    prober: http\n    http:\n      preferred_ip_protocol: ip4\n";
     let server = Server::start(dir.path(), yaml);
     let start = Instant::now();
-    let reply = get(server.addr, &format!("/probe?module=slow&target=http://{silent}/"), &[("X-Prometheus-Scrape-Timeout-Seconds", "1.5")])
-        .unwrap();
+    let reply = get(
+        server.addr,
+        &format!("/probe?module=slow&target=http://{silent}/"),
+        &[("X-Prometheus-Scrape-Timeout-Seconds", "1.5")],
+    )
+    .unwrap();
     let took = start.elapsed();
-    assert!(reply.body.contains("probe_success 0") && reply.body.contains("reason=\"timeout\""), "{}", reply.body);
-    assert!(took >= Duration::from_millis(900) && took < Duration::from_millis(1800), "took {took:?}, expected about 1.0 s");
+    assert!(
+        reply.body.contains("probe_success 0") && reply.body.contains("reason=\"timeout\""),
+        "{}",
+        reply.body
+    );
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(1800),
+        "took {took:?}, expected about 1.0 s"
+    );
 }
 
 #[test]
@@ -247,9 +327,20 @@ fn probe_endpoint_allowlist_and_switch() {
     let target = background_http_server();
     let dir = tempfile::tempdir().unwrap();
     let allow = format!("probe_endpoint:\n  allowed_targets:\n    - 'http://{target}/.*'\n");
-    let server = Server::start(dir.path(), &probes_yaml(&target.to_string(), closed_port(), &allow));
-    assert_eq!(get(server.addr, &format!("/probe?module=http_2xx&target=http://{target}/x"), &[]).unwrap().status, 200);
-    let denied = get(server.addr, "/probe?module=http_2xx&target=http://169.254.169.254/latest/meta-data/", &[]).unwrap();
+    let server =
+        Server::start(dir.path(), &probes_yaml(&target.to_string(), closed_port(), &allow));
+    assert_eq!(
+        get(server.addr, &format!("/probe?module=http_2xx&target=http://{target}/x"), &[])
+            .unwrap()
+            .status,
+        200
+    );
+    let denied = get(
+        server.addr,
+        "/probe?module=http_2xx&target=http://169.254.169.254/latest/meta-data/",
+        &[],
+    )
+    .unwrap();
     assert_eq!(denied.status, 403);
     assert!(get(server.addr, "/metrics", &[])
         .unwrap()
@@ -257,8 +348,16 @@ fn probe_endpoint_allowlist_and_switch() {
         .contains("lookout_probe_request_errors_total{reason=\"target_not_allowed\"} 1"));
     drop(server);
 
-    let off = Server::start(dir.path(), &probes_yaml(&target.to_string(), closed_port(), "probe_endpoint:\n  enabled: false\n"));
-    assert_eq!(get(off.addr, &format!("/probe?module=http_2xx&target=http://{target}/"), &[]).unwrap().status, 404);
+    let off = Server::start(
+        dir.path(),
+        &probes_yaml(&target.to_string(), closed_port(), "probe_endpoint:\n  enabled: false\n"),
+    );
+    assert_eq!(
+        get(off.addr, &format!("/probe?module=http_2xx&target=http://{target}/"), &[])
+            .unwrap()
+            .status,
+        404
+    );
 }
 
 #[test]
@@ -277,15 +376,20 @@ fn reload_keeps_the_old_config_when_the_new_one_is_bad() {
     assert!(metrics.contains("probe_success{probe=\"web\""), "old probes keep running");
     assert_eq!(get(server.addr, "/-/reload", &[]).unwrap().status, 405);
 
-    let renamed = probes_yaml(&target.to_string(), closed_port(), "").replace("name: web", "name: web2");
+    let renamed =
+        probes_yaml(&target.to_string(), closed_port(), "").replace("name: web", "name: web2");
     write_file(dir.path(), "probes.yaml", &renamed);
     assert_eq!(request(server.addr, "POST", "/-/reload", &[]).unwrap().status, 200);
     let metrics = wait_for(server.addr, "/metrics", "probe_success{probe=\"web2\"");
     assert!(metrics.contains("lookout_config_last_reload_successful 1"));
-    assert!(!metrics.contains("probe_success{probe=\"web\","), "results of removed probes are dropped");
+    assert!(
+        !metrics.contains("probe_success{probe=\"web\","),
+        "results of removed probes are dropped"
+    );
 
     // SIGHUP reloads too.
-    let back = probes_yaml(&target.to_string(), closed_port(), "").replace("name: web", "name: web3");
+    let back =
+        probes_yaml(&target.to_string(), closed_port(), "").replace("name: web", "name: web3");
     write_file(dir.path(), "probes.yaml", &back);
     unsafe { libc::kill(server.child.id() as i32, libc::SIGHUP) };
     wait_for(server.addr, "/metrics", "probe_success{probe=\"web3\"");
@@ -301,7 +405,9 @@ fn scheduled_probe_timeout_never_exceeds_interval_and_runs_do_not_overlap() {
     let server = Server::start(dir.path(), &yaml);
     std::thread::sleep(Duration::from_millis(2600));
     let metrics = get(server.addr, "/metrics", &[]).unwrap().body;
-    let runs = sample_value(&metrics, "lookout_probe_runs_total{probe=\"hang\",result=\"failure\"}").unwrap_or(0.0);
+    let runs =
+        sample_value(&metrics, "lookout_probe_runs_total{probe=\"hang\",result=\"failure\"}")
+            .unwrap_or(0.0);
     assert!((2.0..=5.0).contains(&runs), "runs {runs}:\n{metrics}");
     let duration = sample_value(&metrics, "probe_duration_seconds{probe=\"hang\"").unwrap();
     assert!(duration < 0.7, "timeout is clamped to the 500ms interval: {duration}");

@@ -10,7 +10,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use lookout::config::{ProbesFile, Source};
 use lookout::metrics::exposition::Family;
 use lookout::probe::{Outcome, PreparedModule};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
+};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::convert::Infallible;
 use std::io::Write;
@@ -33,7 +35,8 @@ pub async fn probe_with_timeout(module_yaml: &str, target: &str, timeout: Durati
 pub fn prepare(module_yaml: &str) -> PreparedModule {
     let indented: String = module_yaml.lines().map(|l| format!("    {l}\n")).collect();
     let text = format!("modules:\n  m:\n{indented}");
-    let source = Source::from_text(Path::new("test-probes.yaml"), &text).unwrap_or_else(|e| panic!("{e}"));
+    let source =
+        Source::from_text(Path::new("test-probes.yaml"), &text).unwrap_or_else(|e| panic!("{e}"));
     let file = ProbesFile::load(&source).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let (name, module) = file.modules.into_iter().next().unwrap();
     PreparedModule::prepare(&name, module, &source).unwrap_or_else(|e| panic!("{e}"))
@@ -46,7 +49,12 @@ pub fn family<'a>(outcome: &'a Outcome, name: &str) -> Option<&'a Family> {
 /// The label sets of every sample of `name`, as (name, value) string pairs.
 pub fn label_sets(outcome: &Outcome, name: &str) -> Vec<Vec<(String, String)>> {
     family(outcome, name)
-        .map(|f| f.samples.iter().map(|s| s.labels.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()).collect())
+        .map(|f| {
+            f.samples
+                .iter()
+                .map(|s| s.labels.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -64,7 +72,10 @@ pub fn reason(outcome: &Outcome) -> &'static str {
 /// headers); `/gzip`, `/deflate`, `/br`; `/headers?name=value…` (sets response headers);
 /// `/big?bytes=N`. The compressed routes answer 406 unless asked for their encoding.
 async fn route(request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let query: Vec<(String, String)> = form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes()).into_owned().collect();
+    let query: Vec<(String, String)> =
+        form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
     let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let respond = |status: u16, body: Vec<u8>| {
         let mut r = Response::new(Full::new(Bytes::from(body)));
@@ -73,7 +84,9 @@ async fn route(request: Request<Incoming>) -> Response<Full<Bytes>> {
     };
     match request.uri().path() {
         "/" => respond(200, b"hello world".to_vec()),
-        "/status" => respond(param("code").and_then(|c| c.parse().ok()).unwrap_or(200), b"status".to_vec()),
+        "/status" => {
+            respond(param("code").and_then(|c| c.parse().ok()).unwrap_or(200), b"status".to_vec())
+        }
         "/redirect" => {
             let n: u32 = param("n").and_then(|n| n.parse().ok()).unwrap_or(0);
             if n == 0 {
@@ -94,28 +107,37 @@ async fn route(request: Request<Incoming>) -> Response<Full<Bytes>> {
             r
         }
         "/echo" => {
-            let mut text = format!("method={}\nversion={:?}\n", request.method(), request.version());
+            let mut text =
+                format!("method={}\nversion={:?}\n", request.method(), request.version());
             for (name, value) in request.headers() {
                 text.push_str(&format!("{}: {}\n", name, value.to_str().unwrap_or("?")));
             }
-            let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let body =
+                request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
             text.push_str(&format!("body={}\n", String::from_utf8_lossy(&body)));
             respond(200, text.into_bytes())
         }
         "/gzip" | "/deflate" | "/br" => {
-            let accepted = request.headers().get("accept-encoding").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            let accepted = request
+                .headers()
+                .get("accept-encoding")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
             if !accepted.contains(&request.uri().path()[1..]) {
                 return respond(406, b"ask for the encoding".to_vec());
             }
             let plain = b"hello compressed world, hello compressed world";
             let (encoding, body) = match request.uri().path() {
                 "/gzip" => {
-                    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                    let mut e =
+                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
                     e.write_all(plain).unwrap();
                     ("gzip", e.finish().unwrap())
                 }
                 "/deflate" => {
-                    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+                    let mut e =
+                        flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
                     e.write_all(plain).unwrap();
                     ("deflate", e.finish().unwrap())
                 }
@@ -132,11 +154,16 @@ async fn route(request: Request<Incoming>) -> Response<Full<Bytes>> {
         "/headers" => {
             let mut r = respond(200, b"with headers".to_vec());
             for (k, v) in &query {
-                r.headers_mut().append(hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+                r.headers_mut().append(
+                    hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    v.parse().unwrap(),
+                );
             }
             r
         }
-        "/big" => respond(200, vec![b'a'; param("bytes").and_then(|b| b.parse().ok()).unwrap_or(1 << 20)]),
+        "/big" => {
+            respond(200, vec![b'a'; param("bytes").and_then(|b| b.parse().ok()).unwrap_or(1 << 20)])
+        }
         _ => respond(404, b"not found".to_vec()),
     }
 }
@@ -147,9 +174,13 @@ where
 {
     let service = service_fn(|r| async move { Ok::<_, Infallible>(route(r).await) });
     if h2 {
-        let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(io), service).await;
+        let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(io), service)
+            .await;
     } else {
-        let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service).await;
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(io), service)
+            .await;
     }
 }
 
@@ -172,18 +203,26 @@ pub async fn https_server(
     h2: bool,
 ) -> SocketAddr {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().unwrap();
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap();
     let builder = match client_ca {
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
             roots.add(ca).unwrap();
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build().unwrap();
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
     };
     let mut config = builder.with_single_cert(chain, key).unwrap();
-    config.alpn_protocols = if h2 { vec![b"h2".to_vec(), b"http/1.1".to_vec()] } else { vec![b"http/1.1".to_vec()] };
+    config.alpn_protocols =
+        if h2 { vec![b"h2".to_vec(), b"http/1.1".to_vec()] } else { vec![b"http/1.1".to_vec()] };
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -265,12 +304,19 @@ impl Leaf {
 pub fn pem(der: &CertificateDer<'_>) -> String {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
-    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    let lines: Vec<&str> =
+        b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
     format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
 }
 
-fn params(cn: &str, names: &[&str], valid_from_days: i64, valid_until_days: i64) -> CertificateParams {
-    let mut p = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+fn params(
+    cn: &str,
+    names: &[&str],
+    valid_from_days: i64,
+    valid_until_days: i64,
+) -> CertificateParams {
+    let mut p =
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
     p.distinguished_name.push(DnType::CommonName, cn);
     let now = time::OffsetDateTime::now_utc();
     p.not_before = now + time::Duration::days(valid_from_days);
@@ -286,7 +332,11 @@ impl Ca {
     pub fn with_validity(cn: &str, from_days: i64, until_days: i64) -> Ca {
         let mut p = params(cn, &[], from_days, until_days);
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         Ca { issuer: CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap() }
     }
 
@@ -294,8 +344,15 @@ impl Ca {
     pub fn intermediate(&self, cn: &str, from_days: i64, until_days: i64) -> Ca {
         let mut p = params(cn, &[], from_days, until_days);
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-        Ca { issuer: CertifiedIssuer::signed_by(p, KeyPair::generate().unwrap(), &self.issuer).unwrap() }
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        Ca {
+            issuer: CertifiedIssuer::signed_by(p, KeyPair::generate().unwrap(), &self.issuer)
+                .unwrap(),
+        }
     }
 
     pub fn der(&self) -> CertificateDer<'static> {
@@ -381,14 +438,27 @@ impl Drop for Server {
 
 /// Writes each case's `yaml` to `dir/file` and runs lookout with `flags` plus `FLAG=that file`;
 /// each must be refused (exit 2) with `file:LINE:COL:` (`position`) and `message` on stderr.
-pub fn assert_config_errors(dir: &Path, file: &str, flag: &str, flags: &[String], cases: &[(&str, &str, &str)]) {
+pub fn assert_config_errors(
+    dir: &Path,
+    file: &str,
+    flag: &str,
+    flags: &[String],
+    cases: &[(&str, &str, &str)],
+) {
     for (yaml, position, message) in cases {
         let path = write_file(dir, file, yaml);
-        let out =
-            std::process::Command::new(LOOKOUT).current_dir(dir).args(flags).arg(format!("{flag}={}", path.display())).output().unwrap();
+        let out = std::process::Command::new(LOOKOUT)
+            .current_dir(dir)
+            .args(flags)
+            .arg(format!("{flag}={}", path.display()))
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{yaml}: {err}");
-        assert!(err.contains(&format!("{file}:{position}:")) && err.contains(message), "expected {position} and {message:?} in {err}");
+        assert!(
+            err.contains(&format!("{file}:{position}:")) && err.contains(message),
+            "expected {position} and {message:?} in {err}"
+        );
     }
 }
 
@@ -399,7 +469,12 @@ pub struct HttpReply {
 }
 
 /// A minimal blocking HTTP/1.0 client, so tests do not depend on the code under test.
-pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Option<HttpReply> {
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Option<HttpReply> {
     use std::io::Read;
     let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
@@ -423,5 +498,9 @@ pub fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Option<Htt
 
 /// The value of the first sample line that starts with `prefix` (name plus labels).
 pub fn sample_value(exposition: &str, prefix: &str) -> Option<f64> {
-    exposition.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
+    exposition
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }

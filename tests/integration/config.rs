@@ -5,8 +5,17 @@ use std::process::Command;
 
 fn check(dir: &std::path::Path, probes: &str) -> (i32, String, String) {
     let path = write_file(dir, "probes.yaml", probes);
-    let out = Command::new(LOOKOUT).current_dir(dir).arg(format!("--config.probes={}", path.display())).arg("check").output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    let out = Command::new(LOOKOUT)
+        .current_dir(dir)
+        .arg(format!("--config.probes={}", path.display()))
+        .arg("check")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
@@ -46,7 +55,10 @@ fn environment_variables_are_expanded() {
     let path = write_file(dir.path(), "probes.yaml", yaml);
     let run = |host: Option<&str>| {
         let mut cmd = Command::new(LOOKOUT);
-        cmd.current_dir(dir.path()).arg(format!("--config.probes={}", path.display())).arg("--once").arg("--output=json");
+        cmd.current_dir(dir.path())
+            .arg(format!("--config.probes={}", path.display()))
+            .arg("--once")
+            .arg("--output=json");
         cmd.env_remove("LOOKOUT_TEST_PORT");
         match host {
             Some(h) => cmd.env("LOOKOUT_TEST_HOST", h),
@@ -60,7 +72,10 @@ fn environment_variables_are_expanded() {
     let out = run(None);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("probes.yaml:7:20: environment variable LOOKOUT_TEST_HOST is not set"), "{err}");
+    assert!(
+        err.contains("probes.yaml:7:20: environment variable LOOKOUT_TEST_HOST is not set"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -109,7 +124,8 @@ fn a_blackbox_modules_file_is_a_probes_file() {
     assert!(out.contains("8 modules, 0 scheduled probes, 0 log sources: OK"), "{out}");
     assert!(out.contains("grpc, icmp, icmp_ttl5"), "{out}");
     // Scheduling a module lookout cannot run is an error, not a silent no-op.
-    let scheduled = format!("{blackbox}probes:\n  - name: ping\n    module: icmp\n    target: 127.0.0.1\n");
+    let scheduled =
+        format!("{blackbox}probes:\n  - name: ping\n    module: icmp\n    target: 127.0.0.1\n");
     let (code, _, err) = check(dir.path(), &scheduled);
     assert_eq!(code, 2);
     assert!(err.contains("which lookout does not implement"), "{err}");
@@ -120,7 +136,11 @@ fn an_explicit_log_rules_file_must_exist() {
     let dir = tempfile::tempdir().unwrap();
     let probes = write_file(dir.path(), "probes.yaml", "modules: {}\n");
     let out = Command::new(LOOKOUT)
-        .args([format!("--config.probes={}", probes.display()), "--config.log-rules=/nonexistent/rules.yaml".into(), "check".into()])
+        .args([
+            format!("--config.probes={}", probes.display()),
+            "--config.log-rules=/nonexistent/rules.yaml".into(),
+            "check".into(),
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -137,8 +157,21 @@ fn repository_configs_are_valid() {
 #[test]
 fn shipped_alert_rules_pass_their_unit_tests() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus");
-    let check = Command::new("promtool").current_dir(dir).args(["check", "rules", "lookout.rules.yml"]).output().expect("promtool");
+    let check = Command::new("promtool")
+        .current_dir(dir)
+        .args(["check", "rules", "lookout.rules.yml"])
+        .output()
+        .expect("promtool");
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
-    let test = Command::new("promtool").current_dir(dir).args(["test", "rules", "lookout.rules.test.yml"]).output().expect("promtool");
-    assert!(test.status.success(), "{}{}", String::from_utf8_lossy(&test.stdout), String::from_utf8_lossy(&test.stderr));
+    let test = Command::new("promtool")
+        .current_dir(dir)
+        .args(["test", "rules", "lookout.rules.test.yml"])
+        .output()
+        .expect("promtool");
+    assert!(
+        test.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&test.stdout),
+        String::from_utf8_lossy(&test.stderr)
+    );
 }

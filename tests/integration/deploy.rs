@@ -13,19 +13,37 @@ const GENLOGS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/g
 
 fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (installed by .ci/run)"));
-    assert!(out.status.success(), "{cmd:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
 fn prometheus_and_alertmanager_configs_are_valid() {
-    run_ok(Command::new("promtool").current_dir(ROOT).args(["check", "config", "deploy/prometheus/prometheus.yml"]));
-    run_ok(Command::new("amtool").current_dir(ROOT).args(["check-config", "deploy/alertmanager/alertmanager.yml"]));
+    run_ok(Command::new("promtool").current_dir(ROOT).args([
+        "check",
+        "config",
+        "deploy/prometheus/prometheus.yml",
+    ]));
+    run_ok(
+        Command::new("amtool")
+            .current_dir(ROOT)
+            .args(["check-config", "deploy/alertmanager/alertmanager.yml"]),
+    );
     let route = |labels: &[&str]| {
         run_ok(
             Command::new("amtool")
                 .current_dir(ROOT)
-                .args(["config", "routes", "test", "--config.file=deploy/alertmanager/alertmanager.yml"])
+                .args([
+                    "config",
+                    "routes",
+                    "test",
+                    "--config.file=deploy/alertmanager/alertmanager.yml",
+                ])
                 .args(labels),
         )
     };
@@ -44,22 +62,30 @@ fn yaml_and_json_files_parse_and_compose_mounts_exist() {
         "deploy/alertmanager/alertmanager.yml",
     ] {
         let text = std::fs::read_to_string(Path::new(ROOT).join(file)).unwrap();
-        serde_saphyr::from_str::<serde_json::Value>(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        serde_saphyr::from_str::<serde_json::Value>(&text)
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
     }
-    let compose: serde_json::Value =
-        serde_saphyr::from_str(&std::fs::read_to_string(Path::new(ROOT).join("deploy/docker-compose.yml")).unwrap()).unwrap();
+    let compose: serde_json::Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(Path::new(ROOT).join("deploy/docker-compose.yml")).unwrap(),
+    )
+    .unwrap();
     for (name, service) in compose["services"].as_object().unwrap() {
         for volume in service["volumes"].as_array().into_iter().flatten() {
             let host = volume.as_str().unwrap().split(':').next().unwrap();
             if host.starts_with('.') {
-                assert!(Path::new(ROOT).join("deploy").join(host).exists(), "service {name} mounts missing {host}");
+                assert!(
+                    Path::new(ROOT).join("deploy").join(host).exists(),
+                    "service {name} mounts missing {host}"
+                );
             }
         }
     }
     let alloy = std::fs::read_to_string(Path::new(ROOT).join("deploy/alloy/config.alloy")).unwrap();
     assert_eq!(alloy.matches('{').count(), alloy.matches('}').count(), "alloy braces balance");
     assert_eq!(alloy.matches('[').count(), alloy.matches(']').count(), "alloy brackets balance");
-    assert!(alloy.contains("metrics_path = \"/probe\"") && alloy.contains("prometheus.remote_write"));
+    assert!(
+        alloy.contains("metrics_path = \"/probe\"") && alloy.contains("prometheus.remote_write")
+    );
 }
 
 /// Every metric name lookout exports in the shipped configuration's scenarios: probes (plain,
@@ -67,13 +93,27 @@ fn yaml_and_json_files_parse_and_compose_mounts_exist() {
 fn exported_names() -> BTreeSet<String> {
     let dir = tempfile::tempdir().unwrap();
     let mut expositions = Vec::new();
-    for (name, args, source) in
-        [("access.log", ["nginx", "--format", "timed"], "nginx"), ("spring.log", ["spring", "--format", "boot3"], "spring")]
-    {
-        let out = Command::new("python3").arg(GENLOGS).args(args).args(["--lines", "3000"]).output().unwrap();
+    for (name, args, source) in [
+        ("access.log", ["nginx", "--format", "timed"], "nginx"),
+        ("spring.log", ["spring", "--format", "boot3"], "spring"),
+    ] {
+        let out = Command::new("python3")
+            .arg(GENLOGS)
+            .args(args)
+            .args(["--lines", "3000"])
+            .output()
+            .unwrap();
         let file = write_file(dir.path(), name, out.stdout);
         expositions.push(run_ok(
-            Command::new(LOOKOUT).args(["--config.log-rules", &format!("{ROOT}/log_rules.yaml"), "replay", "--source", source]).arg(&file),
+            Command::new(LOOKOUT)
+                .args([
+                    "--config.log-rules",
+                    &format!("{ROOT}/log_rules.yaml"),
+                    "replay",
+                    "--source",
+                    source,
+                ])
+                .arg(&file),
         ));
     }
     let ca = Ca::new("Names CA");
@@ -152,17 +192,26 @@ fn metric_names(expr: &str) -> Vec<String> {
             c => cleaned.push(c),
         }
     }
-    let grouping = regex::Regex::new(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)").unwrap();
+    let grouping =
+        regex::Regex::new(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+            .unwrap();
     let numbers = regex::Regex::new(r"\boffset\s+[0-9a-z]+|\b\d+(\.\d+)?(e\d+)?\b").unwrap();
     let cleaned = numbers.replace_all(&grouping.replace_all(&cleaned, " "), " ").into_owned();
     let ident = regex::Regex::new(r"[A-Za-z_:][A-Za-z0-9_:]*").unwrap();
-    ident.find_iter(&cleaned).map(|m| m.as_str()).filter(|w| !WORDS.contains(w)).map(str::to_string).collect()
+    ident
+        .find_iter(&cleaned)
+        .map(|m| m.as_str())
+        .filter(|w| !WORDS.contains(w))
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
 fn metric_name_extraction() {
     assert_eq!(
-        metric_names(r#"histogram_quantile(0.99, sum by (job, le) (rate(a_bucket{x="by (y)"}[5m]))) > 5 and b_total > 50e6 * c offset 1h"#),
+        metric_names(
+            r#"histogram_quantile(0.99, sum by (job, le) (rate(a_bucket{x="by (y)"}[5m]))) > 5 and b_total > 50e6 * c offset 1h"#
+        ),
         ["a_bucket", "b_total", "c"]
     );
 }
@@ -170,8 +219,10 @@ fn metric_name_extraction() {
 #[test]
 fn dashboard_and_alerts_query_only_metrics_lookout_exports() {
     let names = exported_names();
-    let dashboard: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(Path::new(ROOT).join("deploy/grafana/lookout.json")).unwrap()).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(ROOT).join("deploy/grafana/lookout.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(dashboard["uid"], "lookout", "the alerts' dashboard_url points at this uid");
     let mut exprs = Vec::new();
     for panel in dashboard["panels"].as_array().unwrap() {
@@ -180,8 +231,11 @@ fn dashboard_and_alerts_query_only_metrics_lookout_exports() {
         }
     }
     assert!(exprs.len() >= 14, "{exprs:?}");
-    let rules: serde_json::Value =
-        serde_saphyr::from_str(&std::fs::read_to_string(Path::new(ROOT).join("deploy/prometheus/lookout.rules.yml")).unwrap()).unwrap();
+    let rules: serde_json::Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(Path::new(ROOT).join("deploy/prometheus/lookout.rules.yml"))
+            .unwrap(),
+    )
+    .unwrap();
     for group in rules["groups"].as_array().unwrap() {
         for rule in group["rules"].as_array().unwrap() {
             exprs.push(rule["expr"].as_str().unwrap().to_string());
@@ -189,7 +243,10 @@ fn dashboard_and_alerts_query_only_metrics_lookout_exports() {
     }
     for expr in &exprs {
         for name in metric_names(expr) {
-            assert!(names.contains(&name), "{name} (in {expr:?}) is not exported by lookout; exported: {names:?}");
+            assert!(
+                names.contains(&name),
+                "{name} (in {expr:?}) is not exported by lookout; exported: {names:?}"
+            );
         }
     }
 }
@@ -229,7 +286,8 @@ fn real_prometheus_scrapes_metrics_and_probe() {
         .stderr(Stdio::null())
         .spawn()
         .expect("prometheus (Debian package prometheus; .ci/run installs it)");
-    let _prometheus = Server { child: prometheus, addr: format!("127.0.0.1:{prom_port}").parse().unwrap() };
+    let _prometheus =
+        Server { child: prometheus, addr: format!("127.0.0.1:{prom_port}").parse().unwrap() };
     let prom: std::net::SocketAddr = format!("127.0.0.1:{prom_port}").parse().unwrap();
     std::thread::sleep(Duration::from_millis(500));
     std::fs::OpenOptions::new()
@@ -241,8 +299,13 @@ fn real_prometheus_scrapes_metrics_and_probe() {
         })
         .unwrap();
     let query = |q: &str| -> serde_json::Value {
-        let path = format!("/api/v1/query?query={}", form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>());
-        get(prom, &path, &[]).and_then(|r| serde_json::from_str(&r.body).ok()).unwrap_or(serde_json::Value::Null)
+        let path = format!(
+            "/api/v1/query?query={}",
+            form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
+        );
+        get(prom, &path, &[])
+            .and_then(|r| serde_json::from_str(&r.body).ok())
+            .unwrap_or(serde_json::Value::Null)
     };
     let wait = |q: &str, want: &str| {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -263,7 +326,12 @@ fn real_prometheus_scrapes_metrics_and_probe() {
     };
     wait("up{job=\"lookout\"}", "1");
     wait(&format!("probe_success{{job=\"lookout\",probe=\"web\",target=\"http://{web}/\"}}"), "1");
-    wait(&format!("probe_http_status_code{{job=\"probe\",instance=\"http://{web}/status?code=200\"}}"), "200");
+    wait(
+        &format!(
+            "probe_http_status_code{{job=\"probe\",instance=\"http://{web}/status?code=200\"}}"
+        ),
+        "200",
+    );
     wait(&format!("probe_success{{job=\"probe\",instance=\"http://{web}/status?code=500\"}}"), "0");
     wait(&format!("lookout_probe_failure_reason{{job=\"probe\",instance=\"http://{web}/status?code=500\",reason=\"status_code\"}}"), "1");
     wait("app_errors_total{exception=\"java.lang.IllegalStateException\"}", "1");
@@ -271,7 +339,10 @@ fn real_prometheus_scrapes_metrics_and_probe() {
     // The exemplar made it through OpenMetrics into Prometheus.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let path = format!("/api/v1/query_exemplars?query=app_errors_total&start={}&end={}", 0, 4_000_000_000u64);
+        let path = format!(
+            "/api/v1/query_exemplars?query=app_errors_total&start={}&end={}",
+            0, 4_000_000_000u64
+        );
         let body = get(prom, &path, &[]).map(|r| r.body).unwrap_or_default();
         if body.contains("4bf92f3577b34da6a3ce929d0e0e4736") {
             break;

@@ -47,7 +47,11 @@ async fn slow_body_times_out() {
     .await;
     let o = probe_with_timeout("prober: http", &format!("http://{addr}/"), TIMEOUT).await;
     assert_eq!(reason(&o), "timeout");
-    assert_eq!(o.value("probe_http_status_code"), Some(200.0), "the head arrived before the timeout");
+    assert_eq!(
+        o.value("probe_http_status_code"),
+        Some(200.0),
+        "the head arrived before the timeout"
+    );
 }
 
 #[tokio::test]
@@ -95,7 +99,9 @@ async fn dns_failure() {
 
 #[tokio::test]
 async fn hostile_targets_are_refused_cleanly() {
-    for target in ["file:///etc/passwd", "gopher://x/", "http://", "http://a b/", "http://[::1/", "\u{0}"] {
+    for target in
+        ["file:///etc/passwd", "gopher://x/", "http://", "http://a b/", "http://[::1/", "\u{0}"]
+    {
         let o = probe("prober: http", target).await;
         assert_eq!(reason(&o), "invalid_target", "{target:?}");
     }
@@ -170,7 +176,8 @@ fn open_client_sockets(ports: &[u16]) -> usize {
         .skip(1)
         .filter(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let remote_port = fields[2].rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+            let remote_port =
+                fields[2].rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
             remote_port.is_some_and(|p| ports.contains(&p)) && !matches!(fields[3], "06" | "07")
         })
         .count()

@@ -15,7 +15,10 @@ async fn plain_get_reports_blackbox_metrics() {
     assert_eq!(o.value("probe_http_redirects"), Some(0.0));
     assert_eq!(o.value("probe_ip_protocol"), Some(4.0));
     assert_eq!(o.value("probe_failed_due_to_regex"), Some(0.0));
-    let phases: Vec<String> = label_sets(&o, "probe_http_duration_seconds").iter().map(|l| label(l, "phase").to_string()).collect();
+    let phases: Vec<String> = label_sets(&o, "probe_http_duration_seconds")
+        .iter()
+        .map(|l| label(l, "phase").to_string())
+        .collect();
     assert_eq!(phases, ["resolve", "connect", "tls", "processing", "transfer"]);
     assert!(family(&o, "lookout_probe_failure_reason").is_none());
 }
@@ -35,18 +38,27 @@ async fn valid_status_codes() {
     assert_eq!(o.value("probe_http_status_code"), Some(404.0));
     let labels = label_sets(&o, "lookout_probe_failure_reason");
     assert_eq!(label(&labels[0], "reason"), "status_code");
-    let o = probe("prober: http\nhttp:\n  valid_status_codes: [404, 410]", &format!("http://{addr}/status?code=404")).await;
+    let o = probe(
+        "prober: http\nhttp:\n  valid_status_codes: [404, 410]",
+        &format!("http://{addr}/status?code=404"),
+    )
+    .await;
     assert!(o.success, "{:?}", o.failure);
-    let o = probe("prober: http\nhttp:\n  valid_status_codes: [404]", &format!("http://{addr}/")).await;
+    let o =
+        probe("prober: http\nhttp:\n  valid_status_codes: [404]", &format!("http://{addr}/")).await;
     assert_eq!(reason(&o), "status_code");
 }
 
 #[tokio::test]
 async fn valid_http_versions() {
     let addr = http_server().await;
-    let ok = probe("prober: http\nhttp:\n  valid_http_versions: [HTTP/1.1]", &format!("http://{addr}/")).await;
+    let ok =
+        probe("prober: http\nhttp:\n  valid_http_versions: [HTTP/1.1]", &format!("http://{addr}/"))
+            .await;
     assert!(ok.success, "{:?}", ok.failure);
-    let o = probe("prober: http\nhttp:\n  valid_http_versions: [HTTP/2.0]", &format!("http://{addr}/")).await;
+    let o =
+        probe("prober: http\nhttp:\n  valid_http_versions: [HTTP/2.0]", &format!("http://{addr}/"))
+            .await;
     assert_eq!(reason(&o), "http_version");
 }
 
@@ -81,9 +93,17 @@ async fn default_user_agent_and_host() {
 #[tokio::test]
 async fn body_size_limit() {
     let addr = http_server().await;
-    let o = probe("prober: http\nhttp:\n  body_size_limit: 1KB", &format!("http://{addr}/big?bytes=100000")).await;
+    let o = probe(
+        "prober: http\nhttp:\n  body_size_limit: 1KB",
+        &format!("http://{addr}/big?bytes=100000"),
+    )
+    .await;
     assert_eq!(reason(&o), "body_too_large");
-    let o = probe("prober: http\nhttp:\n  body_size_limit: 1KB", &format!("http://{addr}/big?bytes=1000")).await;
+    let o = probe(
+        "prober: http\nhttp:\n  body_size_limit: 1KB",
+        &format!("http://{addr}/big?bytes=1000"),
+    )
+    .await;
     assert!(o.success, "{:?}", o.failure);
     // Without a limit and without regexes the body is streamed and counted, not kept.
     let o = probe("prober: http", &format!("http://{addr}/big?bytes=5000000")).await;
@@ -97,11 +117,18 @@ async fn redirects_followed_counted_and_optional() {
     let o = probe("prober: http", &format!("http://{addr}/redirect?n=3")).await;
     assert!(o.success, "{:?}", o.failure);
     assert_eq!(o.value("probe_http_redirects"), Some(3.0));
-    let o = probe("prober: http\nhttp:\n  follow_redirects: false", &format!("http://{addr}/redirect?n=3")).await;
+    let o = probe(
+        "prober: http\nhttp:\n  follow_redirects: false",
+        &format!("http://{addr}/redirect?n=3"),
+    )
+    .await;
     assert_eq!(reason(&o), "status_code");
     assert_eq!(o.value("probe_http_status_code"), Some(302.0));
-    let o =
-        probe("prober: http\nhttp:\n  follow_redirects: false\n  valid_status_codes: [302]", &format!("http://{addr}/redirect?n=1")).await;
+    let o = probe(
+        "prober: http\nhttp:\n  follow_redirects: false\n  valid_status_codes: [302]",
+        &format!("http://{addr}/redirect?n=1"),
+    )
+    .await;
     assert!(o.success);
 }
 
@@ -125,10 +152,18 @@ async fn fail_if_not_ssl_on_plain_http() {
 #[tokio::test]
 async fn body_regexes() {
     let addr = http_server().await;
-    let o = probe("prober: http\nhttp:\n  fail_if_body_matches_regexp: ['hel+o']", &format!("http://{addr}/")).await;
+    let o = probe(
+        "prober: http\nhttp:\n  fail_if_body_matches_regexp: ['hel+o']",
+        &format!("http://{addr}/"),
+    )
+    .await;
     assert_eq!(reason(&o), "body_regex");
     assert_eq!(o.value("probe_failed_due_to_regex"), Some(1.0));
-    let o = probe("prober: http\nhttp:\n  fail_if_body_not_matches_regexp: ['goodbye']", &format!("http://{addr}/")).await;
+    let o = probe(
+        "prober: http\nhttp:\n  fail_if_body_not_matches_regexp: ['goodbye']",
+        &format!("http://{addr}/"),
+    )
+    .await;
     assert_eq!(reason(&o), "body_regex");
     let o = probe(
         "prober: http\nhttp:\n  fail_if_body_not_matches_regexp: ['^hello']\n  fail_if_body_matches_regexp: ['error']",
@@ -143,7 +178,8 @@ async fn body_regexes() {
 async fn header_regexes() {
     let addr = http_server().await;
     let url = format!("http://{addr}/headers?X-Test=abc123");
-    let matches = "prober: http\nhttp:\n  fail_if_header_matches:\n    - header: X-Test\n      regexp: 'abc'";
+    let matches =
+        "prober: http\nhttp:\n  fail_if_header_matches:\n    - header: X-Test\n      regexp: 'abc'";
     let o = probe(matches, &url).await;
     assert_eq!(reason(&o), "header_regex");
     assert_eq!(o.value("probe_failed_due_to_regex"), Some(1.0));
@@ -160,7 +196,8 @@ async fn header_regexes() {
 #[tokio::test]
 async fn last_modified_header() {
     let addr = http_server().await;
-    let url = format!("http://{addr}/headers?Last-Modified=Wed,%2021%20Oct%202015%2007:28:00%20GMT");
+    let url =
+        format!("http://{addr}/headers?Last-Modified=Wed,%2021%20Oct%202015%2007:28:00%20GMT");
     let o = probe("prober: http", &url).await;
     assert_eq!(o.value("probe_http_last_modified_timestamp_seconds"), Some(1_445_412_480.0));
 }
@@ -168,15 +205,28 @@ async fn last_modified_header() {
 #[tokio::test]
 async fn ip_protocol_preference_and_fallback() {
     let addr = http_server().await;
-    let o = probe("prober: http\nhttp:\n  preferred_ip_protocol: ip6", &format!("http://{addr}/")).await;
+    let o = probe("prober: http\nhttp:\n  preferred_ip_protocol: ip6", &format!("http://{addr}/"))
+        .await;
     assert!(o.success, "falls back to IPv4: {:?}", o.failure);
     assert_eq!(o.value("probe_ip_protocol"), Some(4.0));
-    let o = probe("prober: http\nhttp:\n  preferred_ip_protocol: ip6\n  ip_protocol_fallback: false", &format!("http://{addr}/")).await;
+    let o = probe(
+        "prober: http\nhttp:\n  preferred_ip_protocol: ip6\n  ip_protocol_fallback: false",
+        &format!("http://{addr}/"),
+    )
+    .await;
     assert_eq!(reason(&o), "dns");
-    let o = probe("prober: http\nhttp:\n  preferred_ip_protocol: ip4", &format!("http://localhost:{}/", addr.port())).await;
+    let o = probe(
+        "prober: http\nhttp:\n  preferred_ip_protocol: ip4",
+        &format!("http://localhost:{}/", addr.port()),
+    )
+    .await;
     assert!(o.success, "{:?}", o.failure);
     assert_eq!(o.value("probe_ip_protocol"), Some(4.0));
-    assert_eq!(o.value("probe_ip_addr_hash"), Some(3_668_918_509.0), "as blackbox_exporter reports it");
+    assert_eq!(
+        o.value("probe_ip_addr_hash"),
+        Some(3_668_918_509.0),
+        "as blackbox_exporter reports it"
+    );
 }
 
 #[tokio::test]
@@ -186,18 +236,32 @@ async fn authentication_headers() {
     let secret = write_file(dir.path(), "secret", "from-file\n");
     let url = format!("http://{addr}/echo");
     let cases = [
-        ("basic_auth:\n    username: user\n    password: pass".to_string(), "authorization: Basic dXNlcjpwYXNz".to_string()),
+        (
+            "basic_auth:\n    username: user\n    password: pass".to_string(),
+            "authorization: Basic dXNlcjpwYXNz".to_string(),
+        ),
         (
             format!("basic_auth:\n    username: user\n    password_file: {}", secret.display()),
             "authorization: Basic dXNlcjpmcm9tLWZpbGU=".into(),
         ),
         ("bearer_token: tok123".into(), "authorization: Bearer tok123".into()),
-        (format!("bearer_token_file: {}", secret.display()), "authorization: Bearer from-file".into()),
-        ("authorization:\n    type: Token\n    credentials: abc".into(), "authorization: Token abc".into()),
-        (format!("authorization:\n    credentials_file: {}", secret.display()), "authorization: Bearer from-file".into()),
+        (
+            format!("bearer_token_file: {}", secret.display()),
+            "authorization: Bearer from-file".into(),
+        ),
+        (
+            "authorization:\n    type: Token\n    credentials: abc".into(),
+            "authorization: Token abc".into(),
+        ),
+        (
+            format!("authorization:\n    credentials_file: {}", secret.display()),
+            "authorization: Bearer from-file".into(),
+        ),
     ];
     for (auth, expected) in cases {
-        let module = format!("prober: http\nhttp:\n  {auth}\n  fail_if_body_not_matches_regexp: ['{expected}']");
+        let module = format!(
+            "prober: http\nhttp:\n  {auth}\n  fail_if_body_not_matches_regexp: ['{expected}']"
+        );
         let o = probe(&module, &url).await;
         assert!(o.success, "{auth}: {:?}", o.failure);
     }
@@ -213,7 +277,10 @@ async fn compression_is_requested_and_decoded() {
         let o = probe(&module, &format!("http://{addr}/{kind}")).await;
         assert!(o.success, "{kind}: {:?}", o.failure);
         assert_eq!(o.value("probe_http_uncompressed_body_length"), Some(46.0), "{kind}");
-        assert!(o.value("probe_http_content_length").unwrap() != 46.0, "{kind}: content length is the compressed size");
+        assert!(
+            o.value("probe_http_content_length").unwrap() != 46.0,
+            "{kind}: content length is the compressed size"
+        );
     }
     let identity = probe(
         "prober: http\nhttp:\n  compression: identity\n  fail_if_body_not_matches_regexp: ['accept-encoding: identity']",
@@ -249,7 +316,8 @@ async fn proxy(seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> std::net:
                 client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await.unwrap();
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
             } else {
-                let authority = target.trim_start_matches("http://").split('/').next().unwrap().to_string();
+                let authority =
+                    target.trim_start_matches("http://").split('/').next().unwrap().to_string();
                 let mut upstream = tokio::net::TcpStream::connect(&authority).await.unwrap();
                 upstream.write_all(&head).await.unwrap();
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
@@ -264,7 +332,11 @@ async fn proxy_url_forwards_http_and_tunnels_https() {
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let proxy_addr = proxy(seen.clone()).await;
     let addr = http_server().await;
-    let o = probe(&format!("prober: http\nhttp:\n  proxy_url: http://{proxy_addr}"), &format!("http://{addr}/status?code=200")).await;
+    let o = probe(
+        &format!("prober: http\nhttp:\n  proxy_url: http://{proxy_addr}"),
+        &format!("http://{addr}/status?code=200"),
+    )
+    .await;
     assert!(o.success, "{:?}", o.failure);
     assert_eq!(seen.lock().unwrap()[0], format!("GET http://{addr}/status?code=200 HTTP/1.1"));
 
@@ -273,7 +345,10 @@ async fn proxy_url_forwards_http_and_tunnels_https() {
     let tls_addr = https_server(vec![leaf.der.clone()], leaf.key_der(), None, false).await;
     let dir = tempfile::tempdir().unwrap();
     let ca_file = write_file(dir.path(), "ca.pem", pem(&ca.der()));
-    let module = format!("prober: http\nhttp:\n  proxy_url: http://{proxy_addr}\n  tls_config:\n    ca_file: {}", ca_file.display());
+    let module = format!(
+        "prober: http\nhttp:\n  proxy_url: http://{proxy_addr}\n  tls_config:\n    ca_file: {}",
+        ca_file.display()
+    );
     let o = probe(&module, &format!("https://localhost:{}/", tls_addr.port())).await;
     assert!(o.success, "{:?}", o.failure);
     assert_eq!(seen.lock().unwrap()[1], format!("CONNECT localhost:{} HTTP/1.1", tls_addr.port()));
@@ -304,9 +379,17 @@ async fn https_tls_config_and_http2() {
     let o = probe(&no_h2, &format!("https://localhost:{}/", h2.port())).await;
     assert_eq!(o.value("probe_http_version"), Some(1.1));
 
-    let o = probe(&format!("{base}\n  valid_http_versions: [HTTP/2.0]"), &format!("https://localhost:{}/", h2.port())).await;
+    let o = probe(
+        &format!("{base}\n  valid_http_versions: [HTTP/2.0]"),
+        &format!("https://localhost:{}/", h2.port()),
+    )
+    .await;
     assert!(o.success);
-    let o = probe(&format!("{base}\n  fail_if_ssl: true"), &format!("https://localhost:{}/", h2.port())).await;
+    let o = probe(
+        &format!("{base}\n  fail_if_ssl: true"),
+        &format!("https://localhost:{}/", h2.port()),
+    )
+    .await;
     assert_eq!(reason(&o), "ssl_forbidden");
 
     // server_name: connect to 127.0.0.1 but verify (and send SNI) for example.test.
@@ -315,10 +398,18 @@ async fn https_tls_config_and_http2() {
     let o = probe(&format!("{base}\n    server_name: example.test"), &by_ip).await;
     assert!(o.success, "{:?}", o.failure);
 
-    let tls12 = probe(&format!("{base}\n    max_version: TLS12"), &format!("https://localhost:{}/", h2.port())).await;
+    let tls12 = probe(
+        &format!("{base}\n    max_version: TLS12"),
+        &format!("https://localhost:{}/", h2.port()),
+    )
+    .await;
     assert!(tls12.success, "{:?}", tls12.failure);
     assert_eq!(label(&label_sets(&tls12, "probe_tls_version_info")[0], "version"), "TLS 1.2");
-    let tls13 = probe(&format!("{base}\n    min_version: TLS13"), &format!("https://localhost:{}/", h2.port())).await;
+    let tls13 = probe(
+        &format!("{base}\n    min_version: TLS13"),
+        &format!("https://localhost:{}/", h2.port()),
+    )
+    .await;
     assert_eq!(label(&label_sets(&tls13, "probe_tls_version_info")[0], "version"), "TLS 1.3");
 }
 
@@ -343,16 +434,25 @@ async fn min_version_above_server_fails_handshake() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let ca_file = write_file(dir.path(), "ca.pem", pem(&ca.der()));
-    let module = format!("prober: http\nhttp:\n  tls_config:\n    ca_file: {}\n    min_version: TLS13", ca_file.display());
-    assert_eq!(reason(&probe(&module, &format!("https://localhost:{}/", addr.port())).await), "tls_handshake");
+    let module = format!(
+        "prober: http\nhttp:\n  tls_config:\n    ca_file: {}\n    min_version: TLS13",
+        ca_file.display()
+    );
+    assert_eq!(
+        reason(&probe(&module, &format!("https://localhost:{}/", addr.port())).await),
+        "tls_handshake"
+    );
 }
 
 #[tokio::test]
 async fn credentials_and_cookies_stay_with_the_target_host() {
     let addr = http_server().await;
     let other = format!("http://localhost:{}/echo", addr.port());
-    let target =
-        format!("http://127.0.0.1:{}/to?url={}", addr.port(), form_urlencoded::byte_serialize(other.as_bytes()).collect::<String>());
+    let target = format!(
+        "http://127.0.0.1:{}/to?url={}",
+        addr.port(),
+        form_urlencoded::byte_serialize(other.as_bytes()).collect::<String>()
+    );
     let module = "prober: http\nhttp:\n  headers:\n    Authorization: Bearer secret\n    Cookie: session=1\n    X-Trace: kept\n  fail_if_body_matches_regexp: ['secret', 'session=1']\n  fail_if_body_not_matches_regexp: ['x-trace: kept']";
     let o = probe(module, &target).await;
     assert!(o.success, "{:?}", o.failure);
@@ -373,11 +473,17 @@ async fn host_header_names_the_tls_server_and_https_to_http_drops_tls_metrics() 
     assert!(o.value("probe_ssl_earliest_cert_expiry").is_some());
 
     let to_plain = format!("http://127.0.0.1:{}/", plain.port());
-    let target =
-        format!("https://127.0.0.1:{}/to?url={}", tls.port(), form_urlencoded::byte_serialize(to_plain.as_bytes()).collect::<String>());
+    let target = format!(
+        "https://127.0.0.1:{}/to?url={}",
+        tls.port(),
+        form_urlencoded::byte_serialize(to_plain.as_bytes()).collect::<String>()
+    );
     let o = probe(&base, &target).await;
     assert!(o.success, "{:?}", o.failure);
     assert_eq!(o.value("probe_http_ssl"), Some(0.0));
-    assert!(o.value("probe_ssl_earliest_cert_expiry").is_none(), "the final response was not over TLS");
+    assert!(
+        o.value("probe_ssl_earliest_cert_expiry").is_none(),
+        "the final response was not over TLS"
+    );
     assert!(family(&o, "lookout_cert_not_after_timestamp_seconds").is_none());
 }

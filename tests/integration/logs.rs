@@ -11,19 +11,28 @@ const GENLOGS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/g
 const RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/log_rules.yaml");
 
 fn genlogs(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
-    let out = Command::new("python3").arg(GENLOGS).args(args).output().expect("python3 runs genlogs.py");
+    let out =
+        Command::new("python3").arg(GENLOGS).args(args).output().expect("python3 runs genlogs.py");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     write_file(dir, name, out.stdout)
 }
 
 fn replay(rules: &str, source: &str, file: &Path) -> String {
-    let out = Command::new(LOOKOUT).args(["--config.log-rules", rules, "replay", "--source", source]).arg(file).output().unwrap();
+    let out = Command::new(LOOKOUT)
+        .args(["--config.log-rules", rules, "replay", "--source", source])
+        .arg(file)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
 fn total(exposition: &str, prefix: &str) -> f64 {
-    exposition.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+    exposition
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 fn truth(file: &Path) -> serde_json::Value {
@@ -35,7 +44,11 @@ fn truth(file: &Path) -> serde_json::Value {
 fn nginx_formats_count_every_request() {
     let dir = tempfile::tempdir().unwrap();
     for format in ["combined", "timed", "upstream"] {
-        let file = genlogs(dir.path(), &format!("{format}.log"), &["nginx", "--format", format, "--lines", "5000", "--seed", "7"]);
+        let file = genlogs(
+            dir.path(),
+            &format!("{format}.log"),
+            &["nginx", "--format", format, "--lines", "5000", "--seed", "7"],
+        );
         let log_format = match format {
             "combined" => "combined".to_string(),
             "timed" => "combined_timed".to_string(),
@@ -55,8 +68,15 @@ fn nginx_formats_count_every_request() {
         let out = replay(rules.to_str().unwrap(), "web", &file);
         let t = truth(&file);
         assert_eq!(total(&out, "requests_total{"), 5000.0, "{format}");
-        assert_eq!(total(&out, "requests_total{status=\"5xx\"}"), t["status_5xx"].as_f64().unwrap(), "{format}");
-        assert!(out.contains("lookout_log_records_total{source=\"web\",result=\"unmatched\"} 0"), "{format}: {out}");
+        assert_eq!(
+            total(&out, "requests_total{status=\"5xx\"}"),
+            t["status_5xx"].as_f64().unwrap(),
+            "{format}"
+        );
+        assert!(
+            out.contains("lookout_log_records_total{source=\"web\",result=\"unmatched\"} 0"),
+            "{format}: {out}"
+        );
         if format == "upstream" {
             // `-` is no observation; `0.010, 0.020` is one, summed.
             let observed = total(&out, "upstream_seconds_count");
@@ -68,7 +88,11 @@ fn nginx_formats_count_every_request() {
 #[test]
 fn shipped_nginx_rules_match_ground_truth() {
     let dir = tempfile::tempdir().unwrap();
-    let file = genlogs(dir.path(), "access.log", &["nginx", "--format", "timed", "--lines", "20000", "--seed", "3"]);
+    let file = genlogs(
+        dir.path(),
+        "access.log",
+        &["nginx", "--format", "timed", "--lines", "20000", "--seed", "3"],
+    );
     let out = replay(RULES, "nginx", &file);
     let t = truth(&file);
     assert_eq!(total(&out, "http_requests_total{"), 20000.0);
@@ -90,31 +114,56 @@ fn promtool(exposition: &str) {
         .expect("promtool");
     child.stdin.take().unwrap().write_all(exposition.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn spring_formats_records_levels_and_exceptions() {
     let dir = tempfile::tempdir().unwrap();
     for format in ["boot2", "boot3", "dash"] {
-        let file = genlogs(dir.path(), &format!("{format}.log"), &["spring", "--format", format, "--lines", "3000", "--seed", "5"]);
+        let file = genlogs(
+            dir.path(),
+            &format!("{format}.log"),
+            &["spring", "--format", format, "--lines", "3000", "--seed", "5"],
+        );
         let text = std::fs::read(&file).unwrap();
-        let starts =
-            text.split(|b| *b == b'\n').filter(|l| l.len() > 10 && l[..4].iter().all(u8::is_ascii_digit) && l[4] == b'-').count() as f64;
+        let starts = text
+            .split(|b| *b == b'\n')
+            .filter(|l| l.len() > 10 && l[..4].iter().all(u8::is_ascii_digit) && l[4] == b'-')
+            .count() as f64;
         let errors = text
             .split(|b| *b == b'\n')
-            .filter(|l| String::from_utf8_lossy(l).contains(" ERROR ") || String::from_utf8_lossy(l).contains("-ERROR "))
+            .filter(|l| {
+                String::from_utf8_lossy(l).contains(" ERROR ")
+                    || String::from_utf8_lossy(l).contains("-ERROR ")
+            })
             .count() as f64;
         let out = replay(RULES, "spring", &file);
-        assert_eq!(total(&out, "spring_log_records_total{"), starts, "{format}: one record per first line, stack traces included");
+        assert_eq!(
+            total(&out, "spring_log_records_total{"),
+            starts,
+            "{format}: one record per first line, stack traces included"
+        );
         assert_eq!(total(&out, "spring_errors_total{"), errors, "{format}");
         assert!(out.contains("exception=\"java.sql.SQLTransientConnectionException\""), "{format}");
-        assert!(out.contains("exception=\"org.springframework.dao.DataIntegrityViolationException\""), "{format}");
+        assert!(
+            out.contains("exception=\"org.springframework.dao.DataIntegrityViolationException\""),
+            "{format}"
+        );
         assert!(total(&out, "spring_queries_total{") > 0.0, "{format}: p6spy hashes counted");
-        assert!(total(&out, "spring_sql_statements_total{") > 0.0, "{format}: boundSql statements fingerprinted");
+        assert!(
+            total(&out, "spring_sql_statements_total{") > 0.0,
+            "{format}: boundSql statements fingerprinted"
+        );
         assert!(total(&out, "spring_request_duration_seconds_count") > 0.0, "{format}");
         assert!(
-            out.contains("lookout_log_lines_cut_total{source=\"spring\"} ") && total(&out, "lookout_log_lines_cut_total") >= 1.0,
+            out.contains("lookout_log_lines_cut_total{source=\"spring\"} ")
+                && total(&out, "lookout_log_lines_cut_total") >= 1.0,
             "{format}: the 70 000-byte line is cut"
         );
         promtool(&out);
@@ -126,13 +175,24 @@ fn query_log_feeds_the_hash_index() {
     let dir = tempfile::tempdir().unwrap();
     let file = genlogs(dir.path(), "query.log", &["query", "--lines", "500"]);
     let out = replay(RULES, "spring-queries", &file);
-    assert!(out.contains("lookout_log_records_total{source=\"spring-queries\",result=\"matched\"} 500"), "{out}");
-    assert_eq!(total(&out, "lookout_log_queries_indexed{source=\"spring-queries\"}"), 5.0, "five distinct statements: {out}");
+    assert!(
+        out.contains("lookout_log_records_total{source=\"spring-queries\",result=\"matched\"} 500"),
+        "{out}"
+    );
+    assert_eq!(
+        total(&out, "lookout_log_queries_indexed{source=\"spring-queries\"}"),
+        5.0,
+        "five distinct statements: {out}"
+    );
 }
 
 /// Peak resident memory of a command, sampled from /proc while it runs.
 fn peak_rss_mib(cmd: &mut Command) -> (f64, std::process::ExitStatus) {
-    let mut child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let mut peak = 0.0f64;
     loop {
         if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", child.id())) {
@@ -166,19 +226,31 @@ fn a_100_mb_line_is_cut_with_memory_bounded() {
         f.write_all(&[0xff, 0x00, 0xfe, b'\n']).unwrap();
         f.write_all(nginx_line(2, 500).as_bytes()).unwrap();
     }
-    let (peak, status) = peak_rss_mib(Command::new(LOOKOUT).args(["--config.log-rules", RULES, "replay", "--source", "nginx"]).arg(&path));
+    let (peak, status) = peak_rss_mib(
+        Command::new(LOOKOUT)
+            .args(["--config.log-rules", RULES, "replay", "--source", "nginx"])
+            .arg(&path),
+    );
     assert!(status.success());
     assert!(peak < 40.0, "peak RSS {peak:.1} MiB for a 100 MiB line");
     let out = replay(RULES, "nginx", &path);
     assert_eq!(total(&out, "http_requests_total{"), 2.0, "the lines around it still count: {out}");
     assert_eq!(total(&out, "lookout_log_lines_cut_total"), 1.0);
-    assert_eq!(total(&out, "lookout_log_records_total{source=\"nginx\",result=\"unmatched\"}"), 2.0, "the cut line and the binary one");
+    assert_eq!(
+        total(&out, "lookout_log_records_total{source=\"nginx\",result=\"unmatched\"}"),
+        2.0,
+        "the cut line and the binary one"
+    );
 }
 
 #[test]
 fn test_rules_command() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let out = Command::new(LOOKOUT).current_dir(root).args(["test-rules", "log_rules.test.yaml"]).output().unwrap();
+    let out = Command::new(LOOKOUT)
+        .current_dir(root)
+        .args(["test-rules", "log_rules.test.yaml"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains(" passed, 0 failed"), "{text}");
@@ -191,7 +263,11 @@ fn test_rules_command() {
     let out = Command::new(LOOKOUT).arg("test-rules").arg(&failing).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("FAIL  wrong on purpose") && text.contains("http_responses_5xx_total: expected 2, got 1"), "{text}");
+    assert!(
+        text.contains("FAIL  wrong on purpose")
+            && text.contains("http_responses_5xx_total: expected 2, got 1"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -230,13 +306,23 @@ fn wait_value(addr: std::net::SocketAddr, prefix: &str, want: f64) -> String {
         if total(&body, prefix) == want {
             return body;
         }
-        assert!(Instant::now() < deadline, "{prefix} never reached {want}; is {}:\n{body}", total(&body, prefix));
+        assert!(
+            Instant::now() < deadline,
+            "{prefix} never reached {want}; is {}:\n{body}",
+            total(&body, prefix)
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 fn append(path: &Path, text: &str) {
-    std::fs::OpenOptions::new().append(true).create(true).open(path).unwrap().write_all(text.as_bytes()).unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
 }
 
 fn nginx_line(i: usize, status: u16) -> String {
@@ -279,7 +365,11 @@ fn live_tailing_through_rotation_and_restart() {
     let server = serve_logs(dir.path(), &rules);
     wait_value(server.addr, "requests_total ", 7.0);
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(total(&get(server.addr, "/metrics", &[]).unwrap().body, "requests_total "), 7.0, "nothing read twice");
+    assert_eq!(
+        total(&get(server.addr, "/metrics", &[]).unwrap().body, "requests_total "),
+        7.0,
+        "nothing read twice"
+    );
 }
 
 #[test]
@@ -332,7 +422,10 @@ metrics:
         format!("2026-11-20T10:00:00.000+09:00 {level:>5} 1 --- [app] [{thread}] [4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7] c.e.Pay : ")
     };
     let mut text = String::new();
-    text.push_str(&format!("{}payment failed\njava.lang.IllegalStateException: no\n\tat a.b(C.java:1)\n", prefix("ERROR", "t1")));
+    text.push_str(&format!(
+        "{}payment failed\njava.lang.IllegalStateException: no\n\tat a.b(C.java:1)\n",
+        prefix("ERROR", "t1")
+    ));
     for n in 1..=3 {
         text.push_str(&format!("{}\"QHash\":\"{}\"\n", prefix("DEBUG", "t2"), q(n)));
     }
@@ -341,20 +434,54 @@ metrics:
     text.push_str("\u{0}\u{1}\u{2}binary\n");
     append(&app, &text);
     append(&app, &String::from_utf8_lossy(&[0xff, 0xfe, b'\n']));
-    std::fs::OpenOptions::new().append(true).open(&app).unwrap().write_all(&[0xc3, 0x28, b'\n']).unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&app)
+        .unwrap()
+        .write_all(&[0xc3, 0x28, b'\n'])
+        .unwrap();
     append(&app, &format!("{}after the garbage\n", prefix("INFO", "t3")));
     let server = serve_logs(dir.path(), &rules);
     let body = wait_value(server.addr, "app_errors_total{", 1.0);
-    assert!(body.contains("app_errors_total{exception=\"java.lang.IllegalStateException\"} 1"), "{body}");
-    let body = wait_value(server.addr, "lookout_log_records_total{source=\"app\",result=\"matched\"}", 5.0);
+    assert!(
+        body.contains("app_errors_total{exception=\"java.lang.IllegalStateException\"} 1"),
+        "{body}"
+    );
+    let body = wait_value(
+        server.addr,
+        "lookout_log_records_total{source=\"app\",result=\"matched\"}",
+        5.0,
+    );
     assert_eq!(total(&body, "app_queries_total{"), 2.0, "capped at two series");
-    assert_eq!(total(&body, "lookout_log_series_dropped_total{source=\"app\",metric=\"app_queries_total\"}"), 1.0, "{body}");
+    assert_eq!(
+        total(
+            &body,
+            "lookout_log_series_dropped_total{source=\"app\",metric=\"app_queries_total\"}"
+        ),
+        1.0,
+        "{body}"
+    );
     assert_eq!(total(&body, "lookout_log_lines_cut_total{source=\"app\"}"), 1.0, "{body}");
-    assert_eq!(total(&body, "lookout_log_records_total{source=\"queries\",result=\"unmatched\"}"), 1.0, "{body}");
-    assert_eq!(total(&body, "lookout_log_records_total{source=\"queries\",result=\"error\"}"), 1.0, "{body}");
-    assert_eq!(total(&body, "lookout_log_queries_dropped_total{source=\"queries\"}"), 1.0, "index capped at 2");
+    assert_eq!(
+        total(&body, "lookout_log_records_total{source=\"queries\",result=\"unmatched\"}"),
+        1.0,
+        "{body}"
+    );
+    assert_eq!(
+        total(&body, "lookout_log_records_total{source=\"queries\",result=\"error\"}"),
+        1.0,
+        "{body}"
+    );
+    assert_eq!(
+        total(&body, "lookout_log_queries_dropped_total{source=\"queries\"}"),
+        1.0,
+        "index capped at 2"
+    );
 
-    let om = get(server.addr, "/metrics", &[("Accept", "application/openmetrics-text;version=1.0.0")]).unwrap().body;
+    let om =
+        get(server.addr, "/metrics", &[("Accept", "application/openmetrics-text;version=1.0.0")])
+            .unwrap()
+            .body;
     assert!(
         om.contains(
             "app_errors_total{exception=\"java.lang.IllegalStateException\"} 1 # {trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\"} 1 "
@@ -362,7 +489,8 @@ metrics:
         "{om}"
     );
 
-    let all: serde_json::Value = serde_json::from_str(&get(server.addr, "/queries", &[]).unwrap().body).unwrap();
+    let all: serde_json::Value =
+        serde_json::from_str(&get(server.addr, "/queries", &[]).unwrap().body).unwrap();
     assert_eq!(all["queries"].as_array().unwrap().len(), 2);
     let one = get(server.addr, &format!("/queries?hash={}", q(2)), &[]).unwrap();
     assert!(one.body.contains("select 2"), "{}", one.body);

@@ -15,7 +15,10 @@ struct Nginx {
 
 impl Nginx {
     fn start(dir: &Path) -> Nginx {
-        assert!(Path::new(NGINX).exists(), "nginx must be installed (Debian package nginx); .ci/run installs it");
+        assert!(
+            Path::new(NGINX).exists(),
+            "nginx must be installed (Debian package nginx); .ci/run installs it"
+        );
         let port = closed_port();
         let d = dir.display();
         let conf = format!(
@@ -38,8 +41,15 @@ http {{
         );
         std::fs::create_dir_all(dir.join("tmp")).unwrap();
         let conf_path = write_file(dir, "nginx.conf", conf);
-        let child =
-            Command::new(NGINX).arg("-c").arg(&conf_path).arg("-p").arg(dir).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let child = Command::new(NGINX)
+            .arg("-c")
+            .arg(&conf_path)
+            .arg("-p")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let nginx = Nginx { child, port };
         let addr = format!("127.0.0.1:{port}").parse().unwrap();
         for _ in 0..100 {
@@ -48,7 +58,10 @@ http {{
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("nginx did not start: {}", std::fs::read_to_string(dir.join("error.log")).unwrap_or_default());
+        panic!(
+            "nginx did not start: {}",
+            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+        );
     }
 }
 
@@ -80,7 +93,8 @@ fn real_nginx_under_load_with_rotation() {
             .map(|t| {
                 std::thread::spawn(move || {
                     for i in 0..PER_THREAD {
-                        let path = if (t * PER_THREAD + i) % fail_every == 0 { "/fail" } else { "/" };
+                        let path =
+                            if (t * PER_THREAD + i) % fail_every == 0 { "/fail" } else { "/" };
                         assert!(get(target, path, &[]).is_some());
                     }
                 })
@@ -105,8 +119,15 @@ fn real_nginx_under_load_with_rotation() {
         let total = sample_value(&body, "http_requests_total{status=\"200\"}").unwrap_or(0.0)
             + sample_value(&body, "http_requests_total{status=\"503\"}").unwrap_or(0.0);
         if total == expected_total {
-            assert_eq!(sample_value(&body, "http_requests_total{status=\"503\"}"), Some(expected_503));
-            assert!(sample_value(&body, "lookout_log_rotations_total{source=\"nginx\"}").unwrap() >= 1.0, "{body}");
+            assert_eq!(
+                sample_value(&body, "http_requests_total{status=\"503\"}"),
+                Some(expected_503)
+            );
+            assert!(
+                sample_value(&body, "lookout_log_rotations_total{source=\"nginx\"}").unwrap()
+                    >= 1.0,
+                "{body}"
+            );
             std::thread::sleep(Duration::from_millis(300));
             let again = get(addr, "/metrics", &[]).unwrap().body;
             let settled = sample_value(&again, "http_requests_total{status=\"200\"}").unwrap()

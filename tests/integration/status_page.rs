@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 fn chromium(dir: &Path, url: &str, extra: &[&str]) -> String {
-    assert!(Path::new(CHROMIUM).exists(), "chromium must be installed (Debian package chromium); .ci/run installs it");
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "chromium must be installed (Debian package chromium); .ci/run installs it"
+    );
     let profile = dir.join("chromium-profile");
     let out = Command::new(CHROMIUM)
         .args([
@@ -57,28 +60,46 @@ fn status_page_renders_probes_certificates_and_log_sources() {
     std::thread::sleep(Duration::from_millis(300));
     let mut lines = String::new();
     for i in 0..20 {
-        lines.push_str(&format!("10.0.0.1 - - [20/Nov/2026:10:00:00 +0900] \"GET /{i} HTTP/1.1\" 200 1 \"-\" \"-\"\n"));
+        lines.push_str(&format!(
+            "10.0.0.1 - - [20/Nov/2026:10:00:00 +0900] \"GET /{i} HTTP/1.1\" 200 1 \"-\" \"-\"\n"
+        ));
     }
     lines.push_str("this line is not nginx's\n");
     std::fs::write(&log, lines).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while get(addr, "/", &[]).map(|r| r.body.contains("class=\"pending\"") || r.body.contains("none yet")).unwrap_or(true) {
-        assert!(Instant::now() < deadline, "the page never showed every probe and the source: {:?}", get(addr, "/", &[]).map(|r| r.body));
+    while get(addr, "/", &[])
+        .map(|r| r.body.contains("class=\"pending\"") || r.body.contains("none yet"))
+        .unwrap_or(true)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the page never showed every probe and the source: {:?}",
+            get(addr, "/", &[]).map(|r| r.body)
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 
     let url = format!("http://{addr}/");
     let dom = chromium(dir.path(), &url, &["--dump-dom"]);
     let row = |name: &str| -> String {
-        let start = dom.find(&format!("<td>{name}</td>")).unwrap_or_else(|| panic!("{name} missing from the page:\n{dom}"));
+        let start = dom
+            .find(&format!("<td>{name}</td>"))
+            .unwrap_or_else(|| panic!("{name} missing from the page:\n{dom}"));
         dom[start..start + dom[start..].find("</tr>").unwrap()].to_string()
     };
     assert!(row("shop-home").contains("<td class=\"ok\">ok</td>"), "{}", row("shop-home"));
     assert!(row("shop-home").contains("<td>200</td>"));
     let down = row("payments-api");
-    assert!(down.contains("<td class=\"fail\">FAIL</td>") && down.contains("connect_refused"), "{down}");
+    assert!(
+        down.contains("<td class=\"fail\">FAIL</td>") && down.contains("connect_refused"),
+        "{down}"
+    );
     assert!(row("soon-cert").contains("<td class=\"warn\">"), "{}", row("soon-cert"));
-    assert!(row("gone-cert").contains("<td class=\"expired\">expired 3 days ago</td>"), "{}", row("gone-cert"));
+    assert!(
+        row("gone-cert").contains("<td class=\"expired\">expired 3 days ago</td>"),
+        "{}",
+        row("gone-cert")
+    );
     let source = row("edge-nginx");
     assert!(source.contains("4.8%"), "1 of 21 lines unmatched: {source}");
     assert!(source.contains("s ago"), "{source}");

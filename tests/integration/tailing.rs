@@ -41,7 +41,14 @@ struct Harness {
 
 fn new_tailer(live: &Path, positions: &Path) -> Tailer {
     let positions = Arc::new(Positions::load(positions).unwrap());
-    Tailer::new("model", vec![live.display().to_string()], StartAt::Beginning, 4096, None, Some(positions))
+    Tailer::new(
+        "model",
+        vec![live.display().to_string()],
+        StartAt::Beginning,
+        4096,
+        None,
+        Some(positions),
+    )
 }
 
 impl Harness {
@@ -67,7 +74,11 @@ impl Harness {
     fn write(&mut self, lines: u64) {
         let mut f = OpenOptions::new().append(true).create(true).open(&self.live).unwrap();
         for _ in 0..lines {
-            let line = format!("line-{:06} {}", self.next_line, "x".repeat((self.next_line % 50) as usize));
+            let line = format!(
+                "line-{:06} {}",
+                self.next_line,
+                "x".repeat((self.next_line % 50) as usize)
+            );
             self.next_line += 1;
             writeln!(f, "{line}").unwrap();
             self.unread.push((self.generation, line));
@@ -77,7 +88,9 @@ impl Harness {
     fn poll(&mut self) {
         let seen = &mut self.seen;
         // A zero idle flush: nothing is pending without multiline anyway.
-        self.tailer.poll(Duration::ZERO, &mut |record| *seen.entry(record.split(' ').next().unwrap().to_string()).or_default() += 1);
+        self.tailer.poll(Duration::ZERO, &mut |record| {
+            *seen.entry(record.split(' ').next().unwrap().to_string()).or_default() += 1
+        });
         self.unread.clear();
         if !self.opened.contains(&self.generation) {
             self.opened.push(self.generation);
@@ -89,7 +102,8 @@ impl Harness {
         let open = self.opened.contains(&self.generation);
         let gen = self.generation;
         if !open {
-            let lost: Vec<String> = self.unread.iter().filter(|(g, _)| *g == gen).map(|(_, l)| l.clone()).collect();
+            let lost: Vec<String> =
+                self.unread.iter().filter(|(g, _)| *g == gen).map(|(_, l)| l.clone()).collect();
             self.lost.extend(lost);
             self.unread.retain(|(g, _)| *g != gen);
         }
@@ -113,7 +127,8 @@ impl Harness {
     fn copytruncate(&mut self) {
         // Lines not read before the copy are in the copy only, which is not watched.
         let gen = self.generation;
-        let lost: Vec<String> = self.unread.iter().filter(|(g, _)| *g == gen).map(|(_, l)| l.clone()).collect();
+        let lost: Vec<String> =
+            self.unread.iter().filter(|(g, _)| *g == gen).map(|(_, l)| l.clone()).collect();
         self.lost.extend(lost);
         self.unread.retain(|(g, _)| *g != gen);
         self.rotated += 1;
@@ -171,9 +186,18 @@ fn run_model(seed: u64, steps: usize) {
     assert!(duplicates.is_empty(), "seed {seed}: counted twice: {duplicates:?}\nops: {log:?}");
     for lost in &h.lost {
         let id = lost.split(' ').next().unwrap();
-        assert!(!h.seen.contains_key(id), "seed {seed}: {id} was expected lost to copytruncate but was read\nops: {log:?}");
+        assert!(
+            !h.seen.contains_key(id),
+            "seed {seed}: {id} was expected lost to copytruncate but was read\nops: {log:?}"
+        );
     }
-    assert_eq!(h.seen.len(), expected_total, "seed {seed}: {} lines written, {} lost by design\nops: {log:?}", h.next_line, h.lost.len());
+    assert_eq!(
+        h.seen.len(),
+        expected_total,
+        "seed {seed}: {} lines written, {} lost by design\nops: {log:?}",
+        h.next_line,
+        h.lost.len()
+    );
 }
 
 #[test]
@@ -188,7 +212,8 @@ fn partial_line_waits_for_its_newline() {
     let dir = tempfile::tempdir().unwrap();
     let live = dir.path().join("a.log");
     std::fs::write(&live, "first\nsecond-ha").unwrap();
-    let mut tailer = Tailer::new("p", vec![live.display().to_string()], StartAt::Beginning, 4096, None, None);
+    let mut tailer =
+        Tailer::new("p", vec![live.display().to_string()], StartAt::Beginning, 4096, None, None);
     let mut got = Vec::new();
     tailer.poll(Duration::ZERO, &mut |r| got.push(r.to_string()));
     assert_eq!(got, ["first"]);
@@ -204,7 +229,14 @@ fn start_at_end_skips_existing_content_only_on_the_first_run() {
     let positions = dir.path().join("positions.json");
     std::fs::write(&live, "old-1\nold-2\n").unwrap();
     let make = || {
-        Tailer::new("s", vec![live.display().to_string()], StartAt::End, 4096, None, Some(Arc::new(Positions::load(&positions).unwrap())))
+        Tailer::new(
+            "s",
+            vec![live.display().to_string()],
+            StartAt::End,
+            4096,
+            None,
+            Some(Arc::new(Positions::load(&positions).unwrap())),
+        )
     };
     let mut got = Vec::new();
     let mut tailer = make();
@@ -241,7 +273,14 @@ fn a_reused_inode_is_not_the_old_file() {
     let positions = dir.path().join("positions.json");
     std::fs::write(&live, "aaaa-1\naaaa-2\naaaa-3\n").unwrap();
     let p = Arc::new(Positions::load(&positions).unwrap());
-    let mut tailer = Tailer::new("s", vec![live.display().to_string()], StartAt::Beginning, 4096, None, Some(p.clone()));
+    let mut tailer = Tailer::new(
+        "s",
+        vec![live.display().to_string()],
+        StartAt::Beginning,
+        4096,
+        None,
+        Some(p.clone()),
+    );
     tailer.poll(Duration::ZERO, &mut |_| {});
     p.save().unwrap();
     drop(tailer);
@@ -269,13 +308,25 @@ fn multiline_record_is_not_committed_before_it_is_complete() {
     let start = regex::Regex::new(r"^\d{4}-").unwrap();
     std::fs::write(&live, "2026-01 one\n\tat a\n2026-02 two\n\tat b\n").unwrap();
     let p = Arc::new(Positions::load(&positions).unwrap());
-    let mut tailer = Tailer::new("s", vec![live.display().to_string()], StartAt::Beginning, 4096, Some(start.clone()), Some(p.clone()));
+    let mut tailer = Tailer::new(
+        "s",
+        vec![live.display().to_string()],
+        StartAt::Beginning,
+        4096,
+        Some(start.clone()),
+        Some(p.clone()),
+    );
     let mut got = Vec::new();
     tailer.poll(Duration::from_secs(3600), &mut |r| got.push(r.to_string()));
     assert_eq!(got, ["2026-01 one\n\tat a"], "the second record may still continue");
     p.save().unwrap();
     drop(tailer);
-    OpenOptions::new().append(true).open(&live).unwrap().write_all(b"\tat c\n2026-03 three\n").unwrap();
+    OpenOptions::new()
+        .append(true)
+        .open(&live)
+        .unwrap()
+        .write_all(b"\tat c\n2026-03 three\n")
+        .unwrap();
     let mut tailer = Tailer::new(
         "s",
         vec![live.display().to_string()],
@@ -295,7 +346,14 @@ fn copytruncate_keeps_the_record_being_assembled() {
     let live = dir.path().join("app.log");
     let start = regex::Regex::new(r"^\d{4}-").unwrap();
     std::fs::write(&live, "2026-01 one\n\tat a\n").unwrap();
-    let mut tailer = Tailer::new("s", vec![live.display().to_string()], StartAt::Beginning, 4096, Some(start), None);
+    let mut tailer = Tailer::new(
+        "s",
+        vec![live.display().to_string()],
+        StartAt::Beginning,
+        4096,
+        Some(start),
+        None,
+    );
     let mut got = Vec::new();
     tailer.poll(Duration::from_secs(3600), &mut |r| got.push(r.to_string()));
     assert!(got.is_empty(), "the record may still continue");
@@ -314,12 +372,14 @@ fn a_new_source_starts_at_the_end_even_when_others_have_positions() {
     let new = dir.path().join("new.log");
     std::fs::write(&old, "o-1\n").unwrap();
     let p = Arc::new(Positions::load(&positions).unwrap());
-    Tailer::new("old", vec![old.display().to_string()], StartAt::End, 4096, None, Some(p)).poll(Duration::ZERO, &mut |_| {});
+    Tailer::new("old", vec![old.display().to_string()], StartAt::End, 4096, None, Some(p))
+        .poll(Duration::ZERO, &mut |_| {});
     // Later a source is added whose file already has a long history.
     std::fs::write(&new, "history-1\nhistory-2\n").unwrap();
     let p = Arc::new(Positions::load(&positions).unwrap());
     let mut got = Vec::new();
-    let mut tailer = Tailer::new("new", vec![new.display().to_string()], StartAt::End, 4096, None, Some(p));
+    let mut tailer =
+        Tailer::new("new", vec![new.display().to_string()], StartAt::End, 4096, None, Some(p));
     tailer.poll(Duration::ZERO, &mut |r| got.push(r.to_string()));
     OpenOptions::new().append(true).open(&new).unwrap().write_all(b"fresh\n").unwrap();
     tailer.poll(Duration::ZERO, &mut |r| got.push(r.to_string()));
@@ -331,7 +391,8 @@ fn the_last_line_of_a_file_read_to_its_end_counts_without_a_newline() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a.log");
     std::fs::write(&file, "one\ntwo").unwrap();
-    let mut tailer = Tailer::new("s", vec![file.display().to_string()], StartAt::Beginning, 4096, None, None);
+    let mut tailer =
+        Tailer::new("s", vec![file.display().to_string()], StartAt::Beginning, 4096, None, None);
     let mut got = Vec::new();
     tailer.read_to_end(&mut |r| got.push(r.to_string()));
     assert_eq!(got, ["one", "two"]);

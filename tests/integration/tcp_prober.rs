@@ -67,7 +67,8 @@ async fn endless_line_is_bounded() {
         }
     })
     .await;
-    let o = probe("prober: tcp\ntcp:\n  query_response:\n    - expect: 'never'", &addr.to_string()).await;
+    let o = probe("prober: tcp\ntcp:\n  query_response:\n    - expect: 'never'", &addr.to_string())
+        .await;
     assert_eq!(reason(&o), "query_response");
     assert!(o.failure.unwrap().message.contains("longer than"));
 }
@@ -149,11 +150,19 @@ async fn source_ip_address_and_ip_protocol() {
             seen.lock().unwrap().push(peer.ip().to_string());
         }
     });
-    let o = probe("prober: tcp\ntcp:\n  source_ip_address: 127.0.0.2\n  preferred_ip_protocol: ip4", &format!("localhost:{port}")).await;
+    let o = probe(
+        "prober: tcp\ntcp:\n  source_ip_address: 127.0.0.2\n  preferred_ip_protocol: ip4",
+        &format!("localhost:{port}"),
+    )
+    .await;
     assert!(o.success, "{:?}", o.failure);
     assert_eq!(o.value("probe_ip_protocol"), Some(4.0));
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     assert_eq!(peers.lock().unwrap().as_slice(), ["127.0.0.2"]);
-    let o = probe("prober: tcp\ntcp:\n  preferred_ip_protocol: ip6\n  ip_protocol_fallback: false", &format!("127.0.0.1:{port}")).await;
+    let o = probe(
+        "prober: tcp\ntcp:\n  preferred_ip_protocol: ip6\n  ip_protocol_fallback: false",
+        &format!("127.0.0.1:{port}"),
+    )
+    .await;
     assert_eq!(reason(&o), "dns");
 }

@@ -23,8 +23,14 @@ fn certs(o: &Outcome) -> Vec<(String, String, String, f64)> {
     f.samples
         .iter()
         .map(|s| {
-            let l: Vec<(String, String)> = s.labels.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-            (label(&l, "source").into(), label(&l, "chain_position").into(), label(&l, "subject_cn").into(), s.value)
+            let l: Vec<(String, String)> =
+                s.labels.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+            (
+                label(&l, "source").into(),
+                label(&l, "chain_position").into(),
+                label(&l, "subject_cn").into(),
+                s.value,
+            )
         })
         .collect()
 }
@@ -36,14 +42,21 @@ struct Case {
 }
 
 impl Case {
-    async fn serve(ca: Ca, chain: Vec<rustls::pki_types::CertificateDer<'static>>, leaf: &Leaf) -> Case {
+    async fn serve(
+        ca: Ca,
+        chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+        leaf: &Leaf,
+    ) -> Case {
         let addr = https_server(chain, leaf.key_der(), None, false).await;
         Case { ca, addr, dir: tempfile::tempdir().unwrap() }
     }
 
     async fn probe(&self, extra: &str) -> Outcome {
         let ca_file = write_file(self.dir.path(), "ca.pem", pem(&self.ca.der()));
-        let module = format!("prober: http\nhttp:\n  tls_config:\n    ca_file: {}\n{extra}", ca_file.display());
+        let module = format!(
+            "prober: http\nhttp:\n  tls_config:\n    ca_file: {}\n{extra}",
+            ca_file.display()
+        );
         probe(&module, &format!("https://localhost:{}/", self.addr.port())).await
     }
 }
@@ -63,7 +76,8 @@ async fn valid_leaf_expiring_in_ten_days() {
     assert_eq!(label(info, "subject"), "CN=localhost");
     assert_eq!(label(info, "issuer"), "CN=Good CA");
     assert_eq!(label(info, "subjectalternative"), "localhost");
-    let fingerprint = lookout::probe::certs::hex(ring::digest::digest(&ring::digest::SHA256, &leaf.der).as_ref());
+    let fingerprint =
+        lookout::probe::certs::hex(ring::digest::digest(&ring::digest::SHA256, &leaf.der).as_ref());
     assert_eq!(label(info, "fingerprint_sha256"), fingerprint);
     assert_eq!(certs(&o), vec![("served".into(), "0".into(), "localhost".into(), earliest)]);
 }
@@ -150,7 +164,9 @@ async fn client_certificate_is_presented_and_reported() {
     let ca = Ca::new("Mutual CA");
     let server_leaf = ca.leaf("localhost", &["localhost"], -1, 60);
     let client = ca.leaf("probe-client", &[], -1, 20);
-    let addr = https_server(vec![server_leaf.der.clone()], server_leaf.key_der(), Some(ca.der()), false).await;
+    let addr =
+        https_server(vec![server_leaf.der.clone()], server_leaf.key_der(), Some(ca.der()), false)
+            .await;
     let dir = tempfile::tempdir().unwrap();
     let ca_file = write_file(dir.path(), "ca.pem", pem(&ca.der()));
     let cert_file = write_file(dir.path(), "client.pem", client.pem());

@@ -65,7 +65,8 @@ fn parse_json<'a>(record: &'a str, schema: &Schema, values: &mut Values<'a>) -> 
     if !trimmed.starts_with('{') {
         return Parsed::Unmatched;
     }
-    let Ok(object) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(trimmed) else {
+    let Ok(object) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(trimmed)
+    else {
         return Parsed::Error;
     };
     for (i, name) in schema.names().iter().enumerate() {
@@ -90,7 +91,8 @@ mod tests {
 
     #[test]
     fn json_fields_and_errors() {
-        let schema = Schema::new(vec!["QHash".into(), "sql".into(), "meta.ms".into(), "absent".into()]);
+        let schema =
+            Schema::new(vec!["QHash".into(), "sql".into(), "meta.ms".into(), "absent".into()]);
         let mut values: Values = vec![None; 4];
         let line = r#"{"QHash": "abc", "sql": "select \"x\" from t", "meta": {"ms": 12}}"#;
         assert_eq!(Parser::Json.parse(line, &schema, &mut values), Parsed::Record);

@@ -12,8 +12,7 @@ use crate::logs::record::Values;
 use memchr::memmem::Finder;
 use std::borrow::Cow;
 
-pub const COMBINED: &str =
-    r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
+pub const COMBINED: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
 
 pub fn preset(name: &str) -> Option<String> {
     match name {
@@ -54,10 +53,13 @@ impl NginxFormat {
                 continue;
             }
             let (name, next) = if bytes.get(i + 1) == Some(&b'{') {
-                let close = format[i..].find('}').ok_or_else(|| format!("unclosed ${{ at byte {i}"))? + i;
+                let close =
+                    format[i..].find('}').ok_or_else(|| format!("unclosed ${{ at byte {i}"))? + i;
                 (&format[i + 2..close], close + 1)
             } else {
-                let end = format[i + 1..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(format.len(), |e| e + i + 1);
+                let end = format[i + 1..]
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .map_or(format.len(), |e| e + i + 1);
                 (&format[i + 1..end], end)
             };
             if name.is_empty() {
@@ -88,7 +90,8 @@ impl NginxFormat {
         for k in 0..segments.len() {
             if let Segment::Literal(text) = &segments[k] {
                 let finder = Box::new(Finder::new(text).into_owned());
-                if let Some(Segment::Variable(_, end)) = k.checked_sub(1).map(|p| &mut segments[p]) {
+                if let Some(Segment::Variable(_, end)) = k.checked_sub(1).map(|p| &mut segments[p])
+                {
                     *end = Some(finder);
                 }
             }
@@ -164,7 +167,12 @@ mod tests {
         let mut values: Values<'a> = vec![None; format.fields().len()];
         match format.parse(line, &mut values) {
             Parsed::Record => Some(
-                format.fields().iter().cloned().zip(values.into_iter().map(|v| v.map(|c| c.into_owned()).unwrap_or_default())).collect(),
+                format
+                    .fields()
+                    .iter()
+                    .cloned()
+                    .zip(values.into_iter().map(|v| v.map(|c| c.into_owned()).unwrap_or_default()))
+                    .collect(),
             ),
             _ => None,
         }
@@ -177,8 +185,7 @@ mod tests {
     #[test]
     fn combined_with_request_time() {
         let f = NginxFormat::compile(&preset("combined_timed").unwrap()).unwrap();
-        let line =
-            r#"2001:db8::1f - alice [20/Nov/2026:10:00:00 +0900] "GET /api/v1/users/7?x=1 HTTP/1.1" 503 123 "-" "evil\x22agent" 1.250"#;
+        let line = r#"2001:db8::1f - alice [20/Nov/2026:10:00:00 +0900] "GET /api/v1/users/7?x=1 HTTP/1.1" 503 123 "-" "evil\x22agent" 1.250"#;
         let fields = parse(&f, line).unwrap();
         assert_eq!(get(&fields, "remote_addr"), "2001:db8::1f");
         assert_eq!(get(&fields, "remote_user"), "alice");
@@ -195,7 +202,8 @@ mod tests {
     #[test]
     fn empty_and_garbage_request_lines_still_count() {
         let f = NginxFormat::compile(COMBINED).unwrap();
-        let dash = parse(&f, r#"10.0.0.1 - - [20/Nov/2026:10:00:00 +0900] "-" 400 0 "-" "-""#).unwrap();
+        let dash =
+            parse(&f, r#"10.0.0.1 - - [20/Nov/2026:10:00:00 +0900] "-" 400 0 "-" "-""#).unwrap();
         assert_eq!(get(&dash, "status"), "400");
         assert_eq!(get(&dash, "request_method"), "");
         let tls = parse(&f, r#"10.0.0.1 - - [20/Nov/2026:10:00:00 +0900] "\x16\x03\x01\x00\xF4\x01" 400 157 "" "-""#).unwrap();

@@ -13,8 +13,19 @@ use crate::logs::record::Values;
 use regex::Regex;
 use std::borrow::Cow;
 
-pub const FIELDS: [&str; 11] =
-    ["timestamp", "level", "pid", "app", "thread", "trace_id", "span_id", "logger", "message", "exception", "root_cause"];
+pub const FIELDS: [&str; 11] = [
+    "timestamp",
+    "level",
+    "pid",
+    "app",
+    "thread",
+    "trace_id",
+    "span_id",
+    "logger",
+    "message",
+    "exception",
+    "root_cause",
+];
 const TIMESTAMP: &str = r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}[.,]\d{3}(?:Z|[+-]\d{2}:?\d{2})?";
 
 /// A line that starts a Spring record: it begins with a date and time.
@@ -57,7 +68,10 @@ fn default_layout(line: &str) -> Option<Default<'_>> {
     let rest = rest.strip_prefix('-').unwrap_or(rest);
     let (level, rest) = word(rest)?;
     let (pid, rest) = word(rest.trim_start())?;
-    if level.is_empty() || !level.bytes().all(|b| b.is_ascii_uppercase()) || !pid.bytes().all(|b| b.is_ascii_digit()) {
+    if level.is_empty()
+        || !level.bytes().all(|b| b.is_ascii_uppercase())
+        || !pid.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let mut rest = rest.trim_start().strip_prefix("---")?.trim_start();
@@ -99,9 +113,11 @@ fn word(text: &str) -> Option<(&str, &str)> {
 fn is_correlation(text: &str) -> bool {
     let text = text.trim();
     text.is_empty()
-        || text
-            .split_once('-')
-            .is_some_and(|(t, s)| !t.is_empty() && !s.is_empty() && t.bytes().chain(s.bytes()).all(|b| b.is_ascii_hexdigit()))
+        || text.split_once('-').is_some_and(|(t, s)| {
+            !t.is_empty()
+                && !s.is_empty()
+                && t.bytes().chain(s.bytes()).all(|b| b.is_ascii_hexdigit())
+        })
 }
 
 impl SpringFormat {
@@ -228,7 +244,10 @@ fn logback_to_regex(pattern: &str) -> Result<String, String> {
                 }
                 let mut option = None;
                 if let Some(&(start, '{')) = chars.peek() {
-                    let close = pattern[start..].find('}').ok_or_else(|| format!("unclosed {{ at {start}"))? + start;
+                    let close = pattern[start..]
+                        .find('}')
+                        .ok_or_else(|| format!("unclosed {{ at {start}"))?
+                        + start;
                     option = Some(&pattern[start + 1..close]);
                     while chars.peek().is_some_and(|&(j, _)| j <= close) {
                         chars.next();
@@ -247,7 +266,11 @@ fn logback_to_regex(pattern: &str) -> Result<String, String> {
                         _ => out.push_str(r"[^\s\]]*"),
                     },
                     "n" | "wEx" | "ex" | "xEx" | "throwable" | "exception" => {}
-                    "clr" => return Err("%clr(…) is a colour wrapper: give the pattern without it".into()),
+                    "clr" => {
+                        return Err(
+                            "%clr(…) is a colour wrapper: give the pattern without it".into()
+                        )
+                    }
                     "" if chars.peek().map(|&(_, c)| c) == Some('%') => {
                         chars.next();
                         out.push('%');
@@ -281,9 +304,13 @@ mod tests {
     fn parse<'a>(format: &SpringFormat, record: &'a str) -> Option<Vec<(&'static str, String)>> {
         let mut values: Values<'a> = vec![None; FIELDS.len()];
         match format.parse(record, &mut values) {
-            Parsed::Record => {
-                Some(FIELDS.iter().copied().zip(values.into_iter().map(|v| v.map(|c| c.into_owned()).unwrap_or_default())).collect())
-            }
+            Parsed::Record => Some(
+                FIELDS
+                    .iter()
+                    .copied()
+                    .zip(values.into_iter().map(|v| v.map(|c| c.into_owned()).unwrap_or_default()))
+                    .collect(),
+            ),
             _ => None,
         }
     }
@@ -340,14 +367,21 @@ mod tests {
         let no_app_traced =
             "2026-11-20T10:00:00.007+09:00  INFO 10788 --- [main] [0af7651916cd43dd-b7ad6b7169203331] k.c.e.p.d.OrderService : traced";
         let r = parse(&f, no_app_traced).unwrap();
-        assert_eq!((get(&r, "app"), get(&r, "thread"), get(&r, "trace_id")), ("", "main", "0af7651916cd43dd"));
+        assert_eq!(
+            (get(&r, "app"), get(&r, "thread"), get(&r, "trace_id")),
+            ("", "main", "0af7651916cd43dd")
+        );
         assert_eq!(get(&r, "message"), "traced");
     }
 
     #[test]
     fn custom_logback_pattern() {
         let f = SpringFormat::logback("%d{yyyy-MM-dd HH:mm:ss.SSS} [%thread] %-5level %logger{36} - traceId=%X{traceId} %msg%n").unwrap();
-        let r = parse(&f, "2026-11-20 10:00:00.007 [main] INFO  com.example.App - traceId=abc123 hello world").unwrap();
+        let r = parse(
+            &f,
+            "2026-11-20 10:00:00.007 [main] INFO  com.example.App - traceId=abc123 hello world",
+        )
+        .unwrap();
         assert_eq!(get(&r, "thread"), "main");
         assert_eq!(get(&r, "level"), "INFO");
         assert_eq!(get(&r, "logger"), "com.example.App");
