@@ -1,9 +1,9 @@
 //! The running state: the loaded configuration, scheduled results, self-metrics, and the
 //! reload that swaps a new configuration in only when all of it is valid.
 
-use crate::config::{ConfigError, LogRulesFile, ProbesFile, Source};
+use crate::config::{ConfigError, LogRulesFile, ProbesFile, Source, DEFAULT_LOG_RULES};
 use crate::logs::positions::Positions;
-use crate::logs::{LogRuntime, Pipeline};
+use crate::logs::{LogRuntime, SourcePlan};
 use crate::metrics::self_metrics::SelfMetrics;
 use crate::probe::scheduler::{Job, Results, Scheduler};
 use crate::probe::PreparedModule;
@@ -18,15 +18,13 @@ pub struct ConfigPaths {
     pub log_rules: Option<PathBuf>,
 }
 
-pub const DEFAULT_LOG_RULES: &str = "log_rules.yaml";
-
 /// Both configuration files, parsed, validated and prepared.
 pub struct Config {
     pub modules: BTreeMap<String, Arc<PreparedModule>>,
     pub jobs: Vec<Arc<Job>>,
     pub probe_endpoint: crate::config::probes::ProbeEndpoint,
-    /// Compiled log sources, handed over once to whatever runs them.
-    pub log_pipelines: Mutex<Vec<Pipeline>>,
+    /// Compiled log sources.
+    pub log_plans: Vec<Arc<SourcePlan>>,
     /// Certificates closer to expiry than this are marked in `--once` and on the status page.
     pub warn_before: std::time::Duration,
 }
@@ -42,7 +40,7 @@ impl Config {
             }
             None => None,
         };
-        let log_pipelines = match &log_source {
+        let log_plans = match &log_source {
             Some(source) => crate::logs::compile(&LogRulesFile::load(source)?, source)?,
             None => Vec::new(),
         };
@@ -65,13 +63,7 @@ impl Config {
                 })
             })
             .collect();
-        Ok(Config {
-            modules: prepared,
-            jobs,
-            probe_endpoint,
-            log_pipelines: Mutex::new(log_pipelines),
-            warn_before,
-        })
+        Ok(Config { modules: prepared, jobs, probe_endpoint, log_plans, warn_before })
     }
 }
 
@@ -80,11 +72,11 @@ pub struct App {
     config: RwLock<Arc<Config>>,
     pub results: Arc<Results>,
     pub metrics: Arc<SelfMetrics>,
+    /// The log sources being followed, with what they counted.
+    pub logs: LogRuntime,
     /// Seconds taken off Prometheus' scrape timeout for `/probe`, as blackbox's `--timeout-offset`.
     pub timeout_offset: f64,
     scheduler: Mutex<Option<Scheduler>>,
-    positions: Option<Arc<Positions>>,
-    logs: Mutex<Option<LogRuntime>>,
     reload_lock: Mutex<()>,
 }
 
@@ -98,8 +90,7 @@ impl App {
         Arc::new(App {
             paths,
             timeout_offset,
-            positions,
-            logs: Mutex::new(None),
+            logs: LogRuntime::new(positions),
             reload_lock: Mutex::new(()),
             config: RwLock::new(Arc::new(config)),
             results: Arc::new(Results::default()),
@@ -115,29 +106,12 @@ impl App {
     /// Starts (or restarts) the scheduled probes and the log sources of the current configuration.
     pub fn start(&self) {
         self.start_scheduler();
-        self.start_logs();
-    }
-
-    fn start_logs(&self) {
-        let pipelines =
-            std::mem::take(&mut *self.config().log_pipelines.lock().expect("pipelines lock"));
-        let mut logs = self.logs.lock().expect("logs lock");
-        if let Some(old) = logs.take() {
-            old.stop();
-        }
-        *logs = Some(LogRuntime::start(pipelines, self.positions.clone()));
+        self.logs.apply(&self.config().log_plans);
     }
 
     /// Stops the log sources, saving where they stopped.
     pub fn stop_logs(&self) {
-        if let Some(runtime) = self.logs.lock().expect("logs lock").take() {
-            runtime.stop();
-        }
-    }
-
-    /// Reads the log runtime (its families, its query index) if it runs.
-    pub fn with_logs<R>(&self, f: impl FnOnce(&LogRuntime) -> R) -> Option<R> {
-        self.logs.lock().expect("logs lock").as_ref().map(f)
+        self.logs.stop();
     }
 
     fn start_scheduler(&self) {

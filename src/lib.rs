@@ -2,13 +2,14 @@
 //! metrics.
 //!
 //! Data flows config → probe (probers, scheduler) and logs (tailer → framing → parsers →
-//! rules) → metrics (families, exposition) → web; `app` holds the running state, `once` and
-//! `replay` are the one-shot command-line runs.
+//! rules, compiled plans apart from live state) → metrics (families, exposition) → web
+//! (endpoints, status page). `app` holds what runs; `cli` is every command and `main.rs` only
+//! calls it. docs/architecture.md draws the picture.
 
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod logs;
 pub mod metrics;
-pub mod once;
 pub mod probe;
 pub mod web;

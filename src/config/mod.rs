@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 pub use log_rules::LogRulesFile;
 pub use probes::ProbesFile;
 
+/// The log rules read when `--config.log-rules` is not given, if the file exists.
+pub const DEFAULT_LOG_RULES: &str = "log_rules.yaml";
+
 /// A configuration problem at a place in a file.
 #[derive(Debug, Clone)]
 pub struct ConfigError {

@@ -136,11 +136,6 @@ impl Framer {
             self.pending = 0;
         }
     }
-
-    pub fn reset(&mut self) {
-        self.record.clear();
-        self.pending = 0;
-    }
 }
 
 fn strip_cr(line: &[u8]) -> &[u8] {

@@ -33,12 +33,20 @@ impl Schema {
         &self.names
     }
 
-    pub fn len(&self) -> usize {
+    pub fn field_count(&self) -> usize {
         self.names.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+    /// The index of a field a rule or option names: a field the parser fills, or, for a parser
+    /// whose records carry any field (JSON), a new one.
+    pub fn resolve(&mut self, name: &str, open: bool) -> Result<usize, String> {
+        match self.index(name) {
+            Some(i) => Ok(i),
+            None if open => Ok(self.add(name)),
+            None => {
+                Err(format!("unknown field {name:?}; this source has: {}", self.names.join(", ")))
+            }
+        }
     }
 }
 

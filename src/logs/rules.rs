@@ -105,7 +105,7 @@ impl Condition {
             .ok_or_else(|| {
                 format!("unknown operator in {text:?} (==, !=, <, <=, >, >=, =~, !~, in, not in)")
             })?;
-        let field = resolve(field, schema, open_schema)?;
+        let field = schema.resolve(field, open_schema)?;
         let unquoted = unquote(value);
         let mut condition = Condition {
             field,
@@ -147,16 +147,6 @@ fn unquote(value: &str) -> &str {
         }
     }
     value
-}
-
-fn resolve(field: &str, schema: &mut Schema, open_schema: bool) -> Result<usize, String> {
-    match schema.index(field) {
-        Some(i) => Ok(i),
-        None if open_schema => Ok(schema.add(field)),
-        None => {
-            Err(format!("unknown field {field:?}; this source has: {}", schema.names().join(", ")))
-        }
-    }
 }
 
 struct LabelRule {
@@ -228,11 +218,17 @@ struct Series {
     exemplar: Option<(String, f64, f64)>,
 }
 
-pub struct Metric {
+/// One metric of log_rules.yaml, compiled: what it counts and how. Immutable and shared; the
+/// series it has counted live apart, in a [`RuleState`], so a reload that leaves the rule as it
+/// was keeps them.
+pub struct Rule {
     /// The family name (a counter's without `_total`).
     pub name: String,
     /// The name as configured, and as Prometheus shows it.
     pub full_name: String,
+    /// Everything the configuration says of the rule, spelled out: equal definitions count the
+    /// same way, so a reload carries the state over only when this is unchanged.
+    pub definition: String,
     help: String,
     kind: MetricKind,
     conditions: Vec<Condition>,
@@ -243,19 +239,31 @@ pub struct Metric {
     max_series: usize,
     expire_after: Option<Duration>,
     exemplar: Option<usize>,
+}
+
+/// What a rule has counted: its series and how often it matched.
+#[derive(Default)]
+pub struct RuleState {
     series: HashMap<Vec<u8>, Series>,
+    /// Scratch space for the series key of the record being counted.
     key: Vec<u8>,
     pub matched: u64,
     pub dropped_series: u64,
 }
 
-impl Metric {
+impl RuleState {
+    pub fn series_count(&self) -> usize {
+        self.series.len()
+    }
+}
+
+impl Rule {
     pub fn compile(
         spec: &MetricSpec,
         schema: &mut Schema,
         open_schema: bool,
         source: &Source,
-    ) -> Result<Metric, ConfigError> {
+    ) -> Result<Rule, ConfigError> {
         let mut conditions = Vec::new();
         for when in &spec.when {
             conditions.push(
@@ -278,7 +286,7 @@ impl Metric {
                 return Err(source.error_at_span(label, "map: path_template needs `templates:`"));
             }
             let field =
-                resolve(&field, schema, open_schema).map_err(|e| source.error_at_span(label, e))?;
+                schema.resolve(&field, open_schema).map_err(|e| source.error_at_span(label, e))?;
             labels.push(LabelRule {
                 name: name.clone(),
                 field,
@@ -291,27 +299,25 @@ impl Metric {
                 allowed,
             });
         }
-        let value = match &spec.value {
-            Some(v) => Some(
-                resolve(&v.value, schema, open_schema).map_err(|e| source.error_at_span(v, e))?,
-            ),
-            None => None,
+        let mut field = |name: &Option<serde_saphyr::Spanned<String>>| match name {
+            Some(v) => schema
+                .resolve(&v.value, open_schema)
+                .map(Some)
+                .map_err(|e| source.error_at_span(v, e)),
+            None => Ok(None),
         };
-        let exemplar = match &spec.exemplar {
-            Some(v) => Some(
-                resolve(&v.value, schema, open_schema).map_err(|e| source.error_at_span(v, e))?,
-            ),
-            None => None,
-        };
+        let value = field(&spec.value)?;
+        let exemplar = field(&spec.exemplar)?;
         let name = match spec.kind {
             MetricKind::Counter => {
                 spec.name.value.strip_suffix("_total").unwrap_or(&spec.name.value).to_string()
             }
             _ => spec.name.value.clone(),
         };
-        Ok(Metric {
+        Ok(Rule {
             name,
             full_name: spec.name.value.clone(),
+            definition: definition(spec),
             help: spec.help.clone().unwrap_or_else(|| {
                 format!("{} from log source {}", spec.name.value, spec.source.value)
             }),
@@ -327,14 +333,10 @@ impl Metric {
             max_series: spec.max_series.unwrap_or(DEFAULT_MAX_SERIES),
             expire_after: spec.expire_after.map(|d| d.0),
             exemplar,
-            series: HashMap::new(),
-            key: Vec::new(),
-            matched: 0,
-            dropped_series: 0,
         })
     }
 
-    pub fn apply(&mut self, values: &Values, now: Instant) {
+    pub fn apply(&self, state: &mut RuleState, values: &Values, now: Instant) {
         if !self.conditions.iter().all(|c| c.holds(values)) {
             return;
         }
@@ -348,17 +350,17 @@ impl Metric {
             }
             None => 1.0,
         };
-        self.matched += 1;
-        self.key.clear();
+        state.matched += 1;
+        state.key.clear();
         // Length-prefixed, so no label value can make two label sets share a key.
         for label in &self.labels {
             let value = label.value(values);
-            self.key.extend_from_slice(&(value.len() as u32).to_le_bytes());
-            self.key.extend_from_slice(value.as_bytes());
+            state.key.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            state.key.extend_from_slice(value.as_bytes());
         }
-        if !self.series.contains_key(self.key.as_slice()) {
-            if self.series.len() >= self.max_series {
-                self.dropped_series += 1;
+        if !state.series.contains_key(state.key.as_slice()) {
+            if state.series.len() >= self.max_series {
+                state.dropped_series += 1;
                 return;
             }
             let labels = self.labels.iter().map(|l| l.value(values).to_string()).collect();
@@ -367,12 +369,11 @@ impl Metric {
             } else {
                 Vec::new()
             };
-            self.series.insert(
-                self.key.clone(),
-                Series { labels, value: 0.0, count: 0, buckets, updated: now, exemplar: None },
-            );
+            let series =
+                Series { labels, value: 0.0, count: 0, buckets, updated: now, exemplar: None };
+            state.series.insert(state.key.clone(), series);
         }
-        let series = self.series.get_mut(self.key.as_slice()).expect("inserted above");
+        let series = state.series.get_mut(state.key.as_slice()).expect("inserted above");
         series.updated = now;
         match self.kind {
             MetricKind::Counter => series.value += observed,
@@ -399,19 +400,15 @@ impl Metric {
     }
 
     /// Drops series idle for longer than `expire_after`.
-    pub fn expire(&mut self, now: Instant) {
+    pub fn expire(&self, state: &mut RuleState, now: Instant) {
         if let Some(after) = self.expire_after {
-            self.series.retain(|_, s| now.duration_since(s.updated) < after);
+            state.series.retain(|_, s| now.duration_since(s.updated) < after);
         }
     }
 
-    pub fn series_count(&self) -> usize {
-        self.series.len()
-    }
-
     /// The series with the highest values (counts), for reports.
-    pub fn top(&self, n: usize) -> Vec<(Vec<(String, String)>, f64)> {
-        let mut all: Vec<_> = self
+    pub fn top(&self, state: &RuleState, n: usize) -> Vec<(Vec<(String, String)>, f64)> {
+        let mut all: Vec<_> = state
             .series
             .values()
             .map(|s| {
@@ -430,13 +427,13 @@ impl Metric {
         all
     }
 
-    pub fn family(&self) -> Family {
+    pub fn family(&self, state: &RuleState) -> Family {
         let mut family = match self.kind {
             MetricKind::Counter => Family::counter(self.name.clone(), self.help.clone()),
             MetricKind::Gauge => Family::gauge(self.name.clone(), self.help.clone()),
             MetricKind::Histogram => Family::histogram(self.name.clone(), self.help.clone()),
         };
-        let mut series: Vec<&Series> = self.series.values().collect();
+        let mut series: Vec<&Series> = state.series.values().collect();
         series.sort_by(|a, b| a.labels.cmp(&b.labels));
         for s in series {
             let labels: Labels = self
@@ -497,6 +494,31 @@ impl Metric {
     }
 }
 
+/// The rule's configuration without its place in the file: moving a rule, or editing another
+/// one, leaves it equal.
+fn definition(spec: &MetricSpec) -> String {
+    let when: Vec<&str> = spec.when.iter().map(|w| w.value.as_str()).collect();
+    let labels: Vec<(&String, &LabelSpec)> =
+        spec.labels.iter().map(|(name, l)| (name, &l.value)).collect();
+    format!(
+        "{:?}",
+        (
+            &spec.name.value,
+            spec.kind,
+            &spec.help,
+            &spec.source.value,
+            when,
+            labels,
+            spec.value.as_ref().map(|v| &v.value),
+            spec.scale,
+            spec.buckets.as_ref().map(|b| &b.value),
+            spec.max_series,
+            spec.expire_after.map(|d| d.0),
+            spec.exemplar.as_ref().map(|e| &e.value),
+        )
+    )
+}
+
 fn format_bound(upper: f64) -> String {
     if upper.fract() == 0.0 && upper.abs() < 1e15 {
         format!("{upper:.1}")
@@ -553,13 +575,14 @@ mod tests {
         )
         .unwrap();
         let spec: MetricSpec = source.parse().unwrap();
-        let mut metric =
-            Metric::compile(&spec, &mut schema(), false, &source).unwrap_or_else(|e| panic!("{e}"));
+        let rule =
+            Rule::compile(&spec, &mut schema(), false, &source).unwrap_or_else(|e| panic!("{e}"));
+        let mut state = RuleState::default();
         let now = Instant::now();
         for rt in ["5", "-3", "inf", "2"] {
-            metric.apply(&values("200", "GET", rt, "/"), now);
+            rule.apply(&mut state, &values("200", "GET", rt, "/"), now);
         }
-        assert_eq!(metric.family().samples[0].value, 7.0);
+        assert_eq!(rule.family(&state).samples[0].value, 7.0);
     }
 
     #[test]

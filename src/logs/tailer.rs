@@ -8,8 +8,9 @@
 //! - copytruncate: the size drops below the offset, or the first bytes change: read from 0;
 //! - delete + recreate: as rename, the old handle is drained before it is let go.
 //!
-//! Offsets are saved to the positions file only up to the last processed record, so a restart
-//! skips nothing and reads nothing twice.
+//! Each poll records, in the shared positions table, each file's offset up to the last record
+//! handed out (processed by the time the callback returns); the runtime's one writer saves the
+//! table to disk. So a restart skips nothing and reads nothing twice.
 
 use super::framing::{Framer, LineSplitter};
 use super::positions::{Identity, Positions};
@@ -38,7 +39,18 @@ pub struct TailStats {
     pub cut_lines: u64,
     pub dropped_lines: u64,
     pub read_errors: u64,
-    pub position_errors: u64,
+}
+
+impl TailStats {
+    pub fn add(&mut self, other: &TailStats) {
+        self.bytes += other.bytes;
+        self.lines += other.lines;
+        self.rotations += other.rotations;
+        self.truncations += other.truncations;
+        self.cut_lines += other.cut_lines;
+        self.dropped_lines += other.dropped_lines;
+        self.read_errors += other.read_errors;
+    }
 }
 
 struct Watched {
@@ -112,7 +124,8 @@ impl Tailer {
         self.files.len()
     }
 
-    /// Scans the paths, reads what is new and hands each complete record to `record`.
+    /// Scans the paths, reads what is new and hands each complete record to `record`, then
+    /// records how far each file was processed in the positions table.
     /// `idle_flush`: emit a pending multiline record once its file has been quiet this long.
     pub fn poll(&mut self, idle_flush: Duration, record: &mut impl FnMut(&str)) {
         self.scan();
@@ -140,7 +153,7 @@ impl Tailer {
             }
             index += 1;
         }
-        self.save_positions();
+        self.record_positions();
     }
 
     /// Reads every file to its end once and emits what is pending (replay and `--once`).
@@ -278,15 +291,11 @@ impl Tailer {
         total
     }
 
-    /// Records each file's committed offset and writes the positions file if it changed.
-    fn save_positions(&mut self) {
+    /// Records each file's committed offset in the positions table (saved by its writer).
+    fn record_positions(&self) {
         if let Some(p) = &self.positions {
             for w in &self.files {
                 p.record(&self.source, &w.path, &w.identity, w.committed());
-            }
-            if let Err(e) = p.save() {
-                self.stats.position_errors += 1;
-                tracing::warn!(source = %self.source, "saving positions: {e}");
             }
         }
     }

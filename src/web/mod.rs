@@ -196,7 +196,7 @@ fn metrics(app: &App, request: &Request<Incoming>) -> Reply {
         Format::negotiate(request.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let results = app.results.all();
     let probe_families = results.iter().flat_map(|r| r.families.iter().cloned());
-    let log_families = app.with_logs(|logs| logs.families()).unwrap_or_default();
+    let log_families = app.logs.families();
     let families =
         exposition::merge(probe_families.chain(log_families).chain(app.metrics.collect()));
     Reply::metrics(format, exposition::encode(&families, format))
@@ -207,7 +207,7 @@ fn queries(app: &App, query: Option<&str>) -> Reply {
     let wanted = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .find(|(k, _)| k == "hash")
         .map(|(_, v)| v.into_owned());
-    let all = app.with_logs(|logs| logs.queries()).unwrap_or_default();
+    let all = app.logs.queries();
     let items: Vec<serde_json::Value> = all
         .into_iter()
         .filter(|(_, hash, _)| wanted.as_ref().is_none_or(|w| w == hash))

@@ -65,7 +65,7 @@ pub fn render(app: &App) -> String {
         }
     }
     html.push_str("</table>");
-    let sources = app.with_logs(|logs| logs.summaries()).unwrap_or_default();
+    let sources = app.logs.summaries();
     let _ = write!(html, "<h2>Log sources ({})</h2>", sources.len());
     html.push_str("<table id=\"sources\"><tr><th>Source</th><th>Paths</th><th>Files</th><th>Lines/s</th><th>Last record</th><th>Unmatched</th><th>Lag</th></tr>");
     for s in &sources {

@@ -27,6 +27,7 @@ struct Harness {
     live: PathBuf,
     positions_path: PathBuf,
     tailer: Tailer,
+    positions: Arc<Positions>,
     seen: HashMap<String, u32>,
     next_line: u64,
     /// Lines in files the tailer has not read yet: (file generation, line)
@@ -39,16 +40,17 @@ struct Harness {
     rotated: u32,
 }
 
-fn new_tailer(live: &Path, positions: &Path) -> Tailer {
+fn new_tailer(live: &Path, positions: &Path) -> (Tailer, Arc<Positions>) {
     let positions = Arc::new(Positions::load(positions).unwrap());
-    Tailer::new(
+    let tailer = Tailer::new(
         "model",
         vec![live.display().to_string()],
         StartAt::Beginning,
         4096,
         None,
-        Some(positions),
-    )
+        Some(positions.clone()),
+    );
+    (tailer, positions)
 }
 
 impl Harness {
@@ -56,9 +58,11 @@ impl Harness {
         let live = dir.join("access.log");
         std::fs::write(&live, "").unwrap();
         let positions_path = dir.join("positions.json");
+        let (tailer, positions) = new_tailer(&live, &positions_path);
         Harness {
             dir: dir.to_path_buf(),
-            tailer: new_tailer(&live, &positions_path),
+            tailer,
+            positions,
             live,
             positions_path,
             seen: HashMap::new(),
@@ -139,7 +143,8 @@ impl Harness {
     fn restart(&mut self) {
         // A restart happens after a final poll, as lookout polls and saves on shutdown.
         self.poll();
-        self.tailer = new_tailer(&self.live, &self.positions_path);
+        self.positions.save().unwrap();
+        (self.tailer, self.positions) = new_tailer(&self.live, &self.positions_path);
         self.opened.clear();
     }
 }
@@ -229,26 +234,30 @@ fn start_at_end_skips_existing_content_only_on_the_first_run() {
     let positions = dir.path().join("positions.json");
     std::fs::write(&live, "old-1\nold-2\n").unwrap();
     let make = || {
-        Tailer::new(
+        let p = Arc::new(Positions::load(&positions).unwrap());
+        let tailer = Tailer::new(
             "s",
             vec![live.display().to_string()],
             StartAt::End,
             4096,
             None,
-            Some(Arc::new(Positions::load(&positions).unwrap())),
-        )
+            Some(p.clone()),
+        );
+        (tailer, p)
     };
     let mut got = Vec::new();
-    let mut tailer = make();
+    let (mut tailer, p) = make();
     tailer.poll(Duration::ZERO, &mut |r| got.push(r.to_string()));
     assert!(got.is_empty(), "existing lines are skipped at the first start");
     OpenOptions::new().append(true).open(&live).unwrap().write_all(b"new-1\n").unwrap();
     tailer.poll(Duration::ZERO, &mut |r| got.push(r.to_string()));
+    p.save().unwrap();
     drop(tailer);
     // Written while lookout was down: read after the restart, nothing skipped, nothing twice.
     OpenOptions::new().append(true).open(&live).unwrap().write_all(b"down-1\ndown-2\n").unwrap();
-    let mut tailer = make();
+    let (mut tailer, p) = make();
     tailer.poll(Duration::ZERO, &mut |r| got.push(r.to_string()));
+    p.save().unwrap();
     assert_eq!(got, ["new-1", "down-1", "down-2"]);
     // A file that appears later is read from its start.
     let later = dir.path().join("b.log");
@@ -372,8 +381,9 @@ fn a_new_source_starts_at_the_end_even_when_others_have_positions() {
     let new = dir.path().join("new.log");
     std::fs::write(&old, "o-1\n").unwrap();
     let p = Arc::new(Positions::load(&positions).unwrap());
-    Tailer::new("old", vec![old.display().to_string()], StartAt::End, 4096, None, Some(p))
+    Tailer::new("old", vec![old.display().to_string()], StartAt::End, 4096, None, Some(p.clone()))
         .poll(Duration::ZERO, &mut |_| {});
+    p.save().unwrap();
     // Later a source is added whose file already has a long history.
     std::fs::write(&new, "history-1\nhistory-2\n").unwrap();
     let p = Arc::new(Positions::load(&positions).unwrap());

@@ -1,8 +1,9 @@
 //! `lookout --once`: every scheduled probe run once, reported as a table, Prometheus text
 //! or JSON, for a terminal or a CI step.
 
-use crate::app::Config;
-use crate::logs::Pipeline;
+use super::{Error, Verdict};
+use crate::app::{Config, ConfigPaths};
+use crate::logs::{offline, SourcePlan, SourceState};
 use crate::metrics::exposition::{self, Format};
 use crate::probe::certs::NOT_AFTER;
 use crate::probe::scheduler::{Results, StoredResult};
@@ -17,8 +18,16 @@ pub enum Output {
     Json,
 }
 
+/// `lookout --once`: prints the report; fails when a probe failed.
+pub fn main(paths: &ConfigPaths, output: Output) -> Result<Verdict, Error> {
+    let config = Config::load(paths)?;
+    let (report, ok) = super::runtime().block_on(run(&config, output));
+    print!("{report}");
+    Ok(Verdict::from_ok(ok))
+}
+
 /// Runs all probes concurrently; returns the report and whether every probe succeeded.
-pub async fn run(config: &Config, output: Output) -> (String, bool) {
+async fn run(config: &Config, output: Output) -> (String, bool) {
     let results = Arc::new(Results::default());
     let mut tasks = tokio::task::JoinSet::new();
     for job in config.jobs.iter().cloned() {
@@ -33,36 +42,44 @@ pub async fn run(config: &Config, output: Output) -> (String, bool) {
     let mut all = results.all();
     all.sort_by_key(order);
     let ok = all.iter().all(|r| r.outcome.success);
-    let mut pipelines = std::mem::take(&mut *config.log_pipelines.lock().expect("pipelines lock"));
-    for pipeline in &mut pipelines {
-        let patterns = pipeline.patterns.clone();
-        crate::logs::read_files(pipeline, patterns);
-    }
+    let sources: Vec<Counted> = config
+        .log_plans
+        .iter()
+        .map(|plan| {
+            let mut state = SourceState::new(plan);
+            offline::read_files(plan, &mut state, plan.patterns.clone());
+            (plan.as_ref(), state)
+        })
+        .collect();
     let text = match output {
         Output::Table => {
             let mut text = table(&all, config.warn_before.as_secs_f64() / 86_400.0);
-            if !pipelines.is_empty() {
+            if !sources.is_empty() {
                 text.push('\n');
-                text.push_str(&logs_table(&pipelines));
+                text.push_str(&logs_table(&sources));
             }
             text
         }
         Output::Prometheus => {
             let probes = all.iter().flat_map(|r| r.families.iter().cloned());
-            let logs =
-                pipelines.iter().flat_map(|p| p.families().into_iter().chain(p.self_families()));
+            let logs = sources.iter().flat_map(|(plan, state)| {
+                state.families(plan).into_iter().chain(state.self_families(plan))
+            });
             exposition::encode(&exposition::merge(probes.chain(logs)), Format::Text)
         }
-        Output::Json => json(&all, &pipelines),
+        Output::Json => json(&all, &sources),
     };
     (text, ok)
 }
 
 const TOP: usize = 5;
 
+/// A log source read to its end, with what it counted.
+type Counted<'p> = (&'p SourcePlan, SourceState);
+
 /// Lines and records per source, the busiest series of each rule, and the top query hashes
 /// with their SQL where an index knows it.
-fn logs_table(pipelines: &[Pipeline]) -> String {
+fn logs_table(sources: &[Counted]) -> String {
     let mut rows = vec![[
         "SOURCE".to_string(),
         "FILES".into(),
@@ -71,21 +88,20 @@ fn logs_table(pipelines: &[Pipeline]) -> String {
         "UNMATCHED".into(),
         "ERRORS".into(),
     ]];
-    for p in pipelines {
+    for (plan, state) in sources {
         rows.push([
-            p.name.clone(),
-            p.files.to_string(),
-            p.tail.lines.to_string(),
-            p.records.matched.to_string(),
-            p.records.unmatched.to_string(),
-            p.records.errors.to_string(),
+            plan.name.clone(),
+            state.files.to_string(),
+            state.tail.lines.to_string(),
+            state.records.matched.to_string(),
+            state.records.unmatched.to_string(),
+            state.records.errors.to_string(),
         ]);
     }
     let mut out = align(&rows);
-    let sql: std::collections::HashMap<&str, &str> = pipelines
+    let sql: std::collections::HashMap<&str, &str> = sources
         .iter()
-        .filter_map(|p| p.queries.as_ref())
-        .flat_map(|q| q.entries.iter().map(|(h, s)| (h.as_str(), s.as_str())))
+        .flat_map(|(_, state)| state.queries.entries.iter().map(|(h, s)| (h.as_str(), s.as_str())))
         .collect();
     let mut rows = vec![[
         "METRIC".to_string(),
@@ -103,9 +119,9 @@ fn logs_table(pipelines: &[Pipeline]) -> String {
         "".into(),
         "".into(),
     ]];
-    for p in pipelines {
-        for m in &p.metrics {
-            for (labels, value) in m.top(TOP) {
+    for (plan, state) in sources {
+        for (m, rule_state) in plan.rules.iter().zip(&state.rules) {
+            for (labels, value) in m.top(rule_state, TOP) {
                 let shown = labels
                     .iter()
                     .map(|(k, v)| format!("{k}=\"{v}\""))
@@ -260,21 +276,21 @@ fn align(rows: &[[String; 6]]) -> String {
     out
 }
 
-fn json(results: &[Arc<StoredResult>], pipelines: &[Pipeline]) -> String {
-    let logs: Vec<serde_json::Value> = pipelines
+fn json(results: &[Arc<StoredResult>], sources: &[Counted]) -> String {
+    let logs: Vec<serde_json::Value> = sources
         .iter()
-        .map(|p| {
+        .map(|(plan, state)| {
             serde_json::json!({
-                "source": p.name,
-                "files": p.files,
-                "lines": p.tail.lines,
-                "records": p.records.matched,
-                "unmatched": p.records.unmatched,
-                "errors": p.records.errors,
-                "metrics": p.metrics.iter().map(|m| serde_json::json!({
+                "source": plan.name,
+                "files": state.files,
+                "lines": state.tail.lines,
+                "records": state.records.matched,
+                "unmatched": state.records.unmatched,
+                "errors": state.records.errors,
+                "metrics": plan.rules.iter().zip(&state.rules).map(|(m, rule_state)| serde_json::json!({
                     "name": m.full_name,
-                    "series": m.series_count(),
-                    "top": m.top(TOP).into_iter().map(|(labels, value)| serde_json::json!({
+                    "series": rule_state.series_count(),
+                    "top": m.top(rule_state, TOP).into_iter().map(|(labels, value)| serde_json::json!({
                         "labels": labels.into_iter().map(|(k, v)| (k, serde_json::Value::from(v))).collect::<serde_json::Map<_, _>>(),
                         "value": value,
                     })).collect::<Vec<_>>(),

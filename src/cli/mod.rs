@@ -1,0 +1,162 @@
+//! The command line: flags in Prometheus' style, one module per subcommand (serve, once, check,
+//! replay, test-rules), one error printer and one exit-code policy:
+//! 0 all well, 1 a check failed (a probe, a rule test) or lookout could not serve, 2 bad
+//! configuration or usage.
+
+mod check;
+mod once;
+mod replay;
+mod serve;
+mod test_rules;
+
+use crate::app::ConfigPaths;
+use crate::config::ConfigError;
+use clap::{Parser, Subcommand};
+use std::fmt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub use once::Output;
+
+/// One Prometheus exporter for endpoint probes, certificate expiry and log-derived metrics.
+#[derive(Parser)]
+#[command(name = "lookout", version)]
+struct Cli {
+    /// probes.yaml: modules (blackbox_exporter's schema), scheduled probes, /probe rules.
+    #[arg(long = "config.probes", default_value = "probes.yaml", global = true)]
+    probes: PathBuf,
+    /// log_rules.yaml: log sources and rules [default: log_rules.yaml, if present].
+    #[arg(long = "config.log-rules", global = true)]
+    log_rules: Option<PathBuf>,
+    /// Address to listen on; ":9925" means every interface.
+    #[arg(long = "web.listen-address", default_value = ":9925")]
+    listen: String,
+    /// TLS and basic auth for lookout's own endpoint, in Prometheus' exporter-toolkit format.
+    #[arg(long = "web.config.file")]
+    web_config: Option<PathBuf>,
+    /// Where log sources save how far they have read, so a restart resumes there.
+    #[arg(long = "positions.file", default_value = "lookout-positions.json")]
+    positions: PathBuf,
+    /// Seconds subtracted from Prometheus' scrape timeout for /probe.
+    #[arg(long = "timeout-offset", default_value_t = 0.5)]
+    timeout_offset: f64,
+    /// Run every scheduled probe once, print a report and exit: 0 all ok, 1 a failure, 2 bad config.
+    #[arg(long)]
+    once: bool,
+    /// Report format of --once.
+    #[arg(long, value_enum, default_value = "table")]
+    output: Output,
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long = "log.level", default_value = "info", global = true)]
+    log_level: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the configuration files and exit: 0 valid, 2 invalid.
+    Check,
+    /// Read log files from start to end through a source's parser and rules, print the metrics.
+    Replay {
+        /// The source whose parser and rules to use [default: the first].
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(required = true)]
+        files: Vec<String>,
+    },
+    /// Run log rule unit tests (input lines and the series they must give); exit 0 all pass, 1 not.
+    TestRules { tests: PathBuf },
+}
+
+/// Why a command could not do its work.
+pub enum Error {
+    /// A configuration file is invalid: exit 2.
+    Config(ConfigError),
+    /// Another file or flag given is unusable: exit 2.
+    Usage(String),
+    /// lookout could not run as asked (e.g. cannot listen): exit 1.
+    Runtime(String),
+}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Error {
+        Error::Config(e)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config(e) => write!(f, "configuration error: {e}"),
+            Error::Usage(message) | Error::Runtime(message) => f.write_str(message),
+        }
+    }
+}
+
+/// What a command that ran found.
+pub enum Verdict {
+    /// All well: exit 0.
+    Pass,
+    /// A probe or a rule test failed: exit 1.
+    Fail,
+}
+
+impl Verdict {
+    fn from_ok(ok: bool) -> Verdict {
+        if ok {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        }
+    }
+}
+
+/// Parses the command line, runs the command, prints its error if any, and says how to exit.
+pub fn main() -> ExitCode {
+    // DNS lookups run on tokio's blocking threads; without a cap glibc gives each thread its
+    // own malloc arena, which costs resident memory for no gain in this workload.
+    // SAFETY: called before any other thread exists.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(Verdict::Pass) => ExitCode::SUCCESS,
+        Ok(Verdict::Fail) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("lookout: {e}");
+            ExitCode::from(match e {
+                Error::Config(_) | Error::Usage(_) => 2,
+                Error::Runtime(_) => 1,
+            })
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<Verdict, Error> {
+    let paths = ConfigPaths { probes: cli.probes.clone(), log_rules: cli.log_rules.clone() };
+    match cli.command {
+        Some(Command::Check) => check::run(&paths),
+        Some(Command::Replay { source, files }) => replay::run(&paths, source.as_deref(), files),
+        Some(Command::TestRules { tests }) => test_rules::run(&tests, cli.log_rules.as_deref()),
+        None if cli.once => once::main(&paths, cli.output),
+        None => serve::run(serve::Options {
+            paths,
+            listen: cli.listen,
+            web_config: cli.web_config,
+            positions: cli.positions,
+            timeout_offset: cli.timeout_offset,
+        }),
+    }
+}
+
+/// A multi-threaded tokio runtime for the commands that probe or serve.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime")
+}

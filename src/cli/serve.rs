@@ -1,0 +1,68 @@
+//! `lookout` (no subcommand): serve `/metrics`, `/probe` and the status page, run the scheduled
+//! probes, follow the log sources; reload on `SIGHUP`, save positions and stop on `SIGTERM`.
+
+use super::{Error, Verdict};
+use crate::app::{App, Config, ConfigPaths};
+use crate::logs::positions::Positions;
+use crate::web::security::Security;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::signal::unix::{signal, SignalKind};
+
+pub struct Options {
+    pub paths: ConfigPaths,
+    pub listen: String,
+    pub web_config: Option<PathBuf>,
+    pub positions: PathBuf,
+    pub timeout_offset: f64,
+}
+
+pub fn run(options: Options) -> Result<Verdict, Error> {
+    if !(options.timeout_offset.is_finite() && options.timeout_offset >= 0.0) {
+        return Err(Error::Usage("--timeout-offset must be a number of seconds, 0 or more".into()));
+    }
+    let config = Config::load(&options.paths)?;
+    let positions = Positions::load(&options.positions)
+        .map_err(|e| Error::Usage(format!("positions file: {e}")))?;
+    let security = match &options.web_config {
+        Some(path) => Some(Arc::new(
+            Security::load(path)
+                .map_err(|e| Error::Usage(format!("web configuration error: {e}")))?,
+        )),
+        None => None,
+    };
+    let address = match options.listen.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => options.listen.clone(),
+    };
+    super::runtime().block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&address)
+            .await
+            .map_err(|e| Error::Runtime(format!("cannot listen on {address}: {e}")))?;
+        let app =
+            App::new(options.paths, config, options.timeout_offset, Some(Arc::new(positions)));
+        app.start();
+        tracing::info!("listening on {address}");
+        let reload_app = app.clone();
+        tokio::spawn(async move {
+            let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            while hangups.recv().await.is_some() {
+                let _ = tokio::task::block_in_place(|| reload_app.reload());
+            }
+        });
+        let shutdown = async {
+            let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = terminate.recv() => {},
+            }
+            tracing::info!("shutting down");
+        };
+        crate::web::serve(listener, app.clone(), security, shutdown).await;
+        // Saves where each log source stopped, so the next start resumes there.
+        tokio::task::spawn_blocking(move || app.stop_logs()).await.ok();
+        Ok(Verdict::Pass)
+    })
+}

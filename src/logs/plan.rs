@@ -1,0 +1,236 @@
+//! A log source compiled: which files to follow, how to frame and parse their records, which
+//! fields to derive, and the rules that count them. A plan is immutable and shared (`Arc`);
+//! what it has counted lives in a [`SourceState`](super::state::SourceState), so a reload
+//! replaces plans without touching counts.
+
+use super::parse::{self, Parsed, Parser};
+use super::positions::Positions;
+use super::record::{Schema, Values};
+use super::rules::Rule;
+use super::sql;
+use super::tailer::Tailer;
+use crate::config::log_rules::{
+    LogFormat, LogRulesFile, SourceSpec, StartAt, DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_QUERIES,
+};
+use crate::config::{ConfigError, Source};
+use regex::Regex;
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+const DEFAULT_POLL: Duration = Duration::from_millis(250);
+
+/// More fields from the named captures of a regex run on a field.
+struct Extract {
+    field: usize,
+    regex: Regex,
+    /// (capture group, field it fills)
+    targets: Vec<(usize, usize)>,
+}
+
+/// The fields a source's hash → SQL index is built from, and how many entries it keeps.
+pub struct QueryIndexPlan {
+    pub hash: usize,
+    pub sql: usize,
+    pub max: usize,
+}
+
+/// The SQL fingerprint option: the field holding SQL, and the two fields it fills.
+struct SqlFingerprint {
+    sql: usize,
+    normalized: usize,
+    hash: usize,
+}
+
+pub struct SourcePlan {
+    pub name: String,
+    pub patterns: Vec<String>,
+    pub start_at: StartAt,
+    pub max_line_bytes: usize,
+    pub poll_interval: Duration,
+    pub multiline: Option<Regex>,
+    parser: Parser,
+    schema: Schema,
+    extracts: Vec<Extract>,
+    sql: Option<SqlFingerprint>,
+    pub queries: Option<QueryIndexPlan>,
+    pub rules: Vec<Rule>,
+}
+
+/// Compiles every source of the file.
+pub fn compile(file: &LogRulesFile, source: &Source) -> Result<Vec<Arc<SourcePlan>>, ConfigError> {
+    file.sources.iter().map(|s| SourcePlan::compile(s, file, source).map(Arc::new)).collect()
+}
+
+impl SourcePlan {
+    pub fn compile(
+        spec: &SourceSpec,
+        file: &LogRulesFile,
+        source: &Source,
+    ) -> Result<SourcePlan, ConfigError> {
+        let format = spec.format.value;
+        let needs = |what: &str| {
+            source.error_at_span(&spec.format, format!("format {format:?} needs `{what}:`"))
+        };
+        let parser = match format {
+            LogFormat::Nginx => {
+                let text = spec.log_format.as_ref().map_or("combined", |f| f.value.as_str());
+                let compiled = parse::nginx::preset(text).unwrap_or_else(|| text.to_string());
+                let at = |e: String| match &spec.log_format {
+                    Some(f) => source.error_at_span(f, format!("log_format: {e}")),
+                    None => source.error_at_span(&spec.format, e),
+                };
+                Parser::Nginx(parse::nginx::NginxFormat::compile(&compiled).map_err(at)?)
+            }
+            LogFormat::Spring => match &spec.pattern {
+                Some(p) => Parser::Spring(
+                    parse::spring::SpringFormat::logback(&p.value)
+                        .map_err(|e| source.error_at_span(p, e))?,
+                ),
+                None => Parser::Spring(parse::spring::SpringFormat::auto()),
+            },
+            LogFormat::Regex => {
+                let text = spec.regex.as_ref().ok_or_else(|| needs("regex"))?;
+                let regex = Regex::new(&text.value)
+                    .map_err(|e| source.error_at_span(text, format!("invalid regexp: {e}")))?;
+                if regex.capture_names().flatten().next().is_none() {
+                    return Err(
+                        source.error_at_span(text, "the regex has no named capture (?P<name>…)")
+                    );
+                }
+                Parser::Regex(regex)
+            }
+            LogFormat::Json => Parser::Json,
+        };
+        let open = parser.open_schema();
+        let mut schema = Schema::new(parser.fields());
+        let multiline = match (&spec.multiline, format) {
+            (Some(m), _) => Some(m.start.0.clone()),
+            (None, LogFormat::Spring) => {
+                Some(Regex::new(parse::spring::RECORD_START).expect("static regex"))
+            }
+            (None, _) => None,
+        };
+        let resolve = |name: &serde_saphyr::Spanned<String>, schema: &mut Schema| {
+            schema.resolve(&name.value, open).map_err(|e| source.error_at_span(name, e))
+        };
+        let mut extracts = Vec::new();
+        for e in &spec.extract {
+            let field = resolve(&e.field, &mut schema)?;
+            let regex = Regex::new(&e.regex.value)
+                .map_err(|err| source.error_at_span(&e.regex, format!("invalid regexp: {err}")))?;
+            let targets = regex
+                .capture_names()
+                .enumerate()
+                .filter_map(|(g, n)| n.map(|n| (g, schema.add(n))))
+                .collect::<Vec<_>>();
+            if targets.is_empty() {
+                return Err(
+                    source.error_at_span(&e.regex, "the regex has no named capture (?P<name>…)")
+                );
+            }
+            extracts.push(Extract { field, regex, targets });
+        }
+        let sql = match &spec.sql_fingerprint {
+            Some(field) => Some(SqlFingerprint {
+                sql: resolve(field, &mut schema)?,
+                normalized: schema.add("sql_normalized"),
+                hash: schema.add("sql_hash"),
+            }),
+            None => None,
+        };
+        let queries = match &spec.queries {
+            Some(q) => Some(QueryIndexPlan {
+                hash: resolve(&q.hash, &mut schema)?,
+                sql: resolve(&q.sql, &mut schema)?,
+                max: q.max_entries.unwrap_or(DEFAULT_MAX_QUERIES),
+            }),
+            None => None,
+        };
+        let mut rules = Vec::new();
+        for m in file.metrics.iter().filter(|m| m.source.value == spec.name.value) {
+            rules.push(Rule::compile(m, &mut schema, open, source)?);
+        }
+        Ok(SourcePlan {
+            name: spec.name.value.clone(),
+            patterns: spec.paths.clone(),
+            start_at: spec.start_at,
+            max_line_bytes: spec.max_line_bytes.unwrap_or(DEFAULT_MAX_LINE_BYTES).max(64),
+            poll_interval: spec
+                .poll_interval
+                .map_or(DEFAULT_POLL, |p| p.0.max(Duration::from_millis(10))),
+            multiline,
+            parser,
+            schema,
+            extracts,
+            sql,
+            queries,
+            rules,
+        })
+    }
+
+    /// A tailer for this source's files, resuming from `positions` when given.
+    pub fn tailer(&self, positions: Option<Arc<Positions>>) -> Tailer {
+        self.tailer_of(self.patterns.clone(), positions)
+    }
+
+    /// A tailer for other files read the way this source reads its own (replay).
+    pub fn tailer_of(&self, paths: Vec<String>, positions: Option<Arc<Positions>>) -> Tailer {
+        Tailer::new(
+            &self.name,
+            paths,
+            self.start_at,
+            self.max_line_bytes,
+            self.multiline.clone(),
+            positions,
+        )
+    }
+
+    /// An empty value for each field of the schema.
+    pub fn values<'a>(&self) -> Values<'a> {
+        vec![None; self.schema.field_count()]
+    }
+
+    /// Parses a record into `values` and derives the extracted and SQL fields.
+    pub fn fields<'a>(&self, record: &'a str, values: &mut Values<'a>) -> Parsed {
+        let parsed = self.parser.parse(record, &self.schema, values);
+        if parsed != Parsed::Record {
+            return parsed;
+        }
+        for e in &self.extracts {
+            let found: Vec<(usize, Cow<str>)> = match &values[e.field] {
+                Some(Cow::Borrowed(text)) => match e.regex.captures(text) {
+                    Some(caps) => e
+                        .targets
+                        .iter()
+                        .filter_map(|(g, f)| caps.get(*g).map(|m| (*f, Cow::Borrowed(m.as_str()))))
+                        .collect(),
+                    None => Vec::new(),
+                },
+                Some(Cow::Owned(text)) => match e.regex.captures(text) {
+                    Some(caps) => e
+                        .targets
+                        .iter()
+                        .filter_map(|(g, f)| {
+                            caps.get(*g).map(|m| (*f, Cow::Owned(m.as_str().to_string())))
+                        })
+                        .collect(),
+                    None => Vec::new(),
+                },
+                None => Vec::new(),
+            };
+            for (field, value) in found {
+                values[field] = Some(value);
+            }
+        }
+        if let Some(fingerprint) = &self.sql {
+            if let Some(text) = values[fingerprint.sql].as_deref().filter(|t| !t.trim().is_empty())
+            {
+                let normalized = sql::normalize(text);
+                values[fingerprint.hash] = Some(Cow::Owned(sql::fingerprint(&normalized)));
+                values[fingerprint.normalized] = Some(Cow::Owned(normalized));
+            }
+        }
+        Parsed::Record
+    }
+}

@@ -1,0 +1,277 @@
+//! What a log source has counted: its rules' series, record and tail counts, the query index,
+//! and the figures the status page shows. Kept apart from the compiled
+//! [`SourcePlan`](super::plan::SourcePlan) so that a reload keeps every count whose rule did not
+//! change, and so that a scrape reads counts without waiting for the files being read.
+
+use super::parse::Parsed;
+use super::plan::SourcePlan;
+use super::rules::RuleState;
+use super::tailer::TailStats;
+use crate::metrics::exposition::{Family, Name};
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime};
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RecordCounts {
+    pub matched: u64,
+    pub unmatched: u64,
+    pub errors: u64,
+}
+
+/// A bounded index from query hash to SQL text, for `/queries`.
+#[derive(Default)]
+pub struct QueryIndex {
+    pub entries: HashMap<String, String>,
+    pub dropped: u64,
+}
+
+/// Everything a source has counted, one entry in `rules` per rule of its plan.
+#[derive(Default)]
+pub struct SourceState {
+    pub records: RecordCounts,
+    pub tail: TailStats,
+    pub lag_bytes: u64,
+    pub files: usize,
+    pub last_record: Option<SystemTime>,
+    /// Lines per second over the last few seconds, for the status page.
+    pub lines_per_second: f64,
+    rate_window: Option<(Instant, u64)>,
+    pub queries: QueryIndex,
+    pub rules: Vec<RuleState>,
+}
+
+/// A source as the status page shows it.
+pub struct SourceSummary {
+    pub name: String,
+    pub patterns: String,
+    pub files: usize,
+    pub lines_per_second: f64,
+    pub last_record_age: Option<Duration>,
+    pub unmatched_share: f64,
+    pub lag_bytes: u64,
+}
+
+impl SourceState {
+    pub fn new(plan: &SourcePlan) -> SourceState {
+        SourceState {
+            rules: plan.rules.iter().map(|_| RuleState::default()).collect(),
+            ..SourceState::default()
+        }
+    }
+
+    /// The state for `plan` after a reload, from the state the source had under `old`: the
+    /// source's own counts go on, and so does each rule whose definition is unchanged; a rule
+    /// that changed starts again from zero, and so does one that is new.
+    pub fn carry_over(plan: &SourcePlan, old: &SourcePlan, mut state: SourceState) -> SourceState {
+        let mut kept: HashMap<&str, RuleState> = old
+            .rules
+            .iter()
+            .zip(std::mem::take(&mut state.rules))
+            .map(|(rule, rule_state)| (rule.definition.as_str(), rule_state))
+            .collect();
+        state.rules = plan
+            .rules
+            .iter()
+            .map(|rule| match kept.remove(rule.definition.as_str()) {
+                Some(rule_state) => rule_state,
+                None => {
+                    if old.rules.iter().any(|r| r.full_name == rule.full_name) {
+                        tracing::info!(
+                            source = %plan.name,
+                            "rule {} changed: its series start again from zero",
+                            rule.full_name
+                        );
+                    }
+                    RuleState::default()
+                }
+            })
+            .collect();
+        for removed in old.rules.iter().filter(|r| kept.contains_key(r.definition.as_str())) {
+            if !plan.rules.iter().any(|r| r.full_name == removed.full_name) {
+                tracing::info!(source = %plan.name, "rule {} removed", removed.full_name);
+            }
+        }
+        if plan.queries.is_none() {
+            state.queries = QueryIndex::default();
+        }
+        state
+    }
+
+    /// Runs one record through the plan's parser and field extractors, then every rule.
+    pub fn process(&mut self, plan: &SourcePlan, record: &str, now: Instant) {
+        let mut values = plan.values();
+        match plan.fields(record, &mut values) {
+            Parsed::Record => self.records.matched += 1,
+            Parsed::Unmatched => {
+                self.records.unmatched += 1;
+                return;
+            }
+            Parsed::Error => {
+                self.records.errors += 1;
+                return;
+            }
+        }
+        if let Some(index) = &plan.queries {
+            if let (Some(hash), Some(text)) =
+                (values[index.hash].as_deref(), values[index.sql].as_deref())
+            {
+                let queries = &mut self.queries;
+                if !queries.entries.contains_key(hash) {
+                    if queries.entries.len() < index.max {
+                        queries.entries.insert(hash.to_string(), text.to_string());
+                    } else {
+                        queries.dropped += 1;
+                    }
+                }
+            }
+        }
+        for (rule, state) in plan.rules.iter().zip(&mut self.rules) {
+            rule.apply(state, &values, now);
+        }
+        self.last_record = Some(SystemTime::now());
+    }
+
+    /// Takes what the tailer counted since the last call (file reads, rotations…), and what it
+    /// now holds.
+    pub fn add_tail(&mut self, stats: TailStats, lag_bytes: u64, files: usize, now: Instant) {
+        self.tail.add(&stats);
+        self.lag_bytes = lag_bytes;
+        self.files = files;
+        self.update_rate(now);
+    }
+
+    /// Updates `lines_per_second` once its window of a few seconds has passed.
+    fn update_rate(&mut self, now: Instant) {
+        const WINDOW: Duration = Duration::from_secs(5);
+        match self.rate_window {
+            Some((start, lines)) if now.duration_since(start) >= WINDOW => {
+                self.lines_per_second =
+                    (self.tail.lines - lines) as f64 / now.duration_since(start).as_secs_f64();
+                self.rate_window = Some((now, self.tail.lines));
+            }
+            Some(_) => {}
+            None => self.rate_window = Some((now, self.tail.lines)),
+        }
+    }
+
+    pub fn expire(&mut self, plan: &SourcePlan, now: Instant) {
+        for (rule, state) in plan.rules.iter().zip(&mut self.rules) {
+            rule.expire(state, now);
+        }
+    }
+
+    /// The rules' metric families.
+    pub fn families(&self, plan: &SourcePlan) -> Vec<Family> {
+        plan.rules.iter().zip(&self.rules).map(|(rule, state)| rule.family(state)).collect()
+    }
+
+    /// Self-metrics of this source and its rules.
+    pub fn self_families(&self, plan: &SourcePlan) -> Vec<Family> {
+        let source = || vec![(Name::Borrowed("source"), plan.name.clone())];
+        let with = |name: &'static str, value: &str| {
+            let mut l = source();
+            l.push((Name::Borrowed(name), value.to_string()));
+            l
+        };
+        let t = &self.tail;
+        let mut families = vec![
+            Family::counter("lookout_log_lines", "Lines read, by source")
+                .with(source(), t.lines as f64),
+            Family::counter("lookout_log_bytes", "Bytes read, by source")
+                .with(source(), t.bytes as f64),
+            Family::counter(
+                "lookout_log_records",
+                "Records by source and result: matched (parsed), unmatched (not of the format), error (broken)",
+            )
+            .with(with("result", "matched"), self.records.matched as f64)
+            .with(with("result", "unmatched"), self.records.unmatched as f64)
+            .with(with("result", "error"), self.records.errors as f64),
+            Family::counter(
+                "lookout_log_rotations",
+                "Files replaced at their path (rename or delete and create)",
+            )
+            .with(source(), t.rotations as f64),
+            Family::counter(
+                "lookout_log_truncations",
+                "Files truncated or rewritten in place (copytruncate)",
+            )
+            .with(source(), t.truncations as f64),
+            Family::counter("lookout_log_lines_cut", "Lines longer than max_line_bytes, cut to it")
+                .with(source(), t.cut_lines as f64),
+            Family::counter(
+                "lookout_log_continuation_lines_dropped",
+                "Continuation lines dropped from records over 1 MiB",
+            )
+            .with(source(), t.dropped_lines as f64),
+            Family::counter("lookout_log_read_errors", "Errors reading files")
+                .with(source(), t.read_errors as f64),
+            Family::gauge(
+                "lookout_log_lag_bytes",
+                "Bytes written to the source's files and not read yet",
+            )
+            .with(source(), self.lag_bytes as f64),
+            Family::gauge("lookout_log_files", "Files being read")
+                .with(source(), self.files as f64),
+        ];
+        if let Some(at) = self.last_record {
+            let seconds =
+                at.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+            families.push(
+                Family::gauge(
+                    "lookout_log_last_record_timestamp_seconds",
+                    "When the source last produced a record",
+                )
+                .with(source(), seconds),
+            );
+        }
+        let mut matched =
+            Family::counter("lookout_log_rule_matches", "Records a rule counted, by metric");
+        let mut series = Family::gauge("lookout_log_series", "Series a rule holds, by metric");
+        let mut dropped = Family::counter(
+            "lookout_log_series_dropped",
+            "Updates refused because the metric reached max_series, by metric",
+        );
+        for (rule, state) in plan.rules.iter().zip(&self.rules) {
+            let metric = with("metric", &rule.full_name);
+            matched = matched.with(metric.clone(), state.matched as f64);
+            series = series.with(metric.clone(), state.series_count() as f64);
+            dropped = dropped.with(metric, state.dropped_series as f64);
+        }
+        families.extend([matched, series, dropped]);
+        if plan.queries.is_some() {
+            families.push(
+                Family::gauge(
+                    "lookout_log_queries_indexed",
+                    "Query hashes with their SQL kept for /queries",
+                )
+                .with(source(), self.queries.entries.len() as f64),
+            );
+            families.push(
+                Family::counter(
+                    "lookout_log_queries_dropped",
+                    "Query hashes not kept because the index was full",
+                )
+                .with(source(), self.queries.dropped as f64),
+            );
+        }
+        families
+    }
+
+    pub fn summary(&self, plan: &SourcePlan) -> SourceSummary {
+        let r = self.records;
+        let total = r.matched + r.unmatched + r.errors;
+        SourceSummary {
+            name: plan.name.clone(),
+            patterns: plan.patterns.join(", "),
+            files: self.files,
+            lines_per_second: self.lines_per_second,
+            last_record_age: self.last_record.and_then(|t| t.elapsed().ok()),
+            unmatched_share: if total == 0 {
+                0.0
+            } else {
+                (r.unmatched + r.errors) as f64 / total as f64
+            },
+            lag_bytes: self.lag_bytes,
+        }
+    }
+}
