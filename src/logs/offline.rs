@@ -10,7 +10,7 @@ use std::time::Instant;
 pub fn read_files(plan: &SourcePlan, state: &mut SourceState, paths: Vec<String>) {
     let mut tailer = plan.tailer_of(paths, None);
     let now = Instant::now();
-    tailer.read_to_end(&mut |record| state.process(plan, record, now));
+    tailer.read_to_end(&mut |record: &str| state.process(plan, record, now));
     let files = tailer.file_count();
     state.add_tail(std::mem::take(&mut tailer.stats), 0, files, now);
 }

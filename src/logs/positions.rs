@@ -72,6 +72,9 @@ struct Entry {
     offset: u64,
 }
 
+/// The table at one moment, to be written.
+pub struct Snapshot(Vec<Entry>);
+
 #[derive(Serialize, Deserialize)]
 struct FileFormat {
     version: u32,
@@ -158,13 +161,26 @@ impl Positions {
 
     /// Writes the file if anything changed: to a temporary file, synced, then renamed over.
     pub fn save(&self) -> std::io::Result<()> {
-        let _writing = self.writing.lock().expect("positions write lock");
+        match self.snapshot() {
+            Some(snapshot) => self.write(snapshot),
+            None => Ok(()),
+        }
+    }
+
+    /// The table as it is now, if it changed since the last snapshot.
+    pub fn snapshot(&self) -> Option<Snapshot> {
         if !self.dirty.swap(false, Ordering::AcqRel) {
-            return Ok(());
+            return None;
         }
         let mut files: Vec<Entry> =
             self.entries.lock().expect("positions lock").values().cloned().collect();
         files.sort_by(|a, b| (&a.source, &a.path).cmp(&(&b.source, &b.path)));
+        Some(Snapshot(files))
+    }
+
+    /// Writes a copy of the table to the file.
+    pub fn write(&self, Snapshot(files): Snapshot) -> std::io::Result<()> {
+        let _writing = self.writing.lock().expect("positions write lock");
         let text = serde_json::to_vec_pretty(&FileFormat { version: 1, files })?;
         let tmp = self.path.with_extension("tmp");
         let result = (|| {

@@ -1,21 +1,28 @@
 //! The sources being followed: one thread per source reads its files and counts its records,
-//! one timed writer saves the positions of all of them.
+//! one writer saves the positions of all of them.
 //!
-//! A scrape only reads each source's [`SourceState`] under its lock; that lock is taken per
-//! record by the source's thread, never while it reads a file or while positions are written,
-//! so `/metrics` does not wait for disk I/O. A reload swaps in new plans and carries each
-//! source's state over (see [`SourceState::carry_over`]).
+//! What a scrape shows is published, not live: after each poll a source stages a snapshot of
+//! its families together with the positions of the records they count, and the writer
+//! publishes the snapshots once those positions are on disk. So `/metrics` never waits for a
+//! file read or a save, and a count is never shown before the position that covers it is
+//! saved: after `kill -9`, a restart reads again only records no scrape has seen counted.
+//!
+//! The live [`SourceState`] is locked by its thread while it counts the records of one chunk
+//! it read, and let go before it reads again ([`Records::before_io`]); the status page and
+//! `/queries` read it under that lock. A reload swaps in new plans and carries each source's
+//! state over (see [`SourceState::carry_over`]).
 
 use super::plan::SourcePlan;
 use super::positions::Positions;
 use super::state::{SourceState, SourceSummary};
+use super::tailer::Records;
 use crate::metrics::exposition::Family;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// How often the positions writer saves what the sources have processed.
+/// How often the positions writer saves when no source asks it to sooner.
 const SAVE_INTERVAL: Duration = Duration::from_millis(250);
 /// How often a sleeping thread looks whether it should stop.
 const STOP_CHECK: Duration = Duration::from_millis(50);
@@ -23,13 +30,41 @@ const STOP_CHECK: Duration = Duration::from_millis(50);
 /// A source with what it has counted.
 pub struct LiveSource {
     pub plan: Arc<SourcePlan>,
-    pub state: Mutex<SourceState>,
+    state: Mutex<SourceState>,
+    /// Families staged after a poll, waiting for the positions recorded with them to be saved.
+    staged: Mutex<Option<Vec<Family>>>,
+    /// What scrapes show.
+    published: Mutex<Arc<Vec<Family>>>,
 }
 
 impl LiveSource {
-    fn state(&self) -> std::sync::MutexGuard<'_, SourceState> {
+    fn new(plan: Arc<SourcePlan>, state: SourceState, published: Arc<Vec<Family>>) -> LiveSource {
+        let staged = snapshot(&plan, &state);
+        LiveSource {
+            plan,
+            state: Mutex::new(state),
+            staged: Mutex::new(Some(staged)),
+            published: Mutex::new(published),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, SourceState> {
         self.state.lock().expect("source state lock")
     }
+
+    fn staged(&self) -> MutexGuard<'_, Option<Vec<Family>>> {
+        self.staged.lock().expect("staged families lock")
+    }
+
+    fn publish(&self, families: Vec<Family>) {
+        *self.published.lock().expect("published families lock") = Arc::new(families);
+    }
+}
+
+fn snapshot(plan: &SourcePlan, state: &SourceState) -> Vec<Family> {
+    let mut families = state.families(plan);
+    families.extend(state.self_families(plan));
+    families
 }
 
 /// Threads of the sources of one configuration, stopped together.
@@ -48,42 +83,93 @@ impl Followers {
     }
 }
 
-struct PositionsWriter {
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<()>,
+/// What the source threads and the positions writer share.
+struct Shared {
+    sources: RwLock<Vec<Arc<LiveSource>>>,
+    positions: Option<Arc<Positions>>,
+    save_errors: AtomicU64,
+    /// Set by a source after a poll that staged something; the writer saves then.
+    save_wanted: Mutex<bool>,
+    wake_writer: Condvar,
+    stop_writer: AtomicBool,
+}
+
+impl Shared {
+    fn want_save(&self) {
+        *self.save_wanted.lock().expect("save request lock") = true;
+        self.wake_writer.notify_one();
+    }
+
+    /// Waits for a request to save or the save interval; false once the writer should stop.
+    fn wait_for_save(&self) -> bool {
+        let wanted = self.save_wanted.lock().expect("save request lock");
+        let (mut wanted, _) = self
+            .wake_writer
+            .wait_timeout_while(wanted, SAVE_INTERVAL, |wanted| {
+                !*wanted && !self.stop_writer.load(Ordering::Acquire)
+            })
+            .expect("save request lock");
+        *wanted = false;
+        !self.stop_writer.load(Ordering::Acquire)
+    }
+
+    /// Saves the positions and publishes the families staged with them. A save that fails
+    /// publishes all the same: counts shown late by a broken disk help no one.
+    fn save_and_publish(&self) {
+        let sources = self.sources.read().expect("sources lock").clone();
+        let (staged, table) = {
+            // Sources stage families and record positions under their staging lock, so what is
+            // taken here is consistent.
+            let mut guards: Vec<_> = sources.iter().map(|s| s.staged()).collect();
+            let staged: Vec<Option<Vec<Family>>> = guards.iter_mut().map(|g| g.take()).collect();
+            (staged, self.positions.as_ref().and_then(|p| p.snapshot()))
+        };
+        if let (Some(positions), Some(table)) = (&self.positions, table) {
+            if let Err(e) = positions.write(table) {
+                self.save_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("saving positions: {e}");
+            }
+        }
+        for (source, families) in sources.iter().zip(staged) {
+            if let Some(families) = families {
+                source.publish(families);
+            }
+        }
+    }
 }
 
 pub struct LogRuntime {
-    sources: RwLock<Vec<Arc<LiveSource>>>,
+    shared: Arc<Shared>,
     followers: Mutex<Followers>,
-    positions: Option<Arc<Positions>>,
-    writer: Mutex<Option<PositionsWriter>>,
-    save_errors: Arc<AtomicU64>,
+    writer: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl LogRuntime {
-    /// A runtime with no source yet; with `positions`, its writer starts now.
+    /// A runtime with no source yet; its positions writer starts now.
     pub fn new(positions: Option<Arc<Positions>>) -> LogRuntime {
-        let save_errors = Arc::new(AtomicU64::new(0));
-        let writer = positions.clone().map(|positions| {
-            let stop = Arc::new(AtomicBool::new(false));
-            let (flag, errors) = (stop.clone(), save_errors.clone());
-            let thread = std::thread::Builder::new()
+        let shared = Arc::new(Shared {
+            sources: RwLock::new(Vec::new()),
+            positions,
+            save_errors: AtomicU64::new(0),
+            save_wanted: Mutex::new(false),
+            wake_writer: Condvar::new(),
+            stop_writer: AtomicBool::new(false),
+        });
+        let writer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
                 .name("positions".into())
                 .spawn(move || {
-                    while sleep_unless_stopped(SAVE_INTERVAL, &flag) {
-                        save(&positions, &errors);
+                    while shared.wait_for_save() {
+                        shared.save_and_publish();
                     }
                 })
-                .expect("spawning the positions writer");
-            PositionsWriter { stop, thread }
-        });
+                .expect("spawning the positions writer")
+        };
         LogRuntime {
-            sources: RwLock::new(Vec::new()),
+            shared,
             followers: Mutex::new(Followers::default()),
-            positions,
-            writer: Mutex::new(writer),
-            save_errors,
+            writer: Mutex::new(Some(writer)),
         }
     }
 
@@ -94,85 +180,89 @@ impl LogRuntime {
         // The old threads finish their poll first: their states take no record after this.
         followers.stop();
         let next: Vec<Arc<LiveSource>> = {
-            let mut sources = self.sources.write().expect("sources lock");
+            let mut sources = self.shared.sources.write().expect("sources lock");
             let mut old: Vec<Arc<LiveSource>> = std::mem::take(&mut *sources);
             let next: Vec<Arc<LiveSource>> = plans
                 .iter()
                 .map(|plan| {
-                    let state = match old.iter().position(|s| s.plan.name == plan.name) {
+                    let source = match old.iter().position(|s| s.plan.name == plan.name) {
                         Some(i) => {
                             let previous = old.swap_remove(i);
                             let counted = std::mem::take(&mut *previous.state());
-                            SourceState::carry_over(plan, &previous.plan, counted)
+                            let state = SourceState::carry_over(plan, &previous.plan, counted);
+                            let shown = previous.published.lock().expect("published lock").clone();
+                            LiveSource::new(plan.clone(), state, shown)
                         }
-                        None => SourceState::new(plan),
+                        None => {
+                            // Nothing counted yet: the zeros can be shown at once.
+                            let state = SourceState::new(plan);
+                            let zeros = Arc::new(snapshot(plan, &state));
+                            LiveSource::new(plan.clone(), state, zeros)
+                        }
                     };
-                    Arc::new(LiveSource { plan: plan.clone(), state: Mutex::new(state) })
+                    Arc::new(source)
                 })
                 .collect();
             sources.clone_from(&next);
             next
         };
+        self.shared.want_save();
         let stop = Arc::new(AtomicBool::new(false));
         let threads = next
             .into_iter()
             .map(|source| {
-                let (stop, positions) = (stop.clone(), self.positions.clone());
+                let (stop, shared) = (stop.clone(), self.shared.clone());
                 std::thread::Builder::new()
                     .name(format!("tail-{}", source.plan.name))
-                    .spawn(move || follow(&source, &stop, positions))
+                    .spawn(move || follow(&source, &stop, &shared))
                     .expect("spawning a tailer thread")
             })
             .collect();
         *followers = Followers { stop, threads };
     }
 
-    /// Stops following and saves where each source stopped.
+    /// Stops following, saves where each source stopped, and publishes the last counts.
     pub fn stop(&self) {
         self.followers.lock().expect("followers lock").stop();
         if let Some(writer) = self.writer.lock().expect("writer lock").take() {
-            writer.stop.store(true, Ordering::Release);
-            let _ = writer.thread.join();
+            self.shared.stop_writer.store(true, Ordering::Release);
+            self.shared.wake_writer.notify_one();
+            let _ = writer.join();
         }
-        if let Some(positions) = &self.positions {
-            save(positions, &self.save_errors);
-        }
+        self.shared.save_and_publish();
     }
 
-    /// The sources, held for the whole read so a reload cannot move a state away mid-scrape.
-    fn sources(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<LiveSource>>> {
-        self.sources.read().expect("sources lock")
-    }
-
-    /// The rules' families and the self-metrics of every source.
+    /// The rules' families and the self-metrics of every source, as last published.
     pub fn families(&self) -> Vec<Family> {
+        let sources = self.shared.sources.read().expect("sources lock").clone();
         let mut families = Vec::new();
-        for source in self.sources().iter() {
-            let state = source.state();
-            families.extend(state.families(&source.plan));
-            families.extend(state.self_families(&source.plan));
+        for source in &sources {
+            let published = source.published.lock().expect("published lock").clone();
+            families.extend(published.iter().cloned());
         }
-        if self.positions.is_some() {
+        if self.shared.positions.is_some() {
             families.push(
                 Family::counter(
                     "lookout_log_position_save_errors",
                     "Failures to write the positions file",
                 )
-                .with(Vec::new(), self.save_errors.load(Ordering::Relaxed) as f64),
+                .with(Vec::new(), self.shared.save_errors.load(Ordering::Relaxed) as f64),
             );
         }
         families
     }
 
-    /// A summary of each source for the status page.
+    /// A summary of each source for the status page, from its live state.
     pub fn summaries(&self) -> Vec<SourceSummary> {
-        self.sources().iter().map(|s| s.state().summary(&s.plan)).collect()
+        let sources = self.shared.sources.read().expect("sources lock").clone();
+        sources.iter().map(|s| s.state().summary(&s.plan)).collect()
     }
 
     /// Query hash → SQL over every source that keeps an index, sorted.
     pub fn queries(&self) -> Vec<(String, String, String)> {
+        let sources = self.shared.sources.read().expect("sources lock").clone();
         let mut all = Vec::new();
-        for source in self.sources().iter() {
+        for source in &sources {
             let state = source.state();
             all.extend(
                 state
@@ -184,13 +274,6 @@ impl LogRuntime {
         }
         all.sort();
         all
-    }
-}
-
-fn save(positions: &Positions, errors: &AtomicU64) {
-    if let Err(e) = positions.save() {
-        errors.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!("saving positions: {e}");
     }
 }
 
@@ -209,22 +292,45 @@ fn sleep_unless_stopped(period: Duration, stop: &AtomicBool) -> bool {
     }
 }
 
-fn follow(source: &LiveSource, stop: &AtomicBool, positions: Option<Arc<Positions>>) {
+fn follow(source: &LiveSource, stop: &AtomicBool, shared: &Shared) {
     let plan = &source.plan;
-    let mut tailer = plan.tailer(positions);
+    let mut tailer = plan.tailer(shared.positions.clone());
     // A multiline record is complete once its file has been quiet for a while.
     let idle_flush = (plan.poll_interval * 4).max(Duration::from_millis(500));
     loop {
         let now = Instant::now();
-        // The state is locked per record: never while the tailer reads.
-        tailer.poll(idle_flush, &mut |record| source.state().process(plan, record, now));
+        tailer.poll(idle_flush, &mut Counting { source, now, held: None });
         let (lag, files) = (tailer.lag_bytes(), tailer.file_count());
-        let mut state = source.state();
-        state.add_tail(std::mem::take(&mut tailer.stats), lag, files, now);
-        state.expire(plan, now);
-        drop(state);
+        {
+            let mut staged = source.staged();
+            let mut state = source.state();
+            state.add_tail(std::mem::take(&mut tailer.stats), lag, files, now);
+            state.expire(plan, now);
+            tailer.record_positions();
+            *staged = Some(snapshot(plan, &state));
+        }
+        shared.want_save();
         if !sleep_unless_stopped(plan.poll_interval, stop) {
             return;
         }
+    }
+}
+
+/// Counts records into a source's state, holding its lock from the first record of a chunk
+/// until the tailer is about to do I/O.
+struct Counting<'a> {
+    source: &'a LiveSource,
+    now: Instant,
+    held: Option<MutexGuard<'a, SourceState>>,
+}
+
+impl Records for Counting<'_> {
+    fn record(&mut self, record: &str) {
+        let source = self.source;
+        self.held.get_or_insert_with(|| source.state()).process(&source.plan, record, self.now);
+    }
+
+    fn before_io(&mut self) {
+        self.held = None;
     }
 }

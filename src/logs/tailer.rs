@@ -8,9 +8,9 @@
 //! - copytruncate: the size drops below the offset, or the first bytes change: read from 0;
 //! - delete + recreate: as rename, the old handle is drained before it is let go.
 //!
-//! Each poll records, in the shared positions table, each file's offset up to the last record
-//! handed out (processed by the time the callback returns); the runtime's one writer saves the
-//! table to disk. So a restart skips nothing and reads nothing twice.
+//! After a poll, [`Tailer::record_positions`] puts each file's offset up to the last record
+//! handed out in the shared positions table, which one writer saves to disk. So a restart
+//! skips nothing and reads nothing twice.
 
 use super::framing::{Framer, LineSplitter};
 use super::positions::{Identity, Positions};
@@ -71,11 +71,27 @@ impl Watched {
     }
 }
 
+/// Where a tailer hands the records it reads. Any `FnMut(&str)` is one.
+pub trait Records {
+    fn record(&mut self, record: &str);
+
+    /// Called before the tailer reads or looks at files, which may block: a receiver that holds
+    /// a lock others wait for lets go of it here.
+    fn before_io(&mut self) {}
+}
+
+impl<F: FnMut(&str)> Records for F {
+    fn record(&mut self, record: &str) {
+        self(record)
+    }
+}
+
 /// A file that will not grow again: its last line counts even without a newline.
-fn finish(w: &mut Watched, record: &mut impl FnMut(&str)) {
+fn finish(w: &mut Watched, out: &mut impl Records) {
     let framer = &mut w.framer;
-    w.splitter.finish(&mut |line, raw| framer.push(&String::from_utf8_lossy(line), raw, record));
-    framer.flush(record);
+    let emit = &mut |r: &str| out.record(r);
+    w.splitter.finish(&mut |line, raw| framer.push(&String::from_utf8_lossy(line), raw, emit));
+    framer.flush(emit);
 }
 
 pub struct Tailer {
@@ -124,27 +140,27 @@ impl Tailer {
         self.files.len()
     }
 
-    /// Scans the paths, reads what is new and hands each complete record to `record`, then
-    /// records how far each file was processed in the positions table.
+    /// Scans the paths, reads what is new and hands each complete record to `out`.
     /// `idle_flush`: emit a pending multiline record once its file has been quiet this long.
-    pub fn poll(&mut self, idle_flush: Duration, record: &mut impl FnMut(&str)) {
+    pub fn poll(&mut self, idle_flush: Duration, out: &mut impl Records) {
+        out.before_io();
         self.scan();
         // Rotated-away files first, so records keep their order.
         self.files.sort_by_key(|w| w.at_path);
         let now = Instant::now();
         let mut index = 0;
         while index < self.files.len() {
-            let read = self.read_file(index, record);
+            let read = self.read_file(index, out);
             let w = &mut self.files[index];
             if read > 0 {
                 w.last_growth = now;
             }
             let quiet = now.duration_since(w.last_growth);
             if quiet >= idle_flush {
-                w.framer.flush(record);
+                w.framer.flush(&mut |r: &str| out.record(r));
             }
             if !w.at_path && quiet >= DRAIN_GRACE {
-                finish(w, record);
+                finish(w, out);
                 let gone = self.files.remove(index);
                 if let Some(p) = &self.positions {
                     p.forget(&self.source, &gone.identity);
@@ -153,16 +169,15 @@ impl Tailer {
             }
             index += 1;
         }
-        self.record_positions();
     }
 
     /// Reads every file to its end once and emits what is pending (replay and `--once`).
-    pub fn read_to_end(&mut self, record: &mut impl FnMut(&str)) {
+    pub fn read_to_end(&mut self, out: &mut impl Records) {
         self.start_at = StartAt::Beginning;
         self.scan();
         for index in 0..self.files.len() {
-            while self.read_file(index, record) > 0 {}
-            finish(&mut self.files[index], record);
+            while self.read_file(index, out) > 0 {}
+            finish(&mut self.files[index], out);
         }
     }
 
@@ -239,7 +254,8 @@ impl Tailer {
     }
 
     /// Reads new bytes of one file (up to a limit); returns how many.
-    fn read_file(&mut self, index: usize, record: &mut impl FnMut(&str)) -> u64 {
+    fn read_file(&mut self, index: usize, out: &mut impl Records) -> u64 {
+        out.before_io();
         let stats = &mut self.stats;
         let w = &mut self.files[index];
         let Ok(meta) = w.file.metadata() else {
@@ -253,7 +269,7 @@ impl Tailer {
             w.offset = 0;
             // The record being assembled was read whole; only a partial line is lost with the copy.
             w.splitter.reset();
-            w.framer.flush(record);
+            w.framer.flush(&mut |r: &str| out.record(r));
             w.identity.fingerprint_len = 0;
         }
         if w.file.seek(SeekFrom::Start(w.offset)).is_err() {
@@ -264,6 +280,7 @@ impl Tailer {
         let mut total = 0u64;
         let (cut_before, dropped_before) = (w.splitter.cut_lines, w.framer.dropped_lines);
         while total < MAX_READ_PER_POLL {
+            out.before_io();
             let n = match w.file.read(&mut buffer) {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -276,13 +293,15 @@ impl Tailer {
             w.offset += n as u64;
             let framer = &mut w.framer;
             let lines = &mut stats.lines;
+            let emit = &mut |r: &str| out.record(r);
             w.splitter.push(&buffer[..n], &mut |line, raw| {
                 *lines += 1;
                 let text = String::from_utf8_lossy(line);
-                framer.push(&text, raw, record);
+                framer.push(&text, raw, emit);
             });
         }
         if w.identity.fingerprint_len < super::positions::FINGERPRINT_BYTES as u32 && total > 0 {
+            out.before_io();
             w.identity.fingerprint_from(&mut w.file);
         }
         stats.bytes += total;
@@ -291,8 +310,9 @@ impl Tailer {
         total
     }
 
-    /// Records each file's committed offset in the positions table (saved by its writer).
-    fn record_positions(&self) {
+    /// Records each file's committed offset (up to the last record handed out) in the
+    /// positions table, which its writer saves.
+    pub fn record_positions(&self) {
         if let Some(p) = &self.positions {
             for w in &self.files {
                 p.record(&self.source, &w.path, &w.identity, w.committed());

@@ -528,3 +528,93 @@ fn overlapping_reloads_keep_the_log_sources_running() {
     let body = wait_value(server.addr, "requests_total ", 2.0);
     assert!(body.contains("lookout_config_reloads_total{result=\"success\"} 4"), "{body}");
 }
+
+/// POSTs `/-/reload` and expects it to succeed.
+fn reload(addr: std::net::SocketAddr) {
+    let reply = request(addr, "POST", "/-/reload", &[]).unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+#[test]
+fn a_reload_keeps_the_counts_of_rules_it_does_not_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    append(&log, "");
+    let rules = |errors_help: &str| {
+        format!(
+            "sources:\n  - name: web\n    paths: [\"{}\"]\n    format: nginx\n    log_format: combined_timed\n    start_at: beginning\n    poll_interval: 50ms\nmetrics:\n  - name: requests_total\n    type: counter\n    source: web\n  - name: errors_total\n    type: counter\n    help: {errors_help}\n    source: web\n    when: ['status >= 500']\n",
+            log.display()
+        )
+    };
+    let server = serve_logs(dir.path(), &rules("Responses with a 5xx status"));
+    for i in 0..30 {
+        append(&log, &nginx_line(i, if i % 3 == 0 { 500 } else { 200 }));
+    }
+    wait_value(server.addr, "requests_total ", 30.0);
+    wait_value(server.addr, "errors_total ", 10.0);
+
+    // Nothing changed: every count goes on from where it was.
+    reload(server.addr);
+    for i in 30..50 {
+        append(&log, &nginx_line(i, 500));
+    }
+    wait_value(server.addr, "requests_total ", 50.0);
+    let body = wait_value(server.addr, "errors_total ", 30.0);
+    assert_eq!(total(&body, "lookout_log_lines_total{source=\"web\"}"), 50.0, "{body}");
+
+    // One rule changed: it alone starts again from zero.
+    write_file(dir.path(), "rules.yaml", rules("Responses that failed on the server"));
+    reload(server.addr);
+    for i in 50..55 {
+        append(&log, &nginx_line(i, 500));
+    }
+    wait_value(server.addr, "requests_total ", 55.0);
+    let body = wait_value(server.addr, "errors_total ", 5.0);
+    assert!(body.contains("# HELP errors_total Responses that failed on the server"), "{body}");
+    assert_eq!(total(&body, "lookout_log_lines_total{source=\"web\"}"), 55.0, "{body}");
+}
+
+#[test]
+fn scrapes_never_wait_for_file_reading_or_position_saving() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("big.log");
+    // Enough lines to keep the source busy for the whole test.
+    let mut text = String::with_capacity(64 << 20);
+    let mut i = 0;
+    while text.len() < 60 << 20 {
+        text.push_str(&nginx_line(i, 200));
+        i += 1;
+    }
+    std::fs::write(&log, &text).unwrap();
+    drop(text);
+    // The positions writer writes `positions.tmp` first: as a FIFO nobody reads, opening it
+    // blocks, as a save to a hung disk would.
+    let fifo = dir.path().join("positions.tmp");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let rules = format!(
+        "sources:\n  - name: web\n    paths: [\"{}\"]\n    format: nginx\n    log_format: combined_timed\n    start_at: beginning\nmetrics:\n  - name: requests_total\n    type: counter\n    source: web\n    labels: {{ status: status }}\n",
+        log.display()
+    );
+    let server = serve_logs(dir.path(), &rules);
+    let mut slowest = Duration::ZERO;
+    let mut scrapes = 0;
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        let started = Instant::now();
+        let body = get(server.addr, "/metrics", &[]).expect("a scrape answers").body;
+        slowest = slowest.max(started.elapsed());
+        scrapes += 1;
+        // Counts are shown once the positions that cover them are saved: none yet.
+        assert!(total(&body, "requests_total{") < i as f64, "{body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!dir.path().join("positions.json").exists(), "the positions writer was held up");
+    assert!(scrapes >= 10 && slowest < Duration::from_millis(1000), "a scrape waited {slowest:?}");
+    // The disk comes back: every line is counted once, and shown.
+    std::fs::read(&fifo).unwrap();
+    wait_value(server.addr, "requests_total{", i as f64);
+    wait_value(server.addr, "lookout_log_lines_total{source=\"web\"}", i as f64);
+    drop(server);
+}

@@ -92,7 +92,7 @@ impl Harness {
     fn poll(&mut self) {
         let seen = &mut self.seen;
         // A zero idle flush: nothing is pending without multiline anyway.
-        self.tailer.poll(Duration::ZERO, &mut |record| {
+        self.tailer.poll(Duration::ZERO, &mut |record: &str| {
             *seen.entry(record.split(' ').next().unwrap().to_string()).or_default() += 1
         });
         self.unread.clear();
@@ -143,6 +143,7 @@ impl Harness {
     fn restart(&mut self) {
         // A restart happens after a final poll, as lookout polls and saves on shutdown.
         self.poll();
+        self.tailer.record_positions();
         self.positions.save().unwrap();
         (self.tailer, self.positions) = new_tailer(&self.live, &self.positions_path);
         self.opened.clear();
@@ -220,10 +221,10 @@ fn partial_line_waits_for_its_newline() {
     let mut tailer =
         Tailer::new("p", vec![live.display().to_string()], StartAt::Beginning, 4096, None, None);
     let mut got = Vec::new();
-    tailer.poll(Duration::ZERO, &mut |r| got.push(r.to_string()));
+    tailer.poll(Duration::ZERO, &mut |r: &str| got.push(r.to_string()));
     assert_eq!(got, ["first"]);
     OpenOptions::new().append(true).open(&live).unwrap().write_all(b"lf\n").unwrap();
-    tailer.poll(Duration::ZERO, &mut |r| got.push(r.to_string()));
+    tailer.poll(Duration::ZERO, &mut |r: &str| got.push(r.to_string()));
     assert_eq!(got, ["first", "second-half"]);
 }
 
@@ -247,16 +248,18 @@ fn start_at_end_skips_existing_content_only_on_the_first_run() {
     };
     let mut got = Vec::new();
     let (mut tailer, p) = make();
-    tailer.poll(Duration::ZERO, &mut |r| got.push(r.to_string()));
+    tailer.poll(Duration::ZERO, &mut |r: &str| got.push(r.to_string()));
     assert!(got.is_empty(), "existing lines are skipped at the first start");
     OpenOptions::new().append(true).open(&live).unwrap().write_all(b"new-1\n").unwrap();
-    tailer.poll(Duration::ZERO, &mut |r| got.push(r.to_string()));
+    tailer.poll(Duration::ZERO, &mut |r: &str| got.push(r.to_string()));
+    tailer.record_positions();
     p.save().unwrap();
     drop(tailer);
     // Written while lookout was down: read after the restart, nothing skipped, nothing twice.
     OpenOptions::new().append(true).open(&live).unwrap().write_all(b"down-1\ndown-2\n").unwrap();
     let (mut tailer, p) = make();
-    tailer.poll(Duration::ZERO, &mut |r| got.push(r.to_string()));
+    tailer.poll(Duration::ZERO, &mut |r: &str| got.push(r.to_string()));
+    tailer.record_positions();
     p.save().unwrap();
     assert_eq!(got, ["new-1", "down-1", "down-2"]);
     // A file that appears later is read from its start.
@@ -271,7 +274,7 @@ fn start_at_end_skips_existing_content_only_on_the_first_run() {
         Some(Arc::new(Positions::load(&positions).unwrap())),
     );
     got.clear();
-    tailer.poll(Duration::ZERO, &mut |r| got.push(r.to_string()));
+    tailer.poll(Duration::ZERO, &mut |r: &str| got.push(r.to_string()));
     assert_eq!(got, ["b-1"]);
 }
 
@@ -290,7 +293,8 @@ fn a_reused_inode_is_not_the_old_file() {
         None,
         Some(p.clone()),
     );
-    tailer.poll(Duration::ZERO, &mut |_| {});
+    tailer.poll(Duration::ZERO, &mut |_: &str| {});
+    tailer.record_positions();
     p.save().unwrap();
     drop(tailer);
     // Replace the file with other content of the same length (the inode may well be reused).
@@ -305,7 +309,7 @@ fn a_reused_inode_is_not_the_old_file() {
         None,
         Some(Arc::new(Positions::load(&positions).unwrap())),
     );
-    tailer.poll(Duration::ZERO, &mut |r| got.push(r.to_string()));
+    tailer.poll(Duration::ZERO, &mut |r: &str| got.push(r.to_string()));
     assert_eq!(got, ["bbbb-1", "bbbb-2", "bbbb-3", "bbbb-4"]);
 }
 
@@ -326,8 +330,9 @@ fn multiline_record_is_not_committed_before_it_is_complete() {
         Some(p.clone()),
     );
     let mut got = Vec::new();
-    tailer.poll(Duration::from_secs(3600), &mut |r| got.push(r.to_string()));
+    tailer.poll(Duration::from_secs(3600), &mut |r: &str| got.push(r.to_string()));
     assert_eq!(got, ["2026-01 one\n\tat a"], "the second record may still continue");
+    tailer.record_positions();
     p.save().unwrap();
     drop(tailer);
     OpenOptions::new()
@@ -344,8 +349,8 @@ fn multiline_record_is_not_committed_before_it_is_complete() {
         Some(start),
         Some(Arc::new(Positions::load(&positions).unwrap())),
     );
-    tailer.poll(Duration::from_secs(3600), &mut |r| got.push(r.to_string()));
-    tailer.poll(Duration::ZERO, &mut |r| got.push(r.to_string()));
+    tailer.poll(Duration::from_secs(3600), &mut |r: &str| got.push(r.to_string()));
+    tailer.poll(Duration::ZERO, &mut |r: &str| got.push(r.to_string()));
     assert_eq!(got, ["2026-01 one\n\tat a", "2026-02 two\n\tat b\n\tat c", "2026-03 three"]);
 }
 
@@ -364,12 +369,12 @@ fn copytruncate_keeps_the_record_being_assembled() {
         None,
     );
     let mut got = Vec::new();
-    tailer.poll(Duration::from_secs(3600), &mut |r| got.push(r.to_string()));
+    tailer.poll(Duration::from_secs(3600), &mut |r: &str| got.push(r.to_string()));
     assert!(got.is_empty(), "the record may still continue");
     OpenOptions::new().write(true).truncate(true).open(&live).unwrap();
     std::fs::write(&live, "2026-02 two\n").unwrap();
-    tailer.poll(Duration::from_secs(3600), &mut |r| got.push(r.to_string()));
-    tailer.poll(Duration::ZERO, &mut |r| got.push(r.to_string()));
+    tailer.poll(Duration::from_secs(3600), &mut |r: &str| got.push(r.to_string()));
+    tailer.poll(Duration::ZERO, &mut |r: &str| got.push(r.to_string()));
     assert_eq!(got, ["2026-01 one\n\tat a", "2026-02 two"]);
 }
 
@@ -381,8 +386,16 @@ fn a_new_source_starts_at_the_end_even_when_others_have_positions() {
     let new = dir.path().join("new.log");
     std::fs::write(&old, "o-1\n").unwrap();
     let p = Arc::new(Positions::load(&positions).unwrap());
-    Tailer::new("old", vec![old.display().to_string()], StartAt::End, 4096, None, Some(p.clone()))
-        .poll(Duration::ZERO, &mut |_| {});
+    let mut tailer = Tailer::new(
+        "old",
+        vec![old.display().to_string()],
+        StartAt::End,
+        4096,
+        None,
+        Some(p.clone()),
+    );
+    tailer.poll(Duration::ZERO, &mut |_: &str| {});
+    tailer.record_positions();
     p.save().unwrap();
     // Later a source is added whose file already has a long history.
     std::fs::write(&new, "history-1\nhistory-2\n").unwrap();
@@ -390,9 +403,9 @@ fn a_new_source_starts_at_the_end_even_when_others_have_positions() {
     let mut got = Vec::new();
     let mut tailer =
         Tailer::new("new", vec![new.display().to_string()], StartAt::End, 4096, None, Some(p));
-    tailer.poll(Duration::ZERO, &mut |r| got.push(r.to_string()));
+    tailer.poll(Duration::ZERO, &mut |r: &str| got.push(r.to_string()));
     OpenOptions::new().append(true).open(&new).unwrap().write_all(b"fresh\n").unwrap();
-    tailer.poll(Duration::ZERO, &mut |r| got.push(r.to_string()));
+    tailer.poll(Duration::ZERO, &mut |r: &str| got.push(r.to_string()));
     assert_eq!(got, ["fresh"]);
 }
 
@@ -404,6 +417,6 @@ fn the_last_line_of_a_file_read_to_its_end_counts_without_a_newline() {
     let mut tailer =
         Tailer::new("s", vec![file.display().to_string()], StartAt::Beginning, 4096, None, None);
     let mut got = Vec::new();
-    tailer.read_to_end(&mut |r| got.push(r.to_string()));
+    tailer.read_to_end(&mut |r: &str| got.push(r.to_string()));
     assert_eq!(got, ["one", "two"]);
 }
