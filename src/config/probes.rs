@@ -429,36 +429,13 @@ impl Module {
 }
 
 impl HttpModule {
+    /// What holds across keys; single values (method, headers, versions, proxy_url) are
+    /// checked where the prober parses them, in `HttpProbe::prepare`.
     fn validate(
         &self,
         source: &Source,
         section_error: &dyn Fn(String) -> ConfigError,
     ) -> Result<(), ConfigError> {
-        for version in &self.valid_http_versions {
-            if !matches!(version.value.as_str(), "HTTP/1.0" | "HTTP/1.1" | "HTTP/2.0" | "HTTP/2") {
-                return Err(source.error_at_span(
-                    version,
-                    format!(
-                        "unknown HTTP version {:?} (HTTP/1.0, HTTP/1.1, HTTP/2.0)",
-                        version.value
-                    ),
-                ));
-            }
-        }
-        if let Some(method) = &self.method {
-            if http::Method::from_bytes(method.value.as_bytes()).is_err() {
-                return Err(
-                    source.error_at_span(method, format!("invalid HTTP method {:?}", method.value))
-                );
-            }
-        }
-        for (header, value) in &self.headers {
-            if http::HeaderName::from_bytes(header.as_bytes()).is_err()
-                || http::HeaderValue::from_str(value).is_err()
-            {
-                return Err(section_error(format!("invalid header {header:?}: {value:?}")));
-            }
-        }
         let auth_kinds = [
             self.basic_auth.is_some(),
             self.bearer_token.is_some() || self.bearer_token_file.is_some(),
@@ -500,17 +477,6 @@ impl HttpModule {
                     "compression {:?} conflicts with the Accept-Encoding header {accept:?}",
                     compression.token()
                 )));
-            }
-        }
-        if let Some(proxy) = &self.proxy_url {
-            match proxy.value.parse::<http::Uri>() {
-                Ok(uri) if uri.scheme_str() == Some("http") && uri.host().is_some() => {}
-                _ => {
-                    return Err(source.error_at_span(
-                        proxy,
-                        format!("proxy_url {:?} must be http://host:port", proxy.value),
-                    ))
-                }
             }
         }
         self.tls_config.validate(source)

@@ -3,7 +3,7 @@
 //! A file that cannot be read or parsed is reported with its reason and never hides the others.
 
 use super::certs::{self, CertInfo, Origin};
-use super::{Failure, FailureReason, PreparedModule, Prober, Report};
+use super::{Failure, FailureReason, Report};
 use crate::metrics::exposition::Name;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
@@ -13,14 +13,10 @@ use std::path::PathBuf;
 /// Certificate files are small; anything larger is not one, and is not read whole.
 const MAX_FILE_BYTES: u64 = 1 << 20;
 
-pub async fn probe(
-    target: &str,
-    module: &PreparedModule,
-    report: &mut Report,
-) -> Result<(), Failure> {
-    let Prober::File = &module.prober else {
-        return Err(Failure::new(FailureReason::UnsupportedProber, "not a file module"));
-    };
+/// `prober: file` has no section: the target says which files to read.
+pub struct FileProbe;
+
+pub async fn probe(target: &str, _: &FileProbe, report: &mut Report) -> Result<(), Failure> {
     let target = target.to_string();
     let files = tokio::task::spawn_blocking(move || read_all(&target)).await.map_err(|e| {
         Failure::new(FailureReason::CertificateFile, format!("reading files: {e}"))

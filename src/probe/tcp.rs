@@ -1,7 +1,10 @@
 //! The tcp prober: blackbox's `prober: tcp`: connect, optionally TLS, then a scripted
 //! dialogue of `expect` regexes and `send` lines, with STARTTLS upgrades in between.
 
-use super::{dial, Failure, FailureReason, PreparedModule, Prober, Report};
+use super::tls::TlsClient;
+use super::{dial, Failure, FailureReason, Report};
+use crate::config::probes::TcpModule;
+use crate::config::{ConfigError, Source};
 use std::net::SocketAddr;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
@@ -11,14 +14,21 @@ const MAX_LINE: usize = 64 * 1024;
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
-pub async fn probe(
-    target: &str,
-    module: &PreparedModule,
-    report: &mut Report,
-) -> Result<(), Failure> {
-    let Prober::Tcp { config, tls } = &module.prober else {
-        return Err(Failure::new(FailureReason::UnsupportedProber, "not a tcp module"));
-    };
+/// A module's `tcp:` section with its TLS client built.
+pub struct TcpProbe {
+    config: TcpModule,
+    tls: TlsClient,
+}
+
+impl TcpProbe {
+    pub fn prepare(config: TcpModule, source: &Source) -> Result<TcpProbe, ConfigError> {
+        let tls = TlsClient::new(&config.tls_config, &[], source)?;
+        Ok(TcpProbe { config, tls })
+    }
+}
+
+pub async fn probe(target: &str, probe: &TcpProbe, report: &mut Report) -> Result<(), Failure> {
+    let TcpProbe { config, tls } = probe;
     let (host, port) = split_host_port(target)?;
     report.set("probe_failed_due_to_regex", "Indicates if probe failed due to regex", 0.0);
     let resolved =

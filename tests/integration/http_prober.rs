@@ -111,6 +111,19 @@ async fn body_size_limit() {
     assert_eq!(o.value("probe_http_uncompressed_body_length"), Some(5_000_000.0));
 }
 
+/// The largest limit a module can set does not overflow the one byte read past it.
+#[tokio::test]
+async fn body_size_limit_at_its_maximum() {
+    let addr = http_server().await;
+    let limit = "body_size_limit: 18446744073709551615";
+    let o = probe(&format!("prober: http\nhttp:\n  {limit}"), &format!("http://{addr}/")).await;
+    assert!(o.success, "{:?}", o.failure);
+    let gzip = format!("prober: http\nhttp:\n  {limit}\n  compression: gzip\n  fail_if_body_not_matches_regexp: ['hello compressed world']");
+    let o = probe(&gzip, &format!("http://{addr}/gzip")).await;
+    assert!(o.success, "{:?}", o.failure);
+    assert_eq!(o.value("probe_http_uncompressed_body_length"), Some(46.0));
+}
+
 #[tokio::test]
 async fn redirects_followed_counted_and_optional() {
     let addr = http_server().await;
