@@ -4,7 +4,7 @@
 use crate::app::Config;
 use crate::logs::Pipeline;
 use crate::metrics::exposition::{self, Format};
-use crate::probe::certs::NOT_AFTER;
+use crate::metrics::families::{CERT_NOT_AFTER, PROBE_HTTP_STATUS_CODE};
 use crate::probe::scheduler::{Results, StoredResult};
 use std::fmt::Write;
 use std::sync::Arc;
@@ -158,7 +158,7 @@ fn certificates(result: &StoredResult) -> Vec<CertRow> {
         .outcome
         .families
         .iter()
-        .filter(|f| f.name == NOT_AFTER)
+        .filter(|f| f.name == CERT_NOT_AFTER.name)
         .flat_map(|f| f.samples.iter())
         .map(|s| CertRow {
             labels: s.labels.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
@@ -186,7 +186,7 @@ fn table(results: &[Arc<StoredResult>], warn_days: f64) -> String {
             r.name.clone(),
             r.target.clone(),
             if o.success { "ok".into() } else { "FAIL".into() },
-            o.value("probe_http_status_code").map_or("-".into(), |s| format!("{s}")),
+            o.value(&PROBE_HTTP_STATUS_CODE).map_or("-".into(), |s| format!("{s}")),
             format!("{:.3}s", o.duration.as_secs_f64()),
             o.failure
                 .as_ref()
@@ -292,7 +292,7 @@ fn json(results: &[Arc<StoredResult>], pipelines: &[Pipeline]) -> String {
                 "target": r.target,
                 "success": o.success,
                 "duration_seconds": o.duration.as_secs_f64(),
-                "status_code": o.value("probe_http_status_code"),
+                "status_code": o.value(&PROBE_HTTP_STATUS_CODE),
                 "failure_reason": o.failure.as_ref().map(|f| f.reason.as_str()),
                 "failure_message": o.failure.as_ref().map(|f| f.message.clone()),
                 "certificates": certificates(r).iter().map(|c| {

@@ -9,10 +9,12 @@ use super::values::{
     AnchoredPattern, ByteSize, BytesPattern, IpProtocol, Pattern, PromDuration, TlsVersion,
 };
 use super::{ConfigError, Source};
+use crate::metrics::families::PROBE_FAMILIES;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
@@ -278,32 +280,22 @@ impl ProbeEndpoint {
     }
 }
 
-/// Labels lookout puts on probe results itself; a probe's own labels may not reuse them, or
-/// its samples would carry a label twice.
-pub const RESERVED_LABELS: [&str; 22] = [
-    "probe",
-    "module",
-    "target",
-    "phase",
-    "version",
-    "cipher",
-    "fingerprint_sha256",
-    "issuer",
-    "serialnumber",
-    "subject",
-    "subjectalternative",
-    "reason",
-    "result",
-    "source",
-    "chain_position",
-    "path",
-    "subject_cn",
-    "issuer_cn",
-    "serial",
-    "le",
-    "instance",
-    "job",
-];
+/// Labels lookout puts on probe results itself: a scheduled probe's identity, every label of
+/// the probe families, and those Prometheus adds on scrape and in histograms. A probe's own
+/// labels may not reuse them, or its samples would carry a label twice.
+pub fn reserved_labels() -> &'static [&'static str] {
+    static RESERVED: OnceLock<Vec<&'static str>> = OnceLock::new();
+    RESERVED.get_or_init(|| {
+        let mut names = vec!["probe", "module", "target"];
+        for label in PROBE_FAMILIES.iter().flat_map(|f| f.labels) {
+            if !names.contains(label) {
+                names.push(label);
+            }
+        }
+        names.extend(["le", "instance", "job"]);
+        names
+    })
+}
 
 impl ProbesFile {
     pub fn load(source: &Source) -> Result<ProbesFile, ConfigError> {
@@ -356,12 +348,12 @@ impl ProbesFile {
                 }
             }
             for (label, value) in &probe.labels {
-                if !is_label_name(label) || RESERVED_LABELS.contains(&label.as_str()) {
+                if !is_label_name(label) || reserved_labels().contains(&label.as_str()) {
                     return Err(source.error_at_span(
                         value,
                         format!(
                             "label name {label:?} is not allowed: use [a-zA-Z_][a-zA-Z0-9_]*, not __*, nor a label lookout sets ({})",
-                            RESERVED_LABELS.join(", ")
+                            reserved_labels().join(", ")
                         ),
                     ));
                 }

@@ -3,6 +3,7 @@
 
 use super::Report;
 use crate::metrics::exposition::{Labels, Name};
+use crate::metrics::families::{CERT_NOT_AFTER, CERT_NOT_BEFORE};
 use x509_parser::prelude::*;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -93,11 +94,6 @@ pub enum Origin<'a> {
     File { path: &'a str, position: usize },
 }
 
-pub const NOT_AFTER: &str = "lookout_cert_not_after_timestamp_seconds";
-pub const NOT_BEFORE: &str = "lookout_cert_not_before_timestamp_seconds";
-const NOT_AFTER_HELP: &str = "NotAfter of each certificate, as a Unix timestamp; present even when the certificate is expired or untrusted";
-const NOT_BEFORE_HELP: &str = "NotBefore of each certificate, as a Unix timestamp";
-
 pub fn record(report: &mut Report, origin: Origin<'_>, cert: &CertInfo) {
     let mut labels: Labels = Vec::with_capacity(6);
     match origin {
@@ -116,6 +112,6 @@ pub fn record(report: &mut Report, origin: Origin<'_>, cert: &CertInfo) {
     labels.push((Name::Borrowed("issuer_cn"), cert.issuer_cn.clone()));
     labels.push((Name::Borrowed("serial"), cert.serial_hex.clone()));
     labels.push((Name::Borrowed("fingerprint_sha256"), cert.fingerprint_sha256.clone()));
-    report.set_labeled(NOT_BEFORE, NOT_BEFORE_HELP, labels.clone(), cert.not_before as f64);
-    report.set_labeled(NOT_AFTER, NOT_AFTER_HELP, labels, cert.not_after as f64);
+    report.set_labeled(&CERT_NOT_BEFORE, labels.clone(), cert.not_before as f64);
+    report.set_labeled(&CERT_NOT_AFTER, labels, cert.not_after as f64);
 }

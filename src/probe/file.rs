@@ -4,7 +4,7 @@
 
 use super::certs::{self, CertInfo, Origin};
 use super::{Failure, FailureReason, Report};
-use crate::metrics::exposition::Name;
+use crate::metrics::families::{CERT_FILE_ERROR, PROBE_SSL_EARLIEST_CERT_EXPIRY};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use std::io::Read;
@@ -32,21 +32,12 @@ pub async fn probe(target: &str, _: &FileProbe, report: &mut Report) -> Result<(
         report.log(format_args!("{path}: {} certificate(s)", file.certificates.len()));
         if let Some(problem) = file.problem {
             report.log(format_args!("{path}: {problem}"));
-            report.set_labeled(
-                "lookout_cert_file_error",
-                "1 for a certificate file that could not be used, with why: unreadable, too_large, not_a_certificate",
-                vec![(Name::Borrowed("path"), path.clone()), (Name::Borrowed("reason"), problem.to_string())],
-                1.0,
-            );
+            report.set_labeled(&CERT_FILE_ERROR, [path.clone(), problem.to_string()], 1.0);
             problems.push(format!("{path}: {problem}"));
         }
     }
     if let Some(earliest) = earliest {
-        report.set(
-            "probe_ssl_earliest_cert_expiry",
-            "Returns last SSL chain expiry in unixtime",
-            earliest as f64,
-        );
+        report.set(&PROBE_SSL_EARLIEST_CERT_EXPIRY, earliest as f64);
     }
     if problems.is_empty() {
         Ok(())

@@ -11,7 +11,11 @@ use super::{dial, Failure, FailureReason, Report};
 use crate::config::probes::{Compression, HeaderMatch, HttpModule};
 use crate::config::values::{BytesPattern, IpProtocol};
 use crate::config::{ConfigError, Source};
-use crate::metrics::exposition::Name;
+use crate::metrics::families::{
+    PROBE_FAILED_DUE_TO_REGEX, PROBE_HTTP_CONTENT_LENGTH, PROBE_HTTP_DURATION_SECONDS,
+    PROBE_HTTP_LAST_MODIFIED_TIMESTAMP_SECONDS, PROBE_HTTP_REDIRECTS, PROBE_HTTP_SSL,
+    PROBE_HTTP_STATUS_CODE, PROBE_HTTP_UNCOMPRESSED_BODY_LENGTH, PROBE_HTTP_VERSION,
+};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http_body_util::{BodyExt, Full};
@@ -30,8 +34,6 @@ const MAX_REDIRECTS: u32 = 10;
 /// `body_size_limit` this bounds what a hostile target can make us hold.
 const KEPT_BODY_CAP: u64 = 64 << 20;
 const PHASES: [&str; 5] = ["resolve", "connect", "tls", "processing", "transfer"];
-const PHASE_METRIC: &str = "probe_http_duration_seconds";
-const PHASE_HELP: &str = "Duration of http request by phase, summed over all redirects";
 const USER_AGENT: &str = concat!("lookout/", env!("CARGO_PKG_VERSION"));
 /// Configured headers not sent to another host after a redirect (as Go's client drops them).
 /// `Host` is kept apart in [`HttpProbe::host`].
@@ -249,9 +251,9 @@ pub async fn probe(target: &str, probe: &HttpProbe, report: &mut Report) -> Resu
     for phase in PHASES {
         add_phase(report, phase, Duration::ZERO);
     }
-    report.set("probe_failed_due_to_regex", "Indicates if probe failed due to regex", 0.0);
-    report.set("probe_http_redirects", "The number of redirects", 0.0);
-    report.set("probe_http_ssl", "Indicates if SSL was used for the final redirect", 0.0);
+    report.set(&PROBE_FAILED_DUE_TO_REGEX, 0.0);
+    report.set(&PROBE_HTTP_REDIRECTS, 0.0);
+    report.set(&PROBE_HTTP_SSL, 0.0);
 
     let mut uri = parse_target(target)?;
     let original_host = uri.host().map(str::to_string);
@@ -285,7 +287,7 @@ pub async fn probe(target: &str, probe: &HttpProbe, report: &mut Report) -> Resu
         {
             if let Some(location) = location {
                 redirects += 1;
-                report.set("probe_http_redirects", "The number of redirects", f64::from(redirects));
+                report.set(&PROBE_HTTP_REDIRECTS, f64::from(redirects));
                 if redirects > MAX_REDIRECTS {
                     return Err(Failure::new(
                         FailureReason::RedirectLimit,
@@ -428,17 +430,13 @@ async fn finish(answer: Answer, probe: &HttpProbe, report: &mut Report) -> Resul
     let Answer { response, ssl, head_received, _connection } = answer;
     let (parts, body) = response.into_parts();
     let status = parts.status.as_u16();
-    report.set("probe_http_status_code", "Response HTTP status code", f64::from(status));
+    report.set(&PROBE_HTTP_STATUS_CODE, f64::from(status));
     let content_length = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<f64>().ok());
-    report.set(
-        "probe_http_content_length",
-        "Length of http content response",
-        content_length.unwrap_or(-1.0),
-    );
+    report.set(&PROBE_HTTP_CONTENT_LENGTH, content_length.unwrap_or(-1.0));
     let version = match parts.version {
         Version::HTTP_09 => 0.9,
         Version::HTTP_10 => 1.0,
@@ -447,12 +445,8 @@ async fn finish(answer: Answer, probe: &HttpProbe, report: &mut Report) -> Resul
         Version::HTTP_3 => 3.0,
         _ => 0.0,
     };
-    report.set("probe_http_version", "Returns the version of HTTP of the probe response", version);
-    report.set(
-        "probe_http_ssl",
-        "Indicates if SSL was used for the final redirect",
-        if ssl { 1.0 } else { 0.0 },
-    );
+    report.set(&PROBE_HTTP_VERSION, version);
+    report.set(&PROBE_HTTP_SSL, if ssl { 1.0 } else { 0.0 });
     if let Some(modified) = parts
         .headers
         .get(header::LAST_MODIFIED)
@@ -461,11 +455,7 @@ async fn finish(answer: Answer, probe: &HttpProbe, report: &mut Report) -> Resul
     {
         let seconds =
             modified.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-        report.set(
-            "probe_http_last_modified_timestamp_seconds",
-            "Returns the Last-Modified HTTP response header in unixtime",
-            seconds,
-        );
+        report.set(&PROBE_HTTP_LAST_MODIFIED_TIMESTAMP_SECONDS, seconds);
     }
 
     let needs_body =
@@ -480,11 +470,7 @@ async fn finish(answer: Answer, probe: &HttpProbe, report: &mut Report) -> Resul
         None => raw,
     };
     let uncompressed = if decompress_with.is_some() { body.len() as u64 } else { raw_length };
-    report.set(
-        "probe_http_uncompressed_body_length",
-        "Length of uncompressed response body",
-        uncompressed as f64,
-    );
+    report.set(&PROBE_HTTP_UNCOMPRESSED_BODY_LENGTH, uncompressed as f64);
 
     let status_ok = if probe.valid_status_codes.is_empty() {
         (200..300).contains(&status)
@@ -498,11 +484,11 @@ async fn finish(answer: Answer, probe: &HttpProbe, report: &mut Report) -> Resul
         ));
     }
     if let Some(failure) = check_body(&body, probe) {
-        report.set("probe_failed_due_to_regex", "Indicates if probe failed due to regex", 1.0);
+        report.set(&PROBE_FAILED_DUE_TO_REGEX, 1.0);
         return Err(failure);
     }
     if let Some(failure) = check_headers(&parts.headers, probe) {
-        report.set("probe_failed_due_to_regex", "Indicates if probe failed due to regex", 1.0);
+        report.set(&PROBE_FAILED_DUE_TO_REGEX, 1.0);
         return Err(failure);
     }
     if !probe.valid_http_versions.is_empty() && !probe.valid_http_versions.contains(&parts.version)
@@ -723,12 +709,7 @@ async fn connect_proxy(
 }
 
 fn add_phase(report: &mut Report, phase: &'static str, duration: Duration) {
-    report.add_labeled(
-        PHASE_METRIC,
-        PHASE_HELP,
-        vec![(Name::Borrowed("phase"), phase.to_string())],
-        duration.as_secs_f64(),
-    );
+    report.add_labeled(&PROBE_HTTP_DURATION_SECONDS, [phase.to_string()], duration.as_secs_f64());
 }
 
 /// A target as blackbox takes it: a URL, `http://` assumed when no scheme is given.

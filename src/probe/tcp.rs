@@ -5,6 +5,7 @@ use super::tls::TlsClient;
 use super::{dial, Failure, FailureReason, Report};
 use crate::config::probes::TcpModule;
 use crate::config::{ConfigError, Source};
+use crate::metrics::families::PROBE_FAILED_DUE_TO_REGEX;
 use std::net::SocketAddr;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
@@ -30,7 +31,7 @@ impl TcpProbe {
 pub async fn probe(target: &str, probe: &TcpProbe, report: &mut Report) -> Result<(), Failure> {
     let TcpProbe { config, tls } = probe;
     let (host, port) = split_host_port(target)?;
-    report.set("probe_failed_due_to_regex", "Indicates if probe failed due to regex", 0.0);
+    report.set(&PROBE_FAILED_DUE_TO_REGEX, 0.0);
     let resolved =
         dial::resolve(host, config.preferred_ip_protocol, config.ip_protocol_fallback, report)
             .await?;
@@ -54,11 +55,7 @@ pub async fn probe(target: &str, probe: &TcpProbe, report: &mut Report) -> Resul
                 line.clear();
                 let read = read_line(&mut conn, &mut line).await.map_err(io_failure)?;
                 if read == 0 {
-                    report.set(
-                        "probe_failed_due_to_regex",
-                        "Indicates if probe failed due to regex",
-                        1.0,
-                    );
+                    report.set(&PROBE_FAILED_DUE_TO_REGEX, 1.0);
                     return Err(Failure::new(
                         FailureReason::QueryResponse,
                         format!("connection closed before a line matched {:?}", expect.0.as_str()),

@@ -2,7 +2,7 @@
 //! why it failed, and how many days its certificates have left.
 
 use crate::app::App;
-use crate::probe::certs::NOT_AFTER;
+use crate::metrics::families::{CERT_NOT_AFTER, PROBE_HTTP_STATUS_CODE};
 use std::fmt::Write;
 use std::time::SystemTime;
 
@@ -39,12 +39,12 @@ pub fn render(app: &App) -> String {
             Some(r) => {
                 let o = &r.outcome;
                 let (class, word) = if o.success { ("ok", "ok") } else { ("fail", "FAIL") };
-                let status = o.value("probe_http_status_code").map_or(String::new(), |s| format!("{s}"));
+                let status = o.value(&PROBE_HTTP_STATUS_CODE).map_or(String::new(), |s| format!("{s}"));
                 let reason = o.failure.as_ref().map_or(String::new(), |f| format!("{}: {}", f.reason.as_str(), f.message));
                 let days = o
                     .families
                     .iter()
-                    .filter(|f| f.name == NOT_AFTER)
+                    .filter(|f| f.name == CERT_NOT_AFTER.name)
                     .flat_map(|f| f.samples.iter())
                     .map(|s| (s.value as i64 - now_unix) as f64 / 86_400.0)
                     .reduce(f64::min);
