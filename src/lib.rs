@@ -10,5 +10,6 @@ pub mod config;
 pub mod logs;
 pub mod metrics;
 pub mod once;
+pub mod pem;
 pub mod probe;
 pub mod web;

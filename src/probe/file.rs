@@ -5,8 +5,7 @@
 use super::certs::{self, CertInfo, Origin};
 use super::{Failure, FailureReason, Report};
 use crate::metrics::families::{CERT_FILE_ERROR, PROBE_SSL_EARLIEST_CERT_EXPIRY};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
+use crate::pem;
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -95,7 +94,7 @@ fn read_one(path: PathBuf) -> CertFile {
 /// Every certificate in a PEM bundle (other PEM blocks, such as keys, are skipped), or the one
 /// DER certificate the bytes hold.
 fn parse(bytes: &[u8]) -> (Vec<CertInfo>, Option<&'static str>) {
-    if memchr::memmem::find(bytes, b"-----BEGIN").is_none() {
+    if !pem::is_pem(bytes) {
         return match CertInfo::parse(bytes) {
             Ok(cert) => (vec![cert], None),
             Err(_) => (Vec::new(), Some("not_a_certificate")),
@@ -103,7 +102,7 @@ fn parse(bytes: &[u8]) -> (Vec<CertInfo>, Option<&'static str>) {
     }
     let mut certificates = Vec::new();
     let mut problem = None;
-    for block in CertificateDer::pem_slice_iter(bytes) {
+    for block in pem::certificates(bytes) {
         match block.map_err(|_| ()).and_then(|der| CertInfo::parse(&der).map_err(|_| ())) {
             Ok(cert) => certificates.push(cert),
             Err(()) => problem = Some("not_a_certificate"),

@@ -1,11 +1,13 @@
 //! What one probe run produces: blackbox-style gauges, a debug log, and why it failed.
 
+use super::certs::CertificateView;
 use crate::metrics::exposition::{Family, Labels, Sample};
 use crate::metrics::families::{
-    FamilyDef, LabelValues, PROBE_DURATION_SECONDS, PROBE_FAILURE_REASON, PROBE_SUCCESS,
+    FamilyDef, LabelValues, CERT_NOT_AFTER, PROBE_DURATION_SECONDS, PROBE_FAILURE_REASON,
+    PROBE_SUCCESS,
 };
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Why a probe failed: a small fixed set, so it can be a label without growing without bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -224,6 +226,20 @@ impl Outcome {
     /// The value of the family's first sample (of its only one, for a family without labels).
     pub fn value(&self, family: &FamilyDef) -> Option<f64> {
         self.family(family).and_then(|f| f.samples.first()).map(|s| s.value)
+    }
+
+    /// Every certificate the probe saw, with its days left at `now`.
+    pub fn certificates(&self, now: SystemTime) -> Vec<CertificateView> {
+        self.family(&CERT_NOT_AFTER)
+            .map(|f| {
+                f.samples.iter().map(|s| CertificateView::new(&s.labels, s.value, now)).collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The certificate that expires first.
+    pub fn soonest_certificate(&self, now: SystemTime) -> Option<CertificateView> {
+        self.certificates(now).into_iter().min_by(|a, b| a.days_left.total_cmp(&b.days_left))
     }
 }
 

@@ -16,11 +16,11 @@ use crate::metrics::families::{
     PROBE_SSL_LAST_CHAIN_EXPIRY_TIMESTAMP_SECONDS, PROBE_SSL_LAST_CHAIN_INFO,
     PROBE_TLS_CIPHER_INFO, PROBE_TLS_VERSION_INFO, TLS_VERIFY_RESULT,
 };
+use crate::pem::{read_certificates, read_private_key};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
@@ -100,10 +100,8 @@ impl TlsClient {
                         source.error_at_span(cert_path, format!("{}: {e}", cert_path.value))
                     })?);
                 }
-                let key = PrivateKeyDer::from_pem_file(&key_path.value).map_err(|e| {
-                    source
-                        .error_at_span(key_path, format!("{}: no private key: {e}", key_path.value))
-                })?;
+                let key = read_private_key(&key_path.value)
+                    .map_err(|e| source.error_at_span(key_path, e))?;
                 builder.with_client_auth_cert(chain, key).map_err(|e| {
                     source.error_at_span(
                         key_path,
@@ -322,17 +320,6 @@ fn cipher_name(suite: rustls::CipherSuite) -> String {
         Some(rest) => format!("TLS_{rest}"),
         None => debug,
     }
-}
-
-pub fn read_certificates(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("{path}: not valid PEM: {e}"))?;
-    if certs.is_empty() {
-        return Err(format!("{path}: no PEM certificate found"));
-    }
-    Ok(certs)
 }
 
 /// Accepts whatever chain the server presents so the probe can inspect it; verification
