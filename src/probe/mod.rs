@@ -6,7 +6,8 @@
 //! `async fn probe(target, &XProbe, report) -> Result<(), Failure>`, which writes blackbox-named
 //! gauges into the report as it learns them and returns why it failed. [`run`] bounds it with
 //! the timeout, so a probe that hangs still yields what it learned. Adding a prober is its file
-//! plus one arm in [`PreparedModule::prepare`] and one in [`run`].
+//! plus one arm in [`PreparedModule::prepare`] and one in [`run`] (and its section's schema in
+//! `config::probes`).
 
 pub mod certs;
 pub mod dial;
