@@ -11,5 +11,6 @@ pub mod cli;
 pub mod config;
 pub mod logs;
 pub mod metrics;
+pub mod pem;
 pub mod probe;
 pub mod web;

@@ -5,11 +5,13 @@ use super::{Error, Verdict};
 use crate::app::{Config, ConfigPaths};
 use crate::logs::{offline, SourcePlan, SourceState};
 use crate::metrics::exposition::{self, Format};
-use crate::probe::certs::NOT_AFTER;
+use crate::metrics::families::PROBE_HTTP_STATUS_CODE;
+use crate::probe::certs::{CertificateView, Expiry};
 use crate::probe::scheduler::{Results, StoredResult};
+use crate::probe::Failure;
 use std::fmt::Write;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
@@ -53,7 +55,7 @@ async fn run(config: &Config, output: Output) -> (String, bool) {
         .collect();
     let text = match output {
         Output::Table => {
-            let mut text = table(&all, config.warn_before.as_secs_f64() / 86_400.0);
+            let mut text = table(&all, config.warn_before);
             if !sources.is_empty() {
                 text.push('\n');
                 text.push_str(&logs_table(&sources));
@@ -162,32 +164,7 @@ fn logs_table(sources: &[Counted]) -> String {
     out
 }
 
-struct CertRow {
-    labels: Vec<(String, String)>,
-    days_left: f64,
-}
-
-fn certificates(result: &StoredResult) -> Vec<CertRow> {
-    let now =
-        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    result
-        .outcome
-        .families
-        .iter()
-        .filter(|f| f.name == NOT_AFTER)
-        .flat_map(|f| f.samples.iter())
-        .map(|s| CertRow {
-            labels: s.labels.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
-            days_left: (s.value as i64 - now) as f64 / 86_400.0,
-        })
-        .collect()
-}
-
-fn label<'a>(row: &'a CertRow, name: &str) -> &'a str {
-    row.labels.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
-}
-
-fn table(results: &[Arc<StoredResult>], warn_days: f64) -> String {
+fn table(results: &[Arc<StoredResult>], warn_before: Duration) -> String {
     let mut rows = vec![[
         "PROBE".to_string(),
         "TARGET".into(),
@@ -202,16 +179,17 @@ fn table(results: &[Arc<StoredResult>], warn_days: f64) -> String {
             r.name.clone(),
             r.target.clone(),
             if o.success { "ok".into() } else { "FAIL".into() },
-            o.value("probe_http_status_code").map_or("-".into(), |s| format!("{s}")),
+            o.value(&PROBE_HTTP_STATUS_CODE).map_or("-".into(), |s| format!("{s}")),
             format!("{:.3}s", o.duration.as_secs_f64()),
-            o.failure
-                .as_ref()
-                .map_or(String::new(), |f| format!("{}: {}", f.reason.as_str(), f.message)),
+            o.failure.as_ref().map_or(String::new(), Failure::to_string),
         ]);
     }
     let mut out = align(&rows);
-    let certs: Vec<(&Arc<StoredResult>, CertRow)> =
-        results.iter().flat_map(|r| certificates(r).into_iter().map(move |c| (r, c))).collect();
+    let now = SystemTime::now();
+    let certs: Vec<(&Arc<StoredResult>, CertificateView)> = results
+        .iter()
+        .flat_map(|r| r.outcome.certificates(now).into_iter().map(move |c| (r, c)))
+        .collect();
     if !certs.is_empty() {
         let mut rows = vec![[
             "PROBE".to_string(),
@@ -222,21 +200,21 @@ fn table(results: &[Arc<StoredResult>], warn_days: f64) -> String {
             "".into(),
         ]];
         for (r, c) in &certs {
-            let source = match label(c, "source") {
-                "served" => format!("served #{}", label(c, "chain_position")),
-                "file" => format!("{} #{}", label(c, "path"), label(c, "chain_position")),
+            let source = match c.label("source") {
+                "served" => format!("served #{}", c.label("chain_position")),
+                "file" => format!("{} #{}", c.label("path"), c.label("chain_position")),
                 other => other.to_string(),
             };
-            let mark = if c.days_left < 0.0 {
-                "EXPIRED".to_string()
-            } else if c.days_left < warn_days {
-                format!("expires within {warn_days:.0} days")
-            } else {
-                String::new()
+            let mark = match c.expiry(warn_before) {
+                Expiry::Expired => "EXPIRED".to_string(),
+                Expiry::Soon => {
+                    format!("expires within {:.0} days", warn_before.as_secs_f64() / 86_400.0)
+                }
+                Expiry::Fine => String::new(),
             };
             rows.push([
                 r.name.clone(),
-                label(c, "subject_cn").to_string(),
+                c.label("subject_cn").to_string(),
                 source,
                 format!("{:.1}", c.days_left),
                 mark,
@@ -277,6 +255,7 @@ fn align(rows: &[[String; 6]]) -> String {
 }
 
 fn json(results: &[Arc<StoredResult>], sources: &[Counted]) -> String {
+    let now = SystemTime::now();
     let logs: Vec<serde_json::Value> = sources
         .iter()
         .map(|(plan, state)| {
@@ -308,10 +287,10 @@ fn json(results: &[Arc<StoredResult>], sources: &[Counted]) -> String {
                 "target": r.target,
                 "success": o.success,
                 "duration_seconds": o.duration.as_secs_f64(),
-                "status_code": o.value("probe_http_status_code"),
+                "status_code": o.value(&PROBE_HTTP_STATUS_CODE),
                 "failure_reason": o.failure.as_ref().map(|f| f.reason.as_str()),
                 "failure_message": o.failure.as_ref().map(|f| f.message.clone()),
-                "certificates": certificates(r).iter().map(|c| {
+                "certificates": o.certificates(now).iter().map(|c| {
                     let mut cert: serde_json::Map<String, serde_json::Value> = c.labels.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone()))).collect();
                     cert.insert("days_left".into(), serde_json::json!(c.days_left));
                     serde_json::Value::Object(cert)

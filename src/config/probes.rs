@@ -9,10 +9,12 @@ use super::values::{
     AnchoredPattern, ByteSize, BytesPattern, IpProtocol, Pattern, PromDuration, TlsVersion,
 };
 use super::{ConfigError, Source};
+use crate::metrics::families::PROBE_FAMILIES;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
@@ -278,32 +280,22 @@ impl ProbeEndpoint {
     }
 }
 
-/// Labels lookout puts on probe results itself; a probe's own labels may not reuse them, or
-/// its samples would carry a label twice.
-pub const RESERVED_LABELS: [&str; 22] = [
-    "probe",
-    "module",
-    "target",
-    "phase",
-    "version",
-    "cipher",
-    "fingerprint_sha256",
-    "issuer",
-    "serialnumber",
-    "subject",
-    "subjectalternative",
-    "reason",
-    "result",
-    "source",
-    "chain_position",
-    "path",
-    "subject_cn",
-    "issuer_cn",
-    "serial",
-    "le",
-    "instance",
-    "job",
-];
+/// Labels lookout puts on probe results itself: a scheduled probe's identity, every label of
+/// the probe families, and those Prometheus adds on scrape and in histograms. A probe's own
+/// labels may not reuse them, or its samples would carry a label twice.
+pub fn reserved_labels() -> &'static [&'static str] {
+    static RESERVED: OnceLock<Vec<&'static str>> = OnceLock::new();
+    RESERVED.get_or_init(|| {
+        let mut names = vec!["probe", "module", "target"];
+        for label in PROBE_FAMILIES.iter().flat_map(|f| f.labels) {
+            if !names.contains(label) {
+                names.push(label);
+            }
+        }
+        names.extend(["le", "instance", "job"]);
+        names
+    })
+}
 
 impl ProbesFile {
     pub fn load(source: &Source) -> Result<ProbesFile, ConfigError> {
@@ -356,12 +348,12 @@ impl ProbesFile {
                 }
             }
             for (label, value) in &probe.labels {
-                if !is_label_name(label) || RESERVED_LABELS.contains(&label.as_str()) {
+                if !is_label_name(label) || reserved_labels().contains(&label.as_str()) {
                     return Err(source.error_at_span(
                         value,
                         format!(
                             "label name {label:?} is not allowed: use [a-zA-Z_][a-zA-Z0-9_]*, not __*, nor a label lookout sets ({})",
-                            RESERVED_LABELS.join(", ")
+                            reserved_labels().join(", ")
                         ),
                     ));
                 }
@@ -429,36 +421,13 @@ impl Module {
 }
 
 impl HttpModule {
+    /// What holds across keys; single values (method, headers, versions, proxy_url) are
+    /// checked where the prober parses them, in `HttpProbe::prepare`.
     fn validate(
         &self,
         source: &Source,
         section_error: &dyn Fn(String) -> ConfigError,
     ) -> Result<(), ConfigError> {
-        for version in &self.valid_http_versions {
-            if !matches!(version.value.as_str(), "HTTP/1.0" | "HTTP/1.1" | "HTTP/2.0" | "HTTP/2") {
-                return Err(source.error_at_span(
-                    version,
-                    format!(
-                        "unknown HTTP version {:?} (HTTP/1.0, HTTP/1.1, HTTP/2.0)",
-                        version.value
-                    ),
-                ));
-            }
-        }
-        if let Some(method) = &self.method {
-            if http::Method::from_bytes(method.value.as_bytes()).is_err() {
-                return Err(
-                    source.error_at_span(method, format!("invalid HTTP method {:?}", method.value))
-                );
-            }
-        }
-        for (header, value) in &self.headers {
-            if http::HeaderName::from_bytes(header.as_bytes()).is_err()
-                || http::HeaderValue::from_str(value).is_err()
-            {
-                return Err(section_error(format!("invalid header {header:?}: {value:?}")));
-            }
-        }
         let auth_kinds = [
             self.basic_auth.is_some(),
             self.bearer_token.is_some() || self.bearer_token_file.is_some(),
@@ -500,17 +469,6 @@ impl HttpModule {
                     "compression {:?} conflicts with the Accept-Encoding header {accept:?}",
                     compression.token()
                 )));
-            }
-        }
-        if let Some(proxy) = &self.proxy_url {
-            match proxy.value.parse::<http::Uri>() {
-                Ok(uri) if uri.scheme_str() == Some("http") && uri.host().is_some() => {}
-                _ => {
-                    return Err(source.error_at_span(
-                        proxy,
-                        format!("proxy_url {:?} must be http://host:port", proxy.value),
-                    ))
-                }
             }
         }
         self.tls_config.validate(source)

@@ -17,6 +17,7 @@ use super::positions::Positions;
 use super::state::{SourceState, SourceSummary};
 use super::tailer::Records;
 use crate::metrics::exposition::Family;
+use crate::metrics::families::LOG_POSITION_SAVE_ERRORS;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
@@ -241,13 +242,8 @@ impl LogRuntime {
             families.extend(published.iter().cloned());
         }
         if self.shared.positions.is_some() {
-            families.push(
-                Family::counter(
-                    "lookout_log_position_save_errors",
-                    "Failures to write the positions file",
-                )
-                .with(Vec::new(), self.shared.save_errors.load(Ordering::Relaxed) as f64),
-            );
+            let errors = self.shared.save_errors.load(Ordering::Relaxed) as f64;
+            families.push(Family::of(&LOG_POSITION_SAVE_ERRORS).with(Vec::new(), errors));
         }
         families
     }

@@ -7,7 +7,13 @@ use super::parse::Parsed;
 use super::plan::SourcePlan;
 use super::rules::RuleState;
 use super::tailer::TailStats;
-use crate::metrics::exposition::{Family, Name};
+use crate::metrics::exposition::Family;
+use crate::metrics::families::{
+    FamilyDef, LOG_BYTES, LOG_CONTINUATION_LINES_DROPPED, LOG_FILES, LOG_LAG_BYTES,
+    LOG_LAST_RECORD_TIMESTAMP_SECONDS, LOG_LINES, LOG_LINES_CUT, LOG_QUERIES_DROPPED,
+    LOG_QUERIES_INDEXED, LOG_READ_ERRORS, LOG_RECORDS, LOG_ROTATIONS, LOG_RULE_MATCHES, LOG_SERIES,
+    LOG_SERIES_DROPPED, LOG_TRUNCATIONS,
+};
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -167,92 +173,45 @@ impl SourceState {
 
     /// Self-metrics of this source and its rules.
     pub fn self_families(&self, plan: &SourcePlan) -> Vec<Family> {
-        let source = || vec![(Name::Borrowed("source"), plan.name.clone())];
-        let with = |name: &'static str, value: &str| {
-            let mut l = source();
-            l.push((Name::Borrowed(name), value.to_string()));
-            l
+        let of_source = |def: &FamilyDef, value: f64| {
+            Family::of(def).with(def.labels([plan.name.clone()]), value)
         };
         let t = &self.tail;
+        let records = |result: &str| LOG_RECORDS.labels([plan.name.clone(), result.to_string()]);
         let mut families = vec![
-            Family::counter("lookout_log_lines", "Lines read, by source")
-                .with(source(), t.lines as f64),
-            Family::counter("lookout_log_bytes", "Bytes read, by source")
-                .with(source(), t.bytes as f64),
-            Family::counter(
-                "lookout_log_records",
-                "Records by source and result: matched (parsed), unmatched (not of the format), error (broken)",
-            )
-            .with(with("result", "matched"), self.records.matched as f64)
-            .with(with("result", "unmatched"), self.records.unmatched as f64)
-            .with(with("result", "error"), self.records.errors as f64),
-            Family::counter(
-                "lookout_log_rotations",
-                "Files replaced at their path (rename or delete and create)",
-            )
-            .with(source(), t.rotations as f64),
-            Family::counter(
-                "lookout_log_truncations",
-                "Files truncated or rewritten in place (copytruncate)",
-            )
-            .with(source(), t.truncations as f64),
-            Family::counter("lookout_log_lines_cut", "Lines longer than max_line_bytes, cut to it")
-                .with(source(), t.cut_lines as f64),
-            Family::counter(
-                "lookout_log_continuation_lines_dropped",
-                "Continuation lines dropped from records over 1 MiB",
-            )
-            .with(source(), t.dropped_lines as f64),
-            Family::counter("lookout_log_read_errors", "Errors reading files")
-                .with(source(), t.read_errors as f64),
-            Family::gauge(
-                "lookout_log_lag_bytes",
-                "Bytes written to the source's files and not read yet",
-            )
-            .with(source(), self.lag_bytes as f64),
-            Family::gauge("lookout_log_files", "Files being read")
-                .with(source(), self.files as f64),
+            of_source(&LOG_LINES, t.lines as f64),
+            of_source(&LOG_BYTES, t.bytes as f64),
+            Family::of(&LOG_RECORDS)
+                .with(records("matched"), self.records.matched as f64)
+                .with(records("unmatched"), self.records.unmatched as f64)
+                .with(records("error"), self.records.errors as f64),
+            of_source(&LOG_ROTATIONS, t.rotations as f64),
+            of_source(&LOG_TRUNCATIONS, t.truncations as f64),
+            of_source(&LOG_LINES_CUT, t.cut_lines as f64),
+            of_source(&LOG_CONTINUATION_LINES_DROPPED, t.dropped_lines as f64),
+            of_source(&LOG_READ_ERRORS, t.read_errors as f64),
+            of_source(&LOG_LAG_BYTES, self.lag_bytes as f64),
+            of_source(&LOG_FILES, self.files as f64),
         ];
         if let Some(at) = self.last_record {
             let seconds =
                 at.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-            families.push(
-                Family::gauge(
-                    "lookout_log_last_record_timestamp_seconds",
-                    "When the source last produced a record",
-                )
-                .with(source(), seconds),
-            );
+            families.push(of_source(&LOG_LAST_RECORD_TIMESTAMP_SECONDS, seconds));
         }
-        let mut matched =
-            Family::counter("lookout_log_rule_matches", "Records a rule counted, by metric");
-        let mut series = Family::gauge("lookout_log_series", "Series a rule holds, by metric");
-        let mut dropped = Family::counter(
-            "lookout_log_series_dropped",
-            "Updates refused because the metric reached max_series, by metric",
-        );
+        let mut matched = Family::of(&LOG_RULE_MATCHES);
+        let mut series = Family::of(&LOG_SERIES);
+        let mut dropped = Family::of(&LOG_SERIES_DROPPED);
         for (rule, state) in plan.rules.iter().zip(&self.rules) {
-            let metric = with("metric", &rule.full_name);
-            matched = matched.with(metric.clone(), state.matched as f64);
-            series = series.with(metric.clone(), state.series_count() as f64);
-            dropped = dropped.with(metric, state.dropped_series as f64);
+            let metric = || [plan.name.clone(), rule.full_name.clone()];
+            matched = matched.with(LOG_RULE_MATCHES.labels(metric()), state.matched as f64);
+            series = series.with(LOG_SERIES.labels(metric()), state.series_count() as f64);
+            dropped =
+                dropped.with(LOG_SERIES_DROPPED.labels(metric()), state.dropped_series as f64);
         }
         families.extend([matched, series, dropped]);
         if plan.queries.is_some() {
-            families.push(
-                Family::gauge(
-                    "lookout_log_queries_indexed",
-                    "Query hashes with their SQL kept for /queries",
-                )
-                .with(source(), self.queries.entries.len() as f64),
-            );
-            families.push(
-                Family::counter(
-                    "lookout_log_queries_dropped",
-                    "Query hashes not kept because the index was full",
-                )
-                .with(source(), self.queries.dropped as f64),
-            );
+            families.push(of_source(&LOG_QUERIES_INDEXED, self.queries.entries.len() as f64));
+            families.push(of_source(&LOG_QUERIES_DROPPED, self.queries.dropped as f64));
         }
         families
     }

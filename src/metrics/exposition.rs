@@ -1,6 +1,7 @@
 //! Metric families and their two text encodings: Prometheus text format 0.0.4 and
 //! OpenMetrics 1.0.0, chosen from the scraper's Accept header as Prometheus negotiates.
 
+use super::families::FamilyDef;
 use std::borrow::Cow;
 use std::fmt::Write;
 
@@ -48,6 +49,16 @@ pub struct Family {
 }
 
 impl Family {
+    /// An empty family as declared in [`super::families`].
+    pub fn of(def: &FamilyDef) -> Family {
+        Family {
+            name: Name::Borrowed(def.name),
+            help: Name::Borrowed(def.help),
+            kind: def.kind,
+            samples: Vec::new(),
+        }
+    }
+
     pub fn gauge(name: impl Into<Name>, help: impl Into<Name>) -> Family {
         Family { name: name.into(), help: help.into(), kind: Kind::Gauge, samples: Vec::new() }
     }
@@ -207,14 +218,14 @@ fn write_value(out: &mut String, v: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::families;
 
     fn sample_families() -> Vec<Family> {
         vec![
-            Family::gauge("probe_success", "Displays whether or not the probe was a success")
+            Family::of(&families::PROBE_SUCCESS)
                 .with(vec![("target".into(), "a\"b\\c\nd".into())], 1.0),
-            Family::counter("lookout_probe_runs", "Probe runs.")
-                .with(vec![("result".into(), "success".into())], 3.0),
-            Family::gauge("probe_http_version", "Version").with(vec![], 1.1),
+            Family::of(&families::PROBE_RUNS).with(vec![("result".into(), "success".into())], 3.0),
+            Family::of(&families::PROBE_HTTP_VERSION).with(vec![], 1.1),
             Family::gauge("x_inf", "Infinite").with(vec![], f64::INFINITY),
         ]
     }

@@ -1,6 +1,10 @@
 //! The standard `process_*` metrics, read from /proc as Prometheus' client libraries do.
 
 use super::exposition::Family;
+use super::families::{
+    PROCESS_CPU_SECONDS, PROCESS_MAX_FDS, PROCESS_OPEN_FDS, PROCESS_RESIDENT_MEMORY_BYTES,
+    PROCESS_START_TIME_SECONDS, PROCESS_VIRTUAL_MEMORY_BYTES,
+};
 
 pub fn collect() -> Vec<Family> {
     let mut families = Vec::new();
@@ -13,49 +17,26 @@ pub fn collect() -> Vec<Family> {
         let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64;
         if let (Some(utime), Some(stime)) = (field(14), field(15)) {
-            families.push(
-                Family::counter(
-                    "process_cpu_seconds",
-                    "Total user and system CPU time spent in seconds.",
-                )
-                .with(vec![], (utime + stime) / ticks),
-            );
+            families.push(Family::of(&PROCESS_CPU_SECONDS).with(vec![], (utime + stime) / ticks));
         }
         if let Some(vsize) = field(23) {
-            families.push(
-                Family::gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.")
-                    .with(vec![], vsize),
-            );
+            families.push(Family::of(&PROCESS_VIRTUAL_MEMORY_BYTES).with(vec![], vsize));
         }
         if let Some(rss) = field(24) {
-            families.push(
-                Family::gauge("process_resident_memory_bytes", "Resident memory size in bytes.")
-                    .with(vec![], rss * page),
-            );
+            families.push(Family::of(&PROCESS_RESIDENT_MEMORY_BYTES).with(vec![], rss * page));
         }
         if let (Some(start), Some(boot)) = (field(22), boot_time()) {
-            families.push(
-                Family::gauge(
-                    "process_start_time_seconds",
-                    "Start time of the process since unix epoch in seconds.",
-                )
-                .with(vec![], boot + start / ticks),
-            );
+            families
+                .push(Family::of(&PROCESS_START_TIME_SECONDS).with(vec![], boot + start / ticks));
         }
     }
     if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
-        families.push(
-            Family::gauge("process_open_fds", "Number of open file descriptors.")
-                .with(vec![], dir.count() as f64),
-        );
+        families.push(Family::of(&PROCESS_OPEN_FDS).with(vec![], dir.count() as f64));
     }
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes into the struct we own.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
-        families.push(
-            Family::gauge("process_max_fds", "Maximum number of open file descriptors.")
-                .with(vec![], limit.rlim_cur as f64),
-        );
+        families.push(Family::of(&PROCESS_MAX_FDS).with(vec![], limit.rlim_cur as f64));
     }
     families
 }

@@ -2,7 +2,12 @@
 //! requests, configuration reloads. Every label value comes from the configuration or a fixed
 //! set, never from a request, so a scraper cannot grow them.
 
-use super::exposition::{Family, Name};
+use super::exposition::Family;
+use super::families::{
+    BUILD_INFO, CONFIG_LAST_RELOAD_SUCCESSFUL, CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS,
+    CONFIG_RELOADS, HTTP_REQUESTS, PROBE_REQUESTS, PROBE_REQUEST_ERRORS, PROBE_RUNS,
+    PROBE_RUN_SECONDS,
+};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -83,74 +88,47 @@ impl SelfMetrics {
     }
 
     pub fn collect(&self) -> Vec<Family> {
-        let label = |name: &'static str, value: String| (Name::Borrowed(name), value);
-        let mut families = vec![Family::gauge(
-            "lookout_build_info",
-            "A metric with a constant '1' value labeled by version and the Rust version lookout was built with",
-        )
-        .with(vec![label("version", env!("CARGO_PKG_VERSION").to_string())], 1.0)];
+        let mut families = vec![Family::of(&BUILD_INFO)
+            .with(BUILD_INFO.labels([env!("CARGO_PKG_VERSION").to_string()]), 1.0)];
         self.with(|c| {
-            let mut runs =
-                Family::counter("lookout_probe_runs", "Scheduled probe runs, by probe and result");
+            let mut runs = Family::of(&PROBE_RUNS);
             for ((probe, success), n) in &c.probe_runs {
-                runs = runs.with(
-                    vec![label("probe", probe.clone()), label("result", result_label(*success))],
-                    *n as f64,
-                );
+                runs = runs
+                    .with(PROBE_RUNS.labels([probe.clone(), result_label(*success)]), *n as f64);
             }
-            let mut seconds = Family::counter(
-                "lookout_probe_run_seconds",
-                "Time spent in scheduled probe runs, by probe",
-            );
+            let mut seconds = Family::of(&PROBE_RUN_SECONDS);
             for (probe, s) in &c.probe_run_seconds {
-                seconds = seconds.with(vec![label("probe", probe.clone())], *s);
+                seconds = seconds.with(PROBE_RUN_SECONDS.labels([probe.clone()]), *s);
             }
-            let mut requests = Family::counter(
-                "lookout_probe_requests",
-                "Probes run through /probe, by module and result",
-            );
+            let mut requests = Family::of(&PROBE_REQUESTS);
             for ((module, success), n) in &c.probe_requests {
                 requests = requests.with(
-                    vec![label("module", module.clone()), label("result", result_label(*success))],
+                    PROBE_REQUESTS.labels([module.clone(), result_label(*success)]),
                     *n as f64,
                 );
             }
-            let mut rejections = Family::counter(
-                "lookout_probe_request_errors",
-                "/probe requests refused before probing, by reason",
-            );
+            let mut rejections = Family::of(&PROBE_REQUEST_ERRORS);
             for (reason, n) in &c.probe_rejections {
-                rejections = rejections.with(vec![label("reason", reason.to_string())], *n as f64);
+                rejections =
+                    rejections.with(PROBE_REQUEST_ERRORS.labels([reason.to_string()]), *n as f64);
             }
-            let mut http = Family::counter(
-                "lookout_http_requests",
-                "HTTP requests served, by handler and status code",
-            );
+            let mut http = Family::of(&HTTP_REQUESTS);
             for ((handler, code), n) in &c.http_requests {
-                http = http.with(
-                    vec![label("handler", handler.to_string()), label("code", code.to_string())],
-                    *n as f64,
-                );
+                http = http
+                    .with(HTTP_REQUESTS.labels([handler.to_string(), code.to_string()]), *n as f64);
             }
-            let mut reloads =
-                Family::counter("lookout_config_reloads", "Configuration reloads, by result");
+            let mut reloads = Family::of(&CONFIG_RELOADS);
             for (success, n) in &c.reloads {
-                reloads = reloads.with(vec![label("result", result_label(*success))], *n as f64);
+                reloads = reloads.with(CONFIG_RELOADS.labels([result_label(*success)]), *n as f64);
             }
             families.extend([runs, seconds, requests, rejections, http, reloads]);
             families.push(
-                Family::gauge(
-                    "lookout_config_last_reload_successful",
-                    "Whether the last configuration reload attempt was successful",
-                )
-                .with(vec![], if c.last_reload_ok { 1.0 } else { 0.0 }),
+                Family::of(&CONFIG_LAST_RELOAD_SUCCESSFUL)
+                    .with(vec![], if c.last_reload_ok { 1.0 } else { 0.0 }),
             );
             families.push(
-                Family::gauge(
-                    "lookout_config_last_reload_success_timestamp_seconds",
-                    "Timestamp of the last successful configuration load",
-                )
-                .with(vec![], c.last_reload_success),
+                Family::of(&CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS)
+                    .with(vec![], c.last_reload_success),
             );
         });
         families.extend(super::process::collect());

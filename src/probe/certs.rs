@@ -1,8 +1,10 @@
-//! X.509 facts that alerts need, read from DER: validity, names, serial, fingerprint; and the
-//! per-certificate series that carry them.
+//! X.509 facts that alerts need, read from DER: validity, names, serial, fingerprint; the
+//! per-certificate series that carry them; and how a person is shown them (days left).
 
 use super::Report;
 use crate::metrics::exposition::{Labels, Name};
+use crate::metrics::families::{CERT_NOT_AFTER, CERT_NOT_BEFORE};
+use std::time::{Duration, SystemTime};
 use x509_parser::prelude::*;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -93,11 +95,6 @@ pub enum Origin<'a> {
     File { path: &'a str, position: usize },
 }
 
-pub const NOT_AFTER: &str = "lookout_cert_not_after_timestamp_seconds";
-pub const NOT_BEFORE: &str = "lookout_cert_not_before_timestamp_seconds";
-const NOT_AFTER_HELP: &str = "NotAfter of each certificate, as a Unix timestamp; present even when the certificate is expired or untrusted";
-const NOT_BEFORE_HELP: &str = "NotBefore of each certificate, as a Unix timestamp";
-
 pub fn record(report: &mut Report, origin: Origin<'_>, cert: &CertInfo) {
     let mut labels: Labels = Vec::with_capacity(6);
     match origin {
@@ -116,6 +113,72 @@ pub fn record(report: &mut Report, origin: Origin<'_>, cert: &CertInfo) {
     labels.push((Name::Borrowed("issuer_cn"), cert.issuer_cn.clone()));
     labels.push((Name::Borrowed("serial"), cert.serial_hex.clone()));
     labels.push((Name::Borrowed("fingerprint_sha256"), cert.fingerprint_sha256.clone()));
-    report.set_labeled(NOT_BEFORE, NOT_BEFORE_HELP, labels.clone(), cert.not_before as f64);
-    report.set_labeled(NOT_AFTER, NOT_AFTER_HELP, labels, cert.not_after as f64);
+    report.set_labeled(&CERT_NOT_BEFORE, labels.clone(), cert.not_before as f64);
+    report.set_labeled(&CERT_NOT_AFTER, labels, cert.not_after as f64);
+}
+
+/// A certificate series of a probe result as `--once` and the status page show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CertificateView {
+    pub labels: Vec<(String, String)>,
+    /// Days until NotAfter; negative once expired.
+    pub days_left: f64,
+}
+
+impl CertificateView {
+    /// Reads a sample of [`CERT_NOT_AFTER`] at `now`.
+    pub fn new(labels: &Labels, not_after: f64, now: SystemTime) -> CertificateView {
+        let now = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        CertificateView {
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            days_left: (not_after as i64 - now) as f64 / 86_400.0,
+        }
+    }
+
+    /// The value of label `name`, empty when the series does not carry it.
+    pub fn label(&self, name: &str) -> &str {
+        self.labels.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
+    }
+
+    pub fn expiry(&self, warn_before: Duration) -> Expiry {
+        Expiry::of(self.days_left, warn_before)
+    }
+}
+
+/// Where a certificate stands against the configured `warn_before`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    Expired,
+    /// Expires within `warn_before`.
+    Soon,
+    Fine,
+}
+
+impl Expiry {
+    pub fn of(days_left: f64, warn_before: Duration) -> Expiry {
+        if days_left < 0.0 {
+            Expiry::Expired
+        } else if days_left < warn_before.as_secs_f64() / 86_400.0 {
+            Expiry::Soon
+        } else {
+            Expiry::Fine
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_left_against_warn_before() {
+        let warn = Duration::from_secs(30 * 86_400);
+        assert_eq!(Expiry::of(-0.1, warn), Expiry::Expired);
+        assert_eq!(Expiry::of(0.0, warn), Expiry::Soon);
+        assert_eq!(Expiry::of(29.9, warn), Expiry::Soon);
+        assert_eq!(Expiry::of(30.0, warn), Expiry::Fine);
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let view = CertificateView::new(&vec![("subject_cn".into(), "a".into())], 1_086_400.0, now);
+        assert_eq!((view.days_left, view.label("subject_cn"), view.label("path")), (1.0, "a", ""));
+    }
 }

@@ -3,6 +3,9 @@
 
 use super::{Failure, FailureReason, Report};
 use crate::config::values::IpProtocol;
+use crate::metrics::families::{
+    PROBE_DNS_LOOKUP_TIME_SECONDS, PROBE_IP_ADDR_HASH, PROBE_IP_PROTOCOL,
+};
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -56,21 +59,9 @@ pub async fn resolve(
 
 /// Records the resolution as blackbox does for the probe's first target.
 pub fn record(resolved: &Resolved, report: &mut Report) {
-    report.set(
-        "probe_dns_lookup_time_seconds",
-        "Returns the time taken for probe dns lookup in seconds",
-        resolved.lookup.as_secs_f64(),
-    );
-    report.set(
-        "probe_ip_protocol",
-        "Specifies whether probe ip protocol is IP4 or IP6",
-        if resolved.ip.is_ipv4() { 4.0 } else { 6.0 },
-    );
-    report.set(
-        "probe_ip_addr_hash",
-        "Specifies the hash of IP address. It's useful to detect if the IP address changes.",
-        ip_hash(&resolved.ip),
-    );
+    report.set(&PROBE_DNS_LOOKUP_TIME_SECONDS, resolved.lookup.as_secs_f64());
+    report.set(&PROBE_IP_PROTOCOL, if resolved.ip.is_ipv4() { 4.0 } else { 6.0 });
+    report.set(&PROBE_IP_ADDR_HASH, ip_hash(&resolved.ip));
 }
 
 /// FNV-1a (32 bit) of the address's bytes (4 or 16), the hash blackbox_exporter reports.

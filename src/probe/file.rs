@@ -3,24 +3,19 @@
 //! A file that cannot be read or parsed is reported with its reason and never hides the others.
 
 use super::certs::{self, CertInfo, Origin};
-use super::{Failure, FailureReason, PreparedModule, Prober, Report};
-use crate::metrics::exposition::Name;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
+use super::{Failure, FailureReason, Report};
+use crate::metrics::families::{CERT_FILE_ERROR, PROBE_SSL_EARLIEST_CERT_EXPIRY};
+use crate::pem;
 use std::io::Read;
 use std::path::PathBuf;
 
 /// Certificate files are small; anything larger is not one, and is not read whole.
 const MAX_FILE_BYTES: u64 = 1 << 20;
 
-pub async fn probe(
-    target: &str,
-    module: &PreparedModule,
-    report: &mut Report,
-) -> Result<(), Failure> {
-    let Prober::File = &module.prober else {
-        return Err(Failure::new(FailureReason::UnsupportedProber, "not a file module"));
-    };
+/// `prober: file` has no section: the target says which files to read.
+pub struct FileProbe;
+
+pub async fn probe(target: &str, _: &FileProbe, report: &mut Report) -> Result<(), Failure> {
     let target = target.to_string();
     let files = tokio::task::spawn_blocking(move || read_all(&target)).await.map_err(|e| {
         Failure::new(FailureReason::CertificateFile, format!("reading files: {e}"))
@@ -36,21 +31,12 @@ pub async fn probe(
         report.log(format_args!("{path}: {} certificate(s)", file.certificates.len()));
         if let Some(problem) = file.problem {
             report.log(format_args!("{path}: {problem}"));
-            report.set_labeled(
-                "lookout_cert_file_error",
-                "1 for a certificate file that could not be used, with why: unreadable, too_large, not_a_certificate",
-                vec![(Name::Borrowed("path"), path.clone()), (Name::Borrowed("reason"), problem.to_string())],
-                1.0,
-            );
+            report.set_labeled(&CERT_FILE_ERROR, [path.clone(), problem.to_string()], 1.0);
             problems.push(format!("{path}: {problem}"));
         }
     }
     if let Some(earliest) = earliest {
-        report.set(
-            "probe_ssl_earliest_cert_expiry",
-            "Returns last SSL chain expiry in unixtime",
-            earliest as f64,
-        );
+        report.set(&PROBE_SSL_EARLIEST_CERT_EXPIRY, earliest as f64);
     }
     if problems.is_empty() {
         Ok(())
@@ -108,7 +94,7 @@ fn read_one(path: PathBuf) -> CertFile {
 /// Every certificate in a PEM bundle (other PEM blocks, such as keys, are skipped), or the one
 /// DER certificate the bytes hold.
 fn parse(bytes: &[u8]) -> (Vec<CertInfo>, Option<&'static str>) {
-    if memchr::memmem::find(bytes, b"-----BEGIN").is_none() {
+    if !pem::is_pem(bytes) {
         return match CertInfo::parse(bytes) {
             Ok(cert) => (vec![cert], None),
             Err(_) => (Vec::new(), Some("not_a_certificate")),
@@ -116,7 +102,7 @@ fn parse(bytes: &[u8]) -> (Vec<CertInfo>, Option<&'static str>) {
     }
     let mut certificates = Vec::new();
     let mut problem = None;
-    for block in CertificateDer::pem_slice_iter(bytes) {
+    for block in pem::certificates(bytes) {
         match block.map_err(|_| ()).and_then(|der| CertInfo::parse(&der).map_err(|_| ())) {
             Ok(cert) => certificates.push(cert),
             Err(()) => problem = Some("not_a_certificate"),

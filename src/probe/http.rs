@@ -1,17 +1,28 @@
 //! The http prober: blackbox's `prober: http` on a hand-built client path
 //! (resolve → connect → TLS → hyper connection → body) so each phase is timed and the whole
 //! certificate chain is seen, which a ready-made client such as reqwest does not expose.
+//!
+//! [`HttpProbe::prepare`] turns a module's `http:` section into what a probe uses (method,
+//! headers, regexes, proxy, TLS client) once at load, reporting bad values with their place in
+//! probes.yaml; [`probe`] then only follows the target.
 
 use super::tls::TlsClient;
-use super::{dial, Failure, FailureReason, PreparedModule, Prober, Report};
-use crate::config::probes::{Compression, HttpModule};
-use crate::metrics::exposition::Name;
+use super::{dial, Failure, FailureReason, Report};
+use crate::config::probes::{Compression, HeaderMatch, HttpModule};
+use crate::config::values::{BytesPattern, IpProtocol};
+use crate::config::{ConfigError, Source};
+use crate::metrics::families::{
+    PROBE_FAILED_DUE_TO_REGEX, PROBE_HTTP_CONTENT_LENGTH, PROBE_HTTP_DURATION_SECONDS,
+    PROBE_HTTP_LAST_MODIFIED_TIMESTAMP_SECONDS, PROBE_HTTP_REDIRECTS, PROBE_HTTP_SSL,
+    PROBE_HTTP_STATUS_CODE, PROBE_HTTP_UNCOMPRESSED_BODY_LENGTH, PROBE_HTTP_VERSION,
+};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, Uri, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_saphyr::{Location, Spanned};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -23,74 +34,260 @@ const MAX_REDIRECTS: u32 = 10;
 /// `body_size_limit` this bounds what a hostile target can make us hold.
 const KEPT_BODY_CAP: u64 = 64 << 20;
 const PHASES: [&str; 5] = ["resolve", "connect", "tls", "processing", "transfer"];
-const PHASE_METRIC: &str = "probe_http_duration_seconds";
-const PHASE_HELP: &str = "Duration of http request by phase, summed over all redirects";
 const USER_AGENT: &str = concat!("lookout/", env!("CARGO_PKG_VERSION"));
 /// Configured headers not sent to another host after a redirect (as Go's client drops them).
-const SAME_HOST_ONLY: [&str; 5] =
-    ["authorization", "www-authenticate", "cookie", "cookie2", "host"];
+/// `Host` is kept apart in [`HttpProbe::host`].
+const SAME_HOST_ONLY: [HeaderName; 4] = [
+    header::AUTHORIZATION,
+    header::WWW_AUTHENTICATE,
+    header::COOKIE,
+    HeaderName::from_static("cookie2"),
+];
 
-/// The module's `Host` header, if it sets one.
-fn host_override(config: &HttpModule) -> Option<&str> {
-    config.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("host")).map(|(_, v)| v.as_str())
+/// A module's `http:` section, prepared at load.
+pub struct HttpProbe {
+    method: Method,
+    /// The configured headers but `Host`.
+    headers: HeaderMap,
+    /// The configured `Host` header: sent instead of the URL's authority, and the TLS server
+    /// name unless `tls_config.server_name` is set; for the target's own host only.
+    host: Option<HeaderValue>,
+    body: Option<Bytes>,
+    body_size_limit: Option<u64>,
+    compression: Option<Compression>,
+    follow_redirects: bool,
+    valid_status_codes: Vec<u16>,
+    valid_http_versions: Vec<Version>,
+    fail_if_ssl: bool,
+    fail_if_not_ssl: bool,
+    fail_if_body_matches: Vec<regex::bytes::Regex>,
+    fail_if_body_not_matches: Vec<regex::bytes::Regex>,
+    /// `fail_if_header_matches` (true) then `fail_if_header_not_matches` (false).
+    header_rules: Vec<(HeaderMatch, bool)>,
+    preferred_ip_protocol: IpProtocol,
+    ip_protocol_fallback: bool,
+    credentials: Credentials,
+    proxy: Option<Uri>,
+    tls: TlsClient,
 }
 
-pub async fn probe(
-    target: &str,
-    module: &PreparedModule,
-    report: &mut Report,
-) -> Result<(), Failure> {
-    let Prober::Http { config, tls } = &module.prober else {
-        return Err(Failure::new(FailureReason::UnsupportedProber, "not an http module"));
-    };
+impl HttpProbe {
+    /// Prepares module `name`'s `http:` section (serde's defaults when it has none).
+    pub fn prepare(
+        name: &str,
+        section: Option<Spanned<HttpModule>>,
+        source: &Source,
+    ) -> Result<HttpProbe, ConfigError> {
+        let (config, place) = match section {
+            Some(Spanned { value, referenced, defined }) => {
+                (value, Spanned::new((), referenced, defined))
+            }
+            None => (HttpModule::default(), Spanned::new((), Location::UNKNOWN, Location::UNKNOWN)),
+        };
+        let key = format!("modules.{name}.http");
+        let section_error = |message: String| source.error_in(&key, &place, message);
+
+        let mut valid_http_versions = Vec::with_capacity(config.valid_http_versions.len());
+        for version in &config.valid_http_versions {
+            valid_http_versions.push(match version.value.as_str() {
+                "HTTP/1.0" => Version::HTTP_10,
+                "HTTP/1.1" => Version::HTTP_11,
+                "HTTP/2.0" | "HTTP/2" => Version::HTTP_2,
+                other => {
+                    return Err(source.error_at_span(
+                        version,
+                        format!("unknown HTTP version {other:?} (HTTP/1.0, HTTP/1.1, HTTP/2.0)"),
+                    ))
+                }
+            });
+        }
+        let method = match &config.method {
+            None => Method::GET,
+            Some(method) => Method::from_bytes(method.value.as_bytes()).map_err(|_| {
+                source.error_at_span(method, format!("invalid HTTP method {:?}", method.value))
+            })?,
+        };
+        let mut headers = HeaderMap::with_capacity(config.headers.len());
+        let mut host = None;
+        for (name, value) in &config.headers {
+            let invalid = || section_error(format!("invalid header {name:?}: {value:?}"));
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid())?;
+            let value = HeaderValue::from_str(value).map_err(|_| invalid())?;
+            if name == header::HOST {
+                host = Some(value);
+            } else {
+                headers.insert(name, value);
+            }
+        }
+        let proxy = match &config.proxy_url {
+            None => None,
+            Some(proxy) => match proxy.value.parse::<Uri>() {
+                Ok(uri) if uri.scheme_str() == Some("http") && uri.host().is_some() => Some(uri),
+                _ => {
+                    return Err(source.error_at_span(
+                        proxy,
+                        format!("proxy_url {:?} must be http://host:port", proxy.value),
+                    ))
+                }
+            },
+        };
+        let alpn: &[&[u8]] =
+            if config.enable_http2 { &[b"h2", b"http/1.1"] } else { &[b"http/1.1"] };
+        let tls = TlsClient::new(&config.tls_config, alpn, source)?;
+        let credentials = Credentials::of(&config);
+        let regexes = |patterns: Vec<BytesPattern>| patterns.into_iter().map(|p| p.0).collect();
+        let header_rules = (config.fail_if_header_matches.into_iter().map(|m| (m, true)))
+            .chain(config.fail_if_header_not_matches.into_iter().map(|m| (m, false)))
+            .collect();
+        Ok(HttpProbe {
+            method,
+            headers,
+            host,
+            body: config.body.map(Bytes::from),
+            body_size_limit: config.body_size_limit.map(|l| l.0),
+            compression: config.compression,
+            follow_redirects: config.follow_redirects,
+            valid_status_codes: config.valid_status_codes,
+            valid_http_versions,
+            fail_if_ssl: config.fail_if_ssl,
+            fail_if_not_ssl: config.fail_if_not_ssl,
+            fail_if_body_matches: regexes(config.fail_if_body_matches_regexp),
+            fail_if_body_not_matches: regexes(config.fail_if_body_not_matches_regexp),
+            header_rules,
+            preferred_ip_protocol: config.preferred_ip_protocol,
+            ip_protocol_fallback: config.ip_protocol_fallback,
+            credentials,
+            proxy,
+            tls,
+        })
+    }
+
+    /// The `Host` header's host, which names the server for TLS unless `server_name` is set.
+    fn host_name(&self) -> Option<&str> {
+        let host = self.host.as_ref()?.to_str().ok()?;
+        host.split(':').next()
+    }
+}
+
+/// Where the Authorization header comes from. Files are read at each probe, so rotated
+/// secrets are picked up.
+enum Credentials {
+    None,
+    Basic {
+        username: String,
+        password: Secret,
+    },
+    /// `bearer_token`, `bearer_token_file` and `authorization`: `<scheme> <credentials>`.
+    Scheme {
+        scheme: String,
+        credentials: Secret,
+    },
+}
+
+enum Secret {
+    Inline(String),
+    File(String),
+}
+
+impl Credentials {
+    /// The module's one way of authenticating; validation refused more than one.
+    fn of(config: &HttpModule) -> Credentials {
+        let secret = |inline: &Option<String>, file: &Option<String>| match (inline, file) {
+            (_, Some(file)) => Secret::File(file.clone()),
+            (inline, None) => Secret::Inline(inline.clone().unwrap_or_default()),
+        };
+        let bearer = |credentials| Credentials::Scheme { scheme: "Bearer".into(), credentials };
+        if let Some(auth) = &config.basic_auth {
+            Credentials::Basic {
+                username: auth.username.clone(),
+                password: secret(&auth.password, &auth.password_file),
+            }
+        } else if let Some(token) = &config.bearer_token {
+            bearer(Secret::Inline(token.clone()))
+        } else if let Some(file) = &config.bearer_token_file {
+            bearer(Secret::File(file.clone()))
+        } else if let Some(auth) = &config.authorization {
+            Credentials::Scheme {
+                scheme: auth.kind.clone(),
+                credentials: secret(&auth.credentials, &auth.credentials_file),
+            }
+        } else {
+            Credentials::None
+        }
+    }
+
+    fn header(&self) -> Result<Option<HeaderValue>, Failure> {
+        let value = match self {
+            Credentials::None => return Ok(None),
+            Credentials::Basic { username, password } => {
+                use base64::Engine;
+                let pair = format!("{username}:{}", password.read()?);
+                format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
+            }
+            Credentials::Scheme { scheme, credentials } => {
+                format!("{scheme} {}", credentials.read()?)
+            }
+        };
+        HeaderValue::from_str(&value).map(Some).map_err(|_| {
+            Failure::new(FailureReason::Credentials, "credentials are not a valid header value")
+        })
+    }
+}
+
+impl Secret {
+    fn read(&self) -> Result<String, Failure> {
+        match self {
+            Secret::Inline(text) => Ok(text.clone()),
+            Secret::File(path) => {
+                std::fs::read_to_string(path).map(|s| s.trim().to_string()).map_err(|e| {
+                    Failure::new(FailureReason::Credentials, format!("reading {path}: {e}"))
+                })
+            }
+        }
+    }
+}
+
+pub async fn probe(target: &str, probe: &HttpProbe, report: &mut Report) -> Result<(), Failure> {
     for phase in PHASES {
         add_phase(report, phase, Duration::ZERO);
     }
-    report.set("probe_failed_due_to_regex", "Indicates if probe failed due to regex", 0.0);
-    report.set("probe_http_redirects", "The number of redirects", 0.0);
-    report.set("probe_http_ssl", "Indicates if SSL was used for the final redirect", 0.0);
+    report.set(&PROBE_FAILED_DUE_TO_REGEX, 0.0);
+    report.set(&PROBE_HTTP_REDIRECTS, 0.0);
+    report.set(&PROBE_HTTP_SSL, 0.0);
 
     let mut uri = parse_target(target)?;
     let original_host = uri.host().map(str::to_string);
-    let mut method = match &config.method {
-        Some(m) => Method::from_bytes(m.value.as_bytes())
-            .map_err(|e| Failure::new(FailureReason::InvalidTarget, e.to_string()))?,
-        None => Method::GET,
-    };
-    let mut body = config.body.clone().map(Bytes::from);
-    let authorization = authorization(config)?;
+    let mut method = probe.method.clone();
+    let mut body = probe.body.clone();
+    let authorization = probe.credentials.header()?;
     let mut redirects = 0;
     loop {
         // As Go's client: credentials, cookies and the Host and server name overrides are for
         // the target's own host, not for hosts a redirect leads to.
         let same_host = uri.host().map(str::to_string) == original_host;
-        let auth = authorization.as_ref().filter(|_| same_host);
-        let hop = fetch(
-            &uri,
-            &method,
-            body.clone(),
-            auth,
-            config,
-            tls,
-            report,
-            redirects == 0,
+        let hop = Hop {
+            uri: &uri,
+            method: &method,
+            body: body.clone(),
+            authorization: authorization.as_ref().filter(|_| same_host),
+            first: redirects == 0,
             same_host,
-        )
-        .await?;
-        let status = hop.response.status();
-        let location = hop
+        };
+        let answer = fetch(probe, hop, report).await?;
+        let status = answer.response.status();
+        let location = answer
             .response
             .headers()
             .get(header::LOCATION)
             .and_then(|l| l.to_str().ok())
             .map(str::to_string);
-        if config.follow_redirects
+        if probe.follow_redirects
             && status.is_redirection()
             && status != http::StatusCode::NOT_MODIFIED
         {
             if let Some(location) = location {
                 redirects += 1;
-                report.set("probe_http_redirects", "The number of redirects", f64::from(redirects));
+                report.set(&PROBE_HTTP_REDIRECTS, f64::from(redirects));
                 if redirects > MAX_REDIRECTS {
                     return Err(Failure::new(
                         FailureReason::RedirectLimit,
@@ -108,11 +305,25 @@ pub async fn probe(
                 continue;
             }
         }
-        return finish(hop, config, report).await;
+        return finish(answer, probe, report).await;
     }
 }
 
-struct Hop {
+/// One request of a probe: to the target, then to each redirect's location.
+struct Hop<'a> {
+    uri: &'a Uri,
+    method: &'a Method,
+    body: Option<Bytes>,
+    /// Already withheld from other hosts.
+    authorization: Option<&'a HeaderValue>,
+    /// The first hop records the resolution (as blackbox does for the target).
+    first: bool,
+    /// Whether the hop goes to the target's own host: host-bound headers and names apply.
+    same_host: bool,
+}
+
+/// The response to a hop, with the connection that carries its body.
+struct Answer {
     response: Response<Incoming>,
     ssl: bool,
     head_received: Instant,
@@ -128,38 +339,22 @@ impl Drop for Connection {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn fetch(
-    uri: &Uri,
-    method: &Method,
-    body: Option<Bytes>,
-    authorization: Option<&HeaderValue>,
-    config: &HttpModule,
-    tls: &TlsClient,
-    report: &mut Report,
-    first: bool,
-    same_host: bool,
-) -> Result<Hop, Failure> {
+async fn fetch(probe: &HttpProbe, hop: Hop<'_>, report: &mut Report) -> Result<Answer, Failure> {
+    let uri = hop.uri;
     let https = uri.scheme_str() == Some("https");
     let host = uri.host().unwrap_or_default();
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
 
     let resolved =
-        dial::resolve(host, config.preferred_ip_protocol, config.ip_protocol_fallback, report)
+        dial::resolve(host, probe.preferred_ip_protocol, probe.ip_protocol_fallback, report)
             .await?;
     add_phase(report, "resolve", resolved.lookup);
-    if first {
+    if hop.first {
         dial::record(&resolved, report);
     }
 
     let started = Instant::now();
-    let proxy = config
-        .proxy_url
-        .as_ref()
-        .map(|p| p.value.parse::<Uri>())
-        .transpose()
-        .map_err(|e| Failure::new(FailureReason::Proxy, e.to_string()))?;
-    let stream = match &proxy {
+    let stream = match &probe.proxy {
         None => dial::connect(SocketAddr::new(resolved.ip, port), None, report).await?,
         Some(proxy) => connect_proxy(proxy, https.then_some((host, port)), report).await?,
     };
@@ -170,50 +365,31 @@ async fn fetch(
         .authority()
         .map(|a| a.as_str().rsplit('@').next().unwrap_or_default().to_string())
         .unwrap_or_default();
-    let via_plain_proxy = proxy.is_some() && !https;
     let (response, ssl, ready) = if https {
-        let name = match (same_host, tls.server_name(), host_override(config)) {
+        let tls = &probe.tls;
+        let name = match (hop.same_host, tls.server_name(), probe.host_name()) {
             (true, Some(name), _) => name,
-            (true, None, Some(host_header)) => host_header.split(':').next().unwrap_or(host_header),
+            (true, None, Some(host_header)) => host_header,
             _ => host,
         };
         let stream = tls.handshake(stream, name, report).await?;
         let handshaken = Instant::now();
         add_phase(report, "tls", handshaken - connected);
         let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-        let request = build_request(
-            uri,
-            &authority,
-            method,
-            body,
-            authorization,
-            config,
-            h2,
-            false,
-            same_host,
-        )?;
+        let request = build_request(probe, hop, &authority, h2, false)?;
         (exchange(stream, h2, request, report).await?, true, handshaken)
     } else {
         // A redirect from https to http: the response that counts was not over TLS.
         super::tls::clear_metrics(report);
-        let request = build_request(
-            uri,
-            &authority,
-            method,
-            body,
-            authorization,
-            config,
-            false,
-            via_plain_proxy,
-            same_host,
-        )?;
+        let via_plain_proxy = probe.proxy.is_some();
+        let request = build_request(probe, hop, &authority, false, via_plain_proxy)?;
         (exchange(stream, false, request, report).await?, false, connected)
     };
     let (response, connection) = response;
     let head_received = Instant::now();
     add_phase(report, "processing", head_received - ready);
     report.log(format_args!("received {:?} {}", response.version(), response.status()));
-    Ok(Hop { response, ssl, head_received, _connection: connection })
+    Ok(Answer { response, ssl, head_received, _connection: connection })
 }
 
 async fn exchange<S>(
@@ -250,21 +426,17 @@ where
 }
 
 /// Reads the final response's body and applies the module's checks in blackbox's order.
-async fn finish(hop: Hop, config: &HttpModule, report: &mut Report) -> Result<(), Failure> {
-    let Hop { response, ssl, head_received, _connection } = hop;
+async fn finish(answer: Answer, probe: &HttpProbe, report: &mut Report) -> Result<(), Failure> {
+    let Answer { response, ssl, head_received, _connection } = answer;
     let (parts, body) = response.into_parts();
     let status = parts.status.as_u16();
-    report.set("probe_http_status_code", "Response HTTP status code", f64::from(status));
+    report.set(&PROBE_HTTP_STATUS_CODE, f64::from(status));
     let content_length = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<f64>().ok());
-    report.set(
-        "probe_http_content_length",
-        "Length of http content response",
-        content_length.unwrap_or(-1.0),
-    );
+    report.set(&PROBE_HTTP_CONTENT_LENGTH, content_length.unwrap_or(-1.0));
     let version = match parts.version {
         Version::HTTP_09 => 0.9,
         Version::HTTP_10 => 1.0,
@@ -273,12 +445,8 @@ async fn finish(hop: Hop, config: &HttpModule, report: &mut Report) -> Result<()
         Version::HTTP_3 => 3.0,
         _ => 0.0,
     };
-    report.set("probe_http_version", "Returns the version of HTTP of the probe response", version);
-    report.set(
-        "probe_http_ssl",
-        "Indicates if SSL was used for the final redirect",
-        if ssl { 1.0 } else { 0.0 },
-    );
+    report.set(&PROBE_HTTP_VERSION, version);
+    report.set(&PROBE_HTTP_SSL, if ssl { 1.0 } else { 0.0 });
     if let Some(modified) = parts
         .headers
         .get(header::LAST_MODIFIED)
@@ -287,17 +455,13 @@ async fn finish(hop: Hop, config: &HttpModule, report: &mut Report) -> Result<()
     {
         let seconds =
             modified.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-        report.set(
-            "probe_http_last_modified_timestamp_seconds",
-            "Returns the Last-Modified HTTP response header in unixtime",
-            seconds,
-        );
+        report.set(&PROBE_HTTP_LAST_MODIFIED_TIMESTAMP_SECONDS, seconds);
     }
 
-    let needs_body = !config.fail_if_body_matches_regexp.is_empty()
-        || !config.fail_if_body_not_matches_regexp.is_empty();
-    let decompress_with = config.compression.filter(|c| *c != Compression::Identity);
-    let limit = config.body_size_limit.map(|l| l.0);
+    let needs_body =
+        !probe.fail_if_body_matches.is_empty() || !probe.fail_if_body_not_matches.is_empty();
+    let decompress_with = probe.compression.filter(|c| *c != Compression::Identity);
+    let limit = probe.body_size_limit;
     let read = read_body(body, needs_body || decompress_with.is_some(), limit).await;
     add_phase(report, "transfer", head_received.elapsed());
     let (raw_length, raw) = read?;
@@ -306,16 +470,12 @@ async fn finish(hop: Hop, config: &HttpModule, report: &mut Report) -> Result<()
         None => raw,
     };
     let uncompressed = if decompress_with.is_some() { body.len() as u64 } else { raw_length };
-    report.set(
-        "probe_http_uncompressed_body_length",
-        "Length of uncompressed response body",
-        uncompressed as f64,
-    );
+    report.set(&PROBE_HTTP_UNCOMPRESSED_BODY_LENGTH, uncompressed as f64);
 
-    let status_ok = if config.valid_status_codes.is_empty() {
+    let status_ok = if probe.valid_status_codes.is_empty() {
         (200..300).contains(&status)
     } else {
-        config.valid_status_codes.contains(&status)
+        probe.valid_status_codes.contains(&status)
     };
     if !status_ok {
         return Err(Failure::new(
@@ -323,39 +483,34 @@ async fn finish(hop: Hop, config: &HttpModule, report: &mut Report) -> Result<()
             format!("status code {status} is not valid"),
         ));
     }
-    if let Some(failure) = check_body(&body, config) {
-        report.set("probe_failed_due_to_regex", "Indicates if probe failed due to regex", 1.0);
+    if let Some(failure) = check_body(&body, probe) {
+        report.set(&PROBE_FAILED_DUE_TO_REGEX, 1.0);
         return Err(failure);
     }
-    if let Some(failure) = check_headers(&parts.headers, config) {
-        report.set("probe_failed_due_to_regex", "Indicates if probe failed due to regex", 1.0);
+    if let Some(failure) = check_headers(&parts.headers, probe) {
+        report.set(&PROBE_FAILED_DUE_TO_REGEX, 1.0);
         return Err(failure);
     }
-    if !config.valid_http_versions.is_empty() {
+    if !probe.valid_http_versions.is_empty() && !probe.valid_http_versions.contains(&parts.version)
+    {
         let name = match parts.version {
             Version::HTTP_10 => "HTTP/1.0",
             Version::HTTP_11 => "HTTP/1.1",
             Version::HTTP_2 => "HTTP/2.0",
             _ => "other",
         };
-        if !config
-            .valid_http_versions
-            .iter()
-            .any(|v| v.value == name || (v.value == "HTTP/2" && name == "HTTP/2.0"))
-        {
-            return Err(Failure::new(
-                FailureReason::HttpVersion,
-                format!("HTTP version {name} is not valid"),
-            ));
-        }
+        return Err(Failure::new(
+            FailureReason::HttpVersion,
+            format!("HTTP version {name} is not valid"),
+        ));
     }
-    if config.fail_if_ssl && ssl {
+    if probe.fail_if_ssl && ssl {
         return Err(Failure::new(
             FailureReason::SslForbidden,
             "final response was over TLS and fail_if_ssl is set",
         ));
     }
-    if config.fail_if_not_ssl && !ssl {
+    if probe.fail_if_not_ssl && !ssl {
         return Err(Failure::new(
             FailureReason::SslRequired,
             "final response was not over TLS and fail_if_not_ssl is set",
@@ -364,29 +519,24 @@ async fn finish(hop: Hop, config: &HttpModule, report: &mut Report) -> Result<()
     Ok(())
 }
 
-fn check_body(body: &[u8], config: &HttpModule) -> Option<Failure> {
-    if let Some(p) = config.fail_if_body_matches_regexp.iter().find(|p| p.0.is_match(body)) {
+fn check_body(body: &[u8], probe: &HttpProbe) -> Option<Failure> {
+    if let Some(p) = probe.fail_if_body_matches.iter().find(|p| p.is_match(body)) {
         return Some(Failure::new(
             FailureReason::BodyRegex,
-            format!("body matched regular expression {:?}", p.0.as_str()),
+            format!("body matched regular expression {:?}", p.as_str()),
         ));
     }
-    if let Some(p) = config.fail_if_body_not_matches_regexp.iter().find(|p| !p.0.is_match(body)) {
+    if let Some(p) = probe.fail_if_body_not_matches.iter().find(|p| !p.is_match(body)) {
         return Some(Failure::new(
             FailureReason::BodyRegex,
-            format!("body did not match regular expression {:?}", p.0.as_str()),
+            format!("body did not match regular expression {:?}", p.as_str()),
         ));
     }
     None
 }
 
-fn check_headers(headers: &HeaderMap, config: &HttpModule) -> Option<Failure> {
-    let rules = config
-        .fail_if_header_matches
-        .iter()
-        .map(|m| (m, true))
-        .chain(config.fail_if_header_not_matches.iter().map(|m| (m, false)));
-    for (m, fail_when_matched) in rules {
+fn check_headers(headers: &HeaderMap, probe: &HttpProbe) -> Option<Failure> {
+    for (m, fail_when_matched) in &probe.header_rules {
         let values: Vec<&str> =
             headers.get_all(m.header.as_str()).iter().filter_map(|v| v.to_str().ok()).collect();
         if values.is_empty() {
@@ -398,8 +548,8 @@ fn check_headers(headers: &HeaderMap, config: &HttpModule) -> Option<Failure> {
                 format!("missing required header {}", m.header),
             ));
         }
-        if values.iter().any(|v| m.regexp.0.is_match(v)) == fail_when_matched {
-            let what = if fail_when_matched {
+        if values.iter().any(|v| m.regexp.0.is_match(v)) == *fail_when_matched {
+            let what = if *fail_when_matched {
                 "value matched regular expression"
             } else {
                 "no value matched regular expression"
@@ -442,23 +592,25 @@ async fn read_body(
 }
 
 fn decompress(kind: Compression, data: &[u8], limit: u64) -> Result<Vec<u8>, Failure> {
+    // One byte past the limit tells a body at the limit from a larger one.
+    let bound = limit.saturating_add(1);
     let mut out = Vec::new();
     let result = match kind {
         Compression::Gzip => {
-            flate2::read::MultiGzDecoder::new(data).take(limit + 1).read_to_end(&mut out)
+            flate2::read::MultiGzDecoder::new(data).take(bound).read_to_end(&mut out)
         }
         Compression::Deflate => {
             // RFC 9110 "deflate" is zlib-wrapped; some servers send raw deflate.
-            let zlib = flate2::read::ZlibDecoder::new(data).take(limit + 1).read_to_end(&mut out);
+            let zlib = flate2::read::ZlibDecoder::new(data).take(bound).read_to_end(&mut out);
             if zlib.is_err() {
                 out.clear();
-                flate2::read::DeflateDecoder::new(data).take(limit + 1).read_to_end(&mut out)
+                flate2::read::DeflateDecoder::new(data).take(bound).read_to_end(&mut out)
             } else {
                 zlib
             }
         }
         Compression::Br => {
-            brotli_decompressor::Decompressor::new(data, 4096).take(limit + 1).read_to_end(&mut out)
+            brotli_decompressor::Decompressor::new(data, 4096).take(bound).read_to_end(&mut out)
         }
         Compression::Identity => return Ok(data.to_vec()),
     };
@@ -474,99 +626,45 @@ fn decompress(kind: Compression, data: &[u8], limit: u64) -> Result<Vec<u8>, Fai
     Ok(out)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The request of `hop`: over HTTP/2, or HTTP/1.1 in origin form (absolute form to a proxy).
 fn build_request(
-    uri: &Uri,
+    probe: &HttpProbe,
+    hop: Hop<'_>,
     authority: &str,
-    method: &Method,
-    body: Option<Bytes>,
-    authorization: Option<&HeaderValue>,
-    config: &HttpModule,
     h2: bool,
     absolute_form: bool,
-    same_host: bool,
 ) -> Result<Request<Full<Bytes>>, Failure> {
     let target = if h2 || absolute_form {
-        uri.to_string()
+        hop.uri.to_string()
     } else {
-        uri.path_and_query().map_or("/", |p| p.as_str()).to_string()
+        hop.uri.path_and_query().map_or("/", |p| p.as_str()).to_string()
     };
-    let mut builder = Request::builder().method(method.clone()).uri(target);
-    if !h2 {
-        builder = builder.version(Version::HTTP_11);
-    } else {
-        builder = builder.version(Version::HTTP_2);
-    }
+    let version = if h2 { Version::HTTP_2 } else { Version::HTTP_11 };
+    let mut builder = Request::builder().method(hop.method.clone()).uri(target).version(version);
     let headers = builder.headers_mut().expect("builder has no error yet");
     if !h2 {
-        headers.insert(
-            header::HOST,
-            HeaderValue::from_str(authority)
+        let host = match &probe.host {
+            Some(host) if hop.same_host => host.clone(),
+            _ => HeaderValue::from_str(authority)
                 .map_err(|e| Failure::new(FailureReason::InvalidTarget, e.to_string()))?,
-        );
+        };
+        headers.insert(header::HOST, host);
     }
     headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
-    if let Some(kind) = config.compression {
+    if let Some(kind) = probe.compression {
         headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(kind.token()));
     }
-    if let Some(auth) = authorization {
+    if let Some(auth) = hop.authorization {
         headers.insert(header::AUTHORIZATION, auth.clone());
     }
-    for (name, value) in &config.headers {
-        // Validated at load time.
-        if let (Ok(name), Ok(value)) =
-            (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value))
-        {
-            if (h2 && name == header::HOST)
-                || (!same_host && SAME_HOST_ONLY.contains(&name.as_str()))
-            {
-                continue;
-            }
-            headers.insert(name, value);
+    for (name, value) in &probe.headers {
+        if hop.same_host || !SAME_HOST_ONLY.contains(name) {
+            headers.insert(name.clone(), value.clone());
         }
     }
     builder
-        .body(Full::new(body.unwrap_or_default()))
+        .body(Full::new(hop.body.unwrap_or_default()))
         .map_err(|e| Failure::new(FailureReason::InvalidTarget, format!("building request: {e}")))
-}
-
-/// The Authorization header value, reading credential files at each probe so rotated
-/// secrets are picked up.
-fn authorization(config: &HttpModule) -> Result<Option<HeaderValue>, Failure> {
-    let read = |path: &str| {
-        std::fs::read_to_string(path)
-            .map(|s| s.trim().to_string())
-            .map_err(|e| Failure::new(FailureReason::Credentials, format!("reading {path}: {e}")))
-    };
-    let value = if let Some(auth) = &config.basic_auth {
-        let password = match (&auth.password, &auth.password_file) {
-            (_, Some(file)) => read(file)?,
-            (Some(p), None) => p.clone(),
-            (None, None) => String::new(),
-        };
-        use base64::Engine;
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD
-                .encode(format!("{}:{password}", auth.username))
-        )
-    } else if let Some(token) = &config.bearer_token {
-        format!("Bearer {token}")
-    } else if let Some(file) = &config.bearer_token_file {
-        format!("Bearer {}", read(file)?)
-    } else if let Some(auth) = &config.authorization {
-        let credentials = match (&auth.credentials, &auth.credentials_file) {
-            (_, Some(file)) => read(file)?,
-            (Some(c), None) => c.clone(),
-            (None, None) => String::new(),
-        };
-        format!("{} {credentials}", auth.kind)
-    } else {
-        return Ok(None);
-    };
-    HeaderValue::from_str(&value).map(Some).map_err(|_| {
-        Failure::new(FailureReason::Credentials, "credentials are not a valid header value")
-    })
 }
 
 /// Connects to an HTTP proxy; for an https target, opens a CONNECT tunnel to `tunnel_to`.
@@ -611,12 +709,7 @@ async fn connect_proxy(
 }
 
 fn add_phase(report: &mut Report, phase: &'static str, duration: Duration) {
-    report.add_labeled(
-        PHASE_METRIC,
-        PHASE_HELP,
-        vec![(Name::Borrowed("phase"), phase.to_string())],
-        duration.as_secs_f64(),
-    );
+    report.add_labeled(&PROBE_HTTP_DURATION_SECONDS, [phase.to_string()], duration.as_secs_f64());
 }
 
 /// A target as blackbox takes it: a URL, `http://` assumed when no scheme is given.

@@ -1,9 +1,13 @@
-//! Probers: one module per protocol, all with the same signature (as blackbox's prober/),
-//! the TLS inspection they share, and the scheduler that runs configured probes.
+//! Probers: one module per protocol, all with the same shape (as blackbox's prober/), the TLS
+//! inspection they share, and the scheduler that runs configured probes.
 //!
-//! A prober is `async fn probe(target, module, report) -> Result<(), Failure>`: it writes
-//! blackbox-named gauges into the report as it learns them and returns why it failed.
-//! [`run`] bounds it with the timeout, so a probe that hangs still yields what it learned.
+//! A prober is a file with a prepared form of its module section, built once at load
+//! (`XProbe::prepare`, which reports bad values with their place in probes.yaml), and
+//! `async fn probe(target, &XProbe, report) -> Result<(), Failure>`, which writes blackbox-named
+//! gauges into the report as it learns them and returns why it failed. [`run`] bounds it with
+//! the timeout, so a probe that hangs still yields what it learned. Adding a prober is its file
+//! plus one arm in [`PreparedModule::prepare`] and one in [`run`] (and its section's schema in
+//! `config::probes`).
 
 pub mod certs;
 pub mod dial;
@@ -14,22 +18,25 @@ pub mod scheduler;
 pub mod tcp;
 pub mod tls;
 
-use crate::config::probes::{HttpModule, Module, ProberKind, TcpModule};
+use crate::config::probes::{Module, ProberKind};
 use crate::config::{ConfigError, Source};
 pub use report::{Failure, FailureReason, Outcome, Report};
 use std::time::{Duration, Instant};
 
-/// A module from probes.yaml with what it needs at probe time built once (TLS client settings).
+/// A module from probes.yaml with what its prober needs built once.
 pub struct PreparedModule {
     pub name: String,
     pub timeout: Option<Duration>,
     pub prober: Prober,
+    /// The module's `prober:` as written.
+    kind: String,
 }
 
 pub enum Prober {
-    Http { config: Box<HttpModule>, tls: tls::TlsClient },
-    Tcp { config: Box<TcpModule>, tls: tls::TlsClient },
-    File,
+    Http(Box<http::HttpProbe>),
+    Tcp(Box<tcp::TcpProbe>),
+    File(file::FileProbe),
+    /// A blackbox prober lookout does not implement, by name.
     Unsupported(String),
 }
 
@@ -40,32 +47,23 @@ impl PreparedModule {
         source: &Source,
     ) -> Result<PreparedModule, ConfigError> {
         let timeout = module.timeout.map(|t| t.0).filter(|t| !t.is_zero());
+        let kind = module.prober.value.clone();
         let prober = match module.kind() {
             ProberKind::Http => {
-                let config = module.http.map(|h| h.value).unwrap_or_default();
-                let alpn: &[&[u8]] =
-                    if config.enable_http2 { &[b"h2", b"http/1.1"] } else { &[b"http/1.1"] };
-                let tls = tls::TlsClient::new(&config.tls_config, alpn, source)?;
-                Prober::Http { config: Box::new(config), tls }
+                Prober::Http(Box::new(http::HttpProbe::prepare(name, module.http, source)?))
             }
-            ProberKind::Tcp => {
-                let config = module.tcp.map(|t| t.value).unwrap_or_default();
-                let tls = tls::TlsClient::new(&config.tls_config, &[], source)?;
-                Prober::Tcp { config: Box::new(config), tls }
-            }
-            ProberKind::File => Prober::File,
-            ProberKind::Unsupported => Prober::Unsupported(module.prober.value),
+            ProberKind::Tcp => Prober::Tcp(Box::new(tcp::TcpProbe::prepare(
+                module.tcp.map(|t| t.value).unwrap_or_default(),
+                source,
+            )?)),
+            ProberKind::File => Prober::File(file::FileProbe),
+            ProberKind::Unsupported => Prober::Unsupported(kind.clone()),
         };
-        Ok(PreparedModule { name: name.to_string(), timeout, prober })
+        Ok(PreparedModule { name: name.to_string(), timeout, prober, kind })
     }
 
     pub fn prober_name(&self) -> &str {
-        match &self.prober {
-            Prober::Http { .. } => "http",
-            Prober::Tcp { .. } => "tcp",
-            Prober::File => "file",
-            Prober::Unsupported(name) => name,
-        }
+        &self.kind
     }
 }
 
@@ -81,9 +79,9 @@ pub async fn run(module: &PreparedModule, target: &str, timeout: Duration) -> Ou
     ));
     let probing = async {
         match &module.prober {
-            Prober::Http { .. } => http::probe(target, module, &mut report).await,
-            Prober::Tcp { .. } => tcp::probe(target, module, &mut report).await,
-            Prober::File => file::probe(target, module, &mut report).await,
+            Prober::Http(probe) => http::probe(target, probe, &mut report).await,
+            Prober::Tcp(probe) => tcp::probe(target, probe, &mut report).await,
+            Prober::File(probe) => file::probe(target, probe, &mut report).await,
             Prober::Unsupported(name) => Err(Failure::new(
                 FailureReason::UnsupportedProber,
                 format!("prober {name:?} is not implemented by lookout"),

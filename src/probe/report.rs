@@ -1,8 +1,13 @@
 //! What one probe run produces: blackbox-style gauges, a debug log, and why it failed.
 
-use crate::metrics::exposition::{Family, Labels, Name};
+use super::certs::CertificateView;
+use crate::metrics::exposition::{Family, Labels, Sample};
+use crate::metrics::families::{
+    FamilyDef, LabelValues, CERT_NOT_AFTER, PROBE_DURATION_SECONDS, PROBE_FAILURE_REASON,
+    PROBE_SUCCESS,
+};
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Why a probe failed: a small fixed set, so it can be a label without growing without bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -121,67 +126,65 @@ impl Report {
     }
 
     /// Sets a gauge without labels, replacing an earlier value.
-    pub fn set(&mut self, name: &'static str, help: &'static str, value: f64) {
-        self.set_labeled(name, help, Vec::new(), value);
+    pub fn set(&mut self, family: &'static FamilyDef, value: f64) {
+        self.set_labeled(family, [], value);
     }
 
-    /// Sets the sample of `name` with exactly `labels`, replacing an earlier value.
+    /// Sets the sample of `family` with exactly `labels`, replacing an earlier value.
     pub fn set_labeled(
         &mut self,
-        name: &'static str,
-        help: &'static str,
-        labels: Labels,
+        family: &'static FamilyDef,
+        labels: impl LabelValues,
         value: f64,
     ) {
-        self.update(name, help, labels, |sample| *sample = value);
+        self.update(family, labels.into_labels(family), |sample| *sample = value);
     }
 
-    /// Adds to the sample of `name` with `labels` (phase timings summed over redirects).
+    /// Adds to the sample of `family` with `labels` (phase timings summed over redirects).
     pub fn add_labeled(
         &mut self,
-        name: &'static str,
-        help: &'static str,
-        labels: Labels,
+        family: &'static FamilyDef,
+        labels: impl LabelValues,
         value: f64,
     ) {
-        self.update(name, help, labels, |sample| *sample += value);
+        self.update(family, labels.into_labels(family), |sample| *sample += value);
     }
 
     fn update(
         &mut self,
-        name: &'static str,
-        help: &'static str,
+        family: &'static FamilyDef,
         labels: Labels,
         change: impl FnOnce(&mut f64),
     ) {
-        let family = self.family(name, help);
+        let family = self.family(family);
         match family.samples.iter_mut().find(|s| s.labels == labels) {
             Some(sample) => change(&mut sample.value),
             None => {
                 let mut value = 0.0;
                 change(&mut value);
-                family.samples.push(crate::metrics::exposition::Sample::new(labels, value));
+                family.samples.push(Sample::new(labels, value));
             }
         }
     }
 
-    /// Replaces every sample of `name` (an info metric whose labels change between runs).
-    pub fn replace(&mut self, name: &'static str, help: &'static str, labels: Labels, value: f64) {
-        let family = self.family(name, help);
+    /// Replaces every sample of `family` (an info metric whose labels change between runs).
+    pub fn replace(&mut self, family: &'static FamilyDef, labels: impl LabelValues, value: f64) {
+        let labels = labels.into_labels(family);
+        let family = self.family(family);
         family.samples.clear();
-        family.samples.push(crate::metrics::exposition::Sample::new(labels, value));
+        family.samples.push(Sample::new(labels, value));
     }
 
-    /// Drops every sample of `name` (a TLS handshake after a redirect replaces the chain).
-    pub fn clear(&mut self, name: &str) {
-        self.families.retain(|f| f.name != name);
+    /// Drops every sample of `family` (a TLS handshake after a redirect replaces the chain).
+    pub fn clear(&mut self, family: &FamilyDef) {
+        self.families.retain(|f| f.name != family.name);
     }
 
-    fn family(&mut self, name: &'static str, help: &'static str) -> &mut Family {
-        let position = match self.families.iter().position(|f| f.name == name) {
+    fn family(&mut self, def: &'static FamilyDef) -> &mut Family {
+        let position = match self.families.iter().position(|f| f.name == def.name) {
             Some(i) => i,
             None => {
-                self.families.push(Family::gauge(name, help));
+                self.families.push(Family::of(def));
                 self.families.len() - 1
             }
         };
@@ -195,23 +198,10 @@ impl Report {
             Some(f) => self.log(format_args!("probe failed: {f}")),
             None => self.log("probe succeeded"),
         }
-        self.set(
-            "probe_success",
-            "Displays whether or not the probe was a success",
-            if success { 1.0 } else { 0.0 },
-        );
-        self.set(
-            "probe_duration_seconds",
-            "Returns how long the probe took to complete in seconds",
-            elapsed.as_secs_f64(),
-        );
+        self.set(&PROBE_SUCCESS, if success { 1.0 } else { 0.0 });
+        self.set(&PROBE_DURATION_SECONDS, elapsed.as_secs_f64());
         if let Some(f) = &failure {
-            self.replace(
-                "lookout_probe_failure_reason",
-                "Why the probe failed: 1 for the reason of the last failure, absent when it succeeded",
-                vec![(Name::Borrowed("reason"), f.reason.as_str().to_string())],
-                1.0,
-            );
+            self.replace(&PROBE_FAILURE_REASON, [f.reason.as_str().to_string()], 1.0);
         }
         self.families.sort_by(|a, b| a.name.cmp(&b.name));
         Outcome { success, duration: elapsed, failure, families: self.families, log: self.log }
@@ -229,12 +219,27 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    pub fn value(&self, name: &str) -> Option<f64> {
-        self.families
-            .iter()
-            .find(|f| f.name == name)
-            .and_then(|f| f.samples.first())
-            .map(|s| s.value)
+    pub fn family(&self, family: &FamilyDef) -> Option<&Family> {
+        self.families.iter().find(|f| f.name == family.name)
+    }
+
+    /// The value of the family's first sample (of its only one, for a family without labels).
+    pub fn value(&self, family: &FamilyDef) -> Option<f64> {
+        self.family(family).and_then(|f| f.samples.first()).map(|s| s.value)
+    }
+
+    /// Every certificate the probe saw, with its days left at `now`.
+    pub fn certificates(&self, now: SystemTime) -> Vec<CertificateView> {
+        self.family(&CERT_NOT_AFTER)
+            .map(|f| {
+                f.samples.iter().map(|s| CertificateView::new(&s.labels, s.value, now)).collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The certificate that expires first.
+    pub fn soonest_certificate(&self, now: SystemTime) -> Option<CertificateView> {
+        self.certificates(now).into_iter().min_by(|a, b| a.days_left.total_cmp(&b.days_left))
     }
 }
 

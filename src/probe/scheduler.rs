@@ -186,7 +186,8 @@ mod tests {
         let module = Arc::new(PreparedModule {
             name: "m".into(),
             timeout: Some(Duration::from_secs(60)),
-            prober: crate::probe::Prober::File,
+            prober: crate::probe::Prober::File(crate::probe::file::FileProbe),
+            kind: "file".into(),
         });
         let now = SystemTime::now();
         let offsets: Vec<Duration> = (0..50)

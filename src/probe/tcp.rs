@@ -1,7 +1,11 @@
 //! The tcp prober: blackbox's `prober: tcp`: connect, optionally TLS, then a scripted
 //! dialogue of `expect` regexes and `send` lines, with STARTTLS upgrades in between.
 
-use super::{dial, Failure, FailureReason, PreparedModule, Prober, Report};
+use super::tls::TlsClient;
+use super::{dial, Failure, FailureReason, Report};
+use crate::config::probes::TcpModule;
+use crate::config::{ConfigError, Source};
+use crate::metrics::families::PROBE_FAILED_DUE_TO_REGEX;
 use std::net::SocketAddr;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
@@ -11,16 +15,23 @@ const MAX_LINE: usize = 64 * 1024;
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
-pub async fn probe(
-    target: &str,
-    module: &PreparedModule,
-    report: &mut Report,
-) -> Result<(), Failure> {
-    let Prober::Tcp { config, tls } = &module.prober else {
-        return Err(Failure::new(FailureReason::UnsupportedProber, "not a tcp module"));
-    };
+/// A module's `tcp:` section with its TLS client built.
+pub struct TcpProbe {
+    config: TcpModule,
+    tls: TlsClient,
+}
+
+impl TcpProbe {
+    pub fn prepare(config: TcpModule, source: &Source) -> Result<TcpProbe, ConfigError> {
+        let tls = TlsClient::new(&config.tls_config, &[], source)?;
+        Ok(TcpProbe { config, tls })
+    }
+}
+
+pub async fn probe(target: &str, probe: &TcpProbe, report: &mut Report) -> Result<(), Failure> {
+    let TcpProbe { config, tls } = probe;
     let (host, port) = split_host_port(target)?;
-    report.set("probe_failed_due_to_regex", "Indicates if probe failed due to regex", 0.0);
+    report.set(&PROBE_FAILED_DUE_TO_REGEX, 0.0);
     let resolved =
         dial::resolve(host, config.preferred_ip_protocol, config.ip_protocol_fallback, report)
             .await?;
@@ -44,11 +55,7 @@ pub async fn probe(
                 line.clear();
                 let read = read_line(&mut conn, &mut line).await.map_err(io_failure)?;
                 if read == 0 {
-                    report.set(
-                        "probe_failed_due_to_regex",
-                        "Indicates if probe failed due to regex",
-                        1.0,
-                    );
+                    report.set(&PROBE_FAILED_DUE_TO_REGEX, 1.0);
                     return Err(Failure::new(
                         FailureReason::QueryResponse,
                         format!("connection closed before a line matched {:?}", expect.0.as_str()),

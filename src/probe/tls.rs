@@ -11,12 +11,16 @@ use super::{Failure, FailureReason, Report};
 use crate::config::probes::TlsConfig;
 use crate::config::values::TlsVersion;
 use crate::config::{ConfigError, Source};
-use crate::metrics::exposition::Name;
+use crate::metrics::families::{
+    CERT_NOT_AFTER, CERT_NOT_BEFORE, PROBE_SSL_EARLIEST_CERT_EXPIRY,
+    PROBE_SSL_LAST_CHAIN_EXPIRY_TIMESTAMP_SECONDS, PROBE_SSL_LAST_CHAIN_INFO,
+    PROBE_TLS_CIPHER_INFO, PROBE_TLS_VERSION_INFO, TLS_VERIFY_RESULT,
+};
+use crate::pem::{read_certificates, read_private_key};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
@@ -96,10 +100,8 @@ impl TlsClient {
                         source.error_at_span(cert_path, format!("{}: {e}", cert_path.value))
                     })?);
                 }
-                let key = PrivateKeyDer::from_pem_file(&key_path.value).map_err(|e| {
-                    source
-                        .error_at_span(key_path, format!("{}: no private key: {e}", key_path.value))
-                })?;
+                let key = read_private_key(&key_path.value)
+                    .map_err(|e| source.error_at_span(key_path, e))?;
                 builder.with_client_auth_cert(chain, key).map_err(|e| {
                     source.error_at_span(
                         key_path,
@@ -160,18 +162,8 @@ impl TlsClient {
             "TLS handshake done: {version}, {cipher}, {} certificate(s)",
             chain.len()
         ));
-        report.replace(
-            "probe_tls_version_info",
-            "Returns the TLS version used or NaN when unknown",
-            vec![(Name::Borrowed("version"), version.to_string())],
-            1.0,
-        );
-        report.replace(
-            "probe_tls_cipher_info",
-            "Returns the TLS cipher negotiated during handshake",
-            vec![(Name::Borrowed("cipher"), cipher)],
-            1.0,
-        );
+        report.replace(&PROBE_TLS_VERSION_INFO, [version.to_string()], 1.0);
+        report.replace(&PROBE_TLS_CIPHER_INFO, [cipher], 1.0);
 
         let verdict = self.verify(&chain, &name);
         let infos: Vec<CertInfo> =
@@ -248,44 +240,30 @@ fn record_chain(
     chain: &[CertInfo],
     failure: Option<&'static str>,
 ) {
-    report.clear(certs::NOT_AFTER);
-    report.clear(certs::NOT_BEFORE);
+    report.clear(&CERT_NOT_AFTER);
+    report.clear(&CERT_NOT_BEFORE);
     for cert in client_certs {
         certs::record(report, Origin::Client, cert);
     }
-    report.replace(
-        "lookout_tls_verify_result",
-        "Result of verifying the served certificate chain: ok, expired, not_yet_valid, unknown_issuer, name_mismatch, bad_signature, revoked, invalid",
-        vec![(Name::Borrowed("result"), failure.unwrap_or("ok").to_string())],
-        1.0,
-    );
+    report.replace(&TLS_VERIFY_RESULT, [failure.unwrap_or("ok").to_string()], 1.0);
     for (position, cert) in chain.iter().enumerate() {
         certs::record(report, Origin::Served { position }, cert);
     }
     let Some(earliest) = chain.iter().map(|c| c.not_after).min() else {
         return;
     };
-    report.set(
-        "probe_ssl_earliest_cert_expiry",
-        "Returns last SSL chain expiry in unixtime",
-        earliest as f64,
-    );
+    report.set(&PROBE_SSL_EARLIEST_CERT_EXPIRY, earliest as f64);
     // rustls does not hand out the path it built; the served chain stands in for it.
-    report.set(
-        "probe_ssl_last_chain_expiry_timestamp_seconds",
-        "Returns last SSL chain expiry in timestamp",
-        earliest as f64,
-    );
+    report.set(&PROBE_SSL_LAST_CHAIN_EXPIRY_TIMESTAMP_SECONDS, earliest as f64);
     let leaf = &chain[0];
     report.replace(
-        "probe_ssl_last_chain_info",
-        "Contains SSL leaf certificate information",
-        vec![
-            (Name::Borrowed("fingerprint_sha256"), leaf.fingerprint_sha256.clone()),
-            (Name::Borrowed("issuer"), leaf.issuer.clone()),
-            (Name::Borrowed("serialnumber"), leaf.serial_hex.clone()),
-            (Name::Borrowed("subject"), leaf.subject.clone()),
-            (Name::Borrowed("subjectalternative"), leaf.dns_names.join(",")),
+        &PROBE_SSL_LAST_CHAIN_INFO,
+        [
+            leaf.fingerprint_sha256.clone(),
+            leaf.issuer.clone(),
+            leaf.serial_hex.clone(),
+            leaf.subject.clone(),
+            leaf.dns_names.join(","),
         ],
         1.0,
     );
@@ -293,17 +271,17 @@ fn record_chain(
 
 /// Removes what a TLS handshake recorded, when the response that counts came over plain HTTP.
 pub fn clear_metrics(report: &mut Report) {
-    for name in [
-        "probe_tls_version_info",
-        "probe_tls_cipher_info",
-        "probe_ssl_earliest_cert_expiry",
-        "probe_ssl_last_chain_expiry_timestamp_seconds",
-        "probe_ssl_last_chain_info",
-        "lookout_tls_verify_result",
-        certs::NOT_AFTER,
-        certs::NOT_BEFORE,
+    for family in [
+        &PROBE_TLS_VERSION_INFO,
+        &PROBE_TLS_CIPHER_INFO,
+        &PROBE_SSL_EARLIEST_CERT_EXPIRY,
+        &PROBE_SSL_LAST_CHAIN_EXPIRY_TIMESTAMP_SECONDS,
+        &PROBE_SSL_LAST_CHAIN_INFO,
+        &TLS_VERIFY_RESULT,
+        &CERT_NOT_AFTER,
+        &CERT_NOT_BEFORE,
     ] {
-        report.clear(name);
+        report.clear(family);
     }
 }
 
@@ -342,17 +320,6 @@ fn cipher_name(suite: rustls::CipherSuite) -> String {
         Some(rest) => format!("TLS_{rest}"),
         None => debug,
     }
-}
-
-pub fn read_certificates(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("{path}: not valid PEM: {e}"))?;
-    if certs.is_empty() {
-        return Err(format!("{path}: no PEM certificate found"));
-    }
-    Ok(certs)
 }
 
 /// Accepts whatever chain the server presents so the probe can inspect it; verification

@@ -51,7 +51,7 @@ pub async fn handle(app: &App, query: Option<&str>, headers: &HeaderMap) -> Repl
             format!("Unknown module {module_name:?}\n"),
         );
     };
-    if matches!(module.prober, crate::probe::Prober::File) {
+    if matches!(module.prober, crate::probe::Prober::File(_)) {
         let message = format!("Module {module_name:?} reads files on lookout's host; it runs only as a scheduled probe\n");
         return reject(StatusCode::BAD_REQUEST, "file_module", message);
     }

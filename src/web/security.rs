@@ -7,9 +7,8 @@
 
 use crate::config::web::{ClientAuth, WebConfigFile};
 use crate::config::{ConfigError, Source};
-use crate::probe::tls::{protocol_versions, read_certificates};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::PrivateKeyDer;
+use crate::pem::{read_certificates, read_private_key};
+use crate::probe::tls::protocol_versions;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -33,12 +32,8 @@ impl Security {
             Some(t) => {
                 let chain = read_certificates(&t.cert_file.value)
                     .map_err(|e| source.error_at_span(&t.cert_file, e))?;
-                let key = PrivateKeyDer::from_pem_file(&t.key_file.value).map_err(|e| {
-                    source.error_at_span(
-                        &t.key_file,
-                        format!("{}: no private key: {e}", t.key_file.value),
-                    )
-                })?;
+                let key = read_private_key(&t.key_file.value)
+                    .map_err(|e| source.error_at_span(&t.key_file, e))?;
                 let provider = Arc::new(rustls::crypto::ring::default_provider());
                 let versions = protocol_versions(
                     t.min_version.as_ref().map(|v| v.value),

@@ -2,7 +2,9 @@
 //! why it failed, and how many days its certificates have left.
 
 use crate::app::App;
-use crate::probe::certs::NOT_AFTER;
+use crate::metrics::families::PROBE_HTTP_STATUS_CODE;
+use crate::probe::certs::Expiry;
+use crate::probe::Failure;
 use std::fmt::Write;
 use std::time::SystemTime;
 
@@ -10,8 +12,6 @@ pub fn render(app: &App) -> String {
     let config = app.config();
     let results = app.results.all();
     let now = SystemTime::now();
-    let warn_days = config.warn_before.as_secs_f64() / 86_400.0;
-    let now_unix = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let mut html = String::with_capacity(4096);
     html.push_str(concat!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"15\">",
@@ -39,20 +39,18 @@ pub fn render(app: &App) -> String {
             Some(r) => {
                 let o = &r.outcome;
                 let (class, word) = if o.success { ("ok", "ok") } else { ("fail", "FAIL") };
-                let status = o.value("probe_http_status_code").map_or(String::new(), |s| format!("{s}"));
-                let reason = o.failure.as_ref().map_or(String::new(), |f| format!("{}: {}", f.reason.as_str(), f.message));
-                let days = o
-                    .families
-                    .iter()
-                    .filter(|f| f.name == NOT_AFTER)
-                    .flat_map(|f| f.samples.iter())
-                    .map(|s| (s.value as i64 - now_unix) as f64 / 86_400.0)
-                    .reduce(f64::min);
-                let (cert_class, cert_text) = match days {
+                let status = o.value(&PROBE_HTTP_STATUS_CODE).map_or(String::new(), |s| format!("{s}"));
+                let reason = o.failure.as_ref().map_or(String::new(), Failure::to_string);
+                let (cert_class, cert_text) = match o.soonest_certificate(now) {
                     None => ("", String::new()),
-                    Some(d) if d < 0.0 => ("expired", format!("expired {:.0} days ago", -d)),
-                    Some(d) if d < warn_days => ("warn", format!("{d:.1}")),
-                    Some(d) => ("", format!("{d:.0}")),
+                    Some(c) => {
+                        let d = c.days_left;
+                        match c.expiry(config.warn_before) {
+                            Expiry::Expired => ("expired", format!("expired {:.0} days ago", -d)),
+                            Expiry::Soon => ("warn", format!("{d:.1}")),
+                            Expiry::Fine => ("", format!("{d:.0}")),
+                        }
+                    }
                 };
                 let age = now.duration_since(r.finished_at).map_or(0, |d| d.as_secs());
                 let _ = write!(

@@ -4,7 +4,7 @@ use crate::common::*;
 use std::process::Command;
 
 fn file_series(o: &lookout::probe::Outcome) -> Vec<(String, String, String)> {
-    label_sets(o, "lookout_cert_not_after_timestamp_seconds")
+    label_sets(o, &CERT_NOT_AFTER)
         .iter()
         .map(|l| {
             (
@@ -35,13 +35,9 @@ async fn bundle_and_der_files() {
             ("bundle.pem".into(), "2".into(), "Root CA".into())
         ]
     );
-    assert_eq!(
-        label(&label_sets(&o, "lookout_cert_not_after_timestamp_seconds")[0], "source"),
-        "file"
-    );
-    let earliest = o.value("probe_ssl_earliest_cert_expiry").unwrap();
-    let leaf_after =
-        family(&o, "lookout_cert_not_after_timestamp_seconds").unwrap().samples[0].value;
+    assert_eq!(label(&label_sets(&o, &CERT_NOT_AFTER)[0], "source"), "file");
+    let earliest = o.value(&PROBE_SSL_EARLIEST_CERT_EXPIRY).unwrap();
+    let leaf_after = family(&o, &CERT_NOT_AFTER).unwrap().samples[0].value;
     assert_eq!(earliest, leaf_after);
 
     let der_path = write_file(dir.path(), "leaf.der", leaf.der.as_ref());
@@ -73,7 +69,7 @@ async fn bad_files_are_reported_and_the_good_ones_still_counted() {
         file_series(&o).iter().map(|s| s.2.as_str()).collect::<Vec<_>>(),
         ["good.example", "other.example"]
     );
-    let errors: Vec<(String, String)> = label_sets(&o, "lookout_cert_file_error")
+    let errors: Vec<(String, String)> = label_sets(&o, &CERT_FILE_ERROR)
         .iter()
         .map(|l| {
             (
@@ -97,7 +93,7 @@ async fn bad_files_are_reported_and_the_good_ones_still_counted() {
 async fn missing_files_and_empty_globs() {
     let o = probe("prober: file", "/nonexistent/lookout/cert.pem").await;
     assert_eq!(reason(&o), "certificate_file");
-    assert_eq!(label(&label_sets(&o, "lookout_cert_file_error")[0], "reason"), "unreadable");
+    assert_eq!(label(&label_sets(&o, &CERT_FILE_ERROR)[0], "reason"), "unreadable");
     let o = probe("prober: file", "/nonexistent/lookout/*.pem").await;
     assert_eq!(reason(&o), "certificate_file");
     assert!(o.failure.unwrap().message.contains("no file matches"));

@@ -9,6 +9,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use lookout::config::{ProbesFile, Source};
 use lookout::metrics::exposition::Family;
+pub use lookout::metrics::families::*;
 use lookout::probe::{Outcome, PreparedModule};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
@@ -42,13 +43,13 @@ pub fn prepare(module_yaml: &str) -> PreparedModule {
     PreparedModule::prepare(&name, module, &source).unwrap_or_else(|e| panic!("{e}"))
 }
 
-pub fn family<'a>(outcome: &'a Outcome, name: &str) -> Option<&'a Family> {
-    outcome.families.iter().find(|f| f.name == name)
+pub fn family<'a>(outcome: &'a Outcome, def: &FamilyDef) -> Option<&'a Family> {
+    outcome.family(def)
 }
 
-/// The label sets of every sample of `name`, as (name, value) string pairs.
-pub fn label_sets(outcome: &Outcome, name: &str) -> Vec<Vec<(String, String)>> {
-    family(outcome, name)
+/// The label sets of every sample of `def`, as (name, value) string pairs.
+pub fn label_sets(outcome: &Outcome, def: &FamilyDef) -> Vec<Vec<(String, String)>> {
+    family(outcome, def)
         .map(|f| {
             f.samples
                 .iter()

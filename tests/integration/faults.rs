@@ -16,7 +16,7 @@ async fn read_request(s: &mut tokio::net::TcpStream) {
 async fn connection_refused() {
     let o = probe("prober: http", &format!("http://127.0.0.1:{}/", closed_port())).await;
     assert_eq!(reason(&o), "connect_refused");
-    assert_eq!(o.value("probe_success"), Some(0.0));
+    assert_eq!(o.value(&PROBE_SUCCESS), Some(0.0));
     let o = probe("prober: tcp", &format!("127.0.0.1:{}", closed_port())).await;
     assert_eq!(reason(&o), "connect_refused");
 }
@@ -33,7 +33,7 @@ async fn silent_server_times_out_within_the_timeout() {
     assert_eq!(reason(&o), "timeout");
     assert!(start.elapsed() < TIMEOUT + Duration::from_millis(300), "{:?}", start.elapsed());
     // What was learned before the timeout is kept.
-    assert_eq!(o.value("probe_ip_protocol"), Some(4.0));
+    assert_eq!(o.value(&PROBE_IP_PROTOCOL), Some(4.0));
     assert!(o.log.iter().any(|l| l.contains("connected to")));
 }
 
@@ -48,7 +48,7 @@ async fn slow_body_times_out() {
     let o = probe_with_timeout("prober: http", &format!("http://{addr}/"), TIMEOUT).await;
     assert_eq!(reason(&o), "timeout");
     assert_eq!(
-        o.value("probe_http_status_code"),
+        o.value(&PROBE_HTTP_STATUS_CODE),
         Some(200.0),
         "the head arrived before the timeout"
     );

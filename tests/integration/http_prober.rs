@@ -7,20 +7,20 @@ async fn plain_get_reports_blackbox_metrics() {
     let addr = http_server().await;
     let o = probe("prober: http", &format!("http://{addr}/")).await;
     assert!(o.success, "{:?}", o.failure);
-    assert_eq!(o.value("probe_http_status_code"), Some(200.0));
-    assert_eq!(o.value("probe_http_version"), Some(1.1));
-    assert_eq!(o.value("probe_http_content_length"), Some(11.0));
-    assert_eq!(o.value("probe_http_uncompressed_body_length"), Some(11.0));
-    assert_eq!(o.value("probe_http_ssl"), Some(0.0));
-    assert_eq!(o.value("probe_http_redirects"), Some(0.0));
-    assert_eq!(o.value("probe_ip_protocol"), Some(4.0));
-    assert_eq!(o.value("probe_failed_due_to_regex"), Some(0.0));
-    let phases: Vec<String> = label_sets(&o, "probe_http_duration_seconds")
+    assert_eq!(o.value(&PROBE_HTTP_STATUS_CODE), Some(200.0));
+    assert_eq!(o.value(&PROBE_HTTP_VERSION), Some(1.1));
+    assert_eq!(o.value(&PROBE_HTTP_CONTENT_LENGTH), Some(11.0));
+    assert_eq!(o.value(&PROBE_HTTP_UNCOMPRESSED_BODY_LENGTH), Some(11.0));
+    assert_eq!(o.value(&PROBE_HTTP_SSL), Some(0.0));
+    assert_eq!(o.value(&PROBE_HTTP_REDIRECTS), Some(0.0));
+    assert_eq!(o.value(&PROBE_IP_PROTOCOL), Some(4.0));
+    assert_eq!(o.value(&PROBE_FAILED_DUE_TO_REGEX), Some(0.0));
+    let phases: Vec<String> = label_sets(&o, &PROBE_HTTP_DURATION_SECONDS)
         .iter()
         .map(|l| label(l, "phase").to_string())
         .collect();
     assert_eq!(phases, ["resolve", "connect", "tls", "processing", "transfer"]);
-    assert!(family(&o, "lookout_probe_failure_reason").is_none());
+    assert!(family(&o, &PROBE_FAILURE_REASON).is_none());
 }
 
 #[tokio::test]
@@ -35,8 +35,8 @@ async fn valid_status_codes() {
     let addr = http_server().await;
     let o = probe("prober: http", &format!("http://{addr}/status?code=404")).await;
     assert_eq!(reason(&o), "status_code");
-    assert_eq!(o.value("probe_http_status_code"), Some(404.0));
-    let labels = label_sets(&o, "lookout_probe_failure_reason");
+    assert_eq!(o.value(&PROBE_HTTP_STATUS_CODE), Some(404.0));
+    let labels = label_sets(&o, &PROBE_FAILURE_REASON);
     assert_eq!(label(&labels[0], "reason"), "status_code");
     let o = probe(
         "prober: http\nhttp:\n  valid_status_codes: [404, 410]",
@@ -108,7 +108,20 @@ async fn body_size_limit() {
     // Without a limit and without regexes the body is streamed and counted, not kept.
     let o = probe("prober: http", &format!("http://{addr}/big?bytes=5000000")).await;
     assert!(o.success);
-    assert_eq!(o.value("probe_http_uncompressed_body_length"), Some(5_000_000.0));
+    assert_eq!(o.value(&PROBE_HTTP_UNCOMPRESSED_BODY_LENGTH), Some(5_000_000.0));
+}
+
+/// The largest limit a module can set does not overflow the one byte read past it.
+#[tokio::test]
+async fn body_size_limit_at_its_maximum() {
+    let addr = http_server().await;
+    let limit = "body_size_limit: 18446744073709551615";
+    let o = probe(&format!("prober: http\nhttp:\n  {limit}"), &format!("http://{addr}/")).await;
+    assert!(o.success, "{:?}", o.failure);
+    let gzip = format!("prober: http\nhttp:\n  {limit}\n  compression: gzip\n  fail_if_body_not_matches_regexp: ['hello compressed world']");
+    let o = probe(&gzip, &format!("http://{addr}/gzip")).await;
+    assert!(o.success, "{:?}", o.failure);
+    assert_eq!(o.value(&PROBE_HTTP_UNCOMPRESSED_BODY_LENGTH), Some(46.0));
 }
 
 #[tokio::test]
@@ -116,14 +129,14 @@ async fn redirects_followed_counted_and_optional() {
     let addr = http_server().await;
     let o = probe("prober: http", &format!("http://{addr}/redirect?n=3")).await;
     assert!(o.success, "{:?}", o.failure);
-    assert_eq!(o.value("probe_http_redirects"), Some(3.0));
+    assert_eq!(o.value(&PROBE_HTTP_REDIRECTS), Some(3.0));
     let o = probe(
         "prober: http\nhttp:\n  follow_redirects: false",
         &format!("http://{addr}/redirect?n=3"),
     )
     .await;
     assert_eq!(reason(&o), "status_code");
-    assert_eq!(o.value("probe_http_status_code"), Some(302.0));
+    assert_eq!(o.value(&PROBE_HTTP_STATUS_CODE), Some(302.0));
     let o = probe(
         "prober: http\nhttp:\n  follow_redirects: false\n  valid_status_codes: [302]",
         &format!("http://{addr}/redirect?n=1"),
@@ -137,7 +150,7 @@ async fn redirect_loop_stops_at_ten() {
     let addr = http_server().await;
     let o = probe("prober: http", &format!("http://{addr}/loop")).await;
     assert_eq!(reason(&o), "redirect_limit");
-    assert_eq!(o.value("probe_http_redirects"), Some(11.0));
+    assert_eq!(o.value(&PROBE_HTTP_REDIRECTS), Some(11.0));
 }
 
 #[tokio::test]
@@ -158,7 +171,7 @@ async fn body_regexes() {
     )
     .await;
     assert_eq!(reason(&o), "body_regex");
-    assert_eq!(o.value("probe_failed_due_to_regex"), Some(1.0));
+    assert_eq!(o.value(&PROBE_FAILED_DUE_TO_REGEX), Some(1.0));
     let o = probe(
         "prober: http\nhttp:\n  fail_if_body_not_matches_regexp: ['goodbye']",
         &format!("http://{addr}/"),
@@ -171,7 +184,7 @@ async fn body_regexes() {
     )
     .await;
     assert!(o.success);
-    assert_eq!(o.value("probe_failed_due_to_regex"), Some(0.0));
+    assert_eq!(o.value(&PROBE_FAILED_DUE_TO_REGEX), Some(0.0));
 }
 
 #[tokio::test]
@@ -182,7 +195,7 @@ async fn header_regexes() {
         "prober: http\nhttp:\n  fail_if_header_matches:\n    - header: X-Test\n      regexp: 'abc'";
     let o = probe(matches, &url).await;
     assert_eq!(reason(&o), "header_regex");
-    assert_eq!(o.value("probe_failed_due_to_regex"), Some(1.0));
+    assert_eq!(o.value(&PROBE_FAILED_DUE_TO_REGEX), Some(1.0));
     let not_matches = "prober: http\nhttp:\n  fail_if_header_not_matches:\n    - header: x-test\n      regexp: '^xyz'";
     assert_eq!(reason(&probe(not_matches, &url).await), "header_regex");
     let good = "prober: http\nhttp:\n  fail_if_header_not_matches:\n    - header: X-Test\n      regexp: '^abc[0-9]+$'";
@@ -199,7 +212,7 @@ async fn last_modified_header() {
     let url =
         format!("http://{addr}/headers?Last-Modified=Wed,%2021%20Oct%202015%2007:28:00%20GMT");
     let o = probe("prober: http", &url).await;
-    assert_eq!(o.value("probe_http_last_modified_timestamp_seconds"), Some(1_445_412_480.0));
+    assert_eq!(o.value(&PROBE_HTTP_LAST_MODIFIED_TIMESTAMP_SECONDS), Some(1_445_412_480.0));
 }
 
 #[tokio::test]
@@ -208,7 +221,7 @@ async fn ip_protocol_preference_and_fallback() {
     let o = probe("prober: http\nhttp:\n  preferred_ip_protocol: ip6", &format!("http://{addr}/"))
         .await;
     assert!(o.success, "falls back to IPv4: {:?}", o.failure);
-    assert_eq!(o.value("probe_ip_protocol"), Some(4.0));
+    assert_eq!(o.value(&PROBE_IP_PROTOCOL), Some(4.0));
     let o = probe(
         "prober: http\nhttp:\n  preferred_ip_protocol: ip6\n  ip_protocol_fallback: false",
         &format!("http://{addr}/"),
@@ -221,9 +234,9 @@ async fn ip_protocol_preference_and_fallback() {
     )
     .await;
     assert!(o.success, "{:?}", o.failure);
-    assert_eq!(o.value("probe_ip_protocol"), Some(4.0));
+    assert_eq!(o.value(&PROBE_IP_PROTOCOL), Some(4.0));
     assert_eq!(
-        o.value("probe_ip_addr_hash"),
+        o.value(&PROBE_IP_ADDR_HASH),
         Some(3_668_918_509.0),
         "as blackbox_exporter reports it"
     );
@@ -276,9 +289,9 @@ async fn compression_is_requested_and_decoded() {
         let module = format!("prober: http\nhttp:\n  compression: {kind}\n  fail_if_body_not_matches_regexp: ['hello compressed world']");
         let o = probe(&module, &format!("http://{addr}/{kind}")).await;
         assert!(o.success, "{kind}: {:?}", o.failure);
-        assert_eq!(o.value("probe_http_uncompressed_body_length"), Some(46.0), "{kind}");
+        assert_eq!(o.value(&PROBE_HTTP_UNCOMPRESSED_BODY_LENGTH), Some(46.0), "{kind}");
         assert!(
-            o.value("probe_http_content_length").unwrap() != 46.0,
+            o.value(&PROBE_HTTP_CONTENT_LENGTH).unwrap() != 46.0,
             "{kind}: content length is the compressed size"
         );
     }
@@ -352,7 +365,7 @@ async fn proxy_url_forwards_http_and_tunnels_https() {
     let o = probe(&module, &format!("https://localhost:{}/", tls_addr.port())).await;
     assert!(o.success, "{:?}", o.failure);
     assert_eq!(seen.lock().unwrap()[1], format!("CONNECT localhost:{} HTTP/1.1", tls_addr.port()));
-    assert_eq!(o.value("probe_http_ssl"), Some(1.0));
+    assert_eq!(o.value(&PROBE_HTTP_SSL), Some(1.0));
 
     let refused = format!("prober: http\nhttp:\n  proxy_url: http://127.0.0.1:{}", closed_port());
     assert_eq!(reason(&probe(&refused, &format!("http://{addr}/")).await), "proxy");
@@ -369,15 +382,15 @@ async fn https_tls_config_and_http2() {
 
     let o = probe(&base, &format!("https://localhost:{}/", h2.port())).await;
     assert!(o.success, "{:?}", o.failure);
-    assert_eq!(o.value("probe_http_version"), Some(2.0));
-    assert_eq!(o.value("probe_http_ssl"), Some(1.0));
-    assert!(label_sets(&o, "probe_http_duration_seconds").len() == 5);
-    assert_eq!(label(&label_sets(&o, "probe_tls_version_info")[0], "version"), "TLS 1.3");
-    assert!(label(&label_sets(&o, "probe_tls_cipher_info")[0], "cipher").starts_with("TLS_"));
+    assert_eq!(o.value(&PROBE_HTTP_VERSION), Some(2.0));
+    assert_eq!(o.value(&PROBE_HTTP_SSL), Some(1.0));
+    assert!(label_sets(&o, &PROBE_HTTP_DURATION_SECONDS).len() == 5);
+    assert_eq!(label(&label_sets(&o, &PROBE_TLS_VERSION_INFO)[0], "version"), "TLS 1.3");
+    assert!(label(&label_sets(&o, &PROBE_TLS_CIPHER_INFO)[0], "cipher").starts_with("TLS_"));
 
     let no_h2 = format!("{base}\n  enable_http2: false");
     let o = probe(&no_h2, &format!("https://localhost:{}/", h2.port())).await;
-    assert_eq!(o.value("probe_http_version"), Some(1.1));
+    assert_eq!(o.value(&PROBE_HTTP_VERSION), Some(1.1));
 
     let o = probe(
         &format!("{base}\n  valid_http_versions: [HTTP/2.0]"),
@@ -404,13 +417,13 @@ async fn https_tls_config_and_http2() {
     )
     .await;
     assert!(tls12.success, "{:?}", tls12.failure);
-    assert_eq!(label(&label_sets(&tls12, "probe_tls_version_info")[0], "version"), "TLS 1.2");
+    assert_eq!(label(&label_sets(&tls12, &PROBE_TLS_VERSION_INFO)[0], "version"), "TLS 1.2");
     let tls13 = probe(
         &format!("{base}\n    min_version: TLS13"),
         &format!("https://localhost:{}/", h2.port()),
     )
     .await;
-    assert_eq!(label(&label_sets(&tls13, "probe_tls_version_info")[0], "version"), "TLS 1.3");
+    assert_eq!(label(&label_sets(&tls13, &PROBE_TLS_VERSION_INFO)[0], "version"), "TLS 1.3");
 }
 
 #[tokio::test]
@@ -456,7 +469,7 @@ async fn credentials_and_cookies_stay_with_the_target_host() {
     let module = "prober: http\nhttp:\n  headers:\n    Authorization: Bearer secret\n    Cookie: session=1\n    X-Trace: kept\n  fail_if_body_matches_regexp: ['secret', 'session=1']\n  fail_if_body_not_matches_regexp: ['x-trace: kept']";
     let o = probe(module, &target).await;
     assert!(o.success, "{:?}", o.failure);
-    assert_eq!(o.value("probe_http_redirects"), Some(1.0));
+    assert_eq!(o.value(&PROBE_HTTP_REDIRECTS), Some(1.0));
 }
 
 #[tokio::test]
@@ -470,7 +483,7 @@ async fn host_header_names_the_tls_server_and_https_to_http_drops_tls_metrics() 
     let base = format!("prober: http\nhttp:\n  tls_config:\n    ca_file: {}\n  headers:\n    Host: www.example.test", ca_file.display());
     let o = probe(&base, &format!("https://127.0.0.1:{}/", tls.port())).await;
     assert!(o.success, "the Host override is the name verified: {:?}", o.failure);
-    assert!(o.value("probe_ssl_earliest_cert_expiry").is_some());
+    assert!(o.value(&PROBE_SSL_EARLIEST_CERT_EXPIRY).is_some());
 
     let to_plain = format!("http://127.0.0.1:{}/", plain.port());
     let target = format!(
@@ -480,10 +493,10 @@ async fn host_header_names_the_tls_server_and_https_to_http_drops_tls_metrics() 
     );
     let o = probe(&base, &target).await;
     assert!(o.success, "{:?}", o.failure);
-    assert_eq!(o.value("probe_http_ssl"), Some(0.0));
+    assert_eq!(o.value(&PROBE_HTTP_SSL), Some(0.0));
     assert!(
-        o.value("probe_ssl_earliest_cert_expiry").is_none(),
+        o.value(&PROBE_SSL_EARLIEST_CERT_EXPIRY).is_none(),
         "the final response was not over TLS"
     );
-    assert!(family(&o, "lookout_cert_not_after_timestamp_seconds").is_none());
+    assert!(family(&o, &CERT_NOT_AFTER).is_none());
 }

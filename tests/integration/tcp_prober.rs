@@ -9,9 +9,9 @@ async fn connect_only() {
     let addr = http_server().await;
     let o = probe("prober: tcp", &addr.to_string()).await;
     assert!(o.success, "{:?}", o.failure);
-    assert_eq!(o.value("probe_ip_protocol"), Some(4.0));
-    assert!(o.value("probe_dns_lookup_time_seconds").is_some());
-    assert_eq!(o.value("probe_failed_due_to_regex"), Some(0.0));
+    assert_eq!(o.value(&PROBE_IP_PROTOCOL), Some(4.0));
+    assert!(o.value(&PROBE_DNS_LOOKUP_TIME_SECONDS).is_some());
+    assert_eq!(o.value(&PROBE_FAILED_DUE_TO_REGEX), Some(0.0));
 }
 
 /// An SMTP-like server: banner, then answers `HELO x` with `250 hello x`.
@@ -53,7 +53,7 @@ async fn query_response_mismatch_fails_due_to_regex() {
     let module = "prober: tcp\ntcp:\n  query_response:\n    - expect: '^SSH-2.0'";
     let o = probe(module, &addr.to_string()).await;
     assert_eq!(reason(&o), "query_response");
-    assert_eq!(o.value("probe_failed_due_to_regex"), Some(1.0));
+    assert_eq!(o.value(&PROBE_FAILED_DUE_TO_REGEX), Some(1.0));
 }
 
 #[tokio::test]
@@ -108,8 +108,8 @@ async fn tls_and_starttls() {
     );
     let o = probe(&module, &format!("localhost:{}", direct.port())).await;
     assert!(o.success, "{:?}", o.failure);
-    assert!(o.value("probe_ssl_earliest_cert_expiry").unwrap() > 0.0);
-    assert_eq!(label(&label_sets(&o, "probe_tls_version_info")[0], "version"), "TLS 1.3");
+    assert!(o.value(&PROBE_SSL_EARLIEST_CERT_EXPIRY).unwrap() > 0.0);
+    assert_eq!(label(&label_sets(&o, &PROBE_TLS_VERSION_INFO)[0], "version"), "TLS 1.3");
 
     let starttls = raw_server(move |s| {
         let acceptor = acceptor.clone();
@@ -136,7 +136,7 @@ async fn tls_and_starttls() {
     );
     let o = probe(&module, &format!("localhost:{}", starttls.port())).await;
     assert!(o.success, "{:?}\n{}", o.failure, o.log.join("\n"));
-    assert!(family(&o, "probe_ssl_last_chain_info").is_some());
+    assert!(family(&o, &PROBE_SSL_LAST_CHAIN_INFO).is_some());
 }
 
 #[tokio::test]
@@ -156,7 +156,7 @@ async fn source_ip_address_and_ip_protocol() {
     )
     .await;
     assert!(o.success, "{:?}", o.failure);
-    assert_eq!(o.value("probe_ip_protocol"), Some(4.0));
+    assert_eq!(o.value(&PROBE_IP_PROTOCOL), Some(4.0));
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     assert_eq!(peers.lock().unwrap().as_slice(), ["127.0.0.2"]);
     let o = probe(

@@ -14,12 +14,12 @@ fn days_from_now(days: f64) -> f64 {
 }
 
 fn verify_result(o: &Outcome) -> String {
-    label(&label_sets(o, "lookout_tls_verify_result")[0], "result").to_string()
+    label(&label_sets(o, &TLS_VERIFY_RESULT)[0], "result").to_string()
 }
 
 /// (source, chain_position, subject_cn, not_after) of every certificate series.
 fn certs(o: &Outcome) -> Vec<(String, String, String, f64)> {
-    let f = family(o, "lookout_cert_not_after_timestamp_seconds").expect("certificate series");
+    let f = family(o, &CERT_NOT_AFTER).expect("certificate series");
     f.samples
         .iter()
         .map(|s| {
@@ -69,10 +69,10 @@ async fn valid_leaf_expiring_in_ten_days() {
     let o = case.probe("").await;
     assert!(o.success, "{:?}", o.failure);
     assert_eq!(verify_result(&o), "ok");
-    let earliest = o.value("probe_ssl_earliest_cert_expiry").unwrap();
+    let earliest = o.value(&PROBE_SSL_EARLIEST_CERT_EXPIRY).unwrap();
     assert!((earliest - days_from_now(10.0)).abs() < 120.0, "{earliest}");
-    assert_eq!(o.value("probe_ssl_last_chain_expiry_timestamp_seconds"), Some(earliest));
-    let info = &label_sets(&o, "probe_ssl_last_chain_info")[0];
+    assert_eq!(o.value(&PROBE_SSL_LAST_CHAIN_EXPIRY_TIMESTAMP_SECONDS), Some(earliest));
+    let info = &label_sets(&o, &PROBE_SSL_LAST_CHAIN_INFO)[0];
     assert_eq!(label(info, "subject"), "CN=localhost");
     assert_eq!(label(info, "issuer"), "CN=Good CA");
     assert_eq!(label(info, "subjectalternative"), "localhost");
@@ -90,15 +90,15 @@ async fn expired_leaf_still_reports_its_certificate() {
     let o = case.probe("").await;
     assert_eq!(reason(&o), "tls_verify");
     assert_eq!(verify_result(&o), "expired");
-    let earliest = o.value("probe_ssl_earliest_cert_expiry").unwrap();
+    let earliest = o.value(&PROBE_SSL_EARLIEST_CERT_EXPIRY).unwrap();
     assert!(earliest < now(), "expiry {earliest} is in the past");
-    assert!(family(&o, "probe_tls_version_info").is_some());
+    assert!(family(&o, &PROBE_TLS_VERSION_INFO).is_some());
     assert_eq!(certs(&o).len(), 1);
     // insecure_skip_verify lets the probe succeed, and still says what was wrong.
     let o = case.probe("    insecure_skip_verify: true").await;
     assert!(o.success, "{:?}", o.failure);
     assert_eq!(verify_result(&o), "expired");
-    assert!(o.value("probe_ssl_earliest_cert_expiry").unwrap() < now());
+    assert!(o.value(&PROBE_SSL_EARLIEST_CERT_EXPIRY).unwrap() < now());
 }
 
 #[tokio::test]
@@ -115,7 +115,7 @@ async fn expired_intermediate_is_reported_at_its_position() {
     assert_eq!((found[1].1.as_str(), found[1].2.as_str()), ("1", "Old Intermediate"));
     assert!(found[1].3 < now());
     assert!(found[0].3 > now());
-    assert_eq!(o.value("probe_ssl_earliest_cert_expiry"), Some(found[1].3));
+    assert_eq!(o.value(&PROBE_SSL_EARLIEST_CERT_EXPIRY), Some(found[1].3));
 }
 
 #[tokio::test]
@@ -126,7 +126,7 @@ async fn not_yet_valid() {
     let o = case.probe("").await;
     assert_eq!(reason(&o), "tls_verify");
     assert_eq!(verify_result(&o), "not_yet_valid");
-    let before = family(&o, "lookout_cert_not_before_timestamp_seconds").unwrap().samples[0].value;
+    let before = family(&o, &CERT_NOT_BEFORE).unwrap().samples[0].value;
     assert!(before > now());
 }
 
@@ -155,7 +155,7 @@ async fn self_signed_and_unknown_ca() {
     let case = Case::serve(Ca::new("Trusted CA"), vec![leaf.der.clone()], &leaf).await;
     let o = case.probe("").await;
     assert_eq!(verify_result(&o), "unknown_issuer");
-    let info = &label_sets(&o, "probe_ssl_last_chain_info")[0];
+    let info = &label_sets(&o, &PROBE_SSL_LAST_CHAIN_INFO)[0];
     assert_eq!(label(info, "issuer"), "CN=Other CA");
 }
 

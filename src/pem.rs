@@ -1,0 +1,37 @@
+//! PEM, the one text encoding of certificates and keys lookout reads: CA bundles and client
+//! certificates of the probers, certificate files of `prober: file`, and the certificate, key
+//! and client CAs of lookout's own TLS endpoint. Errors name the file, for configuration
+//! errors and probe failures alike.
+
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+/// Whether `bytes` hold PEM blocks rather than one DER certificate.
+pub fn is_pem(bytes: &[u8]) -> bool {
+    memchr::memmem::find(bytes, b"-----BEGIN").is_some()
+}
+
+/// The certificate blocks of a PEM bundle, each decoded or not; other blocks (keys,
+/// parameters) are skipped.
+pub fn certificates(
+    bytes: &[u8],
+) -> impl Iterator<Item = Result<CertificateDer<'static>, pem::Error>> + '_ {
+    CertificateDer::pem_slice_iter(bytes)
+}
+
+/// Every certificate of the PEM file at `path`, at least one.
+pub fn read_certificates(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+    let certs: Vec<CertificateDer<'static>> = certificates(&bytes)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{path}: not valid PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("{path}: no PEM certificate found"));
+    }
+    Ok(certs)
+}
+
+/// The first private key of the PEM file at `path`.
+pub fn read_private_key(path: &str) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| format!("{path}: no private key: {e}"))
+}
