@@ -37,6 +37,9 @@ struct Cli {
     /// Where log sources save how far they have read, so a restart resumes there.
     #[arg(long = "positions.file", default_value = "lookout-positions.json")]
     positions: PathBuf,
+    /// How long positions of files whose directory is missing or unreadable are kept.
+    #[arg(long = "positions.retention", default_value = "24h", value_parser = retention)]
+    positions_retention: std::time::Duration,
     /// Seconds subtracted from Prometheus' scrape timeout for /probe.
     #[arg(long = "timeout-offset", default_value_t = 0.5)]
     timeout_offset: f64,
@@ -151,9 +154,15 @@ fn run(cli: Cli) -> Result<Verdict, Error> {
             listen: cli.listen,
             web_config: cli.web_config,
             positions: cli.positions,
+            positions_retention: cli.positions_retention,
             timeout_offset: cli.timeout_offset,
         }),
     }
+}
+
+/// A duration flag in Prometheus' syntax (`30s`, `24h`, `7d`).
+fn retention(text: &str) -> Result<std::time::Duration, String> {
+    crate::config::values::PromDuration::parse(text).map(|d| d.0)
 }
 
 /// A multi-threaded tokio runtime for the commands that probe or serve.

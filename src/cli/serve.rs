@@ -14,6 +14,7 @@ pub struct Options {
     pub listen: String,
     pub web_config: Option<PathBuf>,
     pub positions: PathBuf,
+    pub positions_retention: std::time::Duration,
     pub timeout_offset: f64,
 }
 
@@ -22,8 +23,11 @@ pub fn run(options: Options) -> Result<Verdict, Error> {
         return Err(Error::Usage("--timeout-offset must be a number of seconds, 0 or more".into()));
     }
     let config = Config::load(&options.paths)?;
-    let positions = Positions::load(&options.positions)
-        .map_err(|e| Error::Usage(format!("positions file: {e}")))?;
+    let positions = Positions::open(&options.positions, options.positions_retention);
+    if let Some(problem) = positions.load_problem() {
+        // The log side starts as on a first run; the probes do not depend on it.
+        tracing::error!("positions file: {problem}; log sources start as `start_at` says");
+    }
     let security = match &options.web_config {
         Some(path) => Some(Arc::new(
             Security::load(path)

@@ -11,8 +11,7 @@ pub fn read_files(plan: &SourcePlan, state: &mut SourceState, paths: Vec<String>
     let mut tailer = plan.tailer_of(paths, None);
     let now = Instant::now();
     tailer.read_to_end(&mut |record: &str| state.process(plan, record, now));
-    let files = tailer.file_count();
-    state.add_tail(std::mem::take(&mut tailer.stats), 0, files, now);
+    state.add_tail(tailer.take_progress(), now);
 }
 
 /// Runs text through the plan's framing and rules, as if it were a file read to its end.

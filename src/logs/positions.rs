@@ -1,16 +1,27 @@
 //! The positions file: where reading stopped in each file, so a restart resumes exactly there.
 //!
 //! A file is identified by device, inode and a fingerprint of its first bytes: a new file that
-//! reuses an old inode has other first bytes and is read from its start. The file is written
-//! to a temporary name and renamed over the old one, so a crash never leaves half of it.
+//! reuses an old inode has other first bytes and is read from its start. Files are written to
+//! a temporary name and renamed over the old one, so a crash never leaves half of one.
+//!
+//! Entries of files a source no longer follows are swept: a file gone from a directory that
+//! still lists is forgotten after a short grace; a file whose directory is missing or
+//! unreadable may come back (a directory renamed away and back, Kubernetes pod directories), so
+//! its entry is kept, marked with when it went missing, for `retention` (24 h by default).
+//! Such dormant entries move to a second file, `<positions>.dormant`, rewritten only when that
+//! set changes (at most once a minute, or when many went missing at once), so the saves made
+//! several times a second stay as small as the set of live files.
+//!
+//! A file that cannot be parsed is moved aside (`<positions>.corrupt-<unix time>`) and lookout
+//! starts as on a first run, rather than not at all.
 
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
 
 pub const FINGERPRINT_BYTES: usize = 256;
 
@@ -61,6 +72,17 @@ fn fnv1a(bytes: &[u8]) -> u64 {
         .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
+/// How long an entry whose file is gone from a directory that lists fine is kept; also how long
+/// a rotated-away file is still read after its last growth.
+pub const GONE_GRACE: Duration = Duration::from_secs(5);
+/// Entries whose directory is missing or unreadable are kept this long by default.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// Dormant entries are written to their own file at most this often…
+const DORMANT_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
+/// …unless this many went dormant since the last time.
+const DORMANT_FLUSH_BATCH: usize = 1024;
+const FORMAT_VERSION: u32 = 2;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Entry {
     source: String,
@@ -70,10 +92,18 @@ struct Entry {
     fingerprint: u64,
     fingerprint_len: u32,
     offset: u64,
+    /// Unix seconds since the file's directory went missing or unreadable (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    missing_since: Option<u64>,
 }
 
-/// The table at one moment, to be written.
-pub struct Snapshot(Vec<Entry>);
+type Key = (String, u64, u64);
+
+impl Entry {
+    fn key(&self) -> Key {
+        (self.source.clone(), self.dev, self.ino)
+    }
+}
 
 #[derive(Serialize, Deserialize)]
 struct FileFormat {
@@ -81,36 +111,196 @@ struct FileFormat {
     files: Vec<Entry>,
 }
 
+/// The table at one moment, to be written: the main file's entries, and the dormant file's
+/// when that is due.
+pub struct Snapshot {
+    main: Vec<Entry>,
+    dormant: Option<Vec<Entry>>,
+}
+
+#[derive(Default)]
+struct Table {
+    entries: HashMap<String, HashMap<(u64, u64), Entry>>,
+    /// The main file is out of date.
+    dirty: bool,
+    /// Keys the dormant file on disk holds; the main file holds every other entry.
+    in_dormant_file: HashSet<Key>,
+    /// The set of dormant entries differs from the dormant file's.
+    dormant_changed: bool,
+    /// Entries that went dormant since the dormant file was written.
+    newly_dormant: usize,
+    last_dormant_flush: Option<Instant>,
+    /// Entries whose file is gone from a directory that lists, and since when.
+    gone_since: HashMap<Key, Instant>,
+}
+
+impl Table {
+    fn get_mut(&mut self, key: &Key) -> Option<&mut Entry> {
+        self.entries.get_mut(&key.0)?.get_mut(&(key.1, key.2))
+    }
+
+    fn remove(&mut self, key: &Key) -> Option<Entry> {
+        let removed = self.entries.get_mut(&key.0)?.remove(&(key.1, key.2))?;
+        self.dirty = true;
+        self.gone_since.remove(key);
+        if self.in_dormant_file.contains(key) {
+            self.dormant_changed = true;
+        }
+        Some(removed)
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values().flat_map(|files| files.values())
+    }
+}
+
 pub struct Positions {
     path: PathBuf,
+    dormant_path: PathBuf,
+    retention: Duration,
     /// Sources the file had entries for when it was loaded: they have run here before.
     known_sources: HashSet<String>,
-    entries: Mutex<HashMap<(String, u64, u64), Entry>>,
-    dirty: AtomicBool,
-    /// One writer at a time: every source's thread saves.
+    table: Mutex<Table>,
+    /// One write at a time.
     writing: Mutex<()>,
+    /// Why the files could not be read when they were opened.
+    load_problem: Option<String>,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Reads one positions file; `Ok(None)` when it does not exist.
+fn read_file(path: &Path) -> Result<Option<Vec<Entry>>, String> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice::<FileFormat>(&bytes)
+            .map(|f| Some(f.files))
+            .map_err(|e| format!("not a positions file: {e}")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Moves a file that cannot be parsed aside, so the next save does not destroy it.
+fn move_aside(path: &Path) -> String {
+    let aside = PathBuf::from(format!("{}.corrupt-{}", path.display(), unix_now()));
+    match std::fs::rename(path, &aside) {
+        Ok(()) => format!("moved to {}", aside.display()),
+        Err(e) => format!("could not be moved aside: {e}"),
+    }
+}
+
+/// Writes `entries` to `path` through a temporary file, synced, then renamed over.
+fn write_file(path: &Path, entries: &[Entry]) -> std::io::Result<()> {
+    // One entry a line: small, and still readable by a person.
+    let mut text = format!("{{\"version\":{FORMAT_VERSION},\"files\":[\n").into_bytes();
+    for (i, entry) in entries.iter().enumerate() {
+        if i > 0 {
+            text.extend_from_slice(b",\n");
+        }
+        serde_json::to_writer(&mut text, entry)?;
+    }
+    text.extend_from_slice(b"\n]}\n");
+    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
+    let file = File::create(&tmp)?;
+    std::io::Write::write_all(&mut &file, &text)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Where a followed file's entry stands, from what the file system shows.
+enum Presence {
+    /// At its recorded path: kept.
+    There,
+    /// Not at its path, which is in a directory that lists: gone for good.
+    Gone,
+    /// Its directory is missing or unreadable: it may come back.
+    Unknown,
+}
+
+/// Where an entry's file stands. Directories are looked at first, once each, so that many
+/// entries in directories that are gone cost one look per directory.
+fn presence(path: &Path, dev: u64, ino: u64, listable: &mut HashMap<PathBuf, bool>) -> Presence {
+    let parent = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    if !*listable.entry(parent).or_insert_with_key(|dir| std::fs::read_dir(dir).is_ok()) {
+        return Presence::Unknown;
+    }
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.dev() == dev && meta.ino() == ino => Presence::There,
+        _ => Presence::Gone,
+    }
 }
 
 impl Positions {
-    /// Loads the file; a missing file is an empty one (lookout has not run here before).
-    pub fn load(path: &Path) -> Result<Positions, String> {
-        let entries: HashMap<(String, u64, u64), Entry> = match std::fs::read(path) {
-            Ok(bytes) => {
-                let parsed: FileFormat = serde_json::from_slice(&bytes)
-                    .map_err(|e| format!("{}: not a positions file: {e}", path.display()))?;
-                parsed.files.into_iter().map(|e| ((e.source.clone(), e.dev, e.ino), e)).collect()
+    /// Opens the positions file; a missing file is an empty one (lookout has not run here
+    /// before). A file that cannot be read or parsed is reported by [`Positions::load_problem`],
+    /// and lookout goes on as on a first run.
+    pub fn open(path: &Path, retention: Duration) -> Positions {
+        let dormant_path = PathBuf::from(format!("{}.dormant", path.display()));
+        let mut problems = Vec::new();
+        let mut read = |file: &Path| match read_file(file) {
+            Ok(entries) => entries.unwrap_or_default(),
+            Err(e) => {
+                let moved = if e.starts_with("not a positions file") {
+                    format!(", {}", move_aside(file))
+                } else {
+                    String::new()
+                };
+                problems.push(format!("{}: {e}{moved}", file.display()));
+                Vec::new()
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
-            Err(e) => return Err(format!("{}: {e}", path.display())),
         };
-        let known_sources = entries.keys().map(|(source, _, _)| source.clone()).collect();
-        Ok(Positions {
+        let main = read(path);
+        let dormant = read(&dormant_path);
+        let mut table = Table::default();
+        let in_main: HashSet<Key> = main.iter().map(Entry::key).collect();
+        for entry in dormant {
+            if !in_main.contains(&entry.key()) {
+                table.in_dormant_file.insert(entry.key());
+                table
+                    .entries
+                    .entry(entry.source.clone())
+                    .or_default()
+                    .insert((entry.dev, entry.ino), entry);
+            }
+        }
+        for entry in main {
+            table
+                .entries
+                .entry(entry.source.clone())
+                .or_default()
+                .insert((entry.dev, entry.ino), entry);
+        }
+        let known_sources = table
+            .entries
+            .iter()
+            .filter(|(_, files)| !files.is_empty())
+            .map(|(s, _)| s.clone())
+            .collect();
+        Positions {
             path: path.to_path_buf(),
+            dormant_path,
+            retention,
             known_sources,
-            entries: Mutex::new(entries),
-            dirty: AtomicBool::new(false),
+            table: Mutex::new(table),
             writing: Mutex::new(()),
-        })
+            load_problem: (!problems.is_empty()).then(|| problems.join("; ")),
+        }
+    }
+
+    /// How long entries of files whose directory is missing or unreadable are kept.
+    pub fn retention(&self) -> Duration {
+        self.retention
+    }
+
+    /// Why the positions could not be read at start, if they could not.
+    pub fn load_problem(&self) -> Option<&str> {
+        self.load_problem.as_deref()
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().expect("positions lock")
     }
 
     /// Whether this source had saved positions when lookout started: it has run here before.
@@ -120,48 +310,106 @@ impl Positions {
 
     /// The saved offset of this file, if it is the same file (inode and first bytes).
     pub fn lookup(&self, source: &str, identity: &Identity, file: &mut File) -> Option<u64> {
-        let entries = self.entries.lock().expect("positions lock");
-        let entry = entries.get(&(source.to_string(), identity.dev, identity.ino))?;
+        let table = self.table();
+        let entry = table.entries.get(source)?.get(&(identity.dev, identity.ino))?;
         (hash_prefix(file, entry.fingerprint_len as usize) == Some(entry.fingerprint))
             .then_some(entry.offset)
     }
 
     pub fn record(&self, source: &str, path: &Path, identity: &Identity, offset: u64) {
-        let mut entries = self.entries.lock().expect("positions lock");
+        let mut table = self.table();
         let key = (source.to_string(), identity.dev, identity.ino);
-        let changed = entries
-            .get(&key)
-            .is_none_or(|e| e.offset != offset || e.fingerprint != identity.fingerprint);
-        if changed {
-            let entry = Entry {
-                source: source.to_string(),
-                path: path.display().to_string(),
-                dev: identity.dev,
-                ino: identity.ino,
-                fingerprint: identity.fingerprint,
-                fingerprint_len: identity.fingerprint_len,
-                offset,
-            };
-            entries.insert(key, entry);
-            self.dirty.store(true, Ordering::Release);
+        table.gone_since.remove(&key);
+        let unchanged = table.get_mut(&key).is_some_and(|e| {
+            e.offset == offset && e.fingerprint == identity.fingerprint && e.missing_since.is_none()
+        });
+        if unchanged {
+            return;
         }
+        let entry = Entry {
+            source: source.to_string(),
+            path: path.display().to_string(),
+            dev: identity.dev,
+            ino: identity.ino,
+            fingerprint: identity.fingerprint,
+            fingerprint_len: identity.fingerprint_len,
+            offset,
+            missing_since: None,
+        };
+        // A file back from dormancy belongs to the main file again.
+        table.in_dormant_file.remove(&key);
+        table.entries.entry(key.0).or_default().insert((key.1, key.2), entry);
+        table.dirty = true;
     }
 
     pub fn forget(&self, source: &str, identity: &Identity) {
-        if self
-            .entries
-            .lock()
-            .expect("positions lock")
-            .remove(&(source.to_string(), identity.dev, identity.ino))
-            .is_some()
-        {
-            self.dirty.store(true, Ordering::Release);
+        self.table().remove(&(source.to_string(), identity.dev, identity.ino));
+    }
+
+    /// Looks at the entries of `source` whose files it does not follow (`followed`: device and
+    /// inode of those it does): forgets those gone for good and those missing for longer than
+    /// the retention, marks those that went missing. The file system is looked at without the
+    /// table locked.
+    pub fn sweep(&self, source: &str, followed: &HashSet<(u64, u64)>) {
+        let candidates: Vec<(Key, PathBuf)> = match self.table().entries.get(source) {
+            Some(files) => files
+                .values()
+                .filter(|e| !followed.contains(&(e.dev, e.ino)))
+                .map(|e| (e.key(), PathBuf::from(&e.path)))
+                .collect(),
+            None => return,
+        };
+        let mut listable = HashMap::new();
+        let found: Vec<(Key, Presence)> = candidates
+            .into_iter()
+            .map(|(key, path)| {
+                let presence = presence(&path, key.1, key.2, &mut listable);
+                (key, presence)
+            })
+            .collect();
+        let (now, now_unix) = (Instant::now(), unix_now());
+        let mut table = self.table();
+        for (key, presence) in found {
+            match presence {
+                Presence::There => {
+                    table.gone_since.remove(&key);
+                    if let Some(entry) = table.get_mut(&key).filter(|e| e.missing_since.is_some()) {
+                        entry.missing_since = None;
+                        table.in_dormant_file.remove(&key);
+                        table.dirty = true;
+                    }
+                }
+                Presence::Gone => {
+                    let since = *table.gone_since.entry(key.clone()).or_insert(now);
+                    if now.duration_since(since) >= GONE_GRACE {
+                        table.remove(&key);
+                    }
+                }
+                Presence::Unknown => {
+                    table.gone_since.remove(&key);
+                    let Some(entry) = table.get_mut(&key) else { continue };
+                    match entry.missing_since {
+                        None => {
+                            entry.missing_since = Some(now_unix);
+                            table.dirty = true;
+                            table.dormant_changed = true;
+                            table.newly_dormant += 1;
+                        }
+                        Some(since)
+                            if now_unix.saturating_sub(since) >= self.retention.as_secs() =>
+                        {
+                            table.remove(&key);
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
         }
     }
 
-    /// Writes the file if anything changed: to a temporary file, synced, then renamed over.
+    /// Writes what changed: the dormant file when due, then the main file.
     pub fn save(&self) -> std::io::Result<()> {
-        match self.snapshot() {
+        match self.take_snapshot(true) {
             Some(snapshot) => self.write(snapshot),
             None => Ok(()),
         }
@@ -169,28 +417,53 @@ impl Positions {
 
     /// The table as it is now, if it changed since the last snapshot.
     pub fn snapshot(&self) -> Option<Snapshot> {
-        if !self.dirty.swap(false, Ordering::AcqRel) {
-            return None;
-        }
-        let mut files: Vec<Entry> =
-            self.entries.lock().expect("positions lock").values().cloned().collect();
-        files.sort_by(|a, b| (&a.source, &a.path).cmp(&(&b.source, &b.path)));
-        Some(Snapshot(files))
+        self.take_snapshot(false)
     }
 
-    /// Writes a copy of the table to the file.
-    pub fn write(&self, Snapshot(files): Snapshot) -> std::io::Result<()> {
+    fn take_snapshot(&self, flush_dormant: bool) -> Option<Snapshot> {
+        let mut table = self.table();
+        let due = table.dormant_changed
+            && (flush_dormant
+                || table.newly_dormant >= DORMANT_FLUSH_BATCH
+                || table.last_dormant_flush.is_none_or(|t| t.elapsed() >= DORMANT_FLUSH_INTERVAL));
+        if !table.dirty && !due {
+            return None;
+        }
+        table.dirty = false;
+        let sorted = |mut entries: Vec<Entry>| {
+            entries.sort_by(|a, b| (&a.source, &a.path).cmp(&(&b.source, &b.path)));
+            entries
+        };
+        if due {
+            table.dormant_changed = false;
+            table.newly_dormant = 0;
+            table.last_dormant_flush = Some(Instant::now());
+            let (dormant, main): (Vec<Entry>, Vec<Entry>) =
+                table.all().cloned().partition(|e| e.missing_since.is_some());
+            table.in_dormant_file = dormant.iter().map(Entry::key).collect();
+            Some(Snapshot { main: sorted(main), dormant: Some(sorted(dormant)) })
+        } else {
+            let main = table.all().filter(|e| !table.in_dormant_file.contains(&e.key())).cloned();
+            Some(Snapshot { main: sorted(main.collect()), dormant: None })
+        }
+    }
+
+    /// Writes a snapshot: the dormant file first, so no entry is ever in neither file.
+    pub fn write(&self, snapshot: Snapshot) -> std::io::Result<()> {
         let _writing = self.writing.lock().expect("positions write lock");
-        let text = serde_json::to_vec_pretty(&FileFormat { version: 1, files })?;
-        let tmp = self.path.with_extension("tmp");
-        let result = (|| {
-            let file = File::create(&tmp)?;
-            std::io::Write::write_all(&mut &file, &text)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &self.path)
-        })();
+        let result = match &snapshot.dormant {
+            Some(dormant) => write_file(&self.dormant_path, dormant),
+            None => Ok(()),
+        }
+        .and_then(|()| write_file(&self.path, &snapshot.main));
         if result.is_err() {
-            self.dirty.store(true, Ordering::Release);
+            let mut table = self.table();
+            table.dirty = true;
+            if snapshot.dormant.is_some() {
+                // Not known to be on disk: write every entry to the main file until it is.
+                table.in_dormant_file.clear();
+                table.dormant_changed = true;
+            }
         }
         result
     }

@@ -17,7 +17,7 @@ use super::positions::Positions;
 use super::state::{SourceState, SourceSummary};
 use super::tailer::Records;
 use crate::metrics::exposition::Family;
-use crate::metrics::families::LOG_POSITION_SAVE_ERRORS;
+use crate::metrics::families::{LOG_POSITIONS_LOAD_ERRORS, LOG_POSITION_SAVE_ERRORS};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
@@ -241,9 +241,11 @@ impl LogRuntime {
             let published = source.published.lock().expect("published lock").clone();
             families.extend(published.iter().cloned());
         }
-        if self.shared.positions.is_some() {
+        if let Some(positions) = &self.shared.positions {
             let errors = self.shared.save_errors.load(Ordering::Relaxed) as f64;
             families.push(Family::of(&LOG_POSITION_SAVE_ERRORS).with(Vec::new(), errors));
+            let load_errors = if positions.load_problem().is_some() { 1.0 } else { 0.0 };
+            families.push(Family::of(&LOG_POSITIONS_LOAD_ERRORS).with(Vec::new(), load_errors));
         }
         families
     }
@@ -296,11 +298,11 @@ fn follow(source: &LiveSource, stop: &AtomicBool, shared: &Shared) {
     loop {
         let now = Instant::now();
         tailer.poll(idle_flush, &mut Counting { source, now, held: None });
-        let (lag, files) = (tailer.lag_bytes(), tailer.file_count());
+        let progress = tailer.take_progress();
         {
             let mut staged = source.staged();
             let mut state = source.state();
-            state.add_tail(std::mem::take(&mut tailer.stats), lag, files, now);
+            state.add_tail(progress, now);
             state.expire(plan, now);
             tailer.record_positions();
             *staged = Some(snapshot(plan, &state));

@@ -6,13 +6,13 @@
 use super::parse::Parsed;
 use super::plan::SourcePlan;
 use super::rules::RuleState;
-use super::tailer::TailStats;
+use super::tailer::{Progress, TailStats, Unreadable};
 use crate::metrics::exposition::Family;
 use crate::metrics::families::{
     FamilyDef, LOG_BYTES, LOG_CONTINUATION_LINES_DROPPED, LOG_FILES, LOG_LAG_BYTES,
     LOG_LAST_RECORD_TIMESTAMP_SECONDS, LOG_LINES, LOG_LINES_CUT, LOG_QUERIES_DROPPED,
     LOG_QUERIES_INDEXED, LOG_READ_ERRORS, LOG_RECORDS, LOG_ROTATIONS, LOG_RULE_MATCHES, LOG_SERIES,
-    LOG_SERIES_DROPPED, LOG_TRUNCATIONS,
+    LOG_SERIES_DROPPED, LOG_TRUNCATIONS, LOG_UNREADABLE_FILES,
 };
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -38,6 +38,8 @@ pub struct SourceState {
     pub tail: TailStats,
     pub lag_bytes: u64,
     pub files: usize,
+    /// How many of the source's paths cannot be read, by reason (in `Unreadable::ALL`'s order).
+    pub unreadable: [usize; 6],
     pub last_record: Option<SystemTime>,
     /// Lines per second over the last few seconds, for the status page.
     pub lines_per_second: f64,
@@ -137,12 +139,13 @@ impl SourceState {
         self.last_record = Some(SystemTime::now());
     }
 
-    /// Takes what the tailer counted since the last call (file reads, rotations…), and what it
-    /// now holds.
-    pub fn add_tail(&mut self, stats: TailStats, lag_bytes: u64, files: usize, now: Instant) {
-        self.tail.add(&stats);
-        self.lag_bytes = lag_bytes;
-        self.files = files;
+    /// Takes what the tailer counted since it was last asked (file reads, rotations…), and
+    /// what it holds now.
+    pub fn add_tail(&mut self, progress: Progress, now: Instant) {
+        self.tail.add(&progress.stats);
+        self.lag_bytes = progress.lag_bytes;
+        self.files = progress.files;
+        self.unreadable = progress.unreadable;
         self.update_rate(now);
     }
 
@@ -193,6 +196,12 @@ impl SourceState {
             of_source(&LOG_LAG_BYTES, self.lag_bytes as f64),
             of_source(&LOG_FILES, self.files as f64),
         ];
+        let mut unreadable = Family::of(&LOG_UNREADABLE_FILES);
+        for (reason, count) in Unreadable::ALL.into_iter().zip(self.unreadable) {
+            let labels = LOG_UNREADABLE_FILES.labels([plan.name.clone(), reason.as_str().into()]);
+            unreadable = unreadable.with(labels, count as f64);
+        }
+        families.push(unreadable);
         if let Some(at) = self.last_record {
             let seconds =
                 at.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());

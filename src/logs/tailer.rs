@@ -16,9 +16,10 @@ use super::framing::{Framer, LineSplitter};
 use super::positions::{Identity, Positions};
 use crate::config::log_rules::StartAt;
 use regex::Regex;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,8 +27,52 @@ use std::time::{Duration, Instant};
 /// How much of a file is read in one go; larger files are read over several polls.
 const READ_CHUNK: usize = 256 * 1024;
 const MAX_READ_PER_POLL: u64 = 64 << 20;
-/// How long a rotated-away file is still read after its last growth.
-const DRAIN_GRACE: Duration = Duration::from_secs(5);
+/// How long a rotated-away file is still read after its last growth; also how often the
+/// positions of files no longer followed are swept.
+const DRAIN_GRACE: Duration = super::positions::GONE_GRACE;
+
+/// Why a path of a source cannot be read: a small fixed set, for a label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Unreadable {
+    PermissionDenied,
+    NotAFile,
+    SymlinkLoop,
+    NotFound,
+    TooManyOpenFiles,
+    Io,
+}
+
+impl Unreadable {
+    pub const ALL: [Unreadable; 6] = [
+        Unreadable::PermissionDenied,
+        Unreadable::NotAFile,
+        Unreadable::SymlinkLoop,
+        Unreadable::NotFound,
+        Unreadable::TooManyOpenFiles,
+        Unreadable::Io,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unreadable::PermissionDenied => "permission_denied",
+            Unreadable::NotAFile => "not_a_file",
+            Unreadable::SymlinkLoop => "symlink_loop",
+            Unreadable::NotFound => "not_found",
+            Unreadable::TooManyOpenFiles => "too_many_open_files",
+            Unreadable::Io => "io",
+        }
+    }
+
+    fn of(error: &std::io::Error) -> Unreadable {
+        match (error.kind(), error.raw_os_error()) {
+            (std::io::ErrorKind::PermissionDenied, _) => Unreadable::PermissionDenied,
+            (std::io::ErrorKind::NotFound, _) => Unreadable::NotFound,
+            (_, Some(libc::ELOOP)) => Unreadable::SymlinkLoop,
+            (_, Some(libc::EMFILE | libc::ENFILE)) => Unreadable::TooManyOpenFiles,
+            _ => Unreadable::Io,
+        }
+    }
+}
 
 /// What happened during polls, for self-metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +98,16 @@ impl TailStats {
     }
 }
 
+/// A tailer's counts since it was last asked, and its state now.
+pub struct Progress {
+    pub stats: TailStats,
+    /// Bytes written to the files but not read yet.
+    pub lag_bytes: u64,
+    pub files: usize,
+    /// How many of the source's paths cannot be read, by reason (in `Unreadable::ALL`'s order).
+    pub unreadable: [usize; 6],
+}
+
 struct Watched {
     path: PathBuf,
     file: File,
@@ -60,14 +115,34 @@ struct Watched {
     offset: u64,
     splitter: LineSplitter,
     framer: Framer,
-    /// Seen at its path in the last scan; if not, it was rotated away and is being drained.
+    /// Seen at its path in the last scan; if not, it was rotated away and is being drained,
+    /// or its directory cannot be seen for now.
     at_path: bool,
     last_growth: Instant,
+    /// Since when the file has not been seen although it still exists and no other file took
+    /// its path: its directory is missing or unreadable (renamed away, permissions, no file
+    /// descriptors left). It is read on through its handle and never finished early.
+    hidden_since: Option<Instant>,
 }
 
 impl Watched {
     fn committed(&self) -> u64 {
         self.offset - self.splitter.pending() - self.framer.pending()
+    }
+}
+
+/// Whether a file not seen at its path still exists there out of sight: not deleted, no other
+/// file at its path, and its directory missing or unreadable (rather than listing without it).
+fn hidden(w: &Watched) -> bool {
+    if w.file.metadata().map_or(true, |m| m.nlink() == 0) {
+        return false;
+    }
+    match std::fs::metadata(&w.path) {
+        Ok(meta) => meta.dev() == w.identity.dev && meta.ino() == w.identity.ino,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            w.path.parent().is_some_and(|dir| std::fs::read_dir(dir).is_err())
+        }
+        Err(_) => true,
     }
 }
 
@@ -103,6 +178,9 @@ pub struct Tailer {
     multiline: Option<Regex>,
     positions: Option<Arc<Positions>>,
     first_scan: bool,
+    last_sweep: Option<Instant>,
+    /// Paths that cannot be read, and why; each is warned about once.
+    unreadable: BTreeMap<PathBuf, Unreadable>,
     pub stats: TailStats,
 }
 
@@ -124,12 +202,13 @@ impl Tailer {
             multiline,
             positions,
             first_scan: true,
+            last_sweep: None,
+            unreadable: BTreeMap::new(),
             stats: TailStats::default(),
         }
     }
 
-    /// Bytes written to the files but not read yet.
-    pub fn lag_bytes(&self) -> u64 {
+    fn lag_bytes(&self) -> u64 {
         self.files
             .iter()
             .filter_map(|w| w.file.metadata().ok().map(|m| m.len().saturating_sub(w.offset)))
@@ -140,14 +219,34 @@ impl Tailer {
         self.files.len()
     }
 
+    /// What happened since the last call, and what the tailer holds now.
+    pub fn take_progress(&mut self) -> Progress {
+        Progress {
+            stats: std::mem::take(&mut self.stats),
+            lag_bytes: self.lag_bytes(),
+            files: self.files.len(),
+            unreadable: Unreadable::ALL
+                .map(|r| self.unreadable.values().filter(|u| **u == r).count()),
+        }
+    }
+
     /// Scans the paths, reads what is new and hands each complete record to `out`.
     /// `idle_flush`: emit a pending multiline record once its file has been quiet this long.
     pub fn poll(&mut self, idle_flush: Duration, out: &mut impl Records) {
         out.before_io();
         self.scan();
+        let now = Instant::now();
+        for w in self.files.iter_mut() {
+            w.hidden_since = match (w.at_path, w.hidden_since) {
+                (true, _) => None,
+                (false, since) if hidden(w) => Some(since.unwrap_or(now)),
+                (false, _) => None,
+            };
+        }
+        self.sweep(now);
         // Rotated-away files first, so records keep their order.
         self.files.sort_by_key(|w| w.at_path);
-        let now = Instant::now();
+        let retention = self.positions.as_ref().map(|p| p.retention());
         let mut index = 0;
         while index < self.files.len() {
             let read = self.read_file(index, out);
@@ -159,16 +258,37 @@ impl Tailer {
             if quiet >= idle_flush {
                 w.framer.flush(&mut |r: &str| out.record(r));
             }
-            if !w.at_path && quiet >= DRAIN_GRACE {
-                finish(w, out);
-                let gone = self.files.remove(index);
-                if let Some(p) = &self.positions {
-                    p.forget(&self.source, &gone.identity);
+            match w.hidden_since {
+                // Hidden for longer than positions are kept: let the handle go, unfinished.
+                Some(since) if retention.is_some_and(|r| now.duration_since(since) >= r) => {
+                    self.files.remove(index);
+                    continue;
                 }
-                continue;
+                Some(_) => {}
+                None if !w.at_path && quiet >= DRAIN_GRACE => {
+                    finish(w, out);
+                    let gone = self.files.remove(index);
+                    if let Some(p) = &self.positions {
+                        p.forget(&self.source, &gone.identity);
+                    }
+                    continue;
+                }
+                None => {}
             }
             index += 1;
         }
+    }
+
+    /// Every few seconds, has the positions table look at entries of files not followed.
+    fn sweep(&mut self, now: Instant) {
+        let Some(positions) = &self.positions else { return };
+        if self.last_sweep.is_some_and(|at| now.duration_since(at) < DRAIN_GRACE) {
+            return;
+        }
+        self.last_sweep = Some(now);
+        let followed: HashSet<(u64, u64)> =
+            self.files.iter().map(|w| (w.identity.dev, w.identity.ino)).collect();
+        positions.sweep(&self.source, &followed);
     }
 
     /// Reads every file to its end once and emits what is pending (replay and `--once`).
@@ -185,11 +305,18 @@ impl Tailer {
         for w in &mut self.files {
             w.at_path = false;
         }
+        let mut problems = BTreeMap::new();
         let mut paths = Vec::new();
         for pattern in &self.patterns {
             if pattern.contains(['*', '?', '[']) {
-                if let Ok(found) = glob::glob(pattern) {
-                    paths.extend(found.filter_map(Result::ok));
+                // Validated when the configuration is compiled.
+                for found in glob::glob(pattern).into_iter().flatten() {
+                    match found {
+                        Ok(path) => paths.push(path),
+                        Err(e) => {
+                            problems.insert(e.path().to_path_buf(), Unreadable::of(e.error()));
+                        }
+                    }
                 }
             } else {
                 paths.push(PathBuf::from(pattern));
@@ -198,10 +325,17 @@ impl Tailer {
         paths.sort();
         paths.dedup();
         for path in paths {
-            let Ok(meta) = std::fs::metadata(&path) else { continue };
-            if !meta.is_file() {
-                continue;
-            }
+            let meta = match std::fs::metadata(&path) {
+                Ok(meta) if meta.is_file() => meta,
+                Ok(_) => {
+                    problems.insert(path, Unreadable::NotAFile);
+                    continue;
+                }
+                Err(e) => {
+                    problems.insert(path, Unreadable::of(&e));
+                    continue;
+                }
+            };
             let (dev, ino) = (meta.dev(), meta.ino());
             if let Some(w) =
                 self.files.iter_mut().find(|w| w.identity.dev == dev && w.identity.ino == ino)
@@ -213,19 +347,52 @@ impl Tailer {
             if self.files.iter().any(|w| w.path == path && w.at_path) {
                 continue;
             }
-            if let Some(w) = self.open(&path, meta.len()) {
-                if self.files.iter().any(|old| old.path == path) {
-                    self.stats.rotations += 1;
+            match self.open(&path, meta.len()) {
+                Ok(w) => {
+                    if self.files.iter().any(|old| old.path == path) {
+                        self.stats.rotations += 1;
+                    }
+                    self.files.push(w);
                 }
-                self.files.push(w);
+                Err(reason) => {
+                    problems.insert(path, reason);
+                }
             }
         }
         self.first_scan = false;
+        self.note_unreadable(problems);
     }
 
-    fn open(&mut self, path: &Path, len: u64) -> Option<Watched> {
-        let mut file = File::open(path).ok()?;
-        let meta = file.metadata().ok()?;
+    /// Warns once about each path that became unreadable, and says when it is readable again.
+    fn note_unreadable(&mut self, now: BTreeMap<PathBuf, Unreadable>) {
+        for (path, reason) in &now {
+            if self.unreadable.get(path) != Some(reason) {
+                tracing::warn!(
+                    source = %self.source,
+                    "cannot read {}: {}",
+                    path.display(),
+                    reason.as_str()
+                );
+            }
+        }
+        for path in self.unreadable.keys().filter(|p| !now.contains_key(*p)) {
+            tracing::info!(source = %self.source, "{} can be read now", path.display());
+        }
+        self.unreadable = now;
+    }
+
+    fn open(&mut self, path: &Path, len: u64) -> Result<Watched, Unreadable> {
+        // Non-blocking, so a path swapped for a FIFO after the check above cannot hang the
+        // source; only a regular file is kept.
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| Unreadable::of(&e))?;
+        let meta = file.metadata().map_err(|e| Unreadable::of(&e))?;
+        if !meta.is_file() {
+            return Err(Unreadable::NotAFile);
+        }
         let mut identity =
             Identity { dev: meta.dev(), ino: meta.ino(), fingerprint: 0, fingerprint_len: 0 };
         identity.fingerprint_from(&mut file);
@@ -240,8 +407,8 @@ impl Tailer {
             None if self.first_scan && self.start_at == StartAt::End && !ran_before => len,
             None => 0,
         };
-        file.seek(SeekFrom::Start(offset)).ok()?;
-        Some(Watched {
+        file.seek(SeekFrom::Start(offset)).map_err(|e| Unreadable::of(&e))?;
+        Ok(Watched {
             path: path.to_path_buf(),
             file,
             identity,
@@ -250,6 +417,7 @@ impl Tailer {
             framer: Framer::new(self.multiline.clone()),
             at_path: true,
             last_growth: Instant::now(),
+            hidden_since: None,
         })
     }
 

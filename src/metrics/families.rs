@@ -317,6 +317,17 @@ pub const LOG_QUERIES_DROPPED: FamilyDef = counter(
 pub const LOG_POSITION_SAVE_ERRORS: FamilyDef =
     counter("lookout_log_position_save_errors", "Failures to write the positions file", &[]);
 
+pub const LOG_POSITIONS_LOAD_ERRORS: FamilyDef = counter(
+    "lookout_log_positions_load_errors",
+    "Positions files that could not be read or parsed at start (a corrupt one is moved aside)",
+    &[],
+);
+pub const LOG_UNREADABLE_FILES: FamilyDef = gauge(
+    "lookout_log_unreadable_files",
+    "Paths of a source that cannot be read, by reason: permission_denied, not_a_file, symlink_loop, not_found, too_many_open_files, io",
+    &["source", "reason"],
+);
+
 /// The self-metrics of log sources and their rules.
 pub const LOG_FAMILIES: &[&FamilyDef] = &[
     &LOG_LINES,
@@ -336,6 +347,8 @@ pub const LOG_FAMILIES: &[&FamilyDef] = &[
     &LOG_QUERIES_INDEXED,
     &LOG_QUERIES_DROPPED,
     &LOG_POSITION_SAVE_ERRORS,
+    &LOG_POSITIONS_LOAD_ERRORS,
+    &LOG_UNREADABLE_FILES,
 ];
 
 // ---------------------------------------------------------------- the process

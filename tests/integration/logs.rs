@@ -587,9 +587,9 @@ fn scrapes_never_wait_for_file_reading_or_position_saving() {
     }
     std::fs::write(&log, &text).unwrap();
     drop(text);
-    // The positions writer writes `positions.tmp` first: as a FIFO nobody reads, opening it
+    // The positions writer writes `positions.json.tmp` first: as a FIFO nobody reads, opening it
     // blocks, as a save to a hung disk would.
-    let fifo = dir.path().join("positions.tmp");
+    let fifo = dir.path().join("positions.json.tmp");
     let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);

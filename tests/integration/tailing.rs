@@ -3,7 +3,7 @@
 //! counted exactly once — as Vector's file source is tested.
 
 use lookout::config::log_rules::StartAt;
-use lookout::logs::positions::Positions;
+use lookout::logs::positions::{Positions, DEFAULT_RETENTION};
 use lookout::logs::tailer::Tailer;
 use std::collections::HashMap;
 use std::fs::OpenOptions;
@@ -41,7 +41,7 @@ struct Harness {
 }
 
 fn new_tailer(live: &Path, positions: &Path) -> (Tailer, Arc<Positions>) {
-    let positions = Arc::new(Positions::load(positions).unwrap());
+    let positions = Arc::new(Positions::open(positions, DEFAULT_RETENTION));
     let tailer = Tailer::new(
         "model",
         vec![live.display().to_string()],
@@ -235,7 +235,7 @@ fn start_at_end_skips_existing_content_only_on_the_first_run() {
     let positions = dir.path().join("positions.json");
     std::fs::write(&live, "old-1\nold-2\n").unwrap();
     let make = || {
-        let p = Arc::new(Positions::load(&positions).unwrap());
+        let p = Arc::new(Positions::open(&positions, DEFAULT_RETENTION));
         let tailer = Tailer::new(
             "s",
             vec![live.display().to_string()],
@@ -271,7 +271,7 @@ fn start_at_end_skips_existing_content_only_on_the_first_run() {
         StartAt::End,
         4096,
         None,
-        Some(Arc::new(Positions::load(&positions).unwrap())),
+        Some(Arc::new(Positions::open(&positions, DEFAULT_RETENTION))),
     );
     got.clear();
     tailer.poll(Duration::ZERO, &mut |r: &str| got.push(r.to_string()));
@@ -284,7 +284,7 @@ fn a_reused_inode_is_not_the_old_file() {
     let live = dir.path().join("a.log");
     let positions = dir.path().join("positions.json");
     std::fs::write(&live, "aaaa-1\naaaa-2\naaaa-3\n").unwrap();
-    let p = Arc::new(Positions::load(&positions).unwrap());
+    let p = Arc::new(Positions::open(&positions, DEFAULT_RETENTION));
     let mut tailer = Tailer::new(
         "s",
         vec![live.display().to_string()],
@@ -307,7 +307,7 @@ fn a_reused_inode_is_not_the_old_file() {
         StartAt::Beginning,
         4096,
         None,
-        Some(Arc::new(Positions::load(&positions).unwrap())),
+        Some(Arc::new(Positions::open(&positions, DEFAULT_RETENTION))),
     );
     tailer.poll(Duration::ZERO, &mut |r: &str| got.push(r.to_string()));
     assert_eq!(got, ["bbbb-1", "bbbb-2", "bbbb-3", "bbbb-4"]);
@@ -320,7 +320,7 @@ fn multiline_record_is_not_committed_before_it_is_complete() {
     let positions = dir.path().join("positions.json");
     let start = regex::Regex::new(r"^\d{4}-").unwrap();
     std::fs::write(&live, "2026-01 one\n\tat a\n2026-02 two\n\tat b\n").unwrap();
-    let p = Arc::new(Positions::load(&positions).unwrap());
+    let p = Arc::new(Positions::open(&positions, DEFAULT_RETENTION));
     let mut tailer = Tailer::new(
         "s",
         vec![live.display().to_string()],
@@ -347,7 +347,7 @@ fn multiline_record_is_not_committed_before_it_is_complete() {
         StartAt::Beginning,
         4096,
         Some(start),
-        Some(Arc::new(Positions::load(&positions).unwrap())),
+        Some(Arc::new(Positions::open(&positions, DEFAULT_RETENTION))),
     );
     tailer.poll(Duration::from_secs(3600), &mut |r: &str| got.push(r.to_string()));
     tailer.poll(Duration::ZERO, &mut |r: &str| got.push(r.to_string()));
@@ -385,7 +385,7 @@ fn a_new_source_starts_at_the_end_even_when_others_have_positions() {
     let old = dir.path().join("old.log");
     let new = dir.path().join("new.log");
     std::fs::write(&old, "o-1\n").unwrap();
-    let p = Arc::new(Positions::load(&positions).unwrap());
+    let p = Arc::new(Positions::open(&positions, DEFAULT_RETENTION));
     let mut tailer = Tailer::new(
         "old",
         vec![old.display().to_string()],
@@ -399,7 +399,7 @@ fn a_new_source_starts_at_the_end_even_when_others_have_positions() {
     p.save().unwrap();
     // Later a source is added whose file already has a long history.
     std::fs::write(&new, "history-1\nhistory-2\n").unwrap();
-    let p = Arc::new(Positions::load(&positions).unwrap());
+    let p = Arc::new(Positions::open(&positions, DEFAULT_RETENTION));
     let mut got = Vec::new();
     let mut tailer =
         Tailer::new("new", vec![new.display().to_string()], StartAt::End, 4096, None, Some(p));
