@@ -618,3 +618,92 @@ fn scrapes_never_wait_for_file_reading_or_position_saving() {
     wait_value(server.addr, "lookout_log_lines_total{source=\"web\"}", i as f64);
     drop(server);
 }
+
+#[test]
+fn a_file_lookout_may_not_read_is_reported_once_and_the_rest_goes_on() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    // lookout runs as nobody here (tests run as root, which may read anything).
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let binary = dir.path().join("lookout");
+    std::fs::copy(LOOKOUT, &binary).unwrap();
+    let secret = dir.path().join("secret.log");
+    append(&secret, &nginx_line(0, 200));
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let open = dir.path().join("open.log");
+    append(&open, "");
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let rules = write_file(
+        dir.path(),
+        "rules.yaml",
+        format!(
+            "sources:\n  - name: web\n    paths: [\"{}\", \"{}\"]\n    format: nginx\n    log_format: combined_timed\n    start_at: beginning\n    poll_interval: 50ms\nmetrics:\n  - name: requests_total\n    type: counter\n    source: web\n",
+            secret.display(),
+            open.display()
+        ),
+    );
+    let probes = write_file(dir.path(), "probes.yaml", "modules: {}\n");
+    let port = closed_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let stderr = std::fs::File::create(dir.path().join("stderr.txt")).unwrap();
+    let mut child = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(&binary)
+        .arg(format!("--config.probes={}", probes.display()))
+        .arg(format!("--config.log-rules={}", rules.display()))
+        .arg(format!("--positions.file={}", dir.path().join("positions.json").display()))
+        .arg(format!("--web.listen-address={addr}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut body = String::new();
+    for _ in 0..100 {
+        body = get(addr, "/metrics", &[]).map(|r| r.body).unwrap_or_default();
+        if body.contains("permission_denied\"} 1") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    append(&open, &nginx_line(1, 200));
+    let counted = wait_value(addr, "requests_total ", 1.0);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        total(&body, "lookout_log_unreadable_files{source=\"web\",reason=\"permission_denied\"}"),
+        1.0,
+        "{body}"
+    );
+    assert_eq!(total(&counted, "lookout_log_files{source=\"web\"}"), 1.0, "{counted}");
+    let log = std::fs::read_to_string(dir.path().join("stderr.txt")).unwrap();
+    let warning = format!("cannot read {}: permission_denied", secret.display());
+    assert_eq!(log.matches(&warning).count(), 1, "warned once, not at every poll:\n{log}");
+}
+
+#[test]
+fn a_corrupt_positions_file_is_moved_aside_and_nothing_else_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    append(&log, &nginx_line(0, 200)); // there before the first start: skipped (start_at: end)
+    std::fs::write(dir.path().join("positions.json"), "{\"version\": 2, \"files\": [tru").unwrap();
+    let rules = format!(
+        "sources:\n  - name: web\n    paths: [\"{}\"]\n    format: nginx\n    log_format: combined_timed\n    poll_interval: 50ms\nmetrics:\n  - name: requests_total\n    type: counter\n    source: web\n",
+        log.display()
+    );
+    let server = serve_logs(dir.path(), &rules);
+    assert_eq!(get(server.addr, "/-/healthy", &[]).unwrap().status, 200);
+    let body = get(server.addr, "/metrics", &[]).unwrap().body;
+    assert_eq!(total(&body, "lookout_log_positions_load_errors_total"), 1.0, "{body}");
+    let aside: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("positions.json.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "the corrupt file is kept for a person to look at");
+    std::thread::sleep(Duration::from_millis(300));
+    append(&log, &nginx_line(1, 200));
+    wait_value(server.addr, "requests_total ", 1.0);
+    std::thread::sleep(Duration::from_millis(300));
+    let body = get(server.addr, "/metrics", &[]).unwrap().body;
+    assert_eq!(total(&body, "requests_total "), 1.0, "start_at: end, as on a first run");
+}

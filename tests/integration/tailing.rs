@@ -4,10 +4,11 @@
 
 use lookout::config::log_rules::StartAt;
 use lookout::logs::positions::{Positions, DEFAULT_RETENTION};
-use lookout::logs::tailer::Tailer;
+use lookout::logs::tailer::{Tailer, Unreadable};
 use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -419,4 +420,193 @@ fn the_last_line_of_a_file_read_to_its_end_counts_without_a_newline() {
     let mut got = Vec::new();
     tailer.read_to_end(&mut |r: &str| got.push(r.to_string()));
     assert_eq!(got, ["one", "two"]);
+}
+
+fn append_lines(path: &Path, prefix: &str, range: std::ops::Range<u32>) {
+    let mut f = OpenOptions::new().append(true).create(true).open(path).unwrap();
+    for i in range {
+        writeln!(f, "{prefix}-{i}").unwrap();
+    }
+}
+
+fn tailer_with(pattern: String, positions: &Arc<Positions>) -> Tailer {
+    Tailer::new("s", vec![pattern], StartAt::Beginning, 4096, None, Some(positions.clone()))
+}
+
+/// Polls and records positions, as the runtime does after each poll.
+fn poll_into(tailer: &mut Tailer, got: &mut Vec<String>) {
+    tailer.poll(Duration::ZERO, &mut |r: &str| got.push(r.to_string()));
+    tailer.record_positions();
+}
+
+#[test]
+fn a_directory_that_disappears_for_a_while_is_resumed_not_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    append_lines(&logs.join("app.log"), "a", 0..30);
+    let positions = dir.path().join("positions.json");
+    let p = Arc::new(Positions::open(&positions, DEFAULT_RETENTION));
+    let pattern = format!("{}/*.log", logs.display());
+    let mut tailer = tailer_with(pattern.clone(), &p);
+    let mut got = Vec::new();
+    poll_into(&mut tailer, &mut got);
+    assert_eq!(got.len(), 30);
+
+    // The directory is renamed away for longer than a rotated file is drained.
+    let away = dir.path().join("logs.away");
+    std::fs::rename(&logs, &away).unwrap();
+    append_lines(&away.join("app.log"), "a", 30..35);
+    let until = std::time::Instant::now() + Duration::from_millis(6500);
+    while std::time::Instant::now() < until {
+        poll_into(&mut tailer, &mut got);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // lookout restarts while it is still away.
+    p.save().unwrap();
+    drop(tailer);
+    let p = Arc::new(Positions::open(&positions, DEFAULT_RETENTION));
+    let mut tailer = tailer_with(pattern, &p);
+    poll_into(&mut tailer, &mut got);
+    p.save().unwrap();
+
+    std::fs::rename(&away, &logs).unwrap();
+    append_lines(&logs.join("app.log"), "a", 35..40);
+    poll_into(&mut tailer, &mut got);
+    let expected: Vec<String> = (0..40).map(|i| format!("a-{i}")).collect();
+    assert_eq!(got, expected, "every line once, in order");
+}
+
+#[test]
+fn unreadable_paths_are_reported_and_never_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.log");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0);
+    let looped = dir.path().join("loop.log");
+    std::os::unix::fs::symlink(&looped, &looped).unwrap();
+    let subdir = dir.path().join("dir.log");
+    std::fs::create_dir(&subdir).unwrap();
+    let good = dir.path().join("good.log");
+    append_lines(&good, "g", 0..3);
+    let paths = [
+        fifo.display().to_string(),
+        looped.display().to_string(),
+        subdir.display().to_string(),
+        "/dev/zero".to_string(),
+        dir.path().join("absent.log").display().to_string(),
+        good.display().to_string(),
+    ];
+    let mut tailer = Tailer::new("s", paths.to_vec(), StartAt::Beginning, 4096, None, None);
+    let mut got = Vec::new();
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        tailer.poll(Duration::ZERO, &mut |r: &str| got.push(r.to_string()));
+    }
+    assert!(started.elapsed() < Duration::from_secs(2), "no path blocks the source");
+    assert_eq!(got, ["g-0", "g-1", "g-2"], "the readable file is read all the same");
+    let progress = tailer.take_progress();
+    let count = |reason: Unreadable| {
+        progress.unreadable[Unreadable::ALL.iter().position(|r| *r == reason).unwrap()]
+    };
+    assert_eq!(count(Unreadable::NotAFile), 3, "FIFO, directory, /dev/zero");
+    assert_eq!(count(Unreadable::SymlinkLoop), 1);
+    assert_eq!(count(Unreadable::NotFound), 1);
+    assert_eq!(progress.files, 1);
+}
+
+/// The entries of a positions file, by path.
+fn saved_paths(file: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let parsed: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let mut paths: Vec<String> = parsed["files"]
+        .as_array()
+        .map(|files| files.iter().map(|f| f["path"].as_str().unwrap().to_string()).collect())
+        .unwrap_or_default();
+    paths.sort();
+    paths
+}
+
+#[test]
+fn positions_of_files_gone_for_good_are_pruned_and_saves_stay_small() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live");
+    let pods = dir.path().join("pods");
+    std::fs::create_dir_all(live.join("x")).unwrap();
+    std::fs::create_dir_all(pods.join("p1")).unwrap();
+    let (a, b, c) = (live.join("x/a.log"), live.join("x/b.log"), pods.join("p1/c.log"));
+    for file in [&a, &b, &c] {
+        append_lines(file, "l", 0..2);
+    }
+    let positions = dir.path().join("positions.json");
+    let dormant = dir.path().join("positions.json.dormant");
+    let patterns = |p: &Arc<Positions>| {
+        Tailer::new(
+            "s",
+            vec![format!("{}/*/*.log", live.display()), format!("{}/*/*.log", pods.display())],
+            StartAt::Beginning,
+            4096,
+            None,
+            Some(p.clone()),
+        )
+    };
+    let p = Arc::new(Positions::open(&positions, DEFAULT_RETENTION));
+    let mut got = Vec::new();
+    poll_into(&mut patterns(&p), &mut got);
+    p.save().unwrap();
+    assert_eq!(saved_paths(&positions).len(), 3);
+
+    // While lookout is stopped: b.log is deleted from a directory that still lists, and the
+    // whole directory of c.log goes (Kubernetes deleting a pod's logs).
+    std::fs::remove_file(&b).unwrap();
+    std::fs::remove_dir_all(pods.join("p1")).unwrap();
+    // Many more entries of directories that are gone, as a busy node leaves behind.
+    let mut text = std::fs::read_to_string(&positions).unwrap();
+    let stale: Vec<String> = (0..5000)
+        .map(|i| {
+            format!(
+                r#"{{"source":"s","path":"{}/gone-{}/0.log","dev":1,"ino":{},"fingerprint":7,"fingerprint_len":9,"offset":10}}"#,
+                pods.display(),
+                i / 10,
+                1_000_000 + i
+            )
+        })
+        .collect();
+    text = text.replacen("\"files\":[\n", &format!("\"files\":[\n{},\n", stale.join(",\n")), 1);
+    std::fs::write(&positions, text).unwrap();
+
+    let p = Arc::new(Positions::open(&positions, DEFAULT_RETENTION));
+    assert!(p.load_problem().is_none());
+    let mut tailer = patterns(&p);
+    poll_into(&mut tailer, &mut got);
+    p.save().unwrap();
+    // Not yet: a file gone from a listing directory gets a few seconds' grace.
+    assert!(saved_paths(&positions).contains(&b.display().to_string()));
+    std::thread::sleep(Duration::from_millis(5200));
+    poll_into(&mut tailer, &mut got);
+    let snapshot = p.snapshot().unwrap();
+    p.write(snapshot).unwrap();
+    assert_eq!(saved_paths(&positions), [a.display().to_string()], "b.log forgotten");
+    let kept = saved_paths(&dormant);
+    assert_eq!(kept.len(), 5001, "entries of missing directories kept, apart");
+    assert!(kept.contains(&c.display().to_string()));
+
+    // The next saves write the live files only.
+    let dormant_inode = std::fs::metadata(&dormant).unwrap().ino();
+    append_lines(&a, "l", 2..4);
+    poll_into(&mut tailer, &mut got);
+    let snapshot = p.snapshot().unwrap();
+    p.write(snapshot).unwrap();
+    assert_eq!(std::fs::metadata(&dormant).unwrap().ino(), dormant_inode, "not rewritten");
+    assert!(std::fs::metadata(&positions).unwrap().len() < 1024);
+
+    // Past the retention they go too.
+    drop(tailer);
+    std::thread::sleep(Duration::from_millis(1100));
+    let p = Arc::new(Positions::open(&positions, Duration::from_secs(1)));
+    poll_into(&mut patterns(&p), &mut got);
+    p.save().unwrap();
+    assert_eq!(saved_paths(&positions), [a.display().to_string()]);
+    assert!(saved_paths(&dormant).is_empty());
 }
