@@ -2,7 +2,7 @@
 //! derived from their records. Field names are checked against what each source's parser
 //! produces when the file is compiled (see `logs::Pipeline`), with the line of the mistake.
 
-use super::values::{Pattern, PromDuration};
+use super::values::{ByteSize, Pattern, PromDuration};
 use super::{ConfigError, Source};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -11,6 +11,8 @@ use std::collections::{BTreeMap, HashSet};
 pub const DEFAULT_MAX_LINE_BYTES: usize = 64 * 1024;
 pub const DEFAULT_MAX_SERIES: usize = 1000;
 pub const DEFAULT_MAX_QUERIES: usize = 10_000;
+/// Bytes of hashes and SQL text a source's query index holds at most by default.
+pub const DEFAULT_MAX_QUERY_BYTES: u64 = 16 << 20;
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -95,6 +97,9 @@ pub struct QueryIndexSpec {
     pub sql: Spanned<String>,
     #[serde(default)]
     pub max_entries: Option<usize>,
+    /// Bytes of hashes and SQL text kept at most (16MiB).
+    #[serde(default)]
+    pub max_bytes: Option<ByteSize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -11,6 +11,7 @@ use super::sql;
 use super::tailer::Tailer;
 use crate::config::log_rules::{
     LogFormat, LogRulesFile, SourceSpec, StartAt, DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_QUERIES,
+    DEFAULT_MAX_QUERY_BYTES,
 };
 use crate::config::{ConfigError, Source};
 use regex::Regex;
@@ -28,11 +29,12 @@ struct Extract {
     targets: Vec<(usize, usize)>,
 }
 
-/// The fields a source's hash → SQL index is built from, and how many entries it keeps.
+/// The fields a source's hash → SQL index is built from, and how much it keeps.
 pub struct QueryIndexPlan {
     pub hash: usize,
     pub sql: usize,
-    pub max: usize,
+    pub max_entries: usize,
+    pub max_bytes: u64,
 }
 
 /// The SQL fingerprint option: the field holding SQL, and the two fields it fills.
@@ -143,7 +145,8 @@ impl SourcePlan {
             Some(q) => Some(QueryIndexPlan {
                 hash: resolve(&q.hash, &mut schema)?,
                 sql: resolve(&q.sql, &mut schema)?,
-                max: q.max_entries.unwrap_or(DEFAULT_MAX_QUERIES),
+                max_entries: q.max_entries.unwrap_or(DEFAULT_MAX_QUERIES),
+                max_bytes: q.max_bytes.map_or(DEFAULT_MAX_QUERY_BYTES, |b| b.0),
             }),
             None => None,
         };

@@ -256,23 +256,63 @@ impl LogRuntime {
         sources.iter().map(|s| s.state().summary(&s.plan)).collect()
     }
 
-    /// Query hash → SQL over every source that keeps an index, sorted.
-    pub fn queries(&self) -> Vec<(String, String, String)> {
+    /// One page of the query indexes: entries ordered by source then hash, those after
+    /// `after` (a page's `next`), at most `limit`; or the entries of one `hash`. Only the page
+    /// is copied, so an answer's size is bounded by `limit`, not by the index.
+    pub fn queries(&self, hash: Option<&str>, after: Option<&str>, limit: usize) -> QueryPage {
+        let limit = limit.max(1);
+        let after = after.map(|a| a.split_once('\n').unwrap_or((a, "")));
         let sources = self.shared.sources.read().expect("sources lock").clone();
-        let mut all = Vec::new();
-        for source in &sources {
+        let mut sources: Vec<&Arc<LiveSource>> = sources.iter().collect();
+        sources.sort_by(|a, b| a.plan.name.cmp(&b.plan.name));
+        let mut items = Vec::new();
+        let mut more = false;
+        for source in sources {
+            let name = source.plan.name.as_str();
+            if after.is_some_and(|(s, _)| name < s) {
+                continue;
+            }
             let state = source.state();
-            all.extend(
-                state
-                    .queries
-                    .entries
-                    .iter()
-                    .map(|(h, s)| (source.plan.name.clone(), h.clone(), s.clone())),
+            let entries = &state.queries.entries;
+            let room = limit - items.len();
+            // The smallest keys past the cursor: a max-heap of one more than there is room for,
+            // to know whether more follow.
+            let mut page = std::collections::BinaryHeap::with_capacity(room + 2);
+            for key in entries.keys() {
+                let past = match after {
+                    Some((s, h)) if s == name => key.as_str() > h,
+                    _ => true,
+                };
+                if past && hash.is_none_or(|h| h == key) {
+                    page.push(key.as_str());
+                    if page.len() > room + 1 {
+                        page.pop();
+                    }
+                }
+            }
+            let mut keys = page.into_sorted_vec();
+            if keys.len() > room {
+                keys.truncate(room);
+                more = true;
+            }
+            items.extend(
+                keys.into_iter().map(|k| (name.to_string(), k.to_string(), entries[k].clone())),
             );
+            if items.len() == limit {
+                // Full: a next page is offered, which may turn out empty.
+                more = true;
+                break;
+            }
         }
-        all.sort();
-        all
+        let next = more.then(|| items.last().map(|(s, h, _)| format!("{s}\n{h}"))).flatten();
+        QueryPage { items, next }
     }
+}
+
+/// A page of `/queries`: (source, hash, SQL) entries, and where the next page starts.
+pub struct QueryPage {
+    pub items: Vec<(String, String, String)>,
+    pub next: Option<String>,
 }
 
 /// Sleeps for `period` in short steps; false once `stop` is set.

@@ -4,7 +4,7 @@
 //! change, and so that a scrape reads counts without waiting for the files being read.
 
 use super::parse::Parsed;
-use super::plan::SourcePlan;
+use super::plan::{QueryIndexPlan, SourcePlan};
 use super::rules::RuleState;
 use super::tailer::{Progress, TailStats, Unreadable};
 use crate::metrics::exposition::Family;
@@ -24,11 +24,28 @@ pub struct RecordCounts {
     pub errors: u64,
 }
 
-/// A bounded index from query hash to SQL text, for `/queries`.
+/// A bounded index from query hash to SQL text, for `/queries`: bounded in entries and in bytes.
 #[derive(Default)]
 pub struct QueryIndex {
     pub entries: HashMap<String, String>,
+    /// Bytes of hashes and SQL text held.
+    bytes: u64,
     pub dropped: u64,
+}
+
+impl QueryIndex {
+    fn add(&mut self, plan: &QueryIndexPlan, hash: &str, sql: &str) {
+        if self.entries.contains_key(hash) {
+            return;
+        }
+        let cost = (hash.len() + sql.len()) as u64;
+        if self.entries.len() < plan.max_entries && self.bytes + cost <= plan.max_bytes {
+            self.entries.insert(hash.to_string(), sql.to_string());
+            self.bytes += cost;
+        } else {
+            self.dropped += 1;
+        }
+    }
 }
 
 /// Everything a source has counted, one entry in `rules` per rule of its plan.
@@ -120,17 +137,10 @@ impl SourceState {
             }
         }
         if let Some(index) = &plan.queries {
-            if let (Some(hash), Some(text)) =
+            if let (Some(hash), Some(sql)) =
                 (values[index.hash].as_deref(), values[index.sql].as_deref())
             {
-                let queries = &mut self.queries;
-                if !queries.entries.contains_key(hash) {
-                    if queries.entries.len() < index.max {
-                        queries.entries.insert(hash.to_string(), text.to_string());
-                    } else {
-                        queries.dropped += 1;
-                    }
-                }
+                self.queries.add(index, hash, sql);
             }
         }
         for (rule, state) in plan.rules.iter().zip(&mut self.rules) {

@@ -202,21 +202,44 @@ fn metrics(app: &App, request: &Request<Incoming>) -> Reply {
     Reply::metrics(format, exposition::encode(&families, format))
 }
 
-/// The query index: hash → SQL, all of it or `?hash=` one.
+/// Entries of a `/queries` page by default, and at most.
+const QUERIES_PAGE: usize = 500;
+const QUERIES_PAGE_MAX: usize = 10_000;
+
+/// The query index: hash → SQL, a page at a time (`?limit=`, `?after=` the last page's `next`),
+/// or `?hash=` one.
 fn queries(app: &App, query: Option<&str>) -> Reply {
-    let wanted = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .find(|(k, _)| k == "hash")
-        .map(|(_, v)| v.into_owned());
-    let all = app.logs.queries();
-    let items: Vec<serde_json::Value> = all
+    let (mut hash, mut after, mut limit) = (None, None, QUERIES_PAGE);
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "hash" => hash = Some(value.into_owned()),
+            "after" => after = Some(value.into_owned()),
+            "limit" => match value.parse::<usize>() {
+                Ok(n) if (1..=QUERIES_PAGE_MAX).contains(&n) => limit = n,
+                _ => {
+                    let message = format!("limit must be 1 to {QUERIES_PAGE_MAX}\n");
+                    return Reply::text(StatusCode::BAD_REQUEST, message);
+                }
+            },
+            _ => {}
+        }
+    }
+    let page = app.logs.queries(hash.as_deref(), after.as_deref(), limit);
+    let status = if hash.is_some() && page.items.is_empty() {
+        StatusCode::NOT_FOUND
+    } else {
+        StatusCode::OK
+    };
+    let items: Vec<serde_json::Value> = page
+        .items
         .into_iter()
-        .filter(|(_, hash, _)| wanted.as_ref().is_none_or(|w| w == hash))
         .map(|(source, hash, sql)| serde_json::json!({"source": source, "hash": hash, "sql": sql}))
         .collect();
-    let status =
-        if wanted.is_some() && items.is_empty() { StatusCode::NOT_FOUND } else { StatusCode::OK };
-    let mut body =
-        serde_json::to_string_pretty(&serde_json::json!({ "queries": items })).unwrap_or_default();
+    let mut answer = serde_json::json!({ "queries": items });
+    if let Some(next) = page.next {
+        answer["next"] = serde_json::Value::String(next);
+    }
+    let mut body = serde_json::to_string_pretty(&answer).unwrap_or_default();
     body.push('\n');
     Reply { status, content_type: "application/json", body }
 }

@@ -707,3 +707,50 @@ fn a_corrupt_positions_file_is_moved_aside_and_nothing_else_stops() {
     let body = get(server.addr, "/metrics", &[]).unwrap().body;
     assert_eq!(total(&body, "requests_total "), 1.0, "start_at: end, as on a first run");
 }
+
+#[test]
+fn the_query_index_is_bounded_in_bytes_and_served_a_page_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let queries = dir.path().join("query.log");
+    let mut lines = String::new();
+    for i in 0..50 {
+        // 32 bytes of hash and 68 of SQL: 100 bytes an entry.
+        lines.push_str(&format!(
+            "{{\"QHash\":\"{i:032x}\",\"sql\":\"select * from t where id = {i:039}\"}}\n"
+        ));
+    }
+    append(&queries, &lines);
+    let rules = format!(
+        "sources:\n  - name: q\n    paths: [\"{}\"]\n    format: json\n    start_at: beginning\n    poll_interval: 50ms\n    queries: {{ hash: QHash, sql: sql, max_bytes: 2048 }}\n",
+        queries.display()
+    );
+    let server = serve_logs(dir.path(), &rules);
+    let body = wait_value(server.addr, "lookout_log_queries_indexed{source=\"q\"}", 20.0);
+    assert_eq!(total(&body, "lookout_log_queries_dropped_total{source=\"q\"}"), 30.0, "{body}");
+
+    let mut seen = Vec::new();
+    let mut path = "/queries?limit=7".to_string();
+    for _ in 0..10 {
+        let reply = get(server.addr, &path, &[]).unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let page: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        let items = page["queries"].as_array().unwrap();
+        assert!(items.len() <= 7);
+        seen.extend(items.iter().map(|q| q["hash"].as_str().unwrap().to_string()));
+        match page["next"].as_str() {
+            Some(next) => {
+                path = format!(
+                    "/queries?limit=7&after={}",
+                    form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+                )
+            }
+            None => break,
+        }
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!((seen.len(), sorted.len()), (20, 20), "every entry once, in order: {seen:?}");
+    assert_eq!(seen, sorted);
+    assert_eq!(get(server.addr, "/queries?limit=0", &[]).unwrap().status, 400);
+}
