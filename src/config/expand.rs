@@ -1,9 +1,14 @@
-//! `${VAR}` and `${VAR:-default}` expansion of a configuration file's text before it is parsed.
+//! `${VAR}` and `${VAR:-default}` expansion of a configuration file, inside scalar values only.
 //!
-//! Only environment-style names — capital letters, digits and `_`, not starting with a digit —
-//! are expanded, so regex replacement templates such as `${1}` or `${name}` in a tcp
-//! `query_response` pass through untouched; comment lines are left alone; `$$` stands for a
-//! literal `$`.
+//! The file is read as YAML first; each scalar whose value names a variable is expanded and
+//! written back as one double-quoted YAML string. So a value holding a newline or `: ` stays one
+//! string and can never add keys, and a comment is never expanded. Only environment-style names
+//! (capital letters, digits and `_`, not starting with a digit) are expanded, so regex
+//! replacement templates such as `${1}` or `${name}` in a tcp `query_response` pass through;
+//! `$$` stands for a literal `$`. Every replacement is recorded, so a position in the expanded
+//! text maps back to the file as written.
+
+use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle};
 
 /// An unset variable without a default, with the 1-based line and column of its `$`.
 #[derive(Debug, PartialEq)]
@@ -13,31 +18,106 @@ pub struct UnsetVariable {
     pub column: usize,
 }
 
+/// A scalar of the file replaced by its expansion: byte ranges in both texts.
+#[derive(Debug, Clone, PartialEq)]
+struct Replacement {
+    original: std::ops::Range<usize>,
+    expanded: std::ops::Range<usize>,
+}
+
+/// A file's text after expansion, and where it differs from the text as written.
+#[derive(Debug)]
+pub struct Expanded {
+    pub text: String,
+    replacements: Vec<Replacement>,
+}
+
+impl Expanded {
+    /// Whether the text is as written.
+    pub fn unchanged(&self) -> bool {
+        self.replacements.is_empty()
+    }
+
+    /// The byte offset in the text as written of a byte offset in the expanded text; a place
+    /// inside an expanded value maps to the start of the scalar it replaced.
+    pub fn original_offset(&self, offset: usize) -> usize {
+        let mut shift: isize = 0;
+        for r in &self.replacements {
+            if offset < r.expanded.start {
+                break;
+            }
+            if offset < r.expanded.end {
+                return r.original.start;
+            }
+            shift = r.original.end as isize - r.expanded.end as isize;
+        }
+        (offset as isize + shift).max(0) as usize
+    }
+}
+
 pub fn expand_env(
     text: &str,
     lookup: impl Fn(&str) -> Option<String>,
-) -> Result<String, UnsetVariable> {
-    let mut out = String::with_capacity(text.len());
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        if line.trim_start().starts_with('#') {
-            out.push_str(line);
-        } else {
-            expand_line(line, offset, text, &lookup, &mut out)?;
-        }
-        offset += line.len();
+) -> Result<Expanded, UnsetVariable> {
+    let unchanged = || Expanded { text: text.to_string(), replacements: Vec::new() };
+    if !text.contains('$') {
+        return Ok(unchanged());
     }
-    Ok(out)
+    let mut out = String::with_capacity(text.len());
+    let mut replacements = Vec::new();
+    let mut copied = 0;
+    for event in Parser::new_from_str(text) {
+        // Text that is not YAML is left for the parser proper to report, at its place.
+        let Ok((Event::Scalar(value, style, ..), span)) = event else {
+            if event.is_err() {
+                return Ok(unchanged());
+            }
+            continue;
+        };
+        if !names_a_variable(&value) {
+            continue;
+        }
+        let (Some(mut start), Some(end)) = (span.start.byte_offset(), span.end.byte_offset())
+        else {
+            continue;
+        };
+        let expanded = expand_value(&value, &lookup).map_err(|name| {
+            // At the reference when it is written as such, else at the scalar.
+            let at = text[start..end].find(&format!("${{{name}")).map_or(start, |i| start + i);
+            let (line, column) = line_column(text, at);
+            UnsetVariable { name, line, column }
+        })?;
+        let mut quoted = double_quoted(&expanded);
+        if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
+            // A block scalar's span is its content: its `|` or `>` goes with it, and so does
+            // the line break its content ends with.
+            start = block_indicator(text, start).unwrap_or(start);
+            if text[..end].ends_with('\n') {
+                quoted.push('\n');
+            }
+        }
+        out.push_str(&text[copied..start]);
+        let from = out.len();
+        out.push_str(&quoted);
+        replacements.push(Replacement { original: start..end, expanded: from..out.len() });
+        copied = end;
+    }
+    out.push_str(&text[copied..]);
+    Ok(Expanded { text: out, replacements })
 }
 
-fn expand_line(
-    line: &str,
-    line_offset: usize,
-    text: &str,
-    lookup: &impl Fn(&str) -> Option<String>,
-    out: &mut String,
-) -> Result<(), UnsetVariable> {
-    let mut rest = line;
+/// Whether a value holds `$$` or a `${NAME}` reference with an environment-style name.
+fn names_a_variable(value: &str) -> bool {
+    value.match_indices('$').any(|(i, _)| {
+        let after = &value[i + 1..];
+        after.starts_with('$') || parse_reference(after).is_some()
+    })
+}
+
+/// Expands one value; the error is the name of a variable that is unset and has no default.
+fn expand_value(value: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
     while let Some(dollar) = rest.find('$') {
         out.push_str(&rest[..dollar]);
         let after = &rest[dollar + 1..];
@@ -50,14 +130,7 @@ fn expand_line(
             Some((name, default, consumed)) => {
                 match lookup(name).filter(|v| !(v.is_empty() && default.is_some())) {
                     Some(value) => out.push_str(&value),
-                    None => match default {
-                        Some(default) => out.push_str(default),
-                        None => {
-                            let offset = line_offset + (line.len() - rest.len()) + dollar;
-                            let (line, column) = line_column(text, offset);
-                            return Err(UnsetVariable { name: name.to_string(), line, column });
-                        }
-                    },
+                    None => out.push_str(default.ok_or_else(|| name.to_string())?),
                 }
                 rest = &after[consumed..];
             }
@@ -68,7 +141,7 @@ fn expand_line(
         }
     }
     out.push_str(rest);
-    Ok(())
+    Ok(out)
 }
 
 /// Parses `{NAME}` or `{NAME:-default}` at the start of `s`; returns name, default and bytes consumed.
@@ -90,11 +163,40 @@ fn parse_reference(s: &str) -> Option<(&str, Option<&str>, usize)> {
     Some((name, default, close + 2))
 }
 
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset];
+/// A YAML double-quoted scalar holding exactly `value`.
+fn double_quoted(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Where the `|` or `>` of the block scalar whose content starts at `content` is.
+fn block_indicator(text: &str, content: usize) -> Option<usize> {
+    let header_end = text[..content].rfind('\n')?;
+    let header_start = text[..header_end].rfind('\n').map_or(0, |i| i + 1);
+    let header = &text[header_start..header_end];
+    let header = header.split(" #").next().unwrap_or(header);
+    header.rfind(['|', '>']).map(|i| header_start + i)
+}
+
+/// The 1-based line and (character) column of a byte offset.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
-    (line, column)
+    let line_start = before.rfind('\n').map_or(0, |nl| nl + 1);
+    (line, before[line_start..].chars().count() + 1)
 }
 
 #[cfg(test)]
@@ -105,28 +207,61 @@ mod tests {
         match name {
             "HOST" => Some("example.org".into()),
             "EMPTY" => Some(String::new()),
+            "INJECT" => Some("x\nprobe_endpoint: {enabled: false}\n\"quoted\": \\".into()),
             _ => None,
         }
     }
 
-    #[test]
-    fn expands_set_unset_and_default() {
-        let got =
-            expand_env("a: ${HOST}\nb: ${NOPE:-dflt}\nc: ${EMPTY:-x}\nd: ${EMPTY}", env).unwrap();
-        assert_eq!(got, "a: example.org\nb: dflt\nc: x\nd: ");
+    fn expand(text: &str) -> String {
+        expand_env(text, env).unwrap().text
     }
 
     #[test]
-    fn leaves_regex_templates_and_escapes() {
-        let got =
-            expand_env("send: \"HELO ${1} ${name}\"\nprice: $$5 $x\n# ${UNSET_IN_COMMENT}\n", env)
-                .unwrap();
-        assert_eq!(got, "send: \"HELO ${1} ${name}\"\nprice: $5 $x\n# ${UNSET_IN_COMMENT}\n");
+    fn expands_set_unset_and_default() {
+        let got = expand("a: ${HOST}\nb: ${NOPE:-dflt}\nc: ${EMPTY:-x}\nd: ${EMPTY}\n");
+        assert_eq!(got, "a: \"example.org\"\nb: \"dflt\"\nc: \"x\"\nd: \"\"\n");
+        assert_eq!(expand("u: http://${HOST}:81/x\n"), "u: \"http://example.org:81/x\"\n");
+        assert_eq!(expand("p: [\"${HOST}\", b]\n"), "p: [\"example.org\", b]\n");
+    }
+
+    #[test]
+    fn leaves_regex_templates_comments_and_escapes() {
+        let got = expand("send: \"HELO ${1} ${name}\"\nprice: $$5 $x\n# ${UNSET_IN_COMMENT}\n");
+        assert_eq!(got, "send: \"HELO ${1} ${name}\"\nprice: \"$5 $x\"\n# ${UNSET_IN_COMMENT}\n");
+    }
+
+    #[test]
+    fn a_value_is_one_string_whatever_it_holds() {
+        let got = expand("target: ${INJECT}\nother: 1\n");
+        assert_eq!(
+            got,
+            "target: \"x\\nprobe_endpoint: {enabled: false}\\n\\\"quoted\\\": \\\\\"\nother: 1\n"
+        );
+        let value: std::collections::BTreeMap<String, String> =
+            serde_saphyr::from_str(&got).unwrap();
+        assert_eq!(value["target"], env("INJECT").unwrap());
+        assert_eq!(value.len(), 2);
+    }
+
+    #[test]
+    fn block_scalars_become_one_string() {
+        let got = expand("a: |\n  one ${HOST}\n  two\nb: 2\n");
+        assert_eq!(got, "a: \"one example.org\\ntwo\\n\"\nb: 2\n");
     }
 
     #[test]
     fn unset_without_default_is_located() {
-        let err = expand_env("a: 1\nb: x${MISSING}", env).unwrap_err();
+        let err = expand_env("a: 1\nb: x${MISSING}\n", env).unwrap_err();
         assert_eq!(err, UnsetVariable { name: "MISSING".into(), line: 2, column: 5 });
+    }
+
+    #[test]
+    fn positions_map_back_to_the_file() {
+        let text = "a: ${HOST}\nb: {c: \"${HOST}\", dd: 1}\n";
+        let expanded = expand_env(text, env).unwrap();
+        let at = |needle: &str| expanded.text.find(needle).unwrap();
+        assert_eq!(expanded.original_offset(at("dd")), text.find("dd").unwrap());
+        assert_eq!(expanded.original_offset(at("b:")), text.find("b:").unwrap());
+        assert_eq!(expanded.original_offset(at("example") + 3), text.find("${HOST}").unwrap());
     }
 }

@@ -43,38 +43,57 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// The text of one configuration file after `${VAR}` expansion, kept to locate later errors.
+/// One configuration file: its text as written, and after `${VAR}` expansion (what is parsed).
+/// Errors found in the expanded text are located in the text as written.
 pub struct Source {
     pub path: PathBuf,
     pub text: String,
+    written: String,
+    expansion: expand::Expanded,
 }
 
 impl Source {
     pub fn read(path: &Path) -> Result<Source, ConfigError> {
-        let raw = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let error = |line, column, message: String| ConfigError {
             file: path.to_path_buf(),
-            line: 0,
-            column: 0,
+            line,
+            column,
             key: String::new(),
-            message: format!("cannot read: {e}"),
+            message,
+        };
+        let bytes = std::fs::read(path).map_err(|e| error(0, 0, format!("cannot read: {e}")))?;
+        let raw = String::from_utf8(bytes).map_err(|e| {
+            let valid = e.utf8_error().valid_up_to();
+            let bytes = e.as_bytes();
+            // The valid prefix is text: the place of the first bad byte can be told in it.
+            let prefix = std::str::from_utf8(&bytes[..valid]).unwrap_or_default();
+            let (line, column) = expand::line_column(prefix, valid);
+            let message = format!("not UTF-8: byte 0x{:02x} at offset {valid}", bytes[valid]);
+            error(line as u64, column as u64, message)
         })?;
         Source::from_text(path, &raw)
     }
 
     pub fn from_text(path: &Path, raw: &str) -> Result<Source, ConfigError> {
-        let text = expand::expand_env(raw, |name| std::env::var(name).ok()).map_err(|unset| {
-            ConfigError {
-                file: path.to_path_buf(),
-                line: unset.line as u64,
-                column: unset.column as u64,
-                key: String::new(),
-                message: format!(
-                    "environment variable {} is not set and has no ${{{}:-default}}",
-                    unset.name, unset.name
-                ),
-            }
-        })?;
-        Ok(Source { path: path.to_path_buf(), text })
+        let expansion =
+            expand::expand_env(raw, |name| std::env::var(name).ok()).map_err(|unset| {
+                ConfigError {
+                    file: path.to_path_buf(),
+                    line: unset.line as u64,
+                    column: unset.column as u64,
+                    key: key_path_at(raw, unset.line),
+                    message: format!(
+                        "environment variable {} is not set and has no ${{{}:-default}}",
+                        unset.name, unset.name
+                    ),
+                }
+            })?;
+        Ok(Source {
+            path: path.to_path_buf(),
+            text: expansion.text.clone(),
+            written: raw.to_string(),
+            expansion,
+        })
     }
 
     pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, ConfigError> {
@@ -84,20 +103,43 @@ impl Source {
         }
         serde_saphyr::from_str(&self.text).map_err(|e| {
             let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
-            let message = strip_position_prefix(&e.without_snippet().to_string()).to_string();
+            let mut message = strip_position_prefix(&e.without_snippet().to_string()).to_string();
+            let written_line = self.written.lines().nth((line as usize).saturating_sub(1));
+            if self.expansion.unchanged() && written_line.is_some_and(|l| l.contains("${")) {
+                message.push_str(" (a ${…} inside [ ] or { } must be quoted: \"${VAR}\")");
+            }
             self.error_at(line, column, message)
         })
     }
 
-    /// An error at a 1-based line and column; the key path is read off the text there.
+    /// An error at a 1-based line and column of the expanded text, located in the text as
+    /// written; the key path is read off the text there.
     pub fn error_at(&self, line: u64, column: u64, message: impl Into<String>) -> ConfigError {
+        let (line, column) = self.as_written(line as usize, column as usize);
         ConfigError {
             file: self.path.clone(),
-            line,
-            column,
-            key: key_path_at(&self.text, line as usize),
+            line: line as u64,
+            column: column as u64,
+            key: key_path_at(&self.written, line),
             message: message.into(),
         }
+    }
+
+    /// A 1-based line and column of the expanded text, as line and column of the file.
+    fn as_written(&self, line: usize, column: usize) -> (usize, usize) {
+        if line == 0 || self.expansion.unchanged() {
+            return (line, column);
+        }
+        let line_start: usize =
+            self.text.split_inclusive('\n').take(line - 1).map(str::len).sum::<usize>();
+        let offset = self
+            .text
+            .get(line_start..)
+            .unwrap_or_default()
+            .char_indices()
+            .nth(column.saturating_sub(1))
+            .map_or(self.text.len(), |(i, _)| line_start + i);
+        expand::line_column(&self.written, self.expansion.original_offset(offset))
     }
 
     /// An error about a whole section, located at it but named by `key`.

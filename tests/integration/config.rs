@@ -73,7 +73,9 @@ fn environment_variables_are_expanded() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("probes.yaml:7:20: environment variable LOOKOUT_TEST_HOST is not set"),
+        err.contains(
+            "probes.yaml:7:20: key 'probes[0].target': environment variable LOOKOUT_TEST_HOST is not set"
+        ),
         "{err}"
     );
 }
@@ -174,4 +176,56 @@ fn shipped_alert_rules_pass_their_unit_tests() {
         String::from_utf8_lossy(&test.stdout),
         String::from_utf8_lossy(&test.stderr)
     );
+}
+
+/// `lookout check` on `yaml` as probes.yaml, with `env` set; returns exit code and stderr.
+fn check_with_env(dir: &std::path::Path, yaml: &str, env: &[(&str, &str)]) -> (i32, String) {
+    let path = write_file(dir, "probes.yaml", yaml);
+    let mut cmd = Command::new(LOOKOUT);
+    cmd.current_dir(dir).arg(format!("--config.probes={}", path.display())).arg("check");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn an_environment_value_is_one_string_and_errors_point_into_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // A value that would add keys if it were pasted into the YAML.
+    let yaml = "modules:\n  m:\n    prober: http\nprobe_endpoint:\n  allowed_targets: [\"${LOOKOUT_TEST_ALLOWED}\"]\nprobes:\n  - name: a\n    module: m\n    target: ${LOOKOUT_TEST_TARGET}\n";
+    let injected = "http://x/\nprobe_endpoint:\n  enabled: false\nmodules:\n  evil: {prober: http}";
+    let (code, err) = check_with_env(
+        dir.path(),
+        yaml,
+        &[("LOOKOUT_TEST_TARGET", injected), ("LOOKOUT_TEST_ALLOWED", "a\"\nextra: b")],
+    );
+    assert_eq!(code, 0, "the values are strings, not YAML: {err}");
+    // A long value before a mistake on the same line does not move the mistake's column.
+    let yaml = "modules:\n  m: {prober: \"${LOOKOUT_TEST_LONG}\", timeoutt: 5s}\n";
+    let (code, err) =
+        check_with_env(dir.path(), yaml, &[("LOOKOUT_TEST_LONG", &"h".repeat(300))]);
+    assert_eq!(code, 2);
+    assert!(err.contains("probes.yaml:2:39:"), "{err}");
+    // Unquoted in a flow collection it is not YAML; the error says so.
+    let yaml = "modules: {m: {prober: ${LOOKOUT_TEST_PROBER}}}\n";
+    let (code, err) = check_with_env(dir.path(), yaml, &[("LOOKOUT_TEST_PROBER", "http")]);
+    assert_eq!(code, 2);
+    assert!(err.contains("must be quoted"), "{err}");
+}
+
+#[test]
+fn a_file_that_is_not_utf8_is_refused_at_its_first_bad_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("probes.yaml");
+    std::fs::write(&path, b"modules:\n  m:\n    prober: ht\xfftp\n").unwrap();
+    let out = Command::new(LOOKOUT)
+        .arg(format!("--config.probes={}", path.display()))
+        .arg("check")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("probes.yaml:3:15: not UTF-8: byte 0xff"), "{err}");
 }
