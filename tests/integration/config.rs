@@ -49,6 +49,26 @@ fn bad_values_are_located() {
 }
 
 #[test]
+fn scheduled_targets_that_can_never_work_are_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = "modules:\n  h:\n    prober: http\n  t:\n    prober: tcp\n  f:\n    prober: file\nprobes:\n  - name: a\n";
+    let case =
+        |module: &str, target: &str| format!("{head}    module: {module}\n    target: {target}\n");
+    let cases = [
+        (case("h", "\"\""), "11:13", "key 'probes[0].target': target \"\""),
+        (case("h", "gopher://x"), "11:13", "scheme must be http or https"),
+        (case("h", "http://"), "11:13", "target \"http://\""),
+        (case("t", "db.example"), "11:13", "expected host:port"),
+        (case("t", "http://db.example:5432"), "11:13", "invalid host"),
+        (case("f", "\"  \""), "11:13", "a path or a glob"),
+        (case("f", "'/etc/ssl/[x'"), "11:13", "glob"),
+    ];
+    let cases: Vec<(&str, &str, &str)> =
+        cases.iter().map(|(y, p, m)| (y.as_str(), *p, *m)).collect();
+    assert_config_errors(dir.path(), "probes.yaml", "--config.probes", &["check".into()], &cases);
+}
+
+#[test]
 fn environment_variables_are_expanded() {
     let dir = tempfile::tempdir().unwrap();
     let yaml = "modules:\n  m:\n    prober: http\nprobes:\n  - name: a\n    module: m\n    target: http://${LOOKOUT_TEST_HOST}:${LOOKOUT_TEST_PORT:-8080}/\n";
