@@ -207,7 +207,7 @@ fn stalling_server(first: usize, total: usize, pause: Duration) -> SocketAddr {
 
 #[test]
 fn probe_bodies_share_one_memory_budget() {
-    let slow = stalling_server(600_000, 700_000, Duration::from_millis(2500));
+    let slow = stalling_server(600_000, 700_000, Duration::from_millis(3000));
     let dir = tempfile::tempdir().unwrap();
     let yaml = "modules:\n  keep:\n    prober: http\n    http:\n      preferred_ip_protocol: ip4\n      fail_if_body_not_matches_regexp: ['a']\n";
     let probes = write_file(dir.path(), "probes.yaml", yaml);
@@ -222,8 +222,8 @@ fn probe_bodies_share_one_memory_budget() {
         let path = path.clone();
         std::thread::spawn(move || get(addr, &path, &[]).unwrap().body)
     };
-    std::thread::sleep(Duration::from_millis(1000));
-    // The first probe holds most of the budget until its body ends.
+    std::thread::sleep(Duration::from_millis(1200));
+    // The first probe holds the whole budget until its body ends.
     let second = get(addr, &path, &[]).unwrap().body;
     assert_eq!(failure_reason(&second), Some("body_too_large"), "{second}");
     let first = first.join().unwrap();
