@@ -7,7 +7,7 @@ RUN cargo build --release --locked && strip target/release/lookout
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl \
+ && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /etc/lookout --shell /usr/sbin/nologin lookout \
  && install -d -o lookout -g lookout /var/lib/lookout
@@ -18,7 +18,11 @@ USER lookout
 # Where log sources save how far they have read; keep it across container restarts.
 VOLUME /var/lib/lookout
 EXPOSE 9925
+# TLS and basic auth: set LOOKOUT_WEB_CONFIG_FILE (read by the server and by `healthcheck`), so the
+# health check asks over the same scheme; a 401 counts as alive. With client certificates, add
+# --healthcheck.cert-file and --healthcheck.key-file to this command.
+ENV LOOKOUT_WEB_LISTEN_ADDRESS=:9925
 HEALTHCHECK --interval=30s --timeout=3s --start-period=5s --retries=3 \
-  CMD curl -fsS http://127.0.0.1:9925/-/healthy || exit 1
+  CMD ["/usr/local/bin/lookout", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/lookout"]
-CMD ["--config.probes=/etc/lookout/probes.yaml", "--config.log-rules=/etc/lookout/log_rules.yaml", "--positions.file=/var/lib/lookout/positions.json", "--web.listen-address=:9925"]
+CMD ["--config.probes=/etc/lookout/probes.yaml", "--config.log-rules=/etc/lookout/log_rules.yaml", "--positions.file=/var/lib/lookout/positions.json"]

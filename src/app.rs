@@ -51,18 +51,21 @@ impl Config {
             let module = PreparedModule::prepare(&name, module, &source)?;
             prepared.insert(name, Arc::new(module));
         }
-        let jobs = probes
-            .into_iter()
-            .map(|p| {
-                Arc::new(Job {
-                    interval: p.interval(),
-                    module: prepared[&p.module.value].clone(),
-                    name: p.name.value,
-                    target: p.target,
-                    labels: p.labels.into_iter().map(|(k, v)| (k, v.value)).collect(),
-                })
-            })
-            .collect();
+        let mut jobs = Vec::with_capacity(probes.len());
+        for p in probes {
+            let module: &Arc<PreparedModule> = &prepared[&p.module.value];
+            // The prober's own parser decides, so a target `check` accepts is one it can run.
+            module
+                .check_target(&p.target.value)
+                .map_err(|f| source.error_at_span(&p.target, f.message))?;
+            jobs.push(Arc::new(Job {
+                interval: p.interval(),
+                module: module.clone(),
+                name: p.name.value,
+                target: p.target.value,
+                labels: p.labels.into_iter().map(|(k, v)| (k, v.value)).collect(),
+            }));
+        }
         Ok(Config { modules: prepared, jobs, probe_endpoint, log_plans, warn_before })
     }
 }
@@ -78,6 +81,8 @@ pub struct App {
     pub timeout_offset: f64,
     scheduler: Mutex<Option<Scheduler>>,
     reload_lock: Mutex<()>,
+    /// The ports lookout's endpoint listens on, once it does: `/probe` keeps away from them.
+    pub listening: std::sync::OnceLock<Vec<u16>>,
 }
 
 impl App {
@@ -96,6 +101,7 @@ impl App {
             results: Arc::new(Results::default()),
             metrics: Arc::new(SelfMetrics::new()),
             scheduler: Mutex::new(None),
+            listening: std::sync::OnceLock::new(),
         })
     }
 

@@ -1,12 +1,17 @@
-//! `lookout check`: loads and validates both configuration files as a start would, and says
-//! what they hold.
+//! `lookout check`: loads and validates both configuration files (and the web configuration
+//! when `--web.config.file` is given) as a start would, and says what they hold.
 
 use super::{Error, Verdict};
 use crate::app::{Config, ConfigPaths};
 use crate::probe::Prober;
+use std::path::Path;
 
-pub fn run(paths: &ConfigPaths) -> Result<Verdict, Error> {
+pub fn run(paths: &ConfigPaths, web_config: Option<&Path>) -> Result<Verdict, Error> {
     let config = Config::load(paths)?;
+    if let Some(path) = web_config {
+        super::load_security(path)?;
+        println!("{}: OK", path.display());
+    }
     let unsupported: Vec<&str> = config
         .modules
         .values()

@@ -1,15 +1,17 @@
 //! The command line: flags in Prometheus' style, one module per subcommand (serve, once, check,
-//! replay, test-rules), one error printer and one exit-code policy:
-//! 0 all well, 1 a check failed (a probe, a rule test) or lookout could not serve, 2 bad
-//! configuration or usage.
+//! healthcheck, replay, test-rules), one error printer and one exit-code policy:
+//! 0 all well, 1 a check failed (a probe, a rule test, a health check) or lookout could not
+//! serve, 2 bad configuration or usage.
 
 mod check;
+mod healthcheck;
 mod once;
 mod replay;
 mod serve;
 mod test_rules;
 
 use crate::app::ConfigPaths;
+use crate::config::values::ByteSize;
 use crate::config::ConfigError;
 use clap::{Parser, Subcommand};
 use std::fmt;
@@ -29,11 +31,27 @@ struct Cli {
     #[arg(long = "config.log-rules", global = true)]
     log_rules: Option<PathBuf>,
     /// Address to listen on; ":9925" means every interface.
-    #[arg(long = "web.listen-address", default_value = ":9925")]
+    #[arg(
+        long = "web.listen-address",
+        default_value = ":9925",
+        env = "LOOKOUT_WEB_LISTEN_ADDRESS",
+        global = true
+    )]
     listen: String,
     /// TLS and basic auth for lookout's own endpoint, in Prometheus' exporter-toolkit format.
-    #[arg(long = "web.config.file")]
+    #[arg(long = "web.config.file", env = "LOOKOUT_WEB_CONFIG_FILE", global = true)]
     web_config: Option<PathBuf>,
+    /// Connections open at once; at the cap a new one replaces the longest idle one.
+    #[arg(
+        long = "web.max-connections",
+        default_value_t = crate::web::connections::DEFAULT_MAX_CONNECTIONS,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    max_connections: usize,
+    /// Response bodies all probes together may hold in memory at once (for regexes and
+    /// decompression); a probe that would need more fails with body_too_large.
+    #[arg(long = "probe.body-memory-limit", default_value = "256MiB")]
+    body_memory_limit: ByteSize,
     /// Where log sources save how far they have read, so a restart resumes there.
     #[arg(long = "positions.file", default_value = "lookout-positions.json")]
     positions: PathBuf,
@@ -58,8 +76,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validate the configuration files and exit: 0 valid, 2 invalid.
+    /// Validate the configuration files (and --web.config.file when given) and exit: 0 valid,
+    /// 2 invalid.
     Check,
+    /// Check that the lookout serving at --web.listen-address is alive, over the scheme
+    /// --web.config.file sets (a 401 counts as alive); exit 0 alive, 1 not. For HEALTHCHECK.
+    Healthcheck {
+        /// Client certificate to present when the endpoint requires one.
+        #[arg(long = "healthcheck.cert-file", requires = "key_file")]
+        cert_file: Option<PathBuf>,
+        /// The client certificate's key.
+        #[arg(long = "healthcheck.key-file", requires = "cert_file")]
+        key_file: Option<PathBuf>,
+    },
     /// Read log files from start to end through a source's parser and rules, print the metrics.
     Replay {
         /// The source whose parser and rules to use [default: the first].
@@ -144,8 +173,14 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<Verdict, Error> {
     let paths = ConfigPaths { probes: cli.probes.clone(), log_rules: cli.log_rules.clone() };
+    crate::probe::http::limit_body_memory(cli.body_memory_limit.0);
     match cli.command {
-        Some(Command::Check) => check::run(&paths),
+        Some(Command::Check) => check::run(&paths, cli.web_config.as_deref()),
+        Some(Command::Healthcheck { cert_file, key_file }) => healthcheck::run(
+            &cli.listen,
+            cli.web_config.as_deref(),
+            cert_file.zip(key_file).as_ref(),
+        ),
         Some(Command::Replay { source, files }) => replay::run(&paths, source.as_deref(), files),
         Some(Command::TestRules { tests }) => test_rules::run(&tests, cli.log_rules.as_deref()),
         None if cli.once => once::main(&paths, cli.output),
@@ -153,6 +188,7 @@ fn run(cli: Cli) -> Result<Verdict, Error> {
             paths,
             listen: cli.listen,
             web_config: cli.web_config,
+            max_connections: cli.max_connections,
             positions: cli.positions,
             positions_retention: cli.positions_retention,
             timeout_offset: cli.timeout_offset,
@@ -163,6 +199,12 @@ fn run(cli: Cli) -> Result<Verdict, Error> {
 /// A duration flag in Prometheus' syntax (`30s`, `24h`, `7d`).
 fn retention(text: &str) -> Result<std::time::Duration, String> {
     crate::config::values::PromDuration::parse(text).map(|d| d.0)
+}
+
+/// The web configuration file, or why it cannot be used (a usage error: exit 2).
+fn load_security(path: &std::path::Path) -> Result<crate::web::security::Security, Error> {
+    crate::web::security::Security::load(path)
+        .map_err(|e| Error::Usage(format!("web configuration error: {e}")))
 }
 
 /// A multi-threaded tokio runtime for the commands that probe or serve.

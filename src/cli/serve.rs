@@ -3,8 +3,8 @@
 
 use super::{Error, Verdict};
 use crate::app::{App, Config, ConfigPaths};
+use crate::config::probes::ProbeEndpoint;
 use crate::logs::positions::Positions;
-use crate::web::security::Security;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
@@ -13,6 +13,7 @@ pub struct Options {
     pub paths: ConfigPaths,
     pub listen: String,
     pub web_config: Option<PathBuf>,
+    pub max_connections: usize,
     pub positions: PathBuf,
     pub positions_retention: std::time::Duration,
     pub timeout_offset: f64,
@@ -29,10 +30,7 @@ pub fn run(options: Options) -> Result<Verdict, Error> {
         tracing::error!("positions file: {problem}; log sources start as `start_at` says");
     }
     let security = match &options.web_config {
-        Some(path) => Some(Arc::new(
-            Security::load(path)
-                .map_err(|e| Error::Usage(format!("web configuration error: {e}")))?,
-        )),
+        Some(path) => Some(Arc::new(super::load_security(path)?)),
         None => None,
     };
     let address = match options.listen.strip_prefix(':') {
@@ -43,6 +41,7 @@ pub fn run(options: Options) -> Result<Verdict, Error> {
         let listener = tokio::net::TcpListener::bind(&address)
             .await
             .map_err(|e| Error::Runtime(format!("cannot listen on {address}: {e}")))?;
+        warn_if_open_relay(&config.probe_endpoint, &listener);
         let app =
             App::new(options.paths, config, options.timeout_offset, Some(Arc::new(positions)));
         app.start();
@@ -64,9 +63,20 @@ pub fn run(options: Options) -> Result<Verdict, Error> {
             }
             tracing::info!("shutting down");
         };
-        crate::web::serve(listener, app.clone(), security, shutdown).await;
+        crate::web::serve(listener, app.clone(), security, options.max_connections, shutdown).await;
         // Saves where each log source stopped, so the next start resumes there.
         tokio::task::spawn_blocking(move || app.stop_logs()).await.ok();
         Ok(Verdict::Pass)
     })
+}
+
+/// `/probe` open to every target on an address other machines reach makes lookout a relay
+/// into whatever this machine can reach: said once, at start.
+fn warn_if_open_relay(endpoint: &ProbeEndpoint, listener: &tokio::net::TcpListener) {
+    let Ok(local) = listener.local_addr() else { return };
+    if endpoint.enabled && endpoint.allowed_targets.is_empty() && !local.ip().is_loopback() {
+        tracing::warn!(
+            "/probe is enabled on {local} without probe_endpoint.allowed_targets: anyone who can reach this address can make lookout connect to any host the machine can reach; set allowed_targets or listen on loopback"
+        );
+    }
 }

@@ -245,7 +245,7 @@ pub struct QueryStep {
 pub struct ScheduledProbe {
     pub name: Spanned<String>,
     pub module: Spanned<String>,
-    pub target: String,
+    pub target: Spanned<String>,
     #[serde(default)]
     pub interval: Option<Spanned<PromDuration>>,
     #[serde(default)]
@@ -263,14 +263,18 @@ impl ScheduledProbe {
 pub struct ProbeEndpoint {
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// Whole-string regexes; when any are given, `/probe` refuses targets that match none.
+    /// Whole-string regexes; when any are given, `/probe` refuses targets (and redirects)
+    /// that match none.
     #[serde(default)]
     pub allowed_targets: Vec<AnchoredPattern>,
+    /// Whether `/probe` may reach lookout's own listening sockets.
+    #[serde(default)]
+    pub allow_self: bool,
 }
 
 impl Default for ProbeEndpoint {
     fn default() -> Self {
-        ProbeEndpoint { enabled: true, allowed_targets: Vec::new() }
+        ProbeEndpoint { enabled: true, allowed_targets: Vec::new(), allow_self: false }
     }
 }
 

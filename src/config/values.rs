@@ -81,29 +81,33 @@ impl<'de> Deserialize<'de> for ByteSize {
             Number(u64),
             Text(String),
         }
-        let text = match Raw::deserialize(d)? {
-            Raw::Number(n) => return Ok(ByteSize(n)),
-            Raw::Text(t) => t,
-        };
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(ByteSize(n)),
+            Raw::Text(t) => t.parse().map_err(D::Error::custom),
+        }
+    }
+}
+
+/// The text form, shared by the YAML files and flags such as `--probe.body-memory-limit`.
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<ByteSize, String> {
         let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-        let number: u64 = text[..split].parse().map_err(|_| {
-            D::Error::custom(format!("invalid size {text:?} (expected e.g. 1048576, 512KB, 10MiB)"))
-        })?;
+        let number: u64 = text[..split]
+            .parse()
+            .map_err(|_| format!("invalid size {text:?} (expected e.g. 1048576, 512KB, 10MiB)"))?;
         let factor: u64 = match text[split..].trim() {
             "" | "B" => 1,
             "KB" | "KiB" | "K" => 1 << 10,
             "MB" | "MiB" | "M" => 1 << 20,
             "GB" | "GiB" | "G" => 1 << 30,
-            unit => {
-                return Err(D::Error::custom(format!(
-                    "invalid size unit {unit:?} in {text:?} (B, KB, MB, GB)"
-                )))
-            }
+            unit => return Err(format!("invalid size unit {unit:?} in {text:?} (B, KB, MB, GB)")),
         };
         number
             .checked_mul(factor)
             .map(ByteSize)
-            .ok_or_else(|| D::Error::custom(format!("size {text:?} is too large")))
+            .ok_or_else(|| format!("size {text:?} is too large"))
     }
 }
 

@@ -7,6 +7,9 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 use std::collections::BTreeMap;
 
+/// The highest bcrypt cost accepted: one check already takes seconds at this cost.
+pub const MAX_BCRYPT_COST: u32 = 16;
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct WebConfigFile {
@@ -44,10 +47,21 @@ impl WebConfigFile {
     pub fn load(source: &Source) -> Result<WebConfigFile, ConfigError> {
         let file: WebConfigFile = source.parse()?;
         for (user, hash) in &file.basic_auth_users {
-            if hash.value.parse::<bcrypt::HashParts>().is_err() {
+            let Ok(parts) = hash.value.parse::<bcrypt::HashParts>() else {
                 return Err(
                     source.error_at_span(hash, format!("the password of {user:?} is not a bcrypt hash (make one with htpasswd -nbB)"))
                 );
+            };
+            // Each check of a cost-17 hash takes seconds of a core: a few requests would
+            // take the endpoint down.
+            if parts.get_cost() > MAX_BCRYPT_COST {
+                return Err(source.error_at_span(
+                    hash,
+                    format!(
+                        "the bcrypt cost of {user:?}'s hash is {}; at most {MAX_BCRYPT_COST} is accepted (htpasswd -nbB -C 10)",
+                        parts.get_cost()
+                    ),
+                ));
             }
         }
         if let Some(tls) = &file.tls_server_config {

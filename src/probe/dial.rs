@@ -1,14 +1,23 @@
 //! Name resolution with blackbox's IP protocol preference, and TCP connects: the first two
 //! phases every prober shares.
+//!
+//! Every connection a prober opens is known as lookout's own while it is open (see
+//! [`ProbeStream`]), so a request it carries into lookout's own endpoint can be told apart
+//! from a scraper's by its exact address pair, which no other socket can have at that moment.
 
 use super::{Failure, FailureReason, Report};
 use crate::config::values::IpProtocol;
 use crate::metrics::families::{
     PROBE_DNS_LOOKUP_TIME_SECONDS, PROBE_IP_ADDR_HASH, PROBE_IP_PROTOCOL,
 };
+use std::collections::BTreeSet;
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 
 pub struct Resolved {
@@ -82,7 +91,7 @@ pub async fn connect(
     addr: SocketAddr,
     source: Option<IpAddr>,
     report: &mut Report,
-) -> Result<TcpStream, Failure> {
+) -> Result<ProbeStream, Failure> {
     let connect_error = |e: std::io::Error| {
         let reason = if e.kind() == ErrorKind::ConnectionRefused {
             FailureReason::ConnectRefused
@@ -101,7 +110,96 @@ pub async fn connect(
     let stream = socket.connect(addr).await.map_err(connect_error)?;
     let _ = stream.set_nodelay(true);
     report.log(format_args!("connected to {addr}"));
-    Ok(stream)
+    Ok(ProbeStream::new(stream))
+}
+
+/// (local, remote) of every prober connection open now.
+static OPEN: Mutex<BTreeSet<(SocketAddr, SocketAddr)>> = Mutex::new(BTreeSet::new());
+
+/// A prober's TCP connection, listed in [`OPEN`] from connect until it is dropped.
+pub struct ProbeStream {
+    inner: TcpStream,
+    pair: Option<(SocketAddr, SocketAddr)>,
+}
+
+impl ProbeStream {
+    fn new(inner: TcpStream) -> ProbeStream {
+        let pair = inner
+            .local_addr()
+            .and_then(|local| Ok((canonical(local), canonical(inner.peer_addr()?))))
+            .ok();
+        if let Some(pair) = pair {
+            OPEN.lock().expect("open connections lock").insert(pair);
+        }
+        ProbeStream { inner, pair }
+    }
+}
+
+impl Drop for ProbeStream {
+    fn drop(&mut self) {
+        if let Some(pair) = &self.pair {
+            OPEN.lock().expect("open connections lock").remove(pair);
+        }
+    }
+}
+
+/// Whether a connection lookout accepted (`peer` → `local`) is one its own prober opened.
+pub fn is_own_connection(peer: SocketAddr, local: SocketAddr) -> bool {
+    OPEN.lock().expect("open connections lock").contains(&(canonical(peer), canonical(local)))
+}
+
+/// An IPv4-mapped IPv6 address (a dual-stack listener's view of an IPv4 peer) as IPv4.
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
+/// Whether `ip` reaches this machine: loopback, unspecified (0.0.0.0 and :: connect to the
+/// machine itself), or one of its interfaces' addresses — the ones a socket can bind to.
+pub fn is_local_ip(ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    ip.is_loopback()
+        || ip.is_unspecified()
+        || (!ip.is_multicast() && std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok())
+}
+
+impl AsyncRead for ProbeStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ProbeStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 #[cfg(test)]
@@ -112,5 +210,15 @@ mod tests {
     fn ip_hash_matches_fnv1a() {
         // What blackbox_exporter 0.23 reports for 127.0.0.1.
         assert_eq!(ip_hash(&"127.0.0.1".parse().unwrap()), 3_668_918_509.0);
+    }
+
+    #[test]
+    fn local_addresses() {
+        for local in ["127.0.0.1", "127.0.0.2", "0.0.0.0", "::", "::1", "::ffff:127.0.0.1"] {
+            assert!(is_local_ip(local.parse().unwrap()), "{local}");
+        }
+        for remote in ["192.0.2.1", "2001:db8::1", "224.0.0.1"] {
+            assert!(!is_local_ip(remote.parse().unwrap()), "{remote}");
+        }
     }
 }

@@ -48,6 +48,22 @@ pub async fn probe(target: &str, _: &FileProbe, report: &mut Report) -> Result<(
     }
 }
 
+/// A target the file prober can read: a path, or a glob that compiles.
+pub fn check_target(target: &str) -> Result<(), Failure> {
+    let invalid = |why: String| Failure::new(FailureReason::InvalidTarget, why);
+    if target.trim().is_empty() {
+        return Err(invalid("the target must be a path or a glob".into()));
+    }
+    if is_glob(target) {
+        glob::Pattern::new(target).map_err(|e| invalid(format!("glob {target:?}: {e}")))?;
+    }
+    Ok(())
+}
+
+fn is_glob(target: &str) -> bool {
+    target.contains(['*', '?', '['])
+}
+
 struct CertFile {
     path: PathBuf,
     certificates: Vec<CertInfo>,
@@ -55,7 +71,7 @@ struct CertFile {
 }
 
 fn read_all(target: &str) -> Result<Vec<CertFile>, Failure> {
-    let paths: Vec<PathBuf> = if target.contains(['*', '?', '[']) {
+    let paths: Vec<PathBuf> = if is_glob(target) {
         let pattern = glob::glob(target).map_err(|e| {
             Failure::new(FailureReason::InvalidTarget, format!("glob {target:?}: {e}"))
         })?;

@@ -6,8 +6,9 @@
 //! headers, regexes, proxy, TLS client) once at load, reporting bad values with their place in
 //! probes.yaml; [`probe`] then only follows the target.
 
+use super::dial::ProbeStream;
 use super::tls::TlsClient;
-use super::{dial, Failure, FailureReason, Report};
+use super::{dial, Failure, FailureReason, Guard, Report};
 use crate::config::probes::{Compression, HeaderMatch, HttpModule};
 use crate::config::values::{BytesPattern, IpProtocol};
 use crate::config::{ConfigError, Source};
@@ -25,16 +26,22 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_saphyr::{Location, Spanned};
 use std::io::Read;
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 const MAX_REDIRECTS: u32 = 10;
 /// Bodies are kept in memory only for regexes and decompression; without a
 /// `body_size_limit` this bounds what a hostile target can make us hold.
 const KEPT_BODY_CAP: u64 = 64 << 20;
+/// What all probes together may hold of bodies at once, unless `--probe.body-memory-limit`
+/// says otherwise: four bodies at the cap.
+pub const DEFAULT_BODY_MEMORY: u64 = 256 << 20;
 const PHASES: [&str; 5] = ["resolve", "connect", "tls", "processing", "transfer"];
 const USER_AGENT: &str = concat!("lookout/", env!("CARGO_PKG_VERSION"));
+/// What every User-Agent the prober sends by default starts with.
+pub const USER_AGENT_PREFIX: &[u8] = b"lookout/";
 /// Configured headers not sent to another host after a redirect (as Go's client drops them).
 /// `Host` is kept apart in [`HttpProbe::host`].
 const SAME_HOST_ONLY: [HeaderName; 4] = [
@@ -247,7 +254,12 @@ impl Secret {
     }
 }
 
-pub async fn probe(target: &str, probe: &HttpProbe, report: &mut Report) -> Result<(), Failure> {
+pub async fn probe(
+    target: &str,
+    probe: &HttpProbe,
+    guard: Option<&Guard<'_>>,
+    report: &mut Report,
+) -> Result<(), Failure> {
     for phase in PHASES {
         add_phase(report, phase, Duration::ZERO);
     }
@@ -265,6 +277,9 @@ pub async fn probe(target: &str, probe: &HttpProbe, report: &mut Report) -> Resu
         // As Go's client: credentials, cookies and the Host and server name overrides are for
         // the target's own host, not for hosts a redirect leads to.
         let same_host = uri.host().map(str::to_string) == original_host;
+        if let Some(guard) = guard {
+            guard.check_url(&uri, redirects > 0)?;
+        }
         let hop = Hop {
             uri: &uri,
             method: &method,
@@ -272,6 +287,7 @@ pub async fn probe(target: &str, probe: &HttpProbe, report: &mut Report) -> Resu
             authorization: authorization.as_ref().filter(|_| same_host),
             first: redirects == 0,
             same_host,
+            guard,
         };
         let answer = fetch(probe, hop, report).await?;
         let status = answer.response.status();
@@ -320,6 +336,7 @@ struct Hop<'a> {
     first: bool,
     /// Whether the hop goes to the target's own host: host-bound headers and names apply.
     same_host: bool,
+    guard: Option<&'a Guard<'a>>,
 }
 
 /// The response to a hop, with the connection that carries its body.
@@ -352,10 +369,14 @@ async fn fetch(probe: &HttpProbe, hop: Hop<'_>, report: &mut Report) -> Result<A
     if hop.first {
         dial::record(&resolved, report);
     }
+    let addr = SocketAddr::new(resolved.ip, port);
+    if let Some(guard) = hop.guard {
+        guard.check_address(addr)?;
+    }
 
     let started = Instant::now();
     let stream = match &probe.proxy {
-        None => dial::connect(SocketAddr::new(resolved.ip, port), None, report).await?,
+        None => dial::connect(addr, None, report).await?,
         Some(proxy) => connect_proxy(proxy, https.then_some((host, port)), report).await?,
     };
     let connected = Instant::now();
@@ -466,7 +487,7 @@ async fn finish(answer: Answer, probe: &HttpProbe, report: &mut Report) -> Resul
     add_phase(report, "transfer", head_received.elapsed());
     let (raw_length, raw) = read?;
     let body = match decompress_with {
-        Some(kind) => decompress(kind, &raw, limit.unwrap_or(KEPT_BODY_CAP))?,
+        Some(kind) => decompress(kind, &raw.data, limit.unwrap_or(KEPT_BODY_CAP))?,
         None => raw,
     };
     let uncompressed = if decompress_with.is_some() { body.len() as u64 } else { raw_length };
@@ -483,7 +504,7 @@ async fn finish(answer: Answer, probe: &HttpProbe, report: &mut Report) -> Resul
             format!("status code {status} is not valid"),
         ));
     }
-    if let Some(failure) = check_body(&body, probe) {
+    if let Some(failure) = check_body(&body.data, probe) {
         report.set(&PROBE_FAILED_DUE_TO_REGEX, 1.0);
         return Err(failure);
     }
@@ -563,15 +584,72 @@ fn check_headers(headers: &HeaderMap, probe: &HttpProbe) -> Option<Failure> {
     None
 }
 
+/// Bytes of bodies all probes hold at once, as permits: a body grows only by what it can take.
+static BODY_MEMORY: OnceLock<Semaphore> = OnceLock::new();
+
+/// Sets what all probes together may hold of bodies at once (`--probe.body-memory-limit`);
+/// only the first call, before any probe runs, counts.
+pub fn limit_body_memory(bytes: u64) {
+    let permits = usize::try_from(bytes).unwrap_or(usize::MAX).min(Semaphore::MAX_PERMITS);
+    let _ = BODY_MEMORY.set(Semaphore::new(permits));
+}
+
+fn body_memory() -> &'static Semaphore {
+    BODY_MEMORY.get_or_init(|| Semaphore::new(DEFAULT_BODY_MEMORY as usize))
+}
+
+/// A body kept in memory, with the share of the global budget its buffer takes.
+#[derive(Default)]
+struct HeldBody {
+    data: Vec<u8>,
+    permit: Option<SemaphorePermit<'static>>,
+}
+
+impl HeldBody {
+    /// Appends `bytes`, first taking budget for any growth of the buffer; fails rather than
+    /// wait or grow when the budget is spent, so a probe never holds more than it was granted.
+    fn extend(&mut self, bytes: &[u8]) -> Result<(), Failure> {
+        let needed = self.data.len() + bytes.len();
+        let capacity = self.data.capacity();
+        if needed > capacity {
+            // Doubling keeps appends cheap; when the budget cannot cover that, just what is needed.
+            let doubled = needed.max(capacity.saturating_mul(2)).max(8 << 10);
+            let (grown, granted) = [doubled, needed]
+                .into_iter()
+                .find_map(|size| {
+                    let extra = u32::try_from(size - capacity).ok()?;
+                    Some((size, body_memory().try_acquire_many(extra).ok()?))
+                })
+                .ok_or_else(|| {
+                    Failure::new(
+                        FailureReason::BodyTooLarge,
+                        "the bodies probes hold in memory reached --probe.body-memory-limit",
+                    )
+                })?;
+            match &mut self.permit {
+                Some(permit) => permit.merge(granted),
+                None => self.permit = Some(granted),
+            }
+            self.data.reserve_exact(grown - self.data.len());
+        }
+        self.data.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn len(&self) -> usize {
+        self.data.len()
+    }
+}
+
 /// Reads the body to its end, counting bytes; keeps them only when `keep` is set.
 async fn read_body(
     mut body: Incoming,
     keep: bool,
     limit: Option<u64>,
-) -> Result<(u64, Vec<u8>), Failure> {
+) -> Result<(u64, HeldBody), Failure> {
     let cap = limit.unwrap_or(if keep { KEPT_BODY_CAP } else { u64::MAX });
     let mut total: u64 = 0;
-    let mut kept = Vec::new();
+    let mut kept = HeldBody::default();
     while let Some(frame) = body.frame().await {
         let frame =
             frame.map_err(|e| Failure::new(FailureReason::Http, format!("reading body: {e}")))?;
@@ -584,39 +662,36 @@ async fn read_body(
                 ));
             }
             if keep {
-                kept.extend_from_slice(&data);
+                kept.extend(&data)?;
             }
         }
     }
     Ok((total, kept))
 }
 
-fn decompress(kind: Compression, data: &[u8], limit: u64) -> Result<Vec<u8>, Failure> {
+fn decompress(kind: Compression, data: &[u8], limit: u64) -> Result<HeldBody, Failure> {
     // One byte past the limit tells a body at the limit from a larger one.
     let bound = limit.saturating_add(1);
-    let mut out = Vec::new();
-    let result = match kind {
+    let mut out = HeldBody::default();
+    match kind {
         Compression::Gzip => {
-            flate2::read::MultiGzDecoder::new(data).take(bound).read_to_end(&mut out)
+            fill(flate2::read::MultiGzDecoder::new(data).take(bound), kind, &mut out)?
         }
         Compression::Deflate => {
             // RFC 9110 "deflate" is zlib-wrapped; some servers send raw deflate.
-            let zlib = flate2::read::ZlibDecoder::new(data).take(bound).read_to_end(&mut out);
-            if zlib.is_err() {
-                out.clear();
-                flate2::read::DeflateDecoder::new(data).take(bound).read_to_end(&mut out)
+            let zlib = fill(flate2::read::ZlibDecoder::new(data).take(bound), kind, &mut out);
+            if zlib.as_ref().is_err_and(|f| f.reason == FailureReason::Decompression) {
+                out = HeldBody::default();
+                fill(flate2::read::DeflateDecoder::new(data).take(bound), kind, &mut out)?;
             } else {
-                zlib
+                zlib?;
             }
         }
         Compression::Br => {
-            brotli_decompressor::Decompressor::new(data, 4096).take(bound).read_to_end(&mut out)
+            fill(brotli_decompressor::Decompressor::new(data, 4096).take(bound), kind, &mut out)?
         }
-        Compression::Identity => return Ok(data.to_vec()),
-    };
-    result.map_err(|e| {
-        Failure::new(FailureReason::Decompression, format!("{} body: {e}", kind.token()))
-    })?;
+        Compression::Identity => out.extend(data)?,
+    }
     if out.len() as u64 > limit {
         return Err(Failure::new(
             FailureReason::BodyTooLarge,
@@ -624,6 +699,25 @@ fn decompress(kind: Compression, data: &[u8], limit: u64) -> Result<Vec<u8>, Fai
         ));
     }
     Ok(out)
+}
+
+/// Reads a decoder to its end into `out`, chunk by chunk so the budget sees each growth.
+fn fill(mut decoder: impl Read, kind: Compression, out: &mut HeldBody) -> Result<(), Failure> {
+    let mut chunk = vec![0; 64 << 10];
+    loop {
+        let n = match decoder.read(&mut chunk) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(Failure::new(
+                    FailureReason::Decompression,
+                    format!("{} body: {e}", kind.token()),
+                ))
+            }
+        };
+        out.extend(&chunk[..n])?;
+    }
 }
 
 /// The request of `hop`: over HTTP/2, or HTTP/1.1 in origin form (absolute form to a proxy).
@@ -672,7 +766,7 @@ async fn connect_proxy(
     proxy: &Uri,
     tunnel_to: Option<(&str, u16)>,
     report: &mut Report,
-) -> Result<TcpStream, Failure> {
+) -> Result<ProbeStream, Failure> {
     let proxy_failure = |message: String| Failure::new(FailureReason::Proxy, message);
     let host = proxy.host().unwrap_or_default();
     let port = proxy.port_u16().unwrap_or(80);
@@ -732,7 +826,15 @@ pub fn parse_target(target: &str) -> Result<Uri, Failure> {
 fn resolve_location(base: &Uri, location: &str) -> Result<Uri, Failure> {
     let scheme = base.scheme_str().unwrap_or("http");
     let authority = base.authority().map_or("", |a| a.as_str());
-    let absolute = if location.starts_with("http://") || location.starts_with("https://") {
+    let absolute = if let Some(named) = location_scheme(location) {
+        // Only http and https are followed: `file:`, `gopher:` or `ftp:` are neither fetched
+        // nor mistaken for relative paths.
+        if !named.eq_ignore_ascii_case("http") && !named.eq_ignore_ascii_case("https") {
+            return Err(Failure::new(
+                FailureReason::RedirectScheme,
+                format!("redirect to {location:?}: only http and https redirects are followed"),
+            ));
+        }
         location.to_string()
     } else if let Some(rest) = location.strip_prefix("//") {
         format!("{scheme}://{rest}")
@@ -750,6 +852,16 @@ fn resolve_location(base: &Uri, location: &str) -> Result<Uri, Failure> {
             format!("bad redirect Location {location:?}: {}", f.message),
         )
     })
+}
+
+/// The scheme of an absolute URL (RFC 3986: a letter, then letters, digits, `+`, `-`, `.`,
+/// before the first `:`); `None` for a relative reference.
+fn location_scheme(location: &str) -> Option<&str> {
+    let (scheme, _) = location.split_once(':')?;
+    let mut chars = scheme.chars();
+    (chars.next()?.is_ascii_alphabetic()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+    .then_some(scheme)
 }
 
 #[cfg(test)]
@@ -780,5 +892,11 @@ mod tests {
         assert_eq!(r("y?z=1"), "http://a.example:81/dir/y?z=1");
         assert_eq!(r("https://b.example/"), "https://b.example/");
         assert_eq!(r("//c.example/p"), "http://c.example/p");
+        assert_eq!(r("HTTPS://d.example/"), "https://d.example/");
+        assert_eq!(r("y/z:1"), "http://a.example:81/dir/y/z:1");
+        for other in ["file:///etc/passwd", "gopher://x/", "ftp://x/", "mailto:a@b"] {
+            let refused = resolve_location(&base, other).unwrap_err();
+            assert_eq!(refused.reason, FailureReason::RedirectScheme, "{other}");
+        }
     }
 }

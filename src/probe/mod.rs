@@ -12,6 +12,7 @@
 pub mod certs;
 pub mod dial;
 pub mod file;
+pub mod guard;
 pub mod http;
 mod report;
 pub mod scheduler;
@@ -20,6 +21,7 @@ pub mod tls;
 
 use crate::config::probes::{Module, ProberKind};
 use crate::config::{ConfigError, Source};
+pub use guard::Guard;
 pub use report::{Failure, FailureReason, Outcome, Report};
 use std::time::{Duration, Instant};
 
@@ -65,10 +67,31 @@ impl PreparedModule {
     pub fn prober_name(&self) -> &str {
         &self.kind
     }
+
+    /// Whether `target` is one this module's prober can ever run, by the prober's own parser.
+    pub fn check_target(&self, target: &str) -> Result<(), Failure> {
+        match &self.prober {
+            Prober::Http(_) => http::parse_target(target).map(drop),
+            Prober::Tcp(_) => tcp::split_host_port(target).map(drop),
+            Prober::File(_) => file::check_target(target),
+            Prober::Unsupported(_) => Ok(()),
+        }
+    }
 }
 
-/// Runs one probe of `target` with `module`, bounded by `timeout`.
+/// Runs one probe of `target` with `module`, bounded by `timeout`: a scheduled probe, which
+/// may reach whatever the operator configured.
 pub async fn run(module: &PreparedModule, target: &str, timeout: Duration) -> Outcome {
+    run_guarded(module, target, timeout, None).await
+}
+
+/// [`run`] for a `/probe` request: every hop is checked by `guard` before it is contacted.
+pub async fn run_guarded(
+    module: &PreparedModule,
+    target: &str,
+    timeout: Duration,
+    guard: Option<&Guard<'_>>,
+) -> Outcome {
     let start = Instant::now();
     let mut report = Report::new(start);
     report.log(format_args!(
@@ -79,8 +102,8 @@ pub async fn run(module: &PreparedModule, target: &str, timeout: Duration) -> Ou
     ));
     let probing = async {
         match &module.prober {
-            Prober::Http(probe) => http::probe(target, probe, &mut report).await,
-            Prober::Tcp(probe) => tcp::probe(target, probe, &mut report).await,
+            Prober::Http(probe) => http::probe(target, probe, guard, &mut report).await,
+            Prober::Tcp(probe) => tcp::probe(target, probe, guard, &mut report).await,
             Prober::File(probe) => file::probe(target, probe, &mut report).await,
             Prober::Unsupported(name) => Err(Failure::new(
                 FailureReason::UnsupportedProber,

@@ -34,10 +34,12 @@ pub enum FailureReason {
     Credentials,
     QueryResponse,
     CertificateFile,
+    TargetNotAllowed,
+    RedirectScheme,
 }
 
 impl FailureReason {
-    pub const ALL: [FailureReason; 22] = [
+    pub const ALL: [FailureReason; 24] = [
         FailureReason::InvalidTarget,
         FailureReason::UnsupportedProber,
         FailureReason::Dns,
@@ -60,6 +62,8 @@ impl FailureReason {
         FailureReason::Credentials,
         FailureReason::QueryResponse,
         FailureReason::CertificateFile,
+        FailureReason::TargetNotAllowed,
+        FailureReason::RedirectScheme,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -86,6 +90,8 @@ impl FailureReason {
             FailureReason::Credentials => "credentials",
             FailureReason::QueryResponse => "query_response",
             FailureReason::CertificateFile => "certificate_file",
+            FailureReason::TargetNotAllowed => "target_not_allowed",
+            FailureReason::RedirectScheme => "redirect_scheme",
         }
     }
 }

@@ -2,7 +2,7 @@
 //! dialogue of `expect` regexes and `send` lines, with STARTTLS upgrades in between.
 
 use super::tls::TlsClient;
-use super::{dial, Failure, FailureReason, Report};
+use super::{dial, Failure, FailureReason, Guard, Report};
 use crate::config::probes::TcpModule;
 use crate::config::{ConfigError, Source};
 use crate::metrics::families::PROBE_FAILED_DUE_TO_REGEX;
@@ -28,7 +28,12 @@ impl TcpProbe {
     }
 }
 
-pub async fn probe(target: &str, probe: &TcpProbe, report: &mut Report) -> Result<(), Failure> {
+pub async fn probe(
+    target: &str,
+    probe: &TcpProbe,
+    guard: Option<&Guard<'_>>,
+    report: &mut Report,
+) -> Result<(), Failure> {
     let TcpProbe { config, tls } = probe;
     let (host, port) = split_host_port(target)?;
     report.set(&PROBE_FAILED_DUE_TO_REGEX, 0.0);
@@ -36,8 +41,11 @@ pub async fn probe(target: &str, probe: &TcpProbe, report: &mut Report) -> Resul
         dial::resolve(host, config.preferred_ip_protocol, config.ip_protocol_fallback, report)
             .await?;
     dial::record(&resolved, report);
-    let stream =
-        dial::connect(SocketAddr::new(resolved.ip, port), config.source_ip_address, report).await?;
+    let addr = SocketAddr::new(resolved.ip, port);
+    if let Some(guard) = guard {
+        guard.check_address(addr)?;
+    }
+    let stream = dial::connect(addr, config.source_ip_address, report).await?;
     let mut conn: BufReader<Box<dyn Stream>> = if config.tls {
         BufReader::new(Box::new(
             tls.handshake(stream, tls.server_name().unwrap_or(host), report).await?,

@@ -1,6 +1,7 @@
 //! The HTTP server: `/metrics`, `/probe`, `/-/healthy`, `/-/ready`, `/-/reload` and the
-//! status page, on hyper.
+//! status page, on hyper, with at most `--web.max-connections` connections open.
 
+pub mod connections;
 mod probe_endpoint;
 pub mod security;
 pub mod status_page;
@@ -8,14 +9,16 @@ pub mod status_page;
 use crate::app::App;
 use crate::metrics::exposition::{self, Format};
 use bytes::Bytes;
+use connections::{Activity, Connections};
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use security::Security;
+use security::{Access, Security};
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -70,16 +73,22 @@ impl Reply {
     }
 }
 
-/// Serves until `shutdown` completes; with `security`, over TLS and/or behind basic auth.
+/// Serves until `shutdown` completes, with at most `max_connections` open; with `security`,
+/// over TLS and/or behind basic auth.
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
     security: Option<Arc<Security>>,
+    max_connections: usize,
     shutdown: impl Future<Output = ()>,
 ) {
+    if let Ok(local) = listener.local_addr() {
+        let _ = app.listening.set(vec![local.port()]);
+    }
+    let connections = Connections::new(max_connections);
     tokio::pin!(shutdown);
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -91,46 +100,102 @@ pub async fn serve(
             },
             () = &mut shutdown => return,
         };
+        // At the cap with every connection busy: no room, and the client is let go at once.
+        let Some(admitted) = connections.admit() else { continue };
+        let peer = Peer { addr: peer, local: stream.local_addr().ok() };
         let (app, security) = (app.clone(), security.clone());
         tokio::spawn(async move {
-            match security.as_ref().and_then(|s| s.tls.clone()) {
-                // A client that does not speak TLS (plain HTTP) fails here and gets nothing.
-                Some(acceptor) => {
-                    if let Ok(Ok(tls)) =
-                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                    {
-                        serve_connection(tls, app, security).await;
+            let activity = admitted.activity.clone();
+            let serving = async move {
+                match security.as_ref().and_then(|s| s.tls.clone()) {
+                    // A client that does not speak TLS (plain HTTP) fails here and gets nothing.
+                    Some(acceptor) => {
+                        if let Ok(Ok(tls)) =
+                            tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                        {
+                            serve_connection(tls, app, security, activity, peer).await;
+                        }
                     }
+                    None => serve_connection(stream, app, security, activity, peer).await,
                 }
-                None => serve_connection(stream, app, security).await,
+            };
+            let mut admitted = admitted;
+            tokio::select! {
+                () = serving => {}
+                // Shed for a newer connection: dropping the connection closes it.
+                _ = &mut admitted.shed => {}
             }
         });
     }
 }
 
-async fn serve_connection<S>(io: S, app: Arc<App>, security: Option<Arc<Security>>)
-where
+/// The two ends of a connection.
+#[derive(Clone, Copy)]
+struct Peer {
+    addr: SocketAddr,
+    local: Option<SocketAddr>,
+}
+
+impl Peer {
+    /// Whether a request comes from lookout's own prober: over one of its connections, or
+    /// from this machine with the prober's User-Agent (a connection through a proxy). Neither
+    /// can be claimed from another machine, so no scraper elsewhere can be refused by it.
+    /// Asked when a request has arrived, not at accept: the prober lists its connection once
+    /// its connect returns, which can be after the server accepted it, but before it writes.
+    fn is_own_prober(&self, headers: &http::HeaderMap) -> bool {
+        self.local.is_some_and(|local| crate::probe::dial::is_own_connection(self.addr, local))
+            || (headers
+                .get(header::USER_AGENT)
+                .is_some_and(|ua| ua.as_bytes().starts_with(crate::probe::http::USER_AGENT_PREFIX))
+                && crate::probe::dial::is_local_ip(self.addr.ip()))
+    }
+}
+
+async fn serve_connection<S>(
+    io: S,
+    app: Arc<App>,
+    security: Option<Arc<Security>>,
+    activity: Arc<Activity>,
+    peer: Peer,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |request: Request<Incoming>| {
         let (app, security) = (app.clone(), security.clone());
+        let busy = activity.busy();
         async move {
+            let _busy = busy;
             if let Some(security) = security.filter(|s| s.needs_auth()) {
                 let header =
                     request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-                if !security.authorized(header).await {
-                    app.metrics.record_http_request("unauthorized", 401);
-                    let mut response =
-                        Reply::text(StatusCode::UNAUTHORIZED, "Unauthorized\n".into())
-                            .into_response();
-                    response.headers_mut().insert(
-                        header::WWW_AUTHENTICATE,
-                        header::HeaderValue::from_static("Basic realm=\"lookout\""),
-                    );
-                    return Ok::<_, Infallible>(response);
+                match security.authorize(header).await {
+                    Access::Granted => {}
+                    Access::Denied => {
+                        app.metrics.record_http_request("unauthorized", 401);
+                        let mut response =
+                            Reply::text(StatusCode::UNAUTHORIZED, "Unauthorized\n".into())
+                                .into_response();
+                        response.headers_mut().insert(
+                            header::WWW_AUTHENTICATE,
+                            header::HeaderValue::from_static("Basic realm=\"lookout\""),
+                        );
+                        return Ok::<_, Infallible>(response);
+                    }
+                    Access::Busy => {
+                        app.metrics.record_http_request("unauthorized", 429);
+                        let mut response = Reply::text(
+                            StatusCode::TOO_MANY_REQUESTS,
+                            "Too many password checks waiting\n".into(),
+                        )
+                        .into_response();
+                        response
+                            .headers_mut()
+                            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+                        return Ok::<_, Infallible>(response);
+                    }
                 }
             }
-            Ok::<_, Infallible>(route(&app, request).await)
+            Ok::<_, Infallible>(route(&app, request, peer).await)
         }
     });
     let _ = hyper::server::conn::http1::Builder::new()
@@ -145,7 +210,7 @@ where
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-async fn route(app: &App, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(app: &App, request: Request<Incoming>, peer: Peer) -> Response<Full<Bytes>> {
     let gzip = request
         .headers()
         .get(header::ACCEPT_ENCODING)
@@ -158,7 +223,11 @@ async fn route(app: &App, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let (handler, reply) = match (request.method(), path) {
         (&Method::GET | &Method::HEAD, "/metrics") => ("metrics", metrics(app, &request)),
         (&Method::GET | &Method::HEAD, "/probe") => {
-            ("probe", probe_endpoint::handle(app, request.uri().query(), request.headers()).await)
+            let own = peer.is_own_prober(request.headers());
+            (
+                "probe",
+                probe_endpoint::handle(app, request.uri().query(), request.headers(), own).await,
+            )
         }
         (&Method::GET | &Method::HEAD, "/queries") => {
             ("queries", queries(app, request.uri().query()))

@@ -1,9 +1,13 @@
 //! `/probe?module=&target=`: blackbox_exporter's multi-target endpoint, with an optional
 //! allowlist of targets and a switch to turn it off.
+//!
+//! A request is probed under a [`Guard`] (every hop allowed, none into lookout's own sockets),
+//! and a request lookout's own prober carries here is refused, so probes never nest.
 
 use super::Reply;
 use crate::app::App;
 use crate::metrics::exposition::{self, Format};
+use crate::probe::Guard;
 use http::{HeaderMap, StatusCode};
 use std::time::Duration;
 
@@ -13,7 +17,13 @@ const DEFAULT_SCRAPE_TIMEOUT: f64 = 120.0;
 const MIN_TIMEOUT: f64 = 0.1;
 const MAX_TIMEOUT: f64 = 3600.0;
 
-pub async fn handle(app: &App, query: Option<&str>, headers: &HeaderMap) -> Reply {
+/// `from_prober`: the request came over a connection lookout's own prober opened.
+pub async fn handle(
+    app: &App,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    from_prober: bool,
+) -> Reply {
     let config = app.config();
     let reject = |status: StatusCode, reason: &'static str, message: String| {
         app.metrics.record_probe_rejection(reason);
@@ -24,6 +34,13 @@ pub async fn handle(app: &App, query: Option<&str>, headers: &HeaderMap) -> Repl
             StatusCode::NOT_FOUND,
             "disabled",
             "/probe is disabled (probe_endpoint.enabled: false)\n".into(),
+        );
+    }
+    if from_prober {
+        return reject(
+            StatusCode::FORBIDDEN,
+            "self_probe",
+            "/probe requests from lookout's own prober are refused: probes do not nest\n".into(),
         );
     }
     let mut module_name = DEFAULT_MODULE.to_string();
@@ -66,7 +83,9 @@ pub async fn handle(app: &App, query: Option<&str>, headers: &HeaderMap) -> Repl
         Ok(t) => t,
         Err(message) => return reject(StatusCode::INTERNAL_SERVER_ERROR, "bad_timeout", message),
     };
-    let outcome = crate::probe::run(&module, &target, timeout).await;
+    let listening = app.listening.get().map_or(&[][..], Vec::as_slice);
+    let guard = Guard::new(&config.probe_endpoint, listening);
+    let outcome = crate::probe::run_guarded(&module, &target, timeout, Some(&guard)).await;
     app.metrics.record_probe_request(&module.name, outcome.success);
     if debug {
         let mut text = String::from("Logs for the probe:\n");

@@ -393,8 +393,11 @@ pub struct Server {
 impl Server {
     /// Starts lookout in `dir` with `flags` on a free port; returns once it accepts connections.
     pub fn spawn(dir: &Path, flags: &[String]) -> Server {
-        let port = closed_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        Server::spawn_at(dir, flags, format!("127.0.0.1:{}", closed_port()).parse().unwrap())
+    }
+
+    /// [`Server::spawn`] on `addr`, for configurations that name lookout's own address.
+    pub fn spawn_at(dir: &Path, flags: &[String], addr: SocketAddr) -> Server {
         let child = std::process::Command::new(LOOKOUT)
             .current_dir(dir)
             .args(flags)

@@ -49,6 +49,26 @@ fn bad_values_are_located() {
 }
 
 #[test]
+fn scheduled_targets_that_can_never_work_are_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = "modules:\n  h:\n    prober: http\n  t:\n    prober: tcp\n  f:\n    prober: file\nprobes:\n  - name: a\n";
+    let case =
+        |module: &str, target: &str| format!("{head}    module: {module}\n    target: {target}\n");
+    let cases = [
+        (case("h", "\"\""), "11:13", "key 'probes[0].target': target \"\""),
+        (case("h", "gopher://x"), "11:13", "scheme must be http or https"),
+        (case("h", "http://"), "11:13", "target \"http://\""),
+        (case("t", "db.example"), "11:13", "expected host:port"),
+        (case("t", "http://db.example:5432"), "11:13", "invalid host"),
+        (case("f", "\"  \""), "11:13", "a path or a glob"),
+        (case("f", "'/etc/ssl/[x'"), "11:13", "glob"),
+    ];
+    let cases: Vec<(&str, &str, &str)> =
+        cases.iter().map(|(y, p, m)| (y.as_str(), *p, *m)).collect();
+    assert_config_errors(dir.path(), "probes.yaml", "--config.probes", &["check".into()], &cases);
+}
+
+#[test]
 fn environment_variables_are_expanded() {
     let dir = tempfile::tempdir().unwrap();
     let yaml = "modules:\n  m:\n    prober: http\nprobes:\n  - name: a\n    module: m\n    target: http://${LOOKOUT_TEST_HOST}:${LOOKOUT_TEST_PORT:-8080}/\n";
@@ -193,19 +213,30 @@ fn check_with_env(dir: &std::path::Path, yaml: &str, env: &[(&str, &str)]) -> (i
 #[test]
 fn an_environment_value_is_one_string_and_errors_point_into_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    // A value that would add keys if it were pasted into the YAML.
+    // Values that would add keys if they were pasted into the YAML stay one string each.
     let yaml = "modules:\n  m:\n    prober: http\nprobe_endpoint:\n  allowed_targets: [\"${LOOKOUT_TEST_ALLOWED}\"]\nprobes:\n  - name: a\n    module: m\n    target: ${LOOKOUT_TEST_TARGET}\n";
-    let injected = "http://x/\nprobe_endpoint:\n  enabled: false\nmodules:\n  evil: {prober: http}";
+    let injected = "http://x/\nprobe_endpoint:\n  enabled: false";
     let (code, err) = check_with_env(
         dir.path(),
         yaml,
-        &[("LOOKOUT_TEST_TARGET", injected), ("LOOKOUT_TEST_ALLOWED", "a\"\nextra: b")],
+        &[("LOOKOUT_TEST_TARGET", "http://x/"), ("LOOKOUT_TEST_ALLOWED", "a\"\nextra: b")],
     );
-    assert_eq!(code, 0, "the values are strings, not YAML: {err}");
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = check_with_env(
+        dir.path(),
+        yaml,
+        &[("LOOKOUT_TEST_TARGET", injected), ("LOOKOUT_TEST_ALLOWED", "a")],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(
+            "probes.yaml:9:13: key 'probes[0].target': target \"http://x/\\nprobe_endpoint:"
+        ),
+        "the whole value is the target: {err}"
+    );
     // A long value before a mistake on the same line does not move the mistake's column.
     let yaml = "modules:\n  m: {prober: \"${LOOKOUT_TEST_LONG}\", timeoutt: 5s}\n";
-    let (code, err) =
-        check_with_env(dir.path(), yaml, &[("LOOKOUT_TEST_LONG", &"h".repeat(300))]);
+    let (code, err) = check_with_env(dir.path(), yaml, &[("LOOKOUT_TEST_LONG", &"h".repeat(300))]);
     assert_eq!(code, 2);
     assert!(err.contains("probes.yaml:2:39:"), "{err}");
     // Unquoted in a flow collection it is not YAML; the error says so.

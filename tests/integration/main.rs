@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod config;
 mod deploy;
+mod edges;
 mod faults;
 mod http_prober;
 mod logs;
