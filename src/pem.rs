@@ -21,7 +21,8 @@ pub fn certificates(
 
 /// Every certificate of the PEM file at `path`, at least one.
 pub fn read_certificates(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+    let bytes = crate::files::read(path.as_ref(), crate::files::MAX_CONFIG_BYTES)
+        .map_err(|e| format!("{path}: {e}"))?;
     let certs: Vec<CertificateDer<'static>> = certificates(&bytes)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("{path}: not valid PEM: {e}"))?;
@@ -33,5 +34,7 @@ pub fn read_certificates(path: &str) -> Result<Vec<CertificateDer<'static>>, Str
 
 /// The first private key of the PEM file at `path`.
 pub fn read_private_key(path: &str) -> Result<PrivateKeyDer<'static>, String> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| format!("{path}: no private key: {e}"))
+    let bytes = crate::files::read(path.as_ref(), crate::files::MAX_CONFIG_BYTES)
+        .map_err(|e| format!("{path}: {e}"))?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| format!("{path}: no private key: {e}"))
 }

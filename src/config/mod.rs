@@ -61,7 +61,8 @@ impl Source {
             key: String::new(),
             message,
         };
-        let bytes = std::fs::read(path).map_err(|e| error(0, 0, format!("cannot read: {e}")))?;
+        let bytes = crate::files::read(path, crate::files::MAX_CONFIG_BYTES)
+            .map_err(|e| error(0, 0, format!("cannot read: {e}")))?;
         let raw = String::from_utf8(bytes).map_err(|e| {
             let valid = e.utf8_error().valid_up_to();
             let bytes = e.as_bytes();

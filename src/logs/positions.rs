@@ -82,6 +82,8 @@ const DORMANT_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
 /// …unless this many went dormant since the last time.
 const DORMANT_FLUSH_BATCH: usize = 1024;
 const FORMAT_VERSION: u32 = 2;
+/// A positions file larger than this is not one (a million files take about 200 MB).
+const MAX_FILE_BYTES: u64 = 1 << 30;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Entry {
@@ -173,7 +175,7 @@ fn unix_now() -> u64 {
 
 /// Reads one positions file; `Ok(None)` when it does not exist.
 fn read_file(path: &Path) -> Result<Option<Vec<Entry>>, String> {
-    match std::fs::read(path) {
+    match crate::files::read(path, MAX_FILE_BYTES) {
         Ok(bytes) => serde_json::from_slice::<FileFormat>(&bytes)
             .map(|f| Some(f.files))
             .map_err(|e| format!("not a positions file: {e}")),

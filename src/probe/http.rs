@@ -246,9 +246,13 @@ impl Secret {
         match self {
             Secret::Inline(text) => Ok(text.clone()),
             Secret::File(path) => {
-                std::fs::read_to_string(path).map(|s| s.trim().to_string()).map_err(|e| {
+                let failed = |e: String| {
                     Failure::new(FailureReason::Credentials, format!("reading {path}: {e}"))
-                })
+                };
+                let bytes = crate::files::read(path.as_ref(), crate::files::MAX_CONFIG_BYTES)
+                    .map_err(|e| failed(e.to_string()))?;
+                let text = String::from_utf8(bytes).map_err(|e| failed(e.to_string()))?;
+                Ok(text.trim().to_string())
             }
         }
     }

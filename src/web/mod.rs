@@ -2,7 +2,7 @@
 //! status page, on hyper, with at most `--web.max-connections` connections open.
 
 pub mod connections;
-mod probe_endpoint;
+pub mod probe_endpoint;
 pub mod security;
 pub mod status_page;
 

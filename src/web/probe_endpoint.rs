@@ -17,6 +17,33 @@ const DEFAULT_SCRAPE_TIMEOUT: f64 = 120.0;
 const MIN_TIMEOUT: f64 = 0.1;
 const MAX_TIMEOUT: f64 = 3600.0;
 
+/// What a `/probe` query string asks for.
+#[derive(Debug, PartialEq)]
+pub struct ProbeRequest {
+    /// `module`, `http_2xx` when absent or empty, as blackbox.
+    pub module: String,
+    /// `target`, if given and not empty.
+    pub target: Option<String>,
+    /// `debug=true`: the probe's log instead of its metrics.
+    pub debug: bool,
+}
+
+impl ProbeRequest {
+    pub fn parse(query: Option<&str>) -> ProbeRequest {
+        let mut request =
+            ProbeRequest { module: DEFAULT_MODULE.to_string(), target: None, debug: false };
+        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            match key.as_ref() {
+                "module" if !value.is_empty() => request.module = value.into_owned(),
+                "target" => request.target = Some(value.into_owned()).filter(|t| !t.is_empty()),
+                "debug" => request.debug = value == "true",
+                _ => {}
+            }
+        }
+        request
+    }
+}
+
 /// `from_prober`: the request came over a connection lookout's own prober opened.
 pub async fn handle(
     app: &App,
@@ -43,18 +70,8 @@ pub async fn handle(
             "/probe requests from lookout's own prober are refused: probes do not nest\n".into(),
         );
     }
-    let mut module_name = DEFAULT_MODULE.to_string();
-    let mut target = None;
-    let mut debug = false;
-    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        match key.as_ref() {
-            "module" if !value.is_empty() => module_name = value.into_owned(),
-            "target" => target = Some(value.into_owned()),
-            "debug" => debug = value == "true",
-            _ => {}
-        }
-    }
-    let Some(target) = target.filter(|t| !t.is_empty()) else {
+    let ProbeRequest { module: module_name, target, debug } = ProbeRequest::parse(query);
+    let Some(target) = target else {
         return reject(
             StatusCode::BAD_REQUEST,
             "missing_target",

@@ -260,3 +260,20 @@ fn a_file_that_is_not_utf8_is_refused_at_its_first_bad_byte() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("probes.yaml:3:15: not UTF-8: byte 0xff"), "{err}");
 }
+
+#[test]
+fn files_that_are_devices_or_fifos_are_refused_not_read_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let yaml = "modules:\n  m:\n    prober: http\n    http:\n      tls_config:\n        ca_file: /dev/zero\n";
+    let (code, err) = check_with_env(dir.path(), yaml, &[]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("probes.yaml:6:18:") && err.contains("/dev/zero: not a regular file"),
+        "{err}"
+    );
+    let out = Command::new(LOOKOUT).arg("--config.probes=/dev/zero").arg("check").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
