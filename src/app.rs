@@ -83,6 +83,9 @@ pub struct App {
     reload_lock: Mutex<()>,
     /// The ports lookout's endpoint listens on, once it does: `/probe` keeps away from them.
     pub listening: std::sync::OnceLock<Vec<u16>>,
+    /// `/probe` requests that may run at once, set by the server: fewer than its connections,
+    /// so slow probes (a scraper may ask for a timeout of an hour) cannot hold every one.
+    pub probe_slots: std::sync::OnceLock<tokio::sync::Semaphore>,
 }
 
 impl App {
@@ -102,6 +105,7 @@ impl App {
             metrics: Arc::new(SelfMetrics::new()),
             scheduler: Mutex::new(None),
             listening: std::sync::OnceLock::new(),
+            probe_slots: std::sync::OnceLock::new(),
         })
     }
 

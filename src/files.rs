@@ -29,7 +29,7 @@ pub fn read(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
 }
 
 fn too_large(max: u64) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("larger than {max} bytes"))
+    std::io::Error::new(std::io::ErrorKind::FileTooLarge, format!("larger than {max} bytes"))
 }
 
 #[cfg(test)]

@@ -182,13 +182,20 @@ fn double_quoted(value: &str) -> String {
     out
 }
 
-/// Where the `|` or `>` of the block scalar whose content starts at `content` is.
+/// Where the `|` or `>` of the block scalar whose content starts at `content` is: on the
+/// nearest line above that is not blank (blank lines may open a block's content).
 fn block_indicator(text: &str, content: usize) -> Option<usize> {
-    let header_end = text[..content].rfind('\n')?;
-    let header_start = text[..header_end].rfind('\n').map_or(0, |i| i + 1);
-    let header = &text[header_start..header_end];
-    let header = header.split(" #").next().unwrap_or(header);
-    header.rfind(['|', '>']).map(|i| header_start + i)
+    let mut header_end = text[..content].rfind('\n')?;
+    loop {
+        let header_start = text[..header_end].rfind('\n').map_or(0, |i| i + 1);
+        let header = &text[header_start..header_end];
+        if header.trim().is_empty() && header_start > 0 {
+            header_end = header_start - 1;
+            continue;
+        }
+        let header = header.split(" #").next().unwrap_or(header);
+        return header.rfind(['|', '>']).map(|i| header_start + i);
+    }
 }
 
 /// The 1-based line and (character) column of a byte offset.
@@ -247,6 +254,10 @@ mod tests {
     fn block_scalars_become_one_string() {
         let got = expand("a: |\n  one ${HOST}\n  two\nb: 2\n");
         assert_eq!(got, "a: \"one example.org\\ntwo\\n\"\nb: 2\n");
+        let got = expand("a: |\n\n  {\"t\": \"${HOST}\"}\nb: 2\n");
+        let value: std::collections::BTreeMap<String, String> =
+            serde_saphyr::from_str(&got).unwrap();
+        assert_eq!(value["a"], "\n{\"t\": \"example.org\"}\n", "{got}");
     }
 
     #[test]

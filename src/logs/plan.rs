@@ -172,6 +172,16 @@ impl SourcePlan {
         })
     }
 
+    /// Whether `other` finds, frames and splits files as this plan does, so a tailer built for
+    /// one serves the other.
+    pub fn reads_like(&self, other: &SourcePlan) -> bool {
+        self.patterns == other.patterns
+            && self.start_at == other.start_at
+            && self.max_line_bytes == other.max_line_bytes
+            && self.multiline.as_ref().map(Regex::as_str)
+                == other.multiline.as_ref().map(Regex::as_str)
+    }
+
     /// A tailer for this source's files, resuming from `positions` when given.
     pub fn tailer(&self, positions: Option<Arc<Positions>>) -> Tailer {
         self.tailer_of(self.patterns.clone(), positions)

@@ -151,6 +151,14 @@ impl Table {
         Some(removed)
     }
 
+    /// The dormant file holds an entry that is live again: it must be written without it, or a
+    /// restart would take its old offset from there.
+    fn back_from_dormancy(&mut self, key: &Key) {
+        if self.in_dormant_file.remove(key) {
+            self.dormant_changed = true;
+        }
+    }
+
     fn all(&self) -> impl Iterator<Item = &Entry> {
         self.entries.values().flat_map(|files| files.values())
     }
@@ -184,7 +192,7 @@ fn read_file(path: &Path) -> Result<Option<Vec<Entry>>, String> {
     }
 }
 
-/// Moves a file that cannot be parsed aside, so the next save does not destroy it.
+/// Moves a file that cannot be read or parsed aside, so the next save does not destroy it.
 fn move_aside(path: &Path) -> String {
     let aside = PathBuf::from(format!("{}.corrupt-{}", path.display(), unix_now()));
     match std::fs::rename(path, &aside) {
@@ -211,26 +219,35 @@ fn write_file(path: &Path, entries: &[Entry]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// Where a followed file's entry stands, from what the file system shows.
-enum Presence {
-    /// At its recorded path: kept.
+/// Where a file stands, from what the file system shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// At its path.
     There,
-    /// Not at its path, which is in a directory that lists: gone for good.
+    /// Not at its path, in a directory that lists: gone for good.
     Gone,
-    /// Its directory is missing or unreadable: it may come back.
+    /// Its directory is missing or unreadable, or its path cannot be looked at: it may be
+    /// there out of sight, or come back.
     Unknown,
 }
 
-/// Where an entry's file stands. Directories are looked at first, once each, so that many
-/// entries in directories that are gone cost one look per directory.
-fn presence(path: &Path, dev: u64, ino: u64, listable: &mut HashMap<PathBuf, bool>) -> Presence {
+/// Where the file `dev`/`ino` recorded at `path` stands. `listable` caches, per directory,
+/// whether it lists, so many entries in directories that are gone cost one look per directory.
+pub fn presence(
+    path: &Path,
+    dev: u64,
+    ino: u64,
+    listable: &mut HashMap<PathBuf, bool>,
+) -> Presence {
     let parent = path.parent().unwrap_or(Path::new("/")).to_path_buf();
     if !*listable.entry(parent).or_insert_with_key(|dir| std::fs::read_dir(dir).is_ok()) {
         return Presence::Unknown;
     }
     match std::fs::metadata(path) {
         Ok(meta) if meta.dev() == dev && meta.ino() == ino => Presence::There,
-        _ => Presence::Gone,
+        Ok(_) => Presence::Gone,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Presence::Gone,
+        Err(_) => Presence::Unknown,
     }
 }
 
@@ -244,12 +261,8 @@ impl Positions {
         let mut read = |file: &Path| match read_file(file) {
             Ok(entries) => entries.unwrap_or_default(),
             Err(e) => {
-                let moved = if e.starts_with("not a positions file") {
-                    format!(", {}", move_aside(file))
-                } else {
-                    String::new()
-                };
-                problems.push(format!("{}: {e}{moved}", file.display()));
+                // Kept for a person to look at, rather than overwritten by the next save.
+                problems.push(format!("{}: {e}, {}", file.display(), move_aside(file)));
                 Vec::new()
             }
         };
@@ -312,10 +325,13 @@ impl Positions {
 
     /// The saved offset of this file, if it is the same file (inode and first bytes).
     pub fn lookup(&self, source: &str, identity: &Identity, file: &mut File) -> Option<u64> {
-        let table = self.table();
-        let entry = table.entries.get(source)?.get(&(identity.dev, identity.ino))?;
-        (hash_prefix(file, entry.fingerprint_len as usize) == Some(entry.fingerprint))
-            .then_some(entry.offset)
+        let (len, fingerprint, offset) = {
+            let table = self.table();
+            let entry = table.entries.get(source)?.get(&(identity.dev, identity.ino))?;
+            (entry.fingerprint_len as usize, entry.fingerprint, entry.offset)
+        };
+        // The file is read without the table locked: a slow disk holds up this source only.
+        (hash_prefix(file, len) == Some(fingerprint)).then_some(offset)
     }
 
     pub fn record(&self, source: &str, path: &Path, identity: &Identity, offset: u64) {
@@ -339,7 +355,7 @@ impl Positions {
             missing_since: None,
         };
         // A file back from dormancy belongs to the main file again.
-        table.in_dormant_file.remove(&key);
+        table.back_from_dormancy(&key);
         table.entries.entry(key.0).or_default().insert((key.1, key.2), entry);
         table.dirty = true;
     }
@@ -377,7 +393,7 @@ impl Positions {
                     table.gone_since.remove(&key);
                     if let Some(entry) = table.get_mut(&key).filter(|e| e.missing_since.is_some()) {
                         entry.missing_since = None;
-                        table.in_dormant_file.remove(&key);
+                        table.back_from_dormancy(&key);
                         table.dirty = true;
                     }
                 }
@@ -409,20 +425,51 @@ impl Positions {
         }
     }
 
-    /// Writes what changed: the dormant file when due, then the main file.
+    /// Entries of sources no longer configured become dormant, and go after the retention: a
+    /// source renamed back soon resumes, one removed for good does not weigh on every save.
+    pub fn keep_sources(&self, configured: &HashSet<&str>) {
+        let now_unix = unix_now();
+        let mut table = self.table();
+        let mut expired = Vec::new();
+        let mut newly = 0;
+        for (source, files) in table.entries.iter_mut() {
+            if configured.contains(source.as_str()) {
+                continue;
+            }
+            for entry in files.values_mut() {
+                match entry.missing_since {
+                    None => {
+                        entry.missing_since = Some(now_unix);
+                        newly += 1;
+                    }
+                    Some(since) if now_unix.saturating_sub(since) >= self.retention.as_secs() => {
+                        expired.push(entry.key())
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        if newly > 0 {
+            table.dirty = true;
+            table.dormant_changed = true;
+            table.newly_dormant += newly;
+        }
+        for key in expired {
+            table.remove(&key);
+        }
+    }
+
+    /// Writes everything that changed, the dormant file included (at a stop).
     pub fn save(&self) -> std::io::Result<()> {
-        match self.take_snapshot(true) {
+        match self.snapshot(true) {
             Some(snapshot) => self.write(snapshot),
             None => Ok(()),
         }
     }
 
-    /// The table as it is now, if it changed since the last snapshot.
-    pub fn snapshot(&self) -> Option<Snapshot> {
-        self.take_snapshot(false)
-    }
-
-    fn take_snapshot(&self, flush_dormant: bool) -> Option<Snapshot> {
+    /// The table as it is now, if it changed since the last snapshot; with the dormant entries
+    /// when `flush_dormant` or when their file is due.
+    pub fn snapshot(&self, flush_dormant: bool) -> Option<Snapshot> {
         let mut table = self.table();
         let due = table.dormant_changed
             && (flush_dormant

@@ -15,11 +15,12 @@
 use super::plan::SourcePlan;
 use super::positions::Positions;
 use super::state::{SourceState, SourceSummary};
-use super::tailer::Records;
+use super::tailer::{Records, Tailer};
 use crate::metrics::exposition::Family;
 use crate::metrics::families::{LOG_POSITIONS_LOAD_ERRORS, LOG_POSITION_SAVE_ERRORS};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -50,15 +51,15 @@ impl LiveSource {
     }
 
     fn state(&self) -> MutexGuard<'_, SourceState> {
-        self.state.lock().expect("source state lock")
+        lock(&self.state)
     }
 
     fn staged(&self) -> MutexGuard<'_, Option<Vec<Family>>> {
-        self.staged.lock().expect("staged families lock")
+        lock(&self.staged)
     }
 
     fn publish(&self, families: Vec<Family>) {
-        *self.published.lock().expect("published families lock") = Arc::new(families);
+        *lock(&self.published) = Arc::new(families);
     }
 }
 
@@ -68,19 +69,38 @@ fn snapshot(plan: &SourcePlan, state: &SourceState) -> Vec<Family> {
     families
 }
 
+/// Locks a mutex even if a thread panicked while holding it: counts and snapshots stay usable,
+/// and one broken source must not take `/metrics` down with it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn read<T>(rw: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    rw.read().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Threads of the sources of one configuration, stopped together.
 #[derive(Default)]
 struct Followers {
     stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
+    /// Each source's thread, which hands back its tailer when it stops.
+    threads: Vec<(String, JoinHandle<Tailer>)>,
 }
 
 impl Followers {
-    fn stop(&mut self) {
+    /// Stops the threads; the tailers of those that stopped cleanly, by source.
+    fn stop(&mut self) -> HashMap<String, Tailer> {
         self.stop.store(true, Ordering::Release);
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
+        let mut tailers = HashMap::new();
+        for (name, thread) in self.threads.drain(..) {
+            match thread.join() {
+                Ok(tailer) => {
+                    tailers.insert(name, tailer);
+                }
+                Err(_) => tracing::error!(source = %name, "the source's thread panicked"),
+            }
         }
+        tailers
     }
 }
 
@@ -97,33 +117,34 @@ struct Shared {
 
 impl Shared {
     fn want_save(&self) {
-        *self.save_wanted.lock().expect("save request lock") = true;
+        *lock(&self.save_wanted) = true;
         self.wake_writer.notify_one();
     }
 
     /// Waits for a request to save or the save interval; false once the writer should stop.
     fn wait_for_save(&self) -> bool {
-        let wanted = self.save_wanted.lock().expect("save request lock");
+        let wanted = lock(&self.save_wanted);
         let (mut wanted, _) = self
             .wake_writer
             .wait_timeout_while(wanted, SAVE_INTERVAL, |wanted| {
                 !*wanted && !self.stop_writer.load(Ordering::Acquire)
             })
-            .expect("save request lock");
+            .unwrap_or_else(PoisonError::into_inner);
         *wanted = false;
         !self.stop_writer.load(Ordering::Acquire)
     }
 
-    /// Saves the positions and publishes the families staged with them. A save that fails
-    /// publishes all the same: counts shown late by a broken disk help no one.
-    fn save_and_publish(&self) {
-        let sources = self.sources.read().expect("sources lock").clone();
+    /// Saves the positions (everything, at the last save) and publishes the families staged
+    /// with them. A save that fails publishes all the same: counts frozen by a broken disk help
+    /// no one; such a failure is counted, and a kill -9 while it lasts may count records again.
+    fn save_and_publish(&self, last: bool) {
+        let sources = read(&self.sources).clone();
         let (staged, table) = {
             // Sources stage families and record positions under their staging lock, so what is
             // taken here is consistent.
             let mut guards: Vec<_> = sources.iter().map(|s| s.staged()).collect();
             let staged: Vec<Option<Vec<Family>>> = guards.iter_mut().map(|g| g.take()).collect();
-            (staged, self.positions.as_ref().and_then(|p| p.snapshot()))
+            (staged, self.positions.as_ref().and_then(|p| p.snapshot(last)))
         };
         if let (Some(positions), Some(table)) = (&self.positions, table) {
             if let Err(e) = positions.write(table) {
@@ -162,7 +183,7 @@ impl LogRuntime {
                 .name("positions".into())
                 .spawn(move || {
                     while shared.wait_for_save() {
-                        shared.save_and_publish();
+                        shared.save_and_publish(false);
                     }
                 })
                 .expect("spawning the positions writer")
@@ -177,11 +198,15 @@ impl LogRuntime {
     /// Follows the sources of `plans` from now on, in place of those followed so far. A source
     /// of the same name keeps what it counted (rules that changed start again).
     pub fn apply(&self, plans: &[Arc<SourcePlan>]) {
-        let mut followers = self.followers.lock().expect("followers lock");
+        let mut followers = lock(&self.followers);
         // The old threads finish their poll first: their states take no record after this.
-        followers.stop();
+        let mut tailers = followers.stop();
+        if let Some(positions) = &self.shared.positions {
+            positions.keep_sources(&plans.iter().map(|p| p.name.as_str()).collect());
+        }
+        let mut next_tailers = HashMap::new();
         let next: Vec<Arc<LiveSource>> = {
-            let mut sources = self.shared.sources.write().expect("sources lock");
+            let mut sources = self.shared.sources.write().unwrap_or_else(PoisonError::into_inner);
             let mut old: Vec<Arc<LiveSource>> = std::mem::take(&mut *sources);
             let next: Vec<Arc<LiveSource>> = plans
                 .iter()
@@ -189,9 +214,16 @@ impl LogRuntime {
                     let source = match old.iter().position(|s| s.plan.name == plan.name) {
                         Some(i) => {
                             let previous = old.swap_remove(i);
+                            // A source that reads as before goes on with its tailer, and so
+                            // with the files it drains after rotation or follows out of sight.
+                            if let Some(tailer) = tailers.remove(&plan.name) {
+                                if previous.plan.reads_like(plan) {
+                                    next_tailers.insert(plan.name.clone(), tailer);
+                                }
+                            }
                             let counted = std::mem::take(&mut *previous.state());
                             let state = SourceState::carry_over(plan, &previous.plan, counted);
-                            let shown = previous.published.lock().expect("published lock").clone();
+                            let shown = lock(&previous.published).clone();
                             LiveSource::new(plan.clone(), state, shown)
                         }
                         None => {
@@ -213,10 +245,15 @@ impl LogRuntime {
             .into_iter()
             .map(|source| {
                 let (stop, shared) = (stop.clone(), self.shared.clone());
-                std::thread::Builder::new()
-                    .name(format!("tail-{}", source.plan.name))
-                    .spawn(move || follow(&source, &stop, &shared))
-                    .expect("spawning a tailer thread")
+                let name = source.plan.name.clone();
+                let tailer = next_tailers
+                    .remove(&name)
+                    .unwrap_or_else(|| source.plan.tailer(shared.positions.clone()));
+                let thread = std::thread::Builder::new()
+                    .name(format!("tail-{name}"))
+                    .spawn(move || follow(&source, tailer, &stop, &shared))
+                    .expect("spawning a tailer thread");
+                (name, thread)
             })
             .collect();
         *followers = Followers { stop, threads };
@@ -224,21 +261,21 @@ impl LogRuntime {
 
     /// Stops following, saves where each source stopped, and publishes the last counts.
     pub fn stop(&self) {
-        self.followers.lock().expect("followers lock").stop();
-        if let Some(writer) = self.writer.lock().expect("writer lock").take() {
+        lock(&self.followers).stop();
+        if let Some(writer) = lock(&self.writer).take() {
             self.shared.stop_writer.store(true, Ordering::Release);
             self.shared.wake_writer.notify_one();
             let _ = writer.join();
         }
-        self.shared.save_and_publish();
+        self.shared.save_and_publish(true);
     }
 
     /// The rules' families and the self-metrics of every source, as last published.
     pub fn families(&self) -> Vec<Family> {
-        let sources = self.shared.sources.read().expect("sources lock").clone();
+        let sources = read(&self.shared.sources).clone();
         let mut families = Vec::new();
         for source in &sources {
-            let published = source.published.lock().expect("published lock").clone();
+            let published = lock(&source.published).clone();
             families.extend(published.iter().cloned());
         }
         if let Some(positions) = &self.shared.positions {
@@ -252,7 +289,7 @@ impl LogRuntime {
 
     /// A summary of each source for the status page, from its live state.
     pub fn summaries(&self) -> Vec<SourceSummary> {
-        let sources = self.shared.sources.read().expect("sources lock").clone();
+        let sources = read(&self.shared.sources).clone();
         sources.iter().map(|s| s.state().summary(&s.plan)).collect()
     }
 
@@ -262,7 +299,7 @@ impl LogRuntime {
     pub fn queries(&self, hash: Option<&str>, after: Option<&str>, limit: usize) -> QueryPage {
         let limit = limit.max(1);
         let after = after.map(|a| a.split_once('\n').unwrap_or((a, "")));
-        let sources = self.shared.sources.read().expect("sources lock").clone();
+        let sources = read(&self.shared.sources).clone();
         let mut sources: Vec<&Arc<LiveSource>> = sources.iter().collect();
         sources.sort_by(|a, b| a.plan.name.cmp(&b.plan.name));
         let mut items = Vec::new();
@@ -330,9 +367,9 @@ fn sleep_unless_stopped(period: Duration, stop: &AtomicBool) -> bool {
     }
 }
 
-fn follow(source: &LiveSource, stop: &AtomicBool, shared: &Shared) {
+/// Follows a source's files until `stop`; hands its tailer back.
+fn follow(source: &LiveSource, mut tailer: Tailer, stop: &AtomicBool, shared: &Shared) -> Tailer {
     let plan = &source.plan;
-    let mut tailer = plan.tailer(shared.positions.clone());
     // A multiline record is complete once its file has been quiet for a while.
     let idle_flush = (plan.poll_interval * 4).max(Duration::from_millis(500));
     loop {
@@ -349,7 +386,7 @@ fn follow(source: &LiveSource, stop: &AtomicBool, shared: &Shared) {
         }
         shared.want_save();
         if !sleep_unless_stopped(plan.poll_interval, stop) {
-            return;
+            return tailer;
         }
     }
 }

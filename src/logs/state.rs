@@ -56,7 +56,7 @@ pub struct SourceState {
     pub lag_bytes: u64,
     pub files: usize,
     /// How many of the source's paths cannot be read, by reason (in `Unreadable::ALL`'s order).
-    pub unreadable: [usize; 6],
+    pub unreadable: [usize; Unreadable::ALL.len()],
     pub last_record: Option<SystemTime>,
     /// Lines per second over the last few seconds, for the status page.
     pub lines_per_second: f64,

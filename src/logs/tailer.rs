@@ -105,7 +105,7 @@ pub struct Progress {
     pub lag_bytes: u64,
     pub files: usize,
     /// How many of the source's paths cannot be read, by reason (in `Unreadable::ALL`'s order).
-    pub unreadable: [usize; 6],
+    pub unreadable: [usize; Unreadable::ALL.len()],
 }
 
 struct Watched {
@@ -131,19 +131,20 @@ impl Watched {
     }
 }
 
-/// Whether a file not seen at its path still exists there out of sight: not deleted, no other
-/// file at its path, and its directory missing or unreadable (rather than listing without it).
+/// Whether a file not seen at its path still exists there out of sight: not deleted, and its
+/// directory missing or unreadable or the file still at its path (a glob that cannot list it),
+/// rather than a directory that lists without it or another file at its path.
 fn hidden(w: &Watched) -> bool {
     if w.file.metadata().map_or(true, |m| m.nlink() == 0) {
         return false;
     }
-    match std::fs::metadata(&w.path) {
-        Ok(meta) => meta.dev() == w.identity.dev && meta.ino() == w.identity.ino,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            w.path.parent().is_some_and(|dir| std::fs::read_dir(dir).is_err())
-        }
-        Err(_) => true,
-    }
+    let presence = super::positions::presence(
+        &w.path,
+        w.identity.dev,
+        w.identity.ino,
+        &mut std::collections::HashMap::new(),
+    );
+    presence != super::positions::Presence::Gone
 }
 
 /// Where a tailer hands the records it reads. Any `FnMut(&str)` is one.
@@ -213,10 +214,6 @@ impl Tailer {
             .iter()
             .filter_map(|w| w.file.metadata().ok().map(|m| m.len().saturating_sub(w.offset)))
             .sum()
-    }
-
-    pub fn file_count(&self) -> usize {
-        self.files.len()
     }
 
     /// What happened since the last call, and what the tailer holds now.

@@ -6,7 +6,6 @@ use super::certs::{self, CertInfo, Origin};
 use super::{Failure, FailureReason, Report};
 use crate::metrics::families::{CERT_FILE_ERROR, PROBE_SSL_EARLIEST_CERT_EXPIRY};
 use crate::pem;
-use std::io::Read;
 use std::path::PathBuf;
 
 /// Certificate files are small; anything larger is not one, and is not read whole.
@@ -92,17 +91,11 @@ fn read_all(target: &str) -> Result<Vec<CertFile>, Failure> {
 }
 
 fn read_one(path: PathBuf) -> CertFile {
-    // Only regular files are opened: a FIFO or device could block the read for good.
-    if !std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
-        return CertFile { path, certificates: Vec::new(), problem: Some("unreadable") };
-    }
-    let mut bytes = Vec::new();
-    let read =
-        std::fs::File::open(&path).and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes));
-    let (certificates, problem) = match read {
+    // Regular files only, opened without blocking: a FIFO or device could hold the read for good.
+    let (certificates, problem) = match crate::files::read(&path, MAX_FILE_BYTES) {
+        Ok(bytes) => parse(&bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => (Vec::new(), Some("too_large")),
         Err(_) => (Vec::new(), Some("unreadable")),
-        Ok(_) if bytes.len() as u64 > MAX_FILE_BYTES => (Vec::new(), Some("too_large")),
-        Ok(_) => parse(&bytes),
     };
     CertFile { path, certificates, problem }
 }

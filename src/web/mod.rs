@@ -85,6 +85,9 @@ pub async fn serve(
     if let Ok(local) = listener.local_addr() {
         let _ = app.listening.set(vec![local.port()]);
     }
+    let kept_for_others = (max_connections / 8).max(4);
+    let probes = max_connections.saturating_sub(kept_for_others).max(1);
+    let _ = app.probe_slots.set(tokio::sync::Semaphore::new(probes));
     let connections = Connections::new(max_connections);
     tokio::pin!(shutdown);
     loop {
@@ -161,10 +164,8 @@ async fn serve_connection<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |request: Request<Incoming>| {
-        let (app, security) = (app.clone(), security.clone());
-        let busy = activity.busy();
+        let (app, security, activity) = (app.clone(), security.clone(), activity.clone());
         async move {
-            let _busy = busy;
             if let Some(security) = security.filter(|s| s.needs_auth()) {
                 let header =
                     request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
@@ -195,6 +196,9 @@ async fn serve_connection<S>(
                     }
                 }
             }
+            // Busy (not to be shed for a newcomer) only once it is known who asks: a flood of
+            // wrong passwords must not hold every slot away from a scraper.
+            let _busy = activity.busy();
             Ok::<_, Infallible>(route(&app, request, peer).await)
         }
     });

@@ -70,6 +70,14 @@ pub async fn handle(
             "/probe requests from lookout's own prober are refused: probes do not nest\n".into(),
         );
     }
+    let _slot = match app.probe_slots.get().map(|slots| slots.try_acquire()) {
+        Some(Err(_)) => {
+            let message = "Too many /probe requests in flight; try again\n".to_string();
+            return reject(StatusCode::SERVICE_UNAVAILABLE, "busy", message);
+        }
+        Some(Ok(slot)) => Some(slot),
+        None => None,
+    };
     let ProbeRequest { module: module_name, target, debug } = ProbeRequest::parse(query);
     let Some(target) = target else {
         return reject(

@@ -293,3 +293,38 @@ fn an_open_probe_endpoint_on_a_public_address_is_warned_about_once() {
     let off = format!("{HTTP_MODULE}probe_endpoint:\n  enabled: false\n");
     assert!(!start_up_log(":PORT", &off).contains(WARNING));
 }
+
+#[test]
+fn slow_probes_cannot_hold_every_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    // Answers nothing for 20 s: each probe of it holds its connection until its timeout.
+    let silent = stalling_server(0, 10, Duration::from_secs(20));
+    let probes = write_file(
+        dir.path(),
+        "probes.yaml",
+        "modules:\n  http_2xx:\n    prober: http\n    timeout: 15s\n    http:\n      preferred_ip_protocol: ip4\n",
+    );
+    let server = Server::spawn(
+        dir.path(),
+        &[format!("--config.probes={}", probes.display()), "--web.max-connections=16".into()],
+    );
+    let path = format!("/probe?target={}", encode(&format!("http://{silent}/")));
+    // 16 connections less 4 kept for others: 12 probes run at once.
+    let held: Vec<std::net::TcpStream> = (0..12)
+        .map(|_| {
+            use std::io::Write;
+            let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+            write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    let refused = get(server.addr, &path, &[]).unwrap();
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    let started = Instant::now();
+    let scrape = get(server.addr, "/metrics", &[]).expect("a scrape still gets in");
+    assert_eq!(scrape.status, 200);
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert!(scrape.body.contains("lookout_probe_request_errors_total{reason=\"busy\"} 1"));
+    drop(held);
+}

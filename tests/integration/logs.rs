@@ -754,3 +754,31 @@ fn the_query_index_is_bounded_in_bytes_and_served_a_page_at_a_time() {
     assert_eq!(seen, sorted);
     assert_eq!(get(server.addr, "/queries?limit=0", &[]).unwrap().status, 400);
 }
+
+#[test]
+fn a_reload_keeps_draining_a_file_rotated_just_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    append(&log, "");
+    let rules = format!(
+        "sources:\n  - name: web\n    paths: [\"{}\"]\n    format: nginx\n    log_format: combined_timed\n    start_at: beginning\n    poll_interval: 50ms\nmetrics:\n  - name: requests_total\n    type: counter\n    source: web\n",
+        log.display()
+    );
+    let server = serve_logs(dir.path(), &rules);
+    for i in 0..10 {
+        append(&log, &nginx_line(i, 200));
+    }
+    wait_value(server.addr, "requests_total ", 10.0);
+    // Rotated; nginx writes on to the renamed file until it reopens its log.
+    let rotated = dir.path().join("access.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    reload(server.addr);
+    for i in 10..15 {
+        append(&rotated, &nginx_line(i, 200));
+    }
+    for i in 15..18 {
+        append(&log, &nginx_line(i, 200));
+    }
+    wait_value(server.addr, "requests_total ", 18.0);
+}

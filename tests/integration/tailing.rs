@@ -585,7 +585,7 @@ fn positions_of_files_gone_for_good_are_pruned_and_saves_stay_small() {
     assert!(saved_paths(&positions).contains(&b.display().to_string()));
     std::thread::sleep(Duration::from_millis(5200));
     poll_into(&mut tailer, &mut got);
-    let snapshot = p.snapshot().unwrap();
+    let snapshot = p.snapshot(false).unwrap();
     p.write(snapshot).unwrap();
     assert_eq!(saved_paths(&positions), [a.display().to_string()], "b.log forgotten");
     let kept = saved_paths(&dormant);
@@ -596,7 +596,7 @@ fn positions_of_files_gone_for_good_are_pruned_and_saves_stay_small() {
     let dormant_inode = std::fs::metadata(&dormant).unwrap().ino();
     append_lines(&a, "l", 2..4);
     poll_into(&mut tailer, &mut got);
-    let snapshot = p.snapshot().unwrap();
+    let snapshot = p.snapshot(false).unwrap();
     p.write(snapshot).unwrap();
     assert_eq!(std::fs::metadata(&dormant).unwrap().ino(), dormant_inode, "not rewritten");
     assert!(std::fs::metadata(&positions).unwrap().len() < 1024);
