@@ -64,9 +64,7 @@ async fn run(config: &Config, output: Output) -> (String, bool) {
         }
         Output::Prometheus => {
             let probes = all.iter().flat_map(|r| r.families.iter().cloned());
-            let logs = sources.iter().flat_map(|(plan, state)| {
-                state.families(plan).into_iter().chain(state.self_families(plan))
-            });
+            let logs = sources.iter().flat_map(|(plan, state)| state.exposition(plan));
             exposition::encode(&exposition::merge(probes.chain(logs)), Format::Text)
         }
         Output::Json => json(&all, &sources),

@@ -22,9 +22,7 @@ pub fn run(
     }
     let mut state = SourceState::new(plan);
     offline::read_files(plan, &mut state, files);
-    let mut families = state.families(plan);
-    families.extend(state.self_families(plan));
-    print!("{}", exposition::encode(&families, Format::Text));
+    print!("{}", exposition::encode(&state.exposition(plan), Format::Text));
     Ok(Verdict::Pass)
 }
 

@@ -41,7 +41,7 @@ pub struct LiveSource {
 
 impl LiveSource {
     fn new(plan: Arc<SourcePlan>, state: SourceState, published: Arc<Vec<Family>>) -> LiveSource {
-        let staged = snapshot(&plan, &state);
+        let staged = state.exposition(&plan);
         LiveSource {
             plan,
             state: Mutex::new(state),
@@ -61,12 +61,6 @@ impl LiveSource {
     fn publish(&self, families: Vec<Family>) {
         *lock(&self.published) = Arc::new(families);
     }
-}
-
-fn snapshot(plan: &SourcePlan, state: &SourceState) -> Vec<Family> {
-    let mut families = state.families(plan);
-    families.extend(state.self_families(plan));
-    families
 }
 
 /// Locks a mutex even if a thread panicked while holding it: counts and snapshots stay usable,
@@ -229,7 +223,7 @@ impl LogRuntime {
                         None => {
                             // Nothing counted yet: the zeros can be shown at once.
                             let state = SourceState::new(plan);
-                            let zeros = Arc::new(snapshot(plan, &state));
+                            let zeros = Arc::new(state.exposition(plan));
                             LiveSource::new(plan.clone(), state, zeros)
                         }
                     };
@@ -382,7 +376,7 @@ fn follow(source: &LiveSource, mut tailer: Tailer, stop: &AtomicBool, shared: &S
             state.add_tail(progress, now);
             state.expire(plan, now);
             tailer.record_positions();
-            *staged = Some(snapshot(plan, &state));
+            *staged = Some(state.exposition(plan));
         }
         shared.want_save();
         if !sleep_unless_stopped(plan.poll_interval, stop) {

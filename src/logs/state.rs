@@ -184,8 +184,15 @@ impl SourceState {
         plan.rules.iter().zip(&self.rules).map(|(rule, state)| rule.family(state)).collect()
     }
 
+    /// Everything a scrape shows of this source: its rules' families, then its self-metrics.
+    pub fn exposition(&self, plan: &SourcePlan) -> Vec<Family> {
+        let mut families = self.families(plan);
+        families.extend(self.self_families(plan));
+        families
+    }
+
     /// Self-metrics of this source and its rules.
-    pub fn self_families(&self, plan: &SourcePlan) -> Vec<Family> {
+    fn self_families(&self, plan: &SourcePlan) -> Vec<Family> {
         let of_source = |def: &FamilyDef, value: f64| {
             Family::of(def).with(def.labels([plan.name.clone()]), value)
         };
