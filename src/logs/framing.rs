@@ -138,6 +138,13 @@ impl Framer {
     }
 }
 
+/// Hands out what `splitter` and `framer` still hold, as at the end of a file that will not grow
+/// again: a last line without its newline, then the record being assembled.
+pub fn finish(splitter: &mut LineSplitter, framer: &mut Framer, emit: &mut impl FnMut(&str)) {
+    splitter.finish(&mut |line, raw| framer.push(&String::from_utf8_lossy(line), raw, emit));
+    framer.flush(emit);
+}
+
 fn strip_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }

@@ -1,7 +1,7 @@
 //! Sources read once, start to end, outside the runtime: files (`lookout replay`, `--once`) and
 //! text as if it were a file (rule unit tests).
 
-use super::framing::{Framer, LineSplitter};
+use super::framing::{self, Framer, LineSplitter};
 use super::plan::SourcePlan;
 use super::state::SourceState;
 use std::time::Instant;
@@ -19,16 +19,9 @@ pub fn feed(plan: &SourcePlan, state: &mut SourceState, text: &str) {
     let mut splitter = LineSplitter::new(plan.max_line_bytes);
     let mut framer = Framer::new(plan.multiline.clone());
     let now = Instant::now();
-    let mut records = Vec::new();
-    let mut data = text.as_bytes().to_vec();
-    if !data.ends_with(b"\n") {
-        data.push(b'\n');
-    }
-    splitter.push(&data, &mut |line, raw| {
-        framer.push(&String::from_utf8_lossy(line), raw, &mut |r| records.push(r.to_string()))
+    let emit = &mut |record: &str| state.process(plan, record, now);
+    splitter.push(text.as_bytes(), &mut |line, raw| {
+        framer.push(&String::from_utf8_lossy(line), raw, emit)
     });
-    framer.flush(&mut |r| records.push(r.to_string()));
-    for r in records {
-        state.process(plan, &r, now);
-    }
+    framing::finish(&mut splitter, &mut framer, emit);
 }

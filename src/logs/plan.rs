@@ -29,6 +29,19 @@ struct Extract {
     targets: Vec<(usize, usize)>,
 }
 
+impl Extract {
+    /// (field, text) of each named capture the regex finds in `text`.
+    fn captures<'s: 'r, 't: 'r, 'r>(
+        &'s self,
+        text: &'t str,
+    ) -> impl Iterator<Item = (usize, &'t str)> + 'r {
+        let caps = self.regex.captures(text);
+        self.targets.iter().filter_map(move |(group, field)| {
+            caps.as_ref()?.get(*group).map(|m| (*field, m.as_str()))
+        })
+    }
+}
+
 /// The fields a source's hash → SQL index is built from, and how much it keeps.
 pub struct QueryIndexPlan {
     pub hash: usize,
@@ -211,25 +224,15 @@ impl SourcePlan {
             return parsed;
         }
         for e in &self.extracts {
+            // A capture of text borrowed from the record is borrowed too; of a value made
+            // while parsing (JSON), it is copied.
             let found: Vec<(usize, Cow<str>)> = match &values[e.field] {
-                Some(Cow::Borrowed(text)) => match e.regex.captures(text) {
-                    Some(caps) => e
-                        .targets
-                        .iter()
-                        .filter_map(|(g, f)| caps.get(*g).map(|m| (*f, Cow::Borrowed(m.as_str()))))
-                        .collect(),
-                    None => Vec::new(),
-                },
-                Some(Cow::Owned(text)) => match e.regex.captures(text) {
-                    Some(caps) => e
-                        .targets
-                        .iter()
-                        .filter_map(|(g, f)| {
-                            caps.get(*g).map(|m| (*f, Cow::Owned(m.as_str().to_string())))
-                        })
-                        .collect(),
-                    None => Vec::new(),
-                },
+                Some(Cow::Borrowed(text)) => {
+                    e.captures(text).map(|(f, m)| (f, Cow::Borrowed(m))).collect()
+                }
+                Some(Cow::Owned(text)) => {
+                    e.captures(text).map(|(f, m)| (f, Cow::Owned(m.to_string()))).collect()
+                }
                 None => Vec::new(),
             };
             for (field, value) in found {

@@ -164,10 +164,7 @@ impl<F: FnMut(&str)> Records for F {
 
 /// A file that will not grow again: its last line counts even without a newline.
 fn finish(w: &mut Watched, out: &mut impl Records) {
-    let framer = &mut w.framer;
-    let emit = &mut |r: &str| out.record(r);
-    w.splitter.finish(&mut |line, raw| framer.push(&String::from_utf8_lossy(line), raw, emit));
-    framer.flush(emit);
+    super::framing::finish(&mut w.splitter, &mut w.framer, &mut |r: &str| out.record(r));
 }
 
 pub struct Tailer {
