@@ -153,6 +153,36 @@ impl Source {
         ConfigError { key: key.to_string(), ..self.error_at_span(spanned, message) }
     }
 
+    /// An error at the first occurrence of `near` in the text of a value (a part of a long
+    /// string), else at the value.
+    pub fn error_at_text<T>(
+        &self,
+        spanned: &serde_saphyr::Spanned<T>,
+        near: &str,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        let (line, column) = (spanned.referenced.line(), spanned.referenced.column());
+        let line_start: usize = self
+            .text
+            .split_inclusive('\n')
+            .take((line as usize).saturating_sub(1))
+            .map(str::len)
+            .sum();
+        let start = self.text[line_start.min(self.text.len())..]
+            .char_indices()
+            .nth((column as usize).saturating_sub(1))
+            .map_or(self.text.len(), |(i, _)| line_start + i);
+        match self.text[start..].find(near) {
+            Some(found) => {
+                let before = &self.text[..start + found];
+                let line = before.matches('\n').count() as u64 + 1;
+                let column = before.rsplit('\n').next().unwrap_or("").chars().count() as u64 + 1;
+                self.error_at(line, column, message)
+            }
+            None => self.error_at_span(spanned, message),
+        }
+    }
+
     pub fn error_at_span<T>(
         &self,
         spanned: &serde_saphyr::Spanned<T>,

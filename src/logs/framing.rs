@@ -90,19 +90,40 @@ impl LineSplitter {
     }
 }
 
-/// Joins lines into records: with a start pattern, a record runs from a line that matches it
-/// up to the next such line.
+/// How lines make records: one line each; with a start pattern, from a line that matches it up
+/// to the next such line; or, for formats that write several lines (an nginx `log_format` with
+/// newlines), a fixed number of lines from a line that matches the start pattern.
+#[derive(Clone, Debug, Default)]
+pub struct Framing {
+    pub start: Option<Regex>,
+    /// Lines per record when more than one: a record ends after this many.
+    pub lines: usize,
+}
+
+impl Framing {
+    pub fn multiline(start: Option<Regex>) -> Framing {
+        Framing { start, lines: 1 }
+    }
+
+    pub fn same_as(&self, other: &Framing) -> bool {
+        self.lines == other.lines
+            && self.start.as_ref().map(Regex::as_str) == other.start.as_ref().map(Regex::as_str)
+    }
+}
+
 pub struct Framer {
-    start: Option<Regex>,
+    framing: Framing,
     record: String,
+    /// Lines in the pending record.
+    count: usize,
     /// File bytes of the pending record.
     pending: u64,
     pub dropped_lines: u64,
 }
 
 impl Framer {
-    pub fn new(start: Option<Regex>) -> Framer {
-        Framer { start, record: String::new(), pending: 0, dropped_lines: 0 }
+    pub fn new(framing: Framing) -> Framer {
+        Framer { framing, record: String::new(), count: 0, pending: 0, dropped_lines: 0 }
     }
 
     pub fn pending(&self) -> u64 {
@@ -110,7 +131,10 @@ impl Framer {
     }
 
     pub fn push(&mut self, line: &str, raw: u64, emit: &mut impl FnMut(&str)) {
-        let Some(start) = &self.start else {
+        if self.framing.lines > 1 {
+            return self.push_counted(line, raw, emit);
+        }
+        let Some(start) = &self.framing.start else {
             emit(line);
             return;
         };
@@ -129,12 +153,31 @@ impl Framer {
         self.pending += raw;
     }
 
+    /// A record of a fixed number of lines; a line that cannot start one while none is open
+    /// (the file began mid-record, or someone else wrote to it) is a record of its own.
+    fn push_counted(&mut self, line: &str, raw: u64, emit: &mut impl FnMut(&str)) {
+        if self.count == 0 && !self.framing.start.as_ref().is_none_or(|s| s.is_match(line)) {
+            emit(line);
+            return;
+        }
+        if self.count > 0 {
+            self.record.push('\n');
+        }
+        self.record.push_str(line);
+        self.count += 1;
+        self.pending += raw;
+        if self.count == self.framing.lines {
+            self.flush(emit);
+        }
+    }
+
     pub fn flush(&mut self, emit: &mut impl FnMut(&str)) {
         if self.pending > 0 {
             emit(&self.record);
             self.record.clear();
             self.pending = 0;
         }
+        self.count = 0;
     }
 }
 
@@ -185,7 +228,7 @@ mod tests {
 
     #[test]
     fn multiline_records() {
-        let mut framer = Framer::new(Some(Regex::new(r"^\d{4}-").unwrap()));
+        let mut framer = Framer::new(Framing::multiline(Some(Regex::new(r"^\d{4}-").unwrap())));
         let mut records = Vec::new();
         for line in ["orphan", "2026-01 first", "\tat x", "Caused by: y", "2026-02 second"] {
             framer.push(line, line.len() as u64 + 1, &mut |r| records.push(r.to_string()));
@@ -195,5 +238,17 @@ mod tests {
         framer.flush(&mut |r| records.push(r.to_string()));
         assert_eq!(records[2], "2026-02 second");
         assert_eq!(framer.pending(), 0);
+    }
+
+    #[test]
+    fn records_of_a_fixed_number_of_lines() {
+        let framing = Framing { start: Some(Regex::new(r"^\d").unwrap()), lines: 3 };
+        let mut framer = Framer::new(framing);
+        let mut records = Vec::new();
+        for line in ["", "1 a", "b", "", "2 c", "d", "", "stray", "3 e"] {
+            framer.push(line, line.len() as u64 + 1, &mut |r| records.push(r.to_string()));
+        }
+        assert_eq!(records, ["", "1 a\nb\n", "2 c\nd\n", "stray"]);
+        assert_eq!(framer.pending(), 4);
     }
 }

@@ -17,7 +17,7 @@ pub fn read_files(plan: &SourcePlan, state: &mut SourceState, paths: Vec<String>
 /// Runs text through the plan's framing and rules, as if it were a file read to its end.
 pub fn feed(plan: &SourcePlan, state: &mut SourceState, text: &str) {
     let mut splitter = LineSplitter::new(plan.max_line_bytes);
-    let mut framer = Framer::new(plan.multiline.clone());
+    let mut framer = Framer::new(plan.framing.clone());
     let now = Instant::now();
     let emit = &mut |record: &str| state.process(plan, record, now);
     splitter.push(text.as_bytes(), &mut |line, raw| {

@@ -3,6 +3,7 @@
 //! what it has counted lives in a [`SourceState`](super::state::SourceState), so a reload
 //! replaces plans without touching counts.
 
+use super::framing::Framing;
 use super::parse::{self, Parsed, Parser};
 use super::positions::Positions;
 use super::record::{Schema, Values};
@@ -63,7 +64,7 @@ pub struct SourcePlan {
     pub start_at: StartAt,
     pub max_line_bytes: usize,
     pub poll_interval: Duration,
-    pub multiline: Option<Regex>,
+    pub framing: Framing,
     parser: Parser,
     schema: Schema,
     extracts: Vec<Extract>,
@@ -90,12 +91,15 @@ impl SourcePlan {
         let parser = match format {
             LogFormat::Nginx => {
                 let text = spec.log_format.as_ref().map_or("combined", |f| f.value.as_str());
-                let compiled = parse::nginx::preset(text).unwrap_or_else(|| text.to_string());
-                let at = |e: String| match &spec.log_format {
-                    Some(f) => source.error_at_span(f, format!("log_format: {e}")),
-                    None => source.error_at_span(&spec.format, e),
-                };
-                Parser::Nginx(parse::nginx::NginxFormat::compile(&compiled).map_err(at)?)
+                let format = parse::nginx::NginxFormat::compile(text).map_err(|e| {
+                    let message = format!("log_format: {}", e.message);
+                    match (&spec.log_format, e.near) {
+                        (Some(f), Some(near)) => source.error_at_text(f, &near, message),
+                        (Some(f), None) => source.error_at_span(f, message),
+                        (None, _) => source.error_at_span(&spec.format, message),
+                    }
+                })?;
+                Parser::Nginx(format)
             }
             LogFormat::Spring => match &spec.pattern {
                 Some(p) => Parser::Spring(
@@ -119,12 +123,13 @@ impl SourcePlan {
         };
         let open = parser.open_schema();
         let mut schema = Schema::new(parser.fields());
-        let multiline = match (&spec.multiline, format) {
-            (Some(m), _) => Some(m.start.0.clone()),
-            (None, LogFormat::Spring) => {
-                Some(Regex::new(parse::spring::RECORD_START).expect("static regex"))
-            }
-            (None, _) => None,
+        let framing = match (&spec.multiline, &parser) {
+            (Some(m), _) => Framing::multiline(Some(m.start.0.clone())),
+            (None, Parser::Spring(_)) => Framing::multiline(Some(
+                Regex::new(parse::spring::RECORD_START).expect("static regex"),
+            )),
+            (None, Parser::Nginx(format)) => format.framing(),
+            (None, _) => Framing::default(),
         };
         let resolve = |name: &serde_saphyr::Spanned<String>, schema: &mut Schema| {
             schema.resolve(&name.value, open).map_err(|e| source.error_at_span(name, e))
@@ -175,7 +180,7 @@ impl SourcePlan {
             poll_interval: spec
                 .poll_interval
                 .map_or(DEFAULT_POLL, |p| p.0.max(Duration::from_millis(10))),
-            multiline,
+            framing,
             parser,
             schema,
             extracts,
@@ -191,8 +196,7 @@ impl SourcePlan {
         self.patterns == other.patterns
             && self.start_at == other.start_at
             && self.max_line_bytes == other.max_line_bytes
-            && self.multiline.as_ref().map(Regex::as_str)
-                == other.multiline.as_ref().map(Regex::as_str)
+            && self.framing.same_as(&other.framing)
     }
 
     /// A tailer for this source's files, resuming from `positions` when given.
@@ -207,7 +211,7 @@ impl SourcePlan {
             paths,
             self.start_at,
             self.max_line_bytes,
-            self.multiline.clone(),
+            self.framing.clone(),
             positions,
         )
     }

@@ -12,10 +12,9 @@
 //! handed out in the shared positions table, which one writer saves to disk. So a restart
 //! skips nothing and reads nothing twice.
 
-use super::framing::{Framer, LineSplitter};
+use super::framing::{Framer, Framing, LineSplitter};
 use super::positions::{Identity, Positions};
 use crate::config::log_rules::StartAt;
-use regex::Regex;
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -173,7 +172,7 @@ pub struct Tailer {
     files: Vec<Watched>,
     start_at: StartAt,
     max_line_bytes: usize,
-    multiline: Option<Regex>,
+    framing: Framing,
     positions: Option<Arc<Positions>>,
     first_scan: bool,
     last_sweep: Option<Instant>,
@@ -188,7 +187,7 @@ impl Tailer {
         patterns: Vec<String>,
         start_at: StartAt,
         max_line_bytes: usize,
-        multiline: Option<Regex>,
+        framing: Framing,
         positions: Option<Arc<Positions>>,
     ) -> Tailer {
         Tailer {
@@ -197,7 +196,7 @@ impl Tailer {
             files: Vec::new(),
             start_at,
             max_line_bytes,
-            multiline,
+            framing,
             positions,
             first_scan: true,
             last_sweep: None,
@@ -408,7 +407,7 @@ impl Tailer {
             identity,
             offset,
             splitter: LineSplitter::new(self.max_line_bytes),
-            framer: Framer::new(self.multiline.clone()),
+            framer: Framer::new(self.framing.clone()),
             at_path: true,
             last_growth: Instant::now(),
             hidden_since: None,

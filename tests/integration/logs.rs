@@ -276,7 +276,8 @@ fn log_rule_errors_are_located() {
     let probes = write_file(dir.path(), "probes.yaml", "modules: {}\n");
     let cases = [
         ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginx\nmetrics:\n  - name: x_total\n    type: counter\n    source: web\n    when: ['statsu >= 500']\n", "9:12", "unknown field \"statsu\""),
-        ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginx\n    log_format: '$a$b'\n", "5:17", "cannot be told apart"),
+        ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginx\n    log_format: '$remote_addr $body_bytes_sent$status'\n", "5:31", "$body_bytes_sent and $status have no text between them"),
+        ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginx\n    log_format: |\n      log_format main '$remote_addr [$time_local] '\n                      '$http_user_agent$http_referer';\n", "7:24", "cannot be split"),
         ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginxx\n", "4:13", "nginxx"),
         ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginx\nmetrics:\n  - name: h\n    type: histogram\n    source: web\n    value: request_time\n    buckets: [1, 0.5]\n", "10:14", "strictly increasing"),
         ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginx\nmetrics:\n  - name: x_total\n    type: counter\n    source: nope\n", "8:13", "unknown source"),

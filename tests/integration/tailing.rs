@@ -3,6 +3,7 @@
 //! counted exactly once — as Vector's file source is tested.
 
 use lookout::config::log_rules::StartAt;
+use lookout::logs::framing::Framing;
 use lookout::logs::positions::{Positions, DEFAULT_RETENTION};
 use lookout::logs::tailer::{Tailer, Unreadable};
 use std::collections::HashMap;
@@ -48,7 +49,7 @@ fn new_tailer(live: &Path, positions: &Path) -> (Tailer, Arc<Positions>) {
         vec![live.display().to_string()],
         StartAt::Beginning,
         4096,
-        None,
+        Framing::default(),
         Some(positions.clone()),
     );
     (tailer, positions)
@@ -219,8 +220,14 @@ fn partial_line_waits_for_its_newline() {
     let dir = tempfile::tempdir().unwrap();
     let live = dir.path().join("a.log");
     std::fs::write(&live, "first\nsecond-ha").unwrap();
-    let mut tailer =
-        Tailer::new("p", vec![live.display().to_string()], StartAt::Beginning, 4096, None, None);
+    let mut tailer = Tailer::new(
+        "p",
+        vec![live.display().to_string()],
+        StartAt::Beginning,
+        4096,
+        Framing::default(),
+        None,
+    );
     let mut got = Vec::new();
     tailer.poll(Duration::ZERO, &mut |r: &str| got.push(r.to_string()));
     assert_eq!(got, ["first"]);
@@ -242,7 +249,7 @@ fn start_at_end_skips_existing_content_only_on_the_first_run() {
             vec![live.display().to_string()],
             StartAt::End,
             4096,
-            None,
+            Framing::default(),
             Some(p.clone()),
         );
         (tailer, p)
@@ -271,7 +278,7 @@ fn start_at_end_skips_existing_content_only_on_the_first_run() {
         vec![format!("{}/*.log", dir.path().display())],
         StartAt::End,
         4096,
-        None,
+        Framing::default(),
         Some(Arc::new(Positions::open(&positions, DEFAULT_RETENTION))),
     );
     got.clear();
@@ -291,7 +298,7 @@ fn a_reused_inode_is_not_the_old_file() {
         vec![live.display().to_string()],
         StartAt::Beginning,
         4096,
-        None,
+        Framing::default(),
         Some(p.clone()),
     );
     tailer.poll(Duration::ZERO, &mut |_: &str| {});
@@ -307,7 +314,7 @@ fn a_reused_inode_is_not_the_old_file() {
         vec![live.display().to_string()],
         StartAt::Beginning,
         4096,
-        None,
+        Framing::default(),
         Some(Arc::new(Positions::open(&positions, DEFAULT_RETENTION))),
     );
     tailer.poll(Duration::ZERO, &mut |r: &str| got.push(r.to_string()));
@@ -327,7 +334,7 @@ fn multiline_record_is_not_committed_before_it_is_complete() {
         vec![live.display().to_string()],
         StartAt::Beginning,
         4096,
-        Some(start.clone()),
+        Framing::multiline(Some(start.clone())),
         Some(p.clone()),
     );
     let mut got = Vec::new();
@@ -347,7 +354,7 @@ fn multiline_record_is_not_committed_before_it_is_complete() {
         vec![live.display().to_string()],
         StartAt::Beginning,
         4096,
-        Some(start),
+        Framing::multiline(Some(start)),
         Some(Arc::new(Positions::open(&positions, DEFAULT_RETENTION))),
     );
     tailer.poll(Duration::from_secs(3600), &mut |r: &str| got.push(r.to_string()));
@@ -366,7 +373,7 @@ fn copytruncate_keeps_the_record_being_assembled() {
         vec![live.display().to_string()],
         StartAt::Beginning,
         4096,
-        Some(start),
+        Framing::multiline(Some(start)),
         None,
     );
     let mut got = Vec::new();
@@ -392,7 +399,7 @@ fn a_new_source_starts_at_the_end_even_when_others_have_positions() {
         vec![old.display().to_string()],
         StartAt::End,
         4096,
-        None,
+        Framing::default(),
         Some(p.clone()),
     );
     tailer.poll(Duration::ZERO, &mut |_: &str| {});
@@ -402,8 +409,14 @@ fn a_new_source_starts_at_the_end_even_when_others_have_positions() {
     std::fs::write(&new, "history-1\nhistory-2\n").unwrap();
     let p = Arc::new(Positions::open(&positions, DEFAULT_RETENTION));
     let mut got = Vec::new();
-    let mut tailer =
-        Tailer::new("new", vec![new.display().to_string()], StartAt::End, 4096, None, Some(p));
+    let mut tailer = Tailer::new(
+        "new",
+        vec![new.display().to_string()],
+        StartAt::End,
+        4096,
+        Framing::default(),
+        Some(p),
+    );
     tailer.poll(Duration::ZERO, &mut |r: &str| got.push(r.to_string()));
     OpenOptions::new().append(true).open(&new).unwrap().write_all(b"fresh\n").unwrap();
     tailer.poll(Duration::ZERO, &mut |r: &str| got.push(r.to_string()));
@@ -415,8 +428,14 @@ fn the_last_line_of_a_file_read_to_its_end_counts_without_a_newline() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a.log");
     std::fs::write(&file, "one\ntwo").unwrap();
-    let mut tailer =
-        Tailer::new("s", vec![file.display().to_string()], StartAt::Beginning, 4096, None, None);
+    let mut tailer = Tailer::new(
+        "s",
+        vec![file.display().to_string()],
+        StartAt::Beginning,
+        4096,
+        Framing::default(),
+        None,
+    );
     let mut got = Vec::new();
     tailer.read_to_end(&mut |r: &str| got.push(r.to_string()));
     assert_eq!(got, ["one", "two"]);
@@ -430,7 +449,14 @@ fn append_lines(path: &Path, prefix: &str, range: std::ops::Range<u32>) {
 }
 
 fn tailer_with(pattern: String, positions: &Arc<Positions>) -> Tailer {
-    Tailer::new("s", vec![pattern], StartAt::Beginning, 4096, None, Some(positions.clone()))
+    Tailer::new(
+        "s",
+        vec![pattern],
+        StartAt::Beginning,
+        4096,
+        Framing::default(),
+        Some(positions.clone()),
+    )
 }
 
 /// Polls and records positions, as the runtime does after each poll.
@@ -498,7 +524,8 @@ fn unreadable_paths_are_reported_and_never_block() {
         dir.path().join("absent.log").display().to_string(),
         good.display().to_string(),
     ];
-    let mut tailer = Tailer::new("s", paths.to_vec(), StartAt::Beginning, 4096, None, None);
+    let mut tailer =
+        Tailer::new("s", paths.to_vec(), StartAt::Beginning, 4096, Framing::default(), None);
     let mut got = Vec::new();
     let started = std::time::Instant::now();
     for _ in 0..3 {
@@ -547,7 +574,7 @@ fn positions_of_files_gone_for_good_are_pruned_and_saves_stay_small() {
             vec![format!("{}/*/*.log", live.display()), format!("{}/*/*.log", pods.display())],
             StartAt::Beginning,
             4096,
-            None,
+            Framing::default(),
             Some(p.clone()),
         )
     };
