@@ -47,9 +47,14 @@ pub struct SourceSpec {
     /// Paths or globs; globs are scanned again while running, so files that appear later are read.
     pub paths: Vec<String>,
     pub format: Spanned<LogFormat>,
-    /// nginx: a preset (`combined`, `main`, `combined_timed`) or the `log_format` string itself.
+    /// nginx: a preset (`combined`, `main`, `combined_timed`), the `log_format` directive as in
+    /// nginx.conf, its quoted strings, or the format text itself.
     #[serde(default)]
     pub log_format: Option<Spanned<String>>,
+    /// nginx: the values of variables nginx does not know (`set`, `map`, Lua), each as the name
+    /// of a built-in variable whose values they have (`upstream_host: host`).
+    #[serde(default)]
+    pub variables: BTreeMap<String, Spanned<String>>,
     /// spring: a logback pattern; by default the patterns of Spring Boot 1.5 to 3.x are recognised.
     #[serde(default)]
     pub pattern: Option<Spanned<String>>,

@@ -4,6 +4,7 @@
 //! replaces plans without touching counts.
 
 use super::framing::Framing;
+use super::parse::nginx::grammar::Grammar;
 use super::parse::{self, Parsed, Parser};
 use super::positions::Positions;
 use super::record::{Schema, Values};
@@ -17,6 +18,7 @@ use crate::config::log_rules::{
 use crate::config::{ConfigError, Source};
 use regex::Regex;
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,17 +90,46 @@ impl SourcePlan {
         let needs = |what: &str| {
             source.error_at_span(&spec.format, format!("format {format:?} needs `{what}:`"))
         };
+        let variables = spec.variables.values().next();
+        let keys = [
+            ("log_format", spec.log_format.as_ref(), LogFormat::Nginx),
+            ("variables", variables, LogFormat::Nginx),
+            ("pattern", spec.pattern.as_ref(), LogFormat::Spring),
+            ("regex", spec.regex.as_ref(), LogFormat::Regex),
+        ];
+        for (key, value, owner) in keys {
+            if let Some(value) = value.filter(|_| owner != format) {
+                let owner = format!("{owner:?}").to_lowercase();
+                return Err(source
+                    .error_at_span(value, format!("`{key}` is read only with `format: {owner}`")));
+            }
+        }
         let parser = match format {
             LogFormat::Nginx => {
                 let text = spec.log_format.as_ref().map_or("combined", |f| f.value.as_str());
-                let format = parse::nginx::NginxFormat::compile(text).map_err(|e| {
-                    let message = format!("log_format: {}", e.message);
-                    match (&spec.log_format, e.near) {
-                        (Some(f), Some(near)) => source.error_at_text(f, &near, message),
-                        (Some(f), None) => source.error_at_span(f, message),
-                        (None, _) => source.error_at_span(&spec.format, message),
-                    }
-                })?;
+                let mut like = BTreeMap::new();
+                for (name, builtin) in &spec.variables {
+                    let grammar = Grammar::of_builtin(&builtin.value).ok_or_else(|| {
+                        source.error_at_span(
+                            builtin,
+                            format!(
+                                "variables.{name}: ${} is not a variable nginx knows",
+                                builtin.value
+                            ),
+                        )
+                    })?;
+                    like.insert(name.as_str(), grammar);
+                }
+                let grammar = |name: &str| like.get(name).copied().unwrap_or(Grammar::of(name));
+                let format =
+                    parse::nginx::NginxFormat::compile_with(text, &grammar).map_err(|e| {
+                        let message = format!("log_format: {}", e.message);
+                        match (&spec.log_format, e.near) {
+                            (Some(f), Some(near)) => source.error_at_text(f, &near, message),
+                            (Some(f), None) => source.error_at_span(f, message),
+                            (None, _) => source.error_at_span(&spec.format, message),
+                        }
+                    })?;
                 Parser::Nginx(format)
             }
             LogFormat::Spring => match &spec.pattern {

@@ -508,3 +508,69 @@ pub fn sample_value(exposition: &str, prefix: &str) -> Option<f64> {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
+
+// ---------------------------------------------------------------- nginx
+
+const NGINX: &str = "/usr/sbin/nginx";
+
+/// A real nginx (Debian's package) in `dir`, one worker, with `http` as the body of its `http {}`
+/// block; ready once `port` answers. Stopped gracefully when dropped, so its logs are complete.
+pub struct Nginx {
+    pub child: std::process::Child,
+    pub port: u16,
+}
+
+impl Nginx {
+    pub fn start(dir: &Path, http: &str, port: u16) -> Nginx {
+        assert!(
+            Path::new(NGINX).exists(),
+            "nginx must be installed (Debian package nginx); .ci/run installs it"
+        );
+        let d = dir.display();
+        let conf = format!(
+            "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+             events {{ worker_connections 1024; }}\nhttp {{\n  \
+             client_body_temp_path {d}/tmp; proxy_temp_path {d}/tmp; fastcgi_temp_path {d}/tmp; \
+             uwsgi_temp_path {d}/tmp; scgi_temp_path {d}/tmp;\n  {http}\n}}\n"
+        );
+        std::fs::create_dir_all(dir.join("tmp")).unwrap();
+        let conf_path = write_file(dir, "nginx.conf", conf);
+        let child = std::process::Command::new(NGINX)
+            .arg("-c")
+            .arg(&conf_path)
+            .arg("-p")
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let nginx = Nginx { child, port };
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(addr).is_ok() {
+                return nginx;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "nginx did not start: {}",
+            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+        );
+    }
+
+    /// Stops nginx after it finished every request (`SIGQUIT`).
+    pub fn stop(mut self) {
+        self.quit();
+    }
+
+    fn quit(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGQUIT) };
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        self.quit();
+    }
+}

@@ -10,6 +10,7 @@ mod edges;
 mod faults;
 mod http_prober;
 mod logs;
+mod nginx_formats;
 mod nginx_real;
 mod status_page;
 mod tailing;

@@ -29,6 +29,14 @@ impl Escape {
     /// Whether a value written in this mode can hold `byte` as itself. With `json`, a `"` in a
     /// value is always preceded by a backslash; the matcher finds unescaped quotes by counting
     /// backslashes, so a quote counts as not held.
+    /// What nginx writes for a variable without a value: `-`, or nothing with `json`.
+    pub fn absent(self) -> &'static [u8] {
+        match self {
+            Escape::Json => b"",
+            _ => b"-",
+        }
+    }
+
     pub fn writes(self, byte: u8) -> bool {
         match self {
             Escape::Default => (0x20..0x7f).contains(&byte) && byte != b'"',
@@ -147,6 +155,15 @@ impl Grammar {
         }
     }
 
+    /// The grammar of `variable`, which nginx knows.
+    pub fn of_builtin(variable: &str) -> Option<Grammar> {
+        let known = KNOWN.contains(&variable)
+            || ["arg_", "http_", "sent_http_", "cookie_", "upstream_http_"]
+                .iter()
+                .any(|p| variable.starts_with(p));
+        known.then(|| Grammar::of(variable))
+    }
+
     /// Whether the value's own shape says where it ends, whatever follows it.
     pub fn delimits_itself(self) -> bool {
         use Grammar::*;
@@ -192,10 +209,11 @@ impl Grammar {
             || (self == Grammar::Target && byte == b'*')
     }
 
-    /// Whether `value` is one nginx can write for this grammar (`-` always is: not found).
-    pub fn accepts(self, value: &[u8]) -> bool {
+    /// Whether `value` is one nginx can write for this grammar. No value always is, and so is
+    /// an empty one (a `set` variable of a request that never reached the `set`).
+    pub fn accepts(self, value: &[u8], escape: Escape) -> bool {
         use Grammar::*;
-        if value == b"-" {
+        if value == escape.absent() || value.is_empty() {
             return true;
         }
         match self {
@@ -206,12 +224,13 @@ impl Grammar {
             Target => (value.first() == Some(&b'/') && !value.contains(&b' ')) || value == b"*",
             Integer => !value.is_empty() && value.iter().all(u8::is_ascii_digit),
             Decimal => decimal(value),
-            _ => self.end(value, 0) == Some(value.len()),
+            _ => self.end(value, 0, escape) == Some(value.len()),
         }
     }
 
-    /// For grammars that delimit themselves: where a value starting at `pos` ends.
-    pub fn end(self, line: &[u8], pos: usize) -> Option<usize> {
+    /// For grammars that delimit themselves: where a value starting at `pos` ends (an empty
+    /// value when none of the shape is there).
+    pub fn end(self, line: &[u8], pos: usize, escape: Escape) -> Option<usize> {
         use Grammar::*;
         let rest = &line[pos..];
         let len = match self {
@@ -226,11 +245,85 @@ impl Grammar {
         };
         match len {
             Some(n) => Some(pos + n),
-            None if rest.first() == Some(&b'-') => Some(pos + 1),
-            None => None,
+            None if rest.starts_with(escape.absent()) => Some(pos + escape.absent().len()),
+            None => Some(pos),
         }
     }
 }
+
+/// Built-in variables of the http modules in Debian's nginx, besides the prefixed families.
+const KNOWN: &[&str] = &[
+    "args",
+    "binary_remote_addr",
+    "body_bytes_sent",
+    "bytes_sent",
+    "connection",
+    "connection_requests",
+    "connection_time",
+    "content_length",
+    "content_type",
+    "document_root",
+    "document_uri",
+    "gzip_ratio",
+    "host",
+    "hostname",
+    "http2",
+    "https",
+    "is_args",
+    "limit_rate",
+    "msec",
+    "nginx_version",
+    "pid",
+    "pipe",
+    "proxy_add_x_forwarded_for",
+    "proxy_host",
+    "proxy_port",
+    "proxy_protocol_addr",
+    "proxy_protocol_port",
+    "query_string",
+    "realip_remote_addr",
+    "realip_remote_port",
+    "realpath_root",
+    "remote_addr",
+    "remote_port",
+    "remote_user",
+    "request",
+    "request_body",
+    "request_body_file",
+    "request_completion",
+    "request_filename",
+    "request_id",
+    "request_length",
+    "request_method",
+    "request_time",
+    "request_uri",
+    "scheme",
+    "server_addr",
+    "server_name",
+    "server_port",
+    "server_protocol",
+    "ssl_cipher",
+    "ssl_client_verify",
+    "ssl_early_data",
+    "ssl_protocol",
+    "ssl_server_name",
+    "ssl_session_id",
+    "ssl_session_reused",
+    "status",
+    "time_iso8601",
+    "time_local",
+    "uri",
+    "upstream_addr",
+    "upstream_bytes_received",
+    "upstream_bytes_sent",
+    "upstream_cache_status",
+    "upstream_connect_time",
+    "upstream_header_time",
+    "upstream_queue_time",
+    "upstream_response_length",
+    "upstream_response_time",
+    "upstream_status",
+];
 
 fn is_token(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
@@ -326,7 +419,7 @@ mod tests {
     #[test]
     fn values_nginx_writes() {
         fn ends(g: Grammar, text: &str) -> Option<&str> {
-            g.end(text.as_bytes(), 0).map(|n| &text[..n])
+            g.end(text.as_bytes(), 0, Escape::Default).map(|n| &text[..n])
         }
         assert_eq!(
             ends(Grammar::TimeLocal, "20/Nov/2026:10:00:00 +0900] x"),
@@ -338,7 +431,7 @@ mod tests {
         );
         assert_eq!(ends(Grammar::Millis, "1700000000.123 5"), Some("1700000000.123"));
         assert_eq!(ends(Grammar::Millis, "0.12 5"), Some("0.12"));
-        assert_eq!(ends(Grammar::Millis, "0. 5"), None);
+        assert_eq!(ends(Grammar::Millis, "0. 5"), Some(""));
         assert_eq!(ends(Grammar::Status, "2005"), Some("200"));
         let addr = Grammar::List(Item::Address);
         assert_eq!(
@@ -349,10 +442,11 @@ mod tests {
         let times = Grammar::List(Item::Millis);
         assert_eq!(ends(times, "0.001, - : 0.500 x"), Some("0.001, - : 0.500"));
         assert_eq!(ends(Grammar::List(Item::Status), "502, 200 5"), Some("502, 200"));
-        assert!(Grammar::Target.accepts(b"/a?b"));
-        assert!(Grammar::Target.accepts(b"*"));
-        assert!(!Grammar::Target.accepts(b"a/b"));
-        assert!(Grammar::Decimal.accepts(b"2.51") && !Grammar::Decimal.accepts(b"2."));
-        assert!(Grammar::Token.accepts(b"GET") && !Grammar::Token.accepts(b"GET /"));
+        let accepts = |g: Grammar, value: &[u8]| g.accepts(value, Escape::Default);
+        assert!(accepts(Grammar::Target, b"/a?b") && accepts(Grammar::Target, b"*"));
+        assert!(!accepts(Grammar::Target, b"a/b"));
+        assert!(accepts(Grammar::Decimal, b"2.51") && !accepts(Grammar::Decimal, b"2."));
+        assert!(accepts(Grammar::Token, b"GET") && !accepts(Grammar::Token, b"GET /"));
+        assert!(!accepts(Grammar::Status, b"20") && accepts(Grammar::Status, b""));
     }
 }

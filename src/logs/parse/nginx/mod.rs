@@ -57,7 +57,7 @@ pub fn preset(name: &str) -> Option<String> {
 
 /// Candidate ends tried per record before it counts as unmatched: a hostile line cannot make
 /// the backtracking matcher work without bound.
-const MAX_ATTEMPTS: u32 = 10_000;
+const MAX_ATTEMPTS: u32 = 1024;
 
 /// How a variable's value ends.
 enum End {
@@ -125,16 +125,28 @@ impl NginxFormat {
     /// Compiles a preset name, a pasted `log_format` directive, its quoted strings or the bare
     /// format text.
     pub fn compile(text: &str) -> Result<NginxFormat, FormatError> {
+        Self::compile_with(text, &|name| Grammar::of(name))
+    }
+
+    /// [`NginxFormat::compile`] with the grammar of each variable from `grammar`.
+    pub fn compile_with(
+        text: &str,
+        grammar: &dyn Fn(&str) -> Grammar,
+    ) -> Result<NginxFormat, FormatError> {
         match preset(text) {
-            Some(format) => Self::compile_format(&format, Escape::Default),
+            Some(format) => Self::compile_format(&format, Escape::Default, grammar),
             None => {
                 let directive = directive::read(text)?;
-                Self::compile_format(&directive.format, directive.escape)
+                Self::compile_format(&directive.format, directive.escape, grammar)
             }
         }
     }
 
-    fn compile_format(format: &str, escape: Escape) -> Result<NginxFormat, FormatError> {
+    fn compile_format(
+        format: &str,
+        escape: Escape,
+        grammar_of: &dyn Fn(&str) -> Grammar,
+    ) -> Result<NginxFormat, FormatError> {
         // (field, as written) per variable occurrence, literals between them.
         let mut parts: Vec<Result<(usize, &str), Vec<u8>>> = Vec::new();
         let mut fields: Vec<String> = Vec::new();
@@ -188,7 +200,7 @@ impl NginxFormat {
                 }
                 Ok(variable) => *variable,
             };
-            let grammar = Grammar::of(&fields[field]);
+            let grammar = grammar_of(&fields[field]);
             let end = match parts.get(k + 1) {
                 None if grammar.delimits_itself() => End::Shape,
                 None => End::Record,
@@ -203,7 +215,7 @@ impl NginxFormat {
                     }
                 }
                 Some(Ok((next, next_written))) => {
-                    let next_grammar = Grammar::of(&fields[*next]);
+                    let next_grammar = grammar_of(&fields[*next]);
                     let overlap = (0..=255u8).find(|&b| {
                         next_grammar.can_start_with(b, escape) && grammar.holds(b, escape)
                     });
@@ -317,14 +329,14 @@ impl NginxFormat {
             };
             let stop = match end {
                 End::Literal(finder) => match self.find(finder, bytes, pos) {
-                    Some(at) if grammar.accepts(&bytes[pos..at]) => at,
+                    Some(at) if grammar.accepts(&bytes[pos..at], self.escape) => at,
                     _ => return false,
                 },
-                End::Shape => match grammar.end(bytes, pos) {
+                End::Shape => match grammar.end(bytes, pos, self.escape) {
                     Some(at) => at,
                     None => return false,
                 },
-                End::Record if grammar.accepts(&bytes[pos..]) => bytes.len(),
+                End::Record if grammar.accepts(&bytes[pos..], self.escape) => bytes.len(),
                 End::Record => return false,
                 End::Search(finder) => {
                     let mut from = pos;
@@ -340,9 +352,15 @@ impl NginxFormat {
                 End::Charset(next) => {
                     let held = bytes[pos..].iter().take_while(|&&b| grammar.holds(b, self.escape));
                     let longest = pos + held.count();
-                    return (pos..=longest).rev().any(|at| {
+                    // Longest first where the next value can begin; then any split (the next
+                    // value empty).
+                    let starts = |at: usize| {
                         bytes.get(at).is_some_and(|&b| next.may_start_with(b, self.escape))
-                            && record.is_char_boundary(at)
+                    };
+                    let candidates = (pos..=longest).rev().filter(|&at| starts(at));
+                    let mut others = (pos..=longest).rev().filter(|&at| !starts(at));
+                    return candidates.chain(&mut others).any(|at| {
+                        record.is_char_boundary(at)
                             && self.attempt(record, seg, pos, at, field, grammar, values, attempts)
                     });
                 }
@@ -366,7 +384,7 @@ impl NginxFormat {
         values: &mut Values<'a>,
         attempts: &mut u32,
     ) -> bool {
-        if *attempts == 0 || !grammar.accepts(&record.as_bytes()[start..end]) {
+        if *attempts == 0 || !grammar.accepts(&record.as_bytes()[start..end], self.escape) {
             return false;
         }
         *attempts -= 1;
