@@ -783,3 +783,94 @@ fn a_reload_keeps_draining_a_file_rotated_just_before() {
     }
     wait_value(server.addr, "requests_total ", 18.0);
 }
+
+/// Real Spring Boot logs from public projects (`../shared/corpus/spring`, each excerpt with a
+/// truth file written by reading it): records, levels, and for every ERROR/WARN record that
+/// prints a throwable its line, top-level exception and root cause.
+#[test]
+fn spring_corpus_from_public_projects_matches_its_truth() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/spring");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| {
+            panic!("{}: {e} (../shared/corpus beside the repository)", dir.display())
+        })
+        .filter_map(|e| {
+            e.ok()?.file_name().into_string().ok()?.strip_suffix(".log").map(String::from)
+        })
+        .collect();
+    names.sort();
+    assert!(names.len() >= 27, "{} excerpts", names.len());
+    let mut wrong = Vec::new();
+    for name in &names {
+        let raw = std::fs::read(dir.join(format!("{name}.log"))).unwrap();
+        let text = String::from_utf8_lossy(&raw);
+        let body: String = {
+            let mut lines = text.split_inclusive('\n').peekable();
+            while lines.peek().is_some_and(|l| l.starts_with("# ")) {
+                lines.next();
+            }
+            lines.collect()
+        };
+        let got = spring_summary(&body);
+        let truth = std::fs::read_to_string(dir.join(format!("{name}.truth"))).unwrap();
+        let mut want: Vec<String> = truth
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(str::to_string)
+            .collect();
+        want.sort_by_key(|l| !l.starts_with("records")); // records, then levels by name, stacks
+        want[1..].sort_by_key(|l| {
+            if l.starts_with("level") {
+                (0, l.clone())
+            } else {
+                (1, String::new())
+            }
+        });
+        if got != want {
+            wrong.push(format!("{name}:\n  want {want:?}\n  got  {got:?}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {} excerpts differ:\n{}",
+        wrong.len(),
+        names.len(),
+        wrong.join("\n")
+    );
+}
+
+/// The truth file's lines for a Spring log, as lookout reads it: `records N`, `level L N`, and
+/// `stack LINE LEVEL EXCEPTION ROOT_CAUSE`.
+fn spring_summary(body: &str) -> Vec<String> {
+    use lookout::logs::framing::{self, Framer, Framing, LineSplitter};
+    use lookout::logs::parse::spring::{SpringFormat, RECORD_START};
+    let format = SpringFormat::auto();
+    let mut splitter = LineSplitter::new(1 << 20);
+    let mut framer =
+        Framer::new(Framing::multiline(Some(regex::Regex::new(RECORD_START).unwrap())));
+    let mut records = Vec::new();
+    let emit = &mut |r: &str| records.push(r.to_string());
+    splitter.push(body.as_bytes(), &mut |line, raw| {
+        framer.push(&String::from_utf8_lossy(line), raw, emit)
+    });
+    framing::finish(&mut splitter, &mut framer, emit);
+    let mut levels = std::collections::BTreeMap::<String, usize>::new();
+    let mut stacks = Vec::new();
+    let mut line = 1;
+    for record in &records {
+        let mut values: lookout::logs::record::Values =
+            vec![None; lookout::logs::parse::spring::FIELDS.len()];
+        if format.parse(record, &mut values) == lookout::logs::parse::Parsed::Record {
+            let field = |i: usize| values[i].as_deref().unwrap_or("").to_string();
+            *levels.entry(field(1)).or_default() += 1;
+            if matches!(field(1).as_str(), "ERROR" | "WARN") && values[9].is_some() {
+                stacks.push(format!("stack {line} {} {} {}", field(1), field(9), field(10)));
+            }
+        }
+        line += record.matches('\n').count() + 1;
+    }
+    let mut summary = vec![format!("records {}", records.len())];
+    summary.extend(levels.iter().map(|(level, n)| format!("level {level} {n}")));
+    summary.extend(stacks);
+    summary
+}

@@ -6,7 +6,9 @@
 //! A record is a first line and its continuation lines (stack traces, multi-line SQL), joined
 //! by framing before parsing. Fields: timestamp, level, pid, app, thread, trace_id, span_id,
 //! logger, message (the whole text after the logger, continuation lines included), exception
-//! (fully qualified class of the top-level exception) and root_cause (of the last `Caused by:`).
+//! (fully qualified class of the top-level exception, which may open in the first line's message)
+//! and root_cause (of the last top-level `Caused by:`; indented ones belong to suppressed
+//! exceptions).
 
 use super::Parsed;
 use crate::logs::record::Values;
@@ -188,29 +190,65 @@ impl SpringFormat {
         if let Some(rest) = rest {
             // The message runs on through the continuation lines.
             values[8] = Some(Cow::Borrowed(&record[message_start..]));
-            let mut exception = None;
-            let mut root = None;
-            for line in rest.lines() {
-                if let Some(class) = self.exception_line.captures(line).and_then(|c| c.get(1)) {
-                    if exception.is_none() {
-                        exception = Some(class.as_str());
-                    }
-                    root = Some(class.as_str());
-                }
-            }
+            let (exception, root) = self.throwables(&first[message_start..], rest);
             values[9] = exception.map(Cow::Borrowed);
             values[10] = root.map(Cow::Borrowed);
         }
         Parsed::Record
     }
+
+    /// The top-level exception and the root cause (the last top-level `Caused by:`) of the stack
+    /// trace in a record, as Java prints one: `Class: message` or `Class`, then `\tat` frames;
+    /// `Caused by: …` at the start of a line; suppressed exceptions and their causes indented.
+    /// The trace may start in the message of the record's first line.
+    fn throwables<'a>(
+        &self,
+        message: &'a str,
+        rest: &'a str,
+    ) -> (Option<&'a str>, Option<&'a str>) {
+        let mut lines = rest.lines().peekable();
+        let mut top = self
+            .throwable(message.trim_start(), lines.peek().copied())
+            .filter(|(_, caused_by)| !caused_by)
+            .filter(|_| lines.peek().is_some_and(|l| is_frame(l)))
+            .map(|(class, _)| class);
+        let mut root = top;
+        while let Some(line) = lines.next() {
+            if let Some((class, _)) = self.throwable(line, lines.peek().copied()) {
+                top = top.or(Some(class));
+                root = Some(class);
+            }
+        }
+        (top, root)
+    }
+
+    /// The class of a line that starts a throwable (`Class: message`, `Class`, after
+    /// `Caused by: `), and whether it is a cause. A class whose name does not say it is a
+    /// throwable (`…Exception`, `…Error`, `Throwable`) counts when frames follow it, or its
+    /// cause (a throwable without a stack trace).
+    fn throwable<'a>(&self, line: &'a str, next: Option<&str>) -> Option<(&'a str, bool)> {
+        let caps = self.exception_line.captures(line)?;
+        let class = caps.get(2)?.as_str();
+        let simple = class.rsplit(['.', '$']).next().unwrap_or(class);
+        let named =
+            ["Exception", "Error", "Throwable", "Fault"].iter().any(|s| simple.ends_with(s));
+        let traced = next.is_some_and(|n| is_frame(n) || n.starts_with("Caused by: "));
+        (named || traced).then_some((class, caps.get(1).is_some()))
+    }
+}
+
+/// A stack frame line: `\tat …` or `\t... 12 more`.
+fn is_frame(line: &str) -> bool {
+    let trimmed = line.trim_start();
+    trimmed.len() < line.len() && (trimmed.starts_with("at ") || trimmed.starts_with("... "))
 }
 
 fn exception_line() -> Regex {
-    Regex::new(r"^(?:Caused by: )?([A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+(?:Exception|Error|Throwable|Fault)[\w$]*)(?::|\s*$)")
+    // A package (lower-case first letter), then the class (upper-case first letter).
+    Regex::new(r"^(Caused by: )?([a-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*\.[A-Z][\w$]*)(?::|\s*$)")
         .expect("static regex")
 }
 
-/// Turns a logback layout pattern into a regex with the named groups above.
 fn logback_to_regex(pattern: &str) -> Result<String, String> {
     let mut out = String::from("^");
     let mut chars = pattern.char_indices().peekable();
@@ -394,5 +432,55 @@ mod tests {
     #[test]
     fn other_lines_do_not_match() {
         assert!(parse(&SpringFormat::auto(), "\tat com.example.X.y(X.java:1)").is_none());
+    }
+
+    #[test]
+    fn every_throwable_java_prints() {
+        let f = SpringFormat::auto();
+        let first = "2026-11-20 10:00:00.007 ERROR 1 --- [main] o.s.i.h.LoggingHandler : ";
+        let case = |message: &str, rest: &str| {
+            let r = parse(&f, &format!("{first}{message}\n{rest}")).unwrap();
+            (get(&r, "exception").to_string(), get(&r, "root_cause").to_string())
+        };
+        // The trace opens in the first line's message.
+        assert_eq!(
+            case(
+                "org.springframework.messaging.MessagingException: failed",
+                "\tat a.B.c(B.java:1)\nCaused by: java.lang.Throwable: null\n\tat a.B.d(B.java:2)"
+            ),
+            (
+                "org.springframework.messaging.MessagingException".into(),
+                "java.lang.Throwable".into()
+            )
+        );
+        // Bare Exception, Error; a class without a throwable's suffix when frames follow it.
+        assert_eq!(
+            case("failed", "java.lang.Exception\n\tat a.B.c(B.java:1)\nCaused by: java.lang.Error: boom\n\t... 3 more"),
+            ("java.lang.Exception".into(), "java.lang.Error".into())
+        );
+        assert_eq!(
+            case(
+                "failed",
+                "com.mysql.cj.exceptions.NumberOutOfRange: Value '1'\n\tat a.B.c(B.java:1)"
+            ),
+            (
+                "com.mysql.cj.exceptions.NumberOutOfRange".into(),
+                "com.mysql.cj.exceptions.NumberOutOfRange".into()
+            )
+        );
+        // Suppressed exceptions and their causes are indented: not the root cause.
+        assert_eq!(
+            case("failed", "a.b.OuterException: x\n\tat a.B.c(B.java:1)\n\tSuppressed: a.b.SideException: y\n\t\tat a.B.c(B.java:1)\n\tCaused by: a.b.Inner$DeepError: z\nCaused by: a.b.RootFault: w"),
+            ("a.b.OuterException".into(), "a.b.RootFault".into())
+        );
+        // A message that names a class is not a stack trace; nor is a class-like word without frames.
+        assert_eq!(
+            case("java.lang.IllegalStateException: just text", "more text"),
+            (String::new(), String::new())
+        );
+        assert_eq!(
+            case("failed", "com.example.Thing: value\nnext line"),
+            (String::new(), String::new())
+        );
     }
 }
