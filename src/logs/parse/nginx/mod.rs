@@ -496,11 +496,30 @@ mod tests {
             refused("$status $body_bytes_sent${request_length}").flatten().as_deref(),
             Some("$body_bytes_sent${request_length}")
         );
+        // README's table of refused pairs.
+        for pair in [
+            "$remote_user$request",
+            "$request_length$status",
+            "$remote_addr$remote_port",
+            "$server_name$server_port",
+            "$host$http_host",
+            "$host$server_port",
+        ] {
+            assert_eq!(refused(pair).flatten().as_deref(), Some(pair));
+        }
         assert!(refused("no variables").is_some());
         assert!(refused("${remote_addr}-${status}").is_none());
         assert!(refused("$scheme://$host$request_uri").is_none());
         assert!(refused("$request_method$request_uri").is_none());
         assert!(refused("$msec$request_time$status").is_none());
+    }
+
+    #[test]
+    fn addresses_before_a_port() {
+        let f = NginxFormat::compile("$remote_addr:$remote_port $status").unwrap();
+        let fields = parse(&f, "2001:db8::1:8080 200").unwrap();
+        assert_eq!(get(&fields, "remote_addr"), "2001:db8::1");
+        assert_eq!(get(&fields, "remote_port"), "8080");
     }
 
     #[test]
