@@ -358,22 +358,24 @@ impl Rule {
             state.key.extend_from_slice(&(value.len() as u32).to_le_bytes());
             state.key.extend_from_slice(value.as_bytes());
         }
-        if !state.series.contains_key(state.key.as_slice()) {
-            if state.series.len() >= self.max_series {
-                state.dropped_series += 1;
-                return;
+        let series = match state.series.get_mut(state.key.as_slice()) {
+            Some(series) => series,
+            None => {
+                if state.series.len() >= self.max_series {
+                    state.dropped_series += 1;
+                    return;
+                }
+                let labels = self.labels.iter().map(|l| l.value(values).to_string()).collect();
+                let buckets = if self.kind == MetricKind::Histogram {
+                    vec![0; self.buckets.len()]
+                } else {
+                    Vec::new()
+                };
+                let series =
+                    Series { labels, value: 0.0, count: 0, buckets, updated: now, exemplar: None };
+                state.series.entry(state.key.clone()).or_insert(series)
             }
-            let labels = self.labels.iter().map(|l| l.value(values).to_string()).collect();
-            let buckets = if self.kind == MetricKind::Histogram {
-                vec![0; self.buckets.len()]
-            } else {
-                Vec::new()
-            };
-            let series =
-                Series { labels, value: 0.0, count: 0, buckets, updated: now, exemplar: None };
-            state.series.insert(state.key.clone(), series);
-        }
-        let series = state.series.get_mut(state.key.as_slice()).expect("inserted above");
+        };
         series.updated = now;
         match self.kind {
             MetricKind::Counter => series.value += observed,

@@ -650,7 +650,7 @@ fn a_file_lookout_may_not_read_is_reported_once_and_the_rest_goes_on() {
     let port = closed_port();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let stderr = std::fs::File::create(dir.path().join("stderr.txt")).unwrap();
-    let mut child = Command::new("setpriv")
+    let child = Command::new("setpriv")
         .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
         .arg(&binary)
         .arg(format!("--config.probes={}", probes.display()))
@@ -661,6 +661,8 @@ fn a_file_lookout_may_not_read_is_reported_once_and_the_rest_goes_on() {
         .stderr(stderr)
         .spawn()
         .unwrap();
+    // Stopped when dropped, also when an assertion fails on the way.
+    let lookout = Server { child, addr };
     let mut body = String::new();
     for _ in 0..100 {
         body = get(addr, "/metrics", &[]).map(|r| r.body).unwrap_or_default();
@@ -671,8 +673,7 @@ fn a_file_lookout_may_not_read_is_reported_once_and_the_rest_goes_on() {
     }
     append(&open, &nginx_line(1, 200));
     let counted = wait_value(addr, "requests_total ", 1.0);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(lookout);
     assert_eq!(
         total(&body, "lookout_log_unreadable_files{source=\"web\",reason=\"permission_denied\"}"),
         1.0,

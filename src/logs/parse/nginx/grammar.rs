@@ -230,13 +230,14 @@ impl Grammar {
 
     /// For grammars that delimit themselves: where a value starting at `pos` ends (an empty
     /// value when none of the shape is there).
+    #[inline]
     pub fn end(self, line: &[u8], pos: usize, escape: Escape) -> Option<usize> {
         use Grammar::*;
         let rest = &line[pos..];
         let len = match self {
             Status => shape(rest, b"ddd"),
             Millis => millis(rest),
-            TimeLocal => shape(rest, b"dd/aaa/dddd:dd:dd:dd sdddd"),
+            TimeLocal => time_local(rest),
             TimeIso8601 => {
                 shape(rest, b"dddd-dd-ddTdd:dd:dd").and_then(|n| Some(n + zone(&rest[n..])?))
             }
@@ -342,6 +343,22 @@ fn shape(text: &[u8], pattern: &[u8]) -> Option<usize> {
         _ => p == b,
     });
     fits.then_some(pattern.len())
+}
+
+/// `20/Nov/2026:10:00:00 +0900`: its separators where they belong (checked on every record of
+/// the common formats, so only what tells it from other text).
+fn time_local(text: &[u8]) -> Option<usize> {
+    let fits = text.len() >= 26
+        && text[2] == b'/'
+        && text[6] == b'/'
+        && text[11] == b':'
+        && text[14] == b':'
+        && text[17] == b':'
+        && text[20] == b' '
+        && (text[21] == b'+' || text[21] == b'-')
+        && text[0].is_ascii_digit()
+        && text[25].is_ascii_digit();
+    fits.then_some(26)
 }
 
 /// `+09:00`, `-05:00` or `Z`.

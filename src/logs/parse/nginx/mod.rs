@@ -81,6 +81,9 @@ enum Segment {
         grammar: Grammar,
         /// Written before in the format: the value must be the same.
         repeat: bool,
+        /// The value after a split that was a choice: its grammar confirms the choice (others
+        /// are where nginx's escaping or their shape put them, and need no check).
+        check: bool,
         end: End,
     },
 }
@@ -192,6 +195,7 @@ impl NginxFormat {
         }
         let mut segments = Vec::with_capacity(parts.len());
         let mut seen = vec![false; fields.len()];
+        let mut after_choice = false;
         for (k, part) in parts.iter().enumerate() {
             let (field, written) = match part {
                 Err(text) => {
@@ -234,7 +238,9 @@ impl NginxFormat {
                     }
                 }
             };
-            segments.push(Segment::Variable { field, grammar, repeat: seen[field], end });
+            let chose = matches!(end, End::Search(_) | End::Charset(_));
+            let check = std::mem::replace(&mut after_choice, chose);
+            segments.push(Segment::Variable { field, grammar, repeat: seen[field], check, end });
             seen[field] = true;
         }
         let logged = fields.len();
@@ -309,7 +315,7 @@ impl NginxFormat {
         let bytes = record.as_bytes();
         while let Some(segment) = self.segments.get(seg) {
             seg += 1;
-            let (field, grammar, end) = match segment {
+            let (field, grammar, end, check) = match segment {
                 Segment::Literal(text) => {
                     if !bytes[pos..].starts_with(text) {
                         return false;
@@ -325,27 +331,35 @@ impl NginxFormat {
                     pos += earlier.len();
                     continue;
                 }
-                Segment::Variable { field, grammar, end, .. } => (*field, *grammar, end),
+                Segment::Variable { field, grammar, end, check, .. } => {
+                    (*field, *grammar, end, *check)
+                }
             };
-            let stop = match end {
+            // Where the value stops, and where matching goes on: past the literal after it
+            // when that literal is what was found (no need to compare it again).
+            let (stop, next) = match end {
                 End::Literal(finder) => match self.find(finder, bytes, pos) {
-                    Some(at) if grammar.accepts(&bytes[pos..at], self.escape) => at,
+                    Some(at) if !check || grammar.accepts(&bytes[pos..at], self.escape) => {
+                        (at, at + finder.needle().len())
+                    }
                     _ => return false,
                 },
                 End::Shape => match grammar.end(bytes, pos, self.escape) {
-                    Some(at) => at,
+                    Some(at) => (at, at),
                     None => return false,
                 },
-                End::Record if grammar.accepts(&bytes[pos..], self.escape) => bytes.len(),
+                End::Record if !check || grammar.accepts(&bytes[pos..], self.escape) => {
+                    (bytes.len(), bytes.len())
+                }
                 End::Record => return false,
                 End::Search(finder) => {
                     let mut from = pos;
                     while let Some(at) = self.find(finder, bytes, from) {
-                        if !self.attempt(record, seg, pos, at, field, grammar, values, attempts) {
-                            from = at + 1;
-                            continue;
+                        let past = (seg + 1, at + finder.needle().len());
+                        if self.attempt(record, field, grammar, pos..at, past, values, attempts) {
+                            return true;
                         }
-                        return true;
+                        from = at + 1;
                     }
                     return false;
                 }
@@ -361,44 +375,55 @@ impl NginxFormat {
                     let mut others = (pos..=longest).rev().filter(|&at| !starts(at));
                     return candidates.chain(&mut others).any(|at| {
                         record.is_char_boundary(at)
-                            && self.attempt(record, seg, pos, at, field, grammar, values, attempts)
+                            && self.attempt(
+                                record,
+                                field,
+                                grammar,
+                                pos..at,
+                                (seg, at),
+                                values,
+                                attempts,
+                            )
                     });
                 }
             };
             values[field] = Some(Cow::Borrowed(&record[pos..stop]));
-            pos = stop;
+            if next > stop {
+                seg += 1;
+            }
+            pos = next;
         }
         pos == bytes.len()
     }
 
-    /// Tries the value `record[start..end]` for `field`, then the rest of the record.
+    /// Tries `record[value]` for `field`, then the rest of the record from segment and
+    /// position `resume`.
     #[allow(clippy::too_many_arguments)]
     fn attempt<'a>(
         &self,
         record: &'a str,
-        seg: usize,
-        start: usize,
-        end: usize,
         field: usize,
         grammar: Grammar,
+        value: std::ops::Range<usize>,
+        resume: (usize, usize),
         values: &mut Values<'a>,
         attempts: &mut u32,
     ) -> bool {
-        if *attempts == 0 || !grammar.accepts(&record.as_bytes()[start..end], self.escape) {
+        if *attempts == 0 || !grammar.accepts(&record.as_bytes()[value.clone()], self.escape) {
             return false;
         }
         *attempts -= 1;
-        values[field] = Some(Cow::Borrowed(&record[start..end]));
-        self.matches(record, seg, end, values, attempts)
+        values[field] = Some(Cow::Borrowed(&record[value]));
+        self.matches(record, resume.0, resume.1, values, attempts)
     }
 
     /// The first occurrence of a literal from `from` on; with `escape=json`, a `"` that is
     /// escaped (after an odd number of backslashes) is part of a value, not the literal.
+    #[inline]
     fn find(&self, finder: &Finder<'_>, bytes: &[u8], mut from: usize) -> Option<usize> {
         loop {
             let at = from + finder.find(&bytes[from..])?;
-            let quote = finder.needle().first() == Some(&b'"');
-            if self.escape != Escape::Json || !quote {
+            if self.escape != Escape::Json || finder.needle()[0] != b'"' {
                 return Some(at);
             }
             let backslashes = bytes[..at].iter().rev().take_while(|&&b| b == b'\\').count();
