@@ -66,6 +66,23 @@ pub async fn resolve(
     Ok(Resolved { ip, lookup })
 }
 
+/// A host name or an IP address (brackets allowed): an icmp target, or a dns target's host.
+pub fn check_host(host: &str) -> Result<(), Failure> {
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let valid = !bare.is_empty()
+        && bare.len() <= 253
+        && (bare.parse::<IpAddr>().is_ok()
+            || bare.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')));
+    if valid {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            FailureReason::InvalidTarget,
+            format!("target {host:?}: expected a host name or an IP address"),
+        ))
+    }
+}
+
 /// Records the resolution as blackbox does for the probe's first target.
 pub fn record(resolved: &Resolved, report: &mut Report) {
     report.set(&PROBE_DNS_LOOKUP_TIME_SECONDS, resolved.lookup.as_secs_f64());

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant, SystemTime};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FailureReason {
     InvalidTarget,
-    UnsupportedProber,
     Dns,
     ConnectRefused,
     Connect,
@@ -36,12 +35,15 @@ pub enum FailureReason {
     CertificateFile,
     TargetNotAllowed,
     RedirectScheme,
+    IcmpPermission,
+    DnsRcode,
+    DnsRecordRegex,
+    GrpcStatus,
 }
 
 impl FailureReason {
-    pub const ALL: [FailureReason; 24] = [
+    pub const ALL: [FailureReason; 27] = [
         FailureReason::InvalidTarget,
-        FailureReason::UnsupportedProber,
         FailureReason::Dns,
         FailureReason::ConnectRefused,
         FailureReason::Connect,
@@ -64,12 +66,15 @@ impl FailureReason {
         FailureReason::CertificateFile,
         FailureReason::TargetNotAllowed,
         FailureReason::RedirectScheme,
+        FailureReason::IcmpPermission,
+        FailureReason::DnsRcode,
+        FailureReason::DnsRecordRegex,
+        FailureReason::GrpcStatus,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             FailureReason::InvalidTarget => "invalid_target",
-            FailureReason::UnsupportedProber => "unsupported_prober",
             FailureReason::Dns => "dns",
             FailureReason::ConnectRefused => "connect_refused",
             FailureReason::Connect => "connect",
@@ -92,6 +97,10 @@ impl FailureReason {
             FailureReason::CertificateFile => "certificate_file",
             FailureReason::TargetNotAllowed => "target_not_allowed",
             FailureReason::RedirectScheme => "redirect_scheme",
+            FailureReason::IcmpPermission => "icmp_permission",
+            FailureReason::DnsRcode => "dns_rcode",
+            FailureReason::DnsRecordRegex => "dns_record_regex",
+            FailureReason::GrpcStatus => "grpc_status",
         }
     }
 }
