@@ -30,7 +30,11 @@ pub fn run(paths: &ConfigPaths, web_config: Option<&Path>) -> Result<Verdict, Er
         match crate::probe::icmp::socket_access() {
             Ok(kind) => println!("icmp modules ({}): {kind} sockets", icmp.join(", ")),
             Err(failure) => {
-                println!("warning: icmp modules ({}) will fail: {}", icmp.join(", "), failure.message)
+                println!(
+                    "warning: icmp modules ({}) will fail: {}",
+                    icmp.join(", "),
+                    failure.message
+                )
             }
         }
     }

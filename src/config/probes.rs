@@ -448,7 +448,11 @@ impl ProbesFile {
                 let known: Vec<&str> = self.modules.keys().map(String::as_str).collect();
                 return Err(source.error_at_span(
                     &probe.module,
-                    format!("unknown module {:?} (modules: {})", probe.module.value, known.join(", ")),
+                    format!(
+                        "unknown module {:?} (modules: {})",
+                        probe.module.value,
+                        known.join(", ")
+                    ),
                 ));
             }
             if let Some(interval) = &probe.interval {
@@ -484,7 +488,10 @@ impl Module {
         if !ProberKind::ALL.iter().any(|(known, _)| *known == self.prober.value) {
             return Err(source.error_at_span(
                 &self.prober,
-                format!("unknown prober {:?} (http, tcp, icmp, dns, grpc, file)", self.prober.value),
+                format!(
+                    "unknown prober {:?} (http, tcp, icmp, dns, grpc, file)",
+                    self.prober.value
+                ),
             ));
         }
         let kind = self.kind();

@@ -171,11 +171,8 @@ pub const PROBE_GRPC_SSL: FamilyDef =
     gauge("probe_grpc_ssl", "Indicates if SSL was used for the connection", &[]);
 pub const PROBE_GRPC_STATUS_CODE: FamilyDef =
     gauge("probe_grpc_status_code", "Response gRPC status code", &[]);
-pub const PROBE_GRPC_HEALTHCHECK_RESPONSE: FamilyDef = gauge(
-    "probe_grpc_healthcheck_response",
-    "Response HealthCheck response",
-    &["serving_status"],
-);
+pub const PROBE_GRPC_HEALTHCHECK_RESPONSE: FamilyDef =
+    gauge("probe_grpc_healthcheck_response", "Response HealthCheck response", &["serving_status"]);
 
 // ---------------------------------------------------------------- TLS and certificates
 

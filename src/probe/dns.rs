@@ -129,10 +129,8 @@ impl DnsProbe {
         };
         if config.dns_over_tls && !tcp {
             let place = config.transport_protocol.as_ref().unwrap_or(&config.query_name);
-            return Err(source.error_at_span(
-                place,
-                "dns_over_tls needs transport_protocol: tcp (as blackbox)",
-            ));
+            return Err(source
+                .error_at_span(place, "dns_over_tls needs transport_protocol: tcp (as blackbox)"));
         }
         let dns_over_tls = if config.dns_over_tls {
             Some(TlsClient::new(&config.tls_config, &[], source)?)
@@ -259,8 +257,9 @@ pub async fn probe(
         for text in &texts {
             report.log(format_args!("{section}: {text}"));
         }
-        validate(&texts, validator)
-            .map_err(|why| Failure::new(FailureReason::DnsRecordRegex, format!("{section}: {why}")))?;
+        validate(&texts, validator).map_err(|why| {
+            Failure::new(FailureReason::DnsRecordRegex, format!("{section}: {why}"))
+        })?;
     }
     Ok(())
 }
@@ -342,7 +341,8 @@ async fn framed_exchange<S: AsyncRead + AsyncWrite + Unpin>(
     id: u16,
     report: &mut Report,
 ) -> Result<Message, Failure> {
-    let failed = |e: std::io::Error| Failure::new(FailureReason::Connect, format!("DNS over TCP: {e}"));
+    let failed =
+        |e: std::io::Error| Failure::new(FailureReason::Connect, format!("DNS over TCP: {e}"));
     let requested = Instant::now();
     let length = u16::try_from(wire.len()).expect("a query fits in 64 KiB");
     let mut framed = Vec::with_capacity(wire.len() + 2);
@@ -397,7 +397,10 @@ fn validate(records: &[String], v: &RecordValidator) -> Result<(), String> {
     // fails unless every record matches every one of these regexes.
     for p in &v.fail_if_all_match_regexp {
         if let Some(record) = records.iter().find(|r| !p.0.is_match(r)) {
-            return Err(format!("{record:?} did not match {:?} (fail_if_all_match_regexp)", p.0.as_str()));
+            return Err(format!(
+                "{record:?} did not match {:?} (fail_if_all_match_regexp)",
+                p.0.as_str()
+            ));
         }
     }
     if !v.fail_if_none_matches_regexp.is_empty()
@@ -482,11 +485,27 @@ mod tests {
 
     #[test]
     fn records_print_as_miekg() {
-        let a = Record::from_rdata(name("www.example.org."), 300, RData::A("192.0.2.1".parse().unwrap()));
+        let a = Record::from_rdata(
+            name("www.example.org."),
+            300,
+            RData::A("192.0.2.1".parse().unwrap()),
+        );
         assert_eq!(record_text(&a), "www.example.org.\t300\tIN\tA\t192.0.2.1");
-        let mx = Record::from_rdata(name("example.org."), 60, RData::MX(MX::new(10, name("mail.example.org."))));
+        let mx = Record::from_rdata(
+            name("example.org."),
+            60,
+            RData::MX(MX::new(10, name("mail.example.org."))),
+        );
         assert_eq!(record_text(&mx), "example.org.\t60\tIN\tMX\t10 mail.example.org.");
-        let soa = SOA::new(name("ns1.example.org."), name("hostmaster.example.org."), 2024010101, 3600, 900, 604800, 300);
+        let soa = SOA::new(
+            name("ns1.example.org."),
+            name("hostmaster.example.org."),
+            2024010101,
+            3600,
+            900,
+            604800,
+            300,
+        );
         let soa = Record::from_rdata(name("example.org."), 3600, RData::SOA(soa));
         assert_eq!(
             record_text(&soa),
@@ -494,7 +513,10 @@ mod tests {
         );
         let txt = TXT::new(vec!["v=spf1 -all".into(), "say \"hi\"".into()]);
         let txt = Record::from_rdata(name("example.org."), 5, RData::TXT(txt));
-        assert_eq!(record_text(&txt), "example.org.\t5\tIN\tTXT\t\"v=spf1 -all\" \"say \\\"hi\\\"\"");
+        assert_eq!(
+            record_text(&txt),
+            "example.org.\t5\tIN\tTXT\t\"v=spf1 -all\" \"say \\\"hi\\\"\""
+        );
     }
 
     #[test]

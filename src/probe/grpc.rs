@@ -64,11 +64,13 @@ impl GrpcProbe {
         request.extend_from_slice(&message);
         let mut metadata = HeaderMap::new();
         for (name, values) in &config.metadata {
-            let invalid = || source.error_at(0, 0, format!("grpc.metadata: invalid entry {name:?}"));
+            let invalid =
+                || source.error_at(0, 0, format!("grpc.metadata: invalid entry {name:?}"));
             let header = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
                 .map_err(|_| invalid())?;
             for value in values {
-                metadata.append(header.clone(), HeaderValue::from_str(value).map_err(|_| invalid())?);
+                metadata
+                    .append(header.clone(), HeaderValue::from_str(value).map_err(|_| invalid())?);
             }
         }
         let tls = if config.tls {
@@ -89,8 +91,9 @@ impl GrpcProbe {
 /// `host[:port]`, optionally after `http://` or `https://` (which blackbox accepts and ignores:
 /// `tls` decides); the port is 443 with TLS and 80 without when not given.
 pub fn parse_target(target: &str) -> Result<(String, Option<u16>), Failure> {
-    let invalid =
-        |why: String| Failure::new(FailureReason::InvalidTarget, format!("target {target:?}: {why}"));
+    let invalid = |why: String| {
+        Failure::new(FailureReason::InvalidTarget, format!("target {target:?}: {why}"))
+    };
     let text = if target.starts_with("http://") || target.starts_with("https://") {
         target.to_string()
     } else {
@@ -259,7 +262,8 @@ where
     if body.len() < length {
         return Err(invalid("message shorter than its length prefix"));
     }
-    let answer = HealthCheckResponse::decode(&body[..length]).map_err(|_| invalid("not a HealthCheckResponse"))?;
+    let answer = HealthCheckResponse::decode(&body[..length])
+        .map_err(|_| invalid("not a HealthCheckResponse"))?;
     report.log(format_args!("serving status {}", answer.status));
     Ok(answer.status)
 }
@@ -290,7 +294,10 @@ mod tests {
 
     #[test]
     fn targets() {
-        assert_eq!(parse_target("localhost:50051").unwrap(), ("localhost".to_string(), Some(50051)));
+        assert_eq!(
+            parse_target("localhost:50051").unwrap(),
+            ("localhost".to_string(), Some(50051))
+        );
         assert_eq!(parse_target("https://[::1]:443").unwrap(), ("[::1]".to_string(), Some(443)));
         assert_eq!(parse_target("grpc.example").unwrap(), ("grpc.example".to_string(), None));
         assert!(parse_target("a b:1").is_err());

@@ -277,6 +277,13 @@ impl EchoSocket {
         };
         socket.set_nonblocking(true).map_err(|e| setup("non-blocking mode", e))?;
         if let Some(source) = probe.source_ip_address {
+            // The kernel would read an address of the other family as garbage, not refuse it.
+            if source.is_ipv4() != destination.is_ipv4() {
+                return Err(Failure::new(
+                    FailureReason::Connect,
+                    format!("source_ip_address {source} cannot reach {destination}"),
+                ));
+            }
             socket
                 .bind(&SocketAddr::new(source, 0).into())
                 .map_err(|e| setup(&format!("binding source address {source}"), e))?;
@@ -294,7 +301,9 @@ impl EchoSocket {
                 }
             }
             IpAddr::V6(_) => {
-                socket.set_unicast_hops_v6(probe.ttl).map_err(|e| setup("setting the hop limit", e))?;
+                socket
+                    .set_unicast_hops_v6(probe.ttl)
+                    .map_err(|e| setup("setting the hop limit", e))?;
                 set_int(&socket, libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT, 1)
                     .map_err(|e| setup("asking for the reply hop limit", e))?;
             }
@@ -385,11 +394,8 @@ impl EchoSocket {
 
 /// An ICMP socket of the family, unprivileged if the sysctl allows, else raw; `true` for raw.
 fn open_socket(ipv4: bool) -> Result<(Socket, bool), Failure> {
-    let (domain, protocol) = if ipv4 {
-        (Domain::IPV4, Protocol::ICMPV4)
-    } else {
-        (Domain::IPV6, Protocol::ICMPV6)
-    };
+    let (domain, protocol) =
+        if ipv4 { (Domain::IPV4, Protocol::ICMPV4) } else { (Domain::IPV6, Protocol::ICMPV6) };
     match Socket::new(domain, Type::DGRAM, Some(protocol)) {
         Ok(socket) => Ok((socket, false)),
         Err(ping_error) => match Socket::new(domain, Type::RAW, Some(protocol)) {
@@ -429,7 +435,12 @@ fn permission_failure(ping_error: &io::Error, raw_error: &io::Error) -> Failure 
     )
 }
 
-fn set_int(socket: &Socket, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+fn set_int(
+    socket: &Socket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: a valid descriptor and a pointer to an int of the size given.
     let result = unsafe {
         libc::setsockopt(
@@ -476,8 +487,7 @@ fn receive_message(
                 IpAddr::from(u32::from_be(v4.sin_addr.s_addr).to_be_bytes())
             }
             libc::AF_INET6 => {
-                let v6 =
-                    &*(&address as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>();
+                let v6 = &*(&address as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>();
                 IpAddr::from(v6.sin6_addr.s6_addr)
             }
             _ => return Err(io::Error::new(ErrorKind::InvalidData, "reply without an address")),
