@@ -137,6 +137,8 @@ async fn redirects_followed_counted_and_optional() {
     .await;
     assert_eq!(reason(&o), "status_code");
     assert_eq!(o.value(&PROBE_HTTP_STATUS_CODE), Some(302.0));
+    // A redirect not followed still counts, as in blackbox.
+    assert_eq!(o.value(&PROBE_HTTP_REDIRECTS), Some(1.0));
     let o = probe(
         "prober: http\nhttp:\n  follow_redirects: false\n  valid_status_codes: [302]",
         &format!("http://{addr}/redirect?n=1"),
@@ -151,6 +153,10 @@ async fn redirect_loop_stops_at_ten() {
     let o = probe("prober: http", &format!("http://{addr}/loop")).await;
     assert_eq!(reason(&o), "redirect_limit");
     assert_eq!(o.value(&PROBE_HTTP_REDIRECTS), Some(11.0));
+    // The last response is reported, as blackbox does.
+    assert_eq!(o.value(&PROBE_HTTP_STATUS_CODE), Some(302.0));
+    assert_eq!(o.value(&PROBE_HTTP_CONTENT_LENGTH), Some(0.0));
+    assert_eq!(o.value(&PROBE_HTTP_VERSION), Some(1.1));
 }
 
 #[tokio::test]
