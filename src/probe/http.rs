@@ -264,9 +264,8 @@ pub async fn probe(
     guard: Option<&Guard<'_>>,
     report: &mut Report,
 ) -> Result<(), Failure> {
-    for phase in PHASES {
-        add_phase(report, phase, Duration::ZERO);
-    }
+    // As blackbox: the other phases appear once the target's name is resolved.
+    add_phase(report, "resolve", Duration::ZERO);
     // As blackbox: these are 0 until a response sets them, so a probe that fails before
     // one (a TLS verification failure, a refused connection) still has them.
     for family in [
@@ -310,6 +309,7 @@ pub async fn probe(
             .headers()
             .get(header::LOCATION)
             .and_then(|l| l.to_str().ok())
+            .filter(|l| !l.is_empty())
             .map(str::to_string);
         // The redirects Go's client follows: 301, 302, 303, 307 and 308 with a Location.
         if let (301..=303 | 307 | 308, Some(location)) = (status.as_u16(), location) {
@@ -394,6 +394,9 @@ async fn fetch(probe: &HttpProbe, hop: Hop<'_>, report: &mut Report) -> Result<A
             .await?;
     add_phase(report, "resolve", resolved.lookup);
     if hop.first {
+        for phase in PHASES {
+            add_phase(report, phase, Duration::ZERO);
+        }
         dial::record(&resolved, report);
     }
     let addr = SocketAddr::new(resolved.ip, port);
@@ -533,9 +536,17 @@ async fn finish(
     }
     let read = read_body(body, needs_body || decompress_with.is_some(), limit).await;
     add_phase(report, "transfer", head_received.elapsed());
-    let (raw_length, raw) = read?;
+    // Over body_size_limit, blackbox counts what it read: the limit.
+    let over_limit = |f: Failure, report: &mut Report| {
+        if let (FailureReason::BodyTooLarge, Some(limit)) = (f.reason, limit) {
+            report.set(&PROBE_HTTP_UNCOMPRESSED_BODY_LENGTH, limit as f64);
+        }
+        f
+    };
+    let (raw_length, raw) = read.map_err(|f| over_limit(f, report))?;
     let body = match decompress_with {
-        Some(kind) => decompress(kind, &raw.data, limit.unwrap_or(KEPT_BODY_CAP))?,
+        Some(kind) => decompress(kind, &raw.data, limit.unwrap_or(KEPT_BODY_CAP))
+            .map_err(|f| over_limit(f, report))?,
         None => raw,
     };
     let uncompressed = if decompress_with.is_some() { body.len() as u64 } else { raw_length };
@@ -799,9 +810,6 @@ fn build_request(
         headers.insert(header::HOST, host);
     }
     headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
-    if let Some(kind) = probe.compression {
-        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(kind.token()));
-    }
     if let Some(auth) = hop.authorization {
         headers.insert(header::AUTHORIZATION, auth.clone());
     }

@@ -29,6 +29,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
+/// Go's `time.Time{}` as a Unix timestamp (January 1st of year 1).
+const GO_ZERO_TIME: f64 = -62_135_596_800.0;
+
 pub struct TlsClient {
     connector: TlsConnector,
     /// Built on first use when it rests on the system trust store, which most modules never need.
@@ -253,8 +256,10 @@ fn record_chain(
         return;
     };
     report.set(&PROBE_SSL_EARLIEST_CERT_EXPIRY, earliest as f64);
-    // rustls does not hand out the path it built; the served chain stands in for it.
-    report.set(&PROBE_SSL_LAST_CHAIN_EXPIRY_TIMESTAMP_SECONDS, earliest as f64);
+    // rustls does not hand out the path it built; the served chain stands in for it. A chain
+    // that did not verify has no path: blackbox then reports Go's zero time.
+    let last_chain = if failure.is_some() { GO_ZERO_TIME } else { earliest as f64 };
+    report.set(&PROBE_SSL_LAST_CHAIN_EXPIRY_TIMESTAMP_SECONDS, last_chain);
     let leaf = &chain[0];
     report.replace(
         &PROBE_SSL_LAST_CHAIN_INFO,

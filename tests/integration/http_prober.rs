@@ -118,7 +118,7 @@ async fn body_size_limit_at_its_maximum() {
     let limit = "body_size_limit: 18446744073709551615";
     let o = probe(&format!("prober: http\nhttp:\n  {limit}"), &format!("http://{addr}/")).await;
     assert!(o.success, "{:?}", o.failure);
-    let gzip = format!("prober: http\nhttp:\n  {limit}\n  compression: gzip\n  fail_if_body_not_matches_regexp: ['hello compressed world']");
+    let gzip = format!("prober: http\nhttp:\n  {limit}\n  compression: gzip\n  headers: {{ Accept-Encoding: gzip }}\n  fail_if_body_not_matches_regexp: ['hello compressed world']");
     let o = probe(&gzip, &format!("http://{addr}/gzip")).await;
     assert!(o.success, "{:?}", o.failure);
     assert_eq!(o.value(&PROBE_HTTP_UNCOMPRESSED_BODY_LENGTH), Some(46.0));
@@ -289,10 +289,11 @@ async fn authentication_headers() {
 }
 
 #[tokio::test]
-async fn compression_is_requested_and_decoded() {
+async fn compression_is_decoded_when_asked_for() {
     let addr = http_server().await;
     for kind in ["gzip", "deflate", "br"] {
-        let module = format!("prober: http\nhttp:\n  compression: {kind}\n  fail_if_body_not_matches_regexp: ['hello compressed world']");
+        // As blackbox: `compression` decodes; asking for it is the Accept-Encoding header's job.
+        let module = format!("prober: http\nhttp:\n  compression: {kind}\n  headers: {{ Accept-Encoding: {kind} }}\n  fail_if_body_not_matches_regexp: ['hello compressed world']");
         let o = probe(&module, &format!("http://{addr}/{kind}")).await;
         assert!(o.success, "{kind}: {:?}", o.failure);
         assert_eq!(o.value(&PROBE_HTTP_UNCOMPRESSED_BODY_LENGTH), Some(46.0), "{kind}");
@@ -302,14 +303,18 @@ async fn compression_is_requested_and_decoded() {
         );
     }
     let identity = probe(
-        "prober: http\nhttp:\n  compression: identity\n  fail_if_body_not_matches_regexp: ['accept-encoding: identity']",
+        "prober: http\nhttp:\n  compression: identity\n  fail_if_body_not_matches_regexp: ['body=']",
         &format!("http://{addr}/echo"),
     )
     .await;
     assert!(identity.success, "{:?}", identity.failure);
-    // A server that ignores the requested encoding fails the probe, as in blackbox.
+    // A body that is not in the configured encoding fails the probe, as in blackbox.
     let o = probe("prober: http\nhttp:\n  compression: gzip", &format!("http://{addr}/")).await;
     assert_eq!(reason(&o), "decompression");
+    // Without the header, nothing asks the server to compress (this one then answers 406).
+    let o = probe("prober: http\nhttp:\n  compression: gzip", &format!("http://{addr}/gzip")).await;
+    assert!(!o.success);
+    assert_eq!(o.value(&PROBE_HTTP_STATUS_CODE), Some(406.0));
 }
 
 /// A forward proxy that records each request line and tunnels or forwards it.

@@ -14,6 +14,7 @@ mod http_prober;
 mod icmp_prober;
 mod logs;
 mod nginx_real;
+mod parity;
 mod peers;
 mod status_page;
 mod tailing;
