@@ -8,6 +8,7 @@ mod config;
 mod deploy;
 mod dns_prober;
 mod edges;
+mod every_prober;
 mod faults;
 mod grpc_prober;
 mod http_prober;
