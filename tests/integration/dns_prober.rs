@@ -12,7 +12,8 @@ fn module(lines: &str) -> String {
 
 #[tokio::test]
 async fn soa_of_the_authoritative_zone() {
-    let target = dns().authoritative.to_string();
+    let dns = dns();
+    let target = dns.authoritative.to_string();
     for transport in ["udp", "tcp"] {
         let m = module(&format!(
             "  query_name: example.test\n  query_type: SOA\n  transport_protocol: {transport}\n  recursion_desired: false"
@@ -36,7 +37,8 @@ async fn soa_of_the_authoritative_zone() {
 
 #[tokio::test]
 async fn records_are_matched_as_blackbox_prints_them() {
-    let target = dns().authoritative.to_string();
+    let dns = dns();
+    let target = dns.authoritative.to_string();
     let cases = [
         (
             "www.example.test",
@@ -88,7 +90,8 @@ async fn records_are_matched_as_blackbox_prints_them() {
 
 #[tokio::test]
 async fn rcodes() {
-    let target = dns().authoritative.to_string();
+    let dns = dns();
+    let target = dns.authoritative.to_string();
     let nx = "  query_name: nope.example.test\n  query_type: A";
     let outcome = probe(&module(nx), &target).await;
     assert_eq!(reason(&outcome), "dns_rcode");
@@ -102,7 +105,8 @@ async fn rcodes() {
 
 #[tokio::test]
 async fn recursion_through_dnsmasq() {
-    let target = dns().recursive.to_string();
+    let dns = dns();
+    let target = dns.recursive.to_string();
     let m = module("  query_name: www.example.test\n  query_type: A\n  validate_answer_rrs:\n    fail_if_none_matches_regexp: [\"192\\\\.0\\\\.2\\\\.10\"]");
     let outcome = probe(&m, &target).await;
     assert!(outcome.success, "{:?}", outcome.failure);
@@ -110,7 +114,8 @@ async fn recursion_through_dnsmasq() {
 
 #[tokio::test]
 async fn truncated_answers_are_read_and_tcp_gets_them_whole() {
-    let target = dns().authoritative.to_string();
+    let dns = dns();
+    let target = dns.authoritative.to_string();
     let udp = module("  query_name: big.example.test\n  query_type: TXT");
     let outcome = probe(&udp, &target).await;
     // As blackbox: the truncated answer is what the probe reports.
@@ -128,7 +133,8 @@ async fn dns_over_tls() {
     let leaf = ca.leaf("dns.test", &["dns.test"], -1, 30);
     let dir = tempfile::tempdir().unwrap();
     let ca_file = write_file(dir.path(), "ca.pem", pem(&ca.der()));
-    let backend = dns().authoritative;
+    let dns = dns();
+    let backend = dns.authoritative;
     // TLS in front of Knot's TCP port.
     let front = tls_proxy(vec![leaf.der.clone()], leaf.key_der(), backend).await;
     let m = module(&format!(

@@ -4,12 +4,12 @@
 
 use crate::cli::wait_for;
 use crate::common::*;
-use crate::peers::{dns, grpc_server, Health};
+use crate::peers::{dns, grpc_server, Dns, Health};
 
-fn config() -> String {
+fn config(dns: &Dns) -> String {
     let web = in_background(http_server);
     let grpc = grpc_server(Health::Reporter, None);
-    let dns = dns().authoritative;
+    let dns = dns.authoritative;
     format!(
         r#"modules:
   http_2xx: {{ prober: http, http: {{ preferred_ip_protocol: ip4 }} }}
@@ -30,7 +30,8 @@ probes:
 #[test]
 fn every_prober_through_probe_schedule_and_once() {
     let dir = tempfile::tempdir().unwrap();
-    let yaml = config();
+    let dns = dns();
+    let yaml = config(&dns);
     let server = Server::start(dir.path(), &yaml);
     for name in ["web", "port", "ping", "zone", "health"] {
         wait_for(server.addr, "/metrics", &format!("probe_success{{probe=\"{name}\""));

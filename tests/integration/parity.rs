@@ -12,7 +12,7 @@
 //! upstream added is listed in [`UPSTREAM_LABELS`] and left out of the comparison.
 
 use crate::common::*;
-use crate::peers::{dns, grpc_server, Daemon, Health};
+use crate::peers::{dns, grpc_server, Daemon, Dns, Health};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -128,6 +128,7 @@ struct Peers {
     grpc: SocketAddr,
     grpc_tls: SocketAddr,
     grpc_unimplemented: SocketAddr,
+    dns: Dns,
     _nginx: Daemon,
 }
 
@@ -258,6 +259,7 @@ http {{
         grpc,
         grpc_tls,
         grpc_unimplemented,
+        dns: dns(),
         _nginx: nginx,
     }
 }
@@ -377,8 +379,7 @@ fn modules(dir: &Path) -> String {
 fn cases(p: &Peers) -> Vec<(&'static str, String)> {
     let plain = format!("127.0.0.1:{}", p.plain);
     let https = |port: u16| format!("https://127.0.0.1:{port}/");
-    let dns = dns();
-    let (auth, rec) = (dns.authoritative.to_string(), dns.recursive.to_string());
+    let (auth, rec) = (p.dns.authoritative.to_string(), p.dns.recursive.to_string());
     let closed = format!("127.0.0.1:{}", closed_port());
     vec![
         ("http_2xx", format!("http://{plain}/")),
@@ -546,4 +547,72 @@ fn lookout_answers_as_blackbox_exporter_does() {
         found.join("\n")
     );
     assert!(compared > cases.len() * 5, "only {compared} families compared");
+}
+
+/// Filtered and unreachable targets, which need a network of their own: in a namespace the
+/// test makes, nftables drops everything to 127.0.0.2 and nothing routes to 192.0.2.0/24; both
+/// exporters run there and answer the same cases.
+#[test]
+fn filtered_and_unreachable_targets_in_a_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "modules:
+  http: { prober: http, timeout: 1s, http: { preferred_ip_protocol: ip4 } }
+  tcp: { prober: tcp, timeout: 1s, tcp: { preferred_ip_protocol: ip4 } }
+  icmp: { prober: icmp, timeout: 1s, icmp: { preferred_ip_protocol: ip4 } }
+  dns: { prober: dns, timeout: 1s, dns: { preferred_ip_protocol: ip4, query_name: example.test, query_type: SOA } }
+  dns_tcp: { prober: dns, timeout: 1s, dns: { preferred_ip_protocol: ip4, query_name: example.test, transport_protocol: tcp } }
+";
+    let config_path = write_file(dir.path(), "blackbox.yml", config);
+    let cases = [
+        ("http", "http://127.0.0.2/"),
+        ("tcp", "127.0.0.2:80"),
+        ("icmp", "127.0.0.2"),
+        ("dns", "127.0.0.2"),
+        ("dns_tcp", "127.0.0.2"),
+        ("http", "http://192.0.2.1/"),
+        ("tcp", "192.0.2.1:80"),
+        ("icmp", "192.0.2.1"),
+        ("dns", "192.0.2.1"),
+        ("dns_tcp", "192.0.2.1"),
+    ];
+    let fetch = format!(
+        r#"
+import json, time, urllib.parse, urllib.request
+def get(port, module, target):
+    url = "http://127.0.0.1:%d/probe?module=%s&target=%s" % (port, module, urllib.parse.quote(target, safe=""))
+    request = urllib.request.Request(url, headers={{"X-Prometheus-Scrape-Timeout-Seconds": "5"}})
+    return urllib.request.urlopen(request, timeout=20).read().decode()
+for port in (19115, 19925):
+    for _ in range(200):
+        try:
+            urllib.request.urlopen("http://127.0.0.1:%d/-/healthy" % port, timeout=1)
+            break
+        except Exception:
+            time.sleep(0.05)
+print(json.dumps([[m, t, get(19115, m, t), get(19925, m, t)] for m, t in {cases}]))
+"#,
+        cases = serde_json::to_string(&cases).unwrap()
+    );
+    let script = write_file(dir.path(), "fetch.py", fetch);
+    let out = crate::peers::in_namespace(&format!(
+        "nft add table inet parity && \
+         nft add chain inet parity input '{{ type filter hook input priority 0; }}' && \
+         nft add rule inet parity input ip daddr 127.0.0.2 drop && \
+         {{ {BLACKBOX} --config.file={c} --web.listen-address=127.0.0.1:19115 >/dev/null 2>&1 & b=$!; }} && \
+         {{ {LOOKOUT} --config.probes={c} --web.listen-address=127.0.0.1:19925 >/dev/null 2>&1 & l=$!; }} && \
+         python3 {s}; status=$?; kill $b $l; wait; exit $status",
+        c = config_path.display(),
+        s = script.display()
+    ));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let answers: Vec<(String, String, String, String)> = serde_json::from_str(&stdout).unwrap();
+    let mut found = Vec::new();
+    for (module, target, b, l) in &answers {
+        let case = format!("{module} {target}");
+        assert_eq!(sample_value(b, "probe_success "), Some(0.0), "{case}: {b}");
+        assert_eq!(sample_value(l, "probe_success "), Some(0.0), "{case}: {l}");
+        found.extend(differences(&case, b, l));
+    }
+    assert!(found.is_empty(), "{} differences:\n{}", found.len(), found.join("\n"));
 }

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tonic::codegen::Service;
 use tonic_health::ServingStatus;
@@ -48,17 +48,18 @@ big     TXT   \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-11\"
 big     TXT   \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-12\"
 ";
 
-/// A process killed when dropped.
+/// A process stopped with SIGTERM when dropped (nginx's master then stops its workers too).
 pub struct Daemon(pub Child);
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        // SAFETY: signalling the child this value owns.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
         let _ = self.0.wait();
     }
 }
 
-/// Knot and dnsmasq, started once for the whole test binary.
+/// Knot and dnsmasq for one test, stopped when dropped.
 pub struct Dns {
     /// Knot, authoritative for example.test (UDP and TCP).
     pub authoritative: SocketAddr,
@@ -68,10 +69,9 @@ pub struct Dns {
     _dir: tempfile::TempDir,
 }
 
-/// The shared DNS servers.
-pub fn dns() -> &'static Dns {
-    static DNS: OnceLock<Dns> = OnceLock::new();
-    DNS.get_or_init(start_dns)
+/// Starts Knot (with [`ZONE`]) and dnsmasq in front of it.
+pub fn dns() -> Dns {
+    start_dns()
 }
 
 /// A port free for both UDP and TCP.
