@@ -368,28 +368,56 @@ impl EchoSocket {
         // SAFETY: recvmsg initialised the first `length` bytes.
         let bytes: &[u8] =
             unsafe { std::slice::from_raw_parts(buffer.as_ptr().cast::<u8>(), length) };
-        let (icmp, hop_limit) = if self.raw && self.destination.is_ipv4() {
-            // A raw IPv4 socket reads the IP header too; its TTL is the reply's.
-            let Some(&first) = bytes.first() else { return Ok(None) };
-            let header = usize::from(first & 0x0f) * 4;
-            if bytes.len() < header.max(20) {
-                return Ok(None);
-            }
-            (&bytes[header..], Some(bytes[8]))
-        } else {
-            (bytes, hop_limit)
+        // A raw IPv4 socket reads the IP header too.
+        let with_ip_header = self.raw && self.destination.is_ipv4();
+        let Some(reply) = parse_reply(bytes, with_ip_header, self.destination.is_ipv4()) else {
+            return Ok(None);
         };
-        let reply_type = if self.destination.is_ipv4() { 0 } else { 129 };
-        if icmp.len() < 8 || icmp[0] != reply_type || icmp[1] != 0 {
+        if self.raw && Some(reply.identifier) != self.identifier() {
             return Ok(None);
         }
-        let identifier = u16::from_be_bytes([icmp[4], icmp[5]]);
-        if self.raw && Some(identifier) != self.identifier() {
-            return Ok(None);
-        }
-        let sequence = u16::from_be_bytes([icmp[6], icmp[7]]);
-        Ok(Some(Reply { from, sequence, data: &icmp[8..], hop_limit, at }))
+        Ok(Some(Reply {
+            from,
+            sequence: reply.sequence,
+            data: reply.data,
+            hop_limit: reply.ttl.or(hop_limit),
+            at,
+        }))
     }
+}
+
+/// An echo reply as read off the wire.
+#[derive(Debug, PartialEq, Eq)]
+pub struct EchoReply<'a> {
+    pub identifier: u16,
+    pub sequence: u16,
+    pub data: &'a [u8],
+    /// The TTL of the IP header, when the packet has one.
+    pub ttl: Option<u8>,
+}
+
+/// The echo reply in a received packet (ICMP, or ICMPv6 when not `ipv4`), after an IPv4
+/// header when `with_ip_header`; `None` for anything else or anything cut short.
+pub fn parse_reply(packet: &[u8], with_ip_header: bool, ipv4: bool) -> Option<EchoReply<'_>> {
+    let (icmp, ttl) = if with_ip_header {
+        let header = usize::from(packet.first()? & 0x0f) * 4;
+        if header < 20 || packet.len() < header {
+            return None;
+        }
+        (&packet[header..], Some(packet[8]))
+    } else {
+        (packet, None)
+    };
+    let reply_type = if ipv4 { 0 } else { 129 };
+    if icmp.len() < 8 || icmp[0] != reply_type || icmp[1] != 0 {
+        return None;
+    }
+    Some(EchoReply {
+        identifier: u16::from_be_bytes([icmp[4], icmp[5]]),
+        sequence: u16::from_be_bytes([icmp[6], icmp[7]]),
+        data: &icmp[8..],
+        ttl,
+    })
 }
 
 /// An ICMP socket of the family, unprivileged if the sysctl allows, else raw; `true` for raw.
@@ -533,6 +561,23 @@ mod tests {
         let mut with_sum = packet;
         with_sum[2..4].copy_from_slice(&0xf7fdu16.to_be_bytes());
         assert_eq!(checksum(&with_sum), 0);
+    }
+
+    #[test]
+    fn replies() {
+        let echo = [0, 0, 0xab, 0xcd, 0, 7, 1, 2, b'h', b'i'];
+        let parsed = parse_reply(&echo, false, true).unwrap();
+        assert_eq!((parsed.identifier, parsed.sequence, parsed.data), (7, 258, &b"hi"[..]));
+        let mut with_header =
+            vec![0x45, 0, 0, 0, 0, 0, 0, 0, 61, 1, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1];
+        with_header.extend_from_slice(&echo);
+        assert_eq!(parse_reply(&with_header, true, true).unwrap().ttl, Some(61));
+        // A request, an ICMPv6 reply read as ICMP, short or lying headers: not replies.
+        assert!(parse_reply(&[8, 0, 0, 0, 0, 7, 1, 2], false, true).is_none());
+        assert!(parse_reply(&echo, false, false).is_none());
+        assert!(parse_reply(&echo[..7], false, true).is_none());
+        assert!(parse_reply(&[0x4f, 0, 0], true, true).is_none());
+        assert!(parse_reply(&[0x41; 30], true, true).is_none());
     }
 
     #[test]

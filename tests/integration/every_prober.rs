@@ -60,6 +60,13 @@ fn every_prober_through_probe_schedule_and_once() {
             get(server.addr, &format!("/probe?module={module}&target={target}"), &[]).unwrap().body;
         assert_eq!(sample_value(&body, "probe_success "), Some(1.0), "{module}: {body}");
     }
+    // The guard holds for the new probers too: lookout's own port is not a target.
+    for module in ["grpc", "dns_soa", "tcp_connect"] {
+        let body = get(server.addr, &format!("/probe?module={module}&target={}", server.addr), &[])
+            .unwrap()
+            .body;
+        assert!(body.contains("reason=\"target_not_allowed\""), "{module}: {body}");
+    }
     drop(server);
     // --once.
     let out = std::process::Command::new(LOOKOUT)
