@@ -358,7 +358,7 @@ pub struct GrpcModule {
     pub ip_protocol_fallback: bool,
     /// Request metadata (HTTP/2 headers), as upstream blackbox's `metadata`.
     #[serde(default)]
-    pub metadata: BTreeMap<String, Vec<String>>,
+    pub metadata: BTreeMap<String, Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -92,7 +92,7 @@ impl DnsProbe {
                 "IN" | "CH" | "HS" | "NONE" | "ANY" => {
                     DNSClass::from_str(&text.value).expect("a known class")
                 }
-                "CS" => DNSClass::for_opt(2),
+                "CS" => DNSClass::Unknown(2),
                 other => {
                     return Err(source.error_at_span(
                         text,
@@ -195,12 +195,7 @@ pub async fn probe(
     }
 
     let mut request = Message::new();
-    let id = {
-        use ring::rand::SecureRandom;
-        let mut bytes = [0u8; 2];
-        let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
-        u16::from_be_bytes(bytes)
-    };
+    let id = super::random_id();
     request
         .set_id(id)
         .set_message_type(MessageType::Query)

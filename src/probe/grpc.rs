@@ -64,13 +64,17 @@ impl GrpcProbe {
         request.extend_from_slice(&message);
         let mut metadata = HeaderMap::new();
         for (name, values) in &config.metadata {
-            let invalid =
-                || source.error_at(0, 0, format!("grpc.metadata: invalid entry {name:?}"));
-            let header = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
-                .map_err(|_| invalid())?;
+            let header = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).ok();
             for value in values {
+                let invalid = || {
+                    source.error_at_span(
+                        value,
+                        format!("invalid metadata {name:?}: {:?}", value.value),
+                    )
+                };
+                let header = header.clone().ok_or_else(invalid)?;
                 metadata
-                    .append(header.clone(), HeaderValue::from_str(value).map_err(|_| invalid())?);
+                    .append(header, HeaderValue::from_str(&value.value).map_err(|_| invalid())?);
             }
         }
         let tls = if config.tls {

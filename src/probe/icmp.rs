@@ -90,8 +90,7 @@ impl IcmpProbe {
             }
         }
         let packet_interval = match &config.packet_interval {
-            Some(_) if config.packets.is_none() => {
-                let interval = config.packet_interval.as_ref().expect("matched");
+            Some(interval) if config.packets.is_none() => {
                 return Err(source.error_at_span(interval, "packet_interval needs packets"));
             }
             Some(interval) if interval.value.0 < Duration::from_millis(10) => {
@@ -242,14 +241,7 @@ fn phase_time(report: &mut Report, phase: &str, duration: Duration) {
 /// so restarted exporters do not send in step).
 fn next_sequence() -> u16 {
     static SEQUENCE: OnceLock<AtomicU16> = OnceLock::new();
-    SEQUENCE.get_or_init(|| AtomicU16::new(random_u16())).fetch_add(1, Ordering::Relaxed)
-}
-
-fn random_u16() -> u16 {
-    use ring::rand::SecureRandom;
-    let mut bytes = [0u8; 2];
-    let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
-    u16::from_be_bytes(bytes)
+    SEQUENCE.get_or_init(|| AtomicU16::new(super::random_id())).fetch_add(1, Ordering::Relaxed)
 }
 
 struct EchoSocket {
@@ -308,7 +300,7 @@ impl EchoSocket {
                     .map_err(|e| setup("asking for the reply hop limit", e))?;
             }
         }
-        let identifier = AtomicU32::new(if raw { u32::from(random_u16()) } else { UNKNOWN });
+        let identifier = AtomicU32::new(if raw { u32::from(super::random_id()) } else { UNKNOWN });
         // SAFETY: the Socket owns its descriptor, which stays open (and the same) until the
         // AsyncFd that owns the Socket is dropped.
         let fd = unsafe { AsyncFd::register(socket) }

@@ -96,6 +96,15 @@ impl PreparedModule {
     }
 }
 
+/// A random 16-bit identifier (ICMP echo identifiers, DNS message IDs), so concurrent probes
+/// and other exporters on the machine do not share them.
+fn random_id() -> u16 {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 2];
+    let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
+    u16::from_be_bytes(bytes)
+}
+
 /// Runs one probe of `target` with `module`, bounded by `timeout`: a scheduled probe, which
 /// may reach whatever the operator configured.
 pub async fn run(module: &PreparedModule, target: &str, timeout: Duration) -> Outcome {

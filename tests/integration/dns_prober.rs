@@ -255,6 +255,7 @@ fn bad_module_values_are_refused_at_their_line() {
         ("modules:\n  i:\n    prober: icmp\n    icmp: { payload_size: 70000 }\n".to_string(), "4:27", ""),
         ("modules:\n  g:\n    prober: grpc\n    icmp: {}\n".to_string(), "3:13", "has a `icmp:` section but prober \"grpc\""),
         ("modules:\n  g:\n    prober: grpx\n".to_string(), "3:13", "unknown prober \"grpx\""),
+        ("modules:\n  g:\n    prober: grpc\n    grpc: { metadata: { \"a b\": [x] } }\n".to_string(), "4:33", "invalid metadata \"a b\""),
     ];
     let cases: Vec<(&str, &str, &str)> =
         cases.iter().map(|(y, p, m)| (y.as_str(), *p, *m)).collect();
