@@ -1,5 +1,6 @@
-//! TLS for the http and tcp probers: a handshake that keeps the server's certificate chain
-//! even when it cannot be trusted, verification as a separate fact, and blackbox's TLS metrics.
+//! TLS for the http, tcp, dns (over TLS) and grpc probers: a handshake that keeps the server's
+//! certificate chain even when it cannot be trusted, verification as a separate fact, and
+//! blackbox's TLS metrics.
 //!
 //! The handshake accepts any chain (signatures over the handshake are still checked), then
 //! the chain is verified with rustls' WebPKI verifier before any request is sent. So an
