@@ -408,13 +408,16 @@ fn validate(records: &[String], v: &RecordValidator) -> Result<(), String> {
 
 /// A record as Go's miekg/dns `RR.String()` writes it: `owner\tTTL\tCLASS\tTYPE\tDATA`.
 pub fn record_text(record: &Record) -> String {
-    let mut text = format!(
-        "{}\t{}\t{}\t{}\t",
-        record.name(),
-        record.ttl(),
-        record.dns_class(),
-        record.record_type()
-    );
+    // Types and classes without a name are written as RFC 3597 says, as miekg/dns does.
+    let kind = match record.record_type() {
+        RecordType::Unknown(code) => format!("TYPE{code}"),
+        known => known.to_string(),
+    };
+    let class = match record.dns_class() {
+        DNSClass::Unknown(code) => format!("CLASS{code}"),
+        known => known.to_string(),
+    };
+    let mut text = format!("{}\t{}\t{class}\t{kind}\t", record.name(), record.ttl());
     let _ = match record.data() {
         RData::A(a) => write!(text, "{a}"),
         RData::AAAA(aaaa) => write!(text, "{aaaa}"),
@@ -439,6 +442,11 @@ pub fn record_text(record: &Record) -> String {
         RData::TXT(txt) => {
             let quoted: Vec<String> = txt.txt_data().iter().map(|s| quote(s)).collect();
             write!(text, "{}", quoted.join(" "))
+        }
+        RData::Unknown { rdata, .. } => {
+            let data = rdata.anything();
+            let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
+            write!(text, "\\# {} {hex}", data.len())
         }
         other => write!(text, "{other}"),
     };
@@ -512,6 +520,12 @@ mod tests {
             record_text(&txt),
             "example.org.\t5\tIN\tTXT\t\"v=spf1 -all\" \"say \\\"hi\\\"\""
         );
+        let unknown = RData::Unknown {
+            code: RecordType::Unknown(65280),
+            rdata: hickory_proto::rr::rdata::NULL::with(vec![10, 11, 12, 13]),
+        };
+        let unknown = Record::from_rdata(name("x.example."), 1, unknown);
+        assert_eq!(record_text(&unknown), "x.example.\t1\tIN\tTYPE65280\t\\# 4 0a0b0c0d");
     }
 
     #[test]
