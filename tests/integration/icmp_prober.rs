@@ -80,7 +80,14 @@ async fn concurrent_pings_to_one_host_keep_their_own_replies() {
     }
 }
 
-fn once_in_namespace(dir: &std::path::Path, setup: &str, target: &str) -> (i32, String) {
+/// `lookout --once --output OUTPUT` on one icmp probe of `target`, in a new network namespace
+/// after `setup`, without CAP_NET_RAW.
+fn once_in_namespace(
+    dir: &std::path::Path,
+    setup: &str,
+    target: &str,
+    output: &str,
+) -> (i32, String) {
     let probes = write_file(
         dir,
         "probes.yaml",
@@ -89,7 +96,7 @@ fn once_in_namespace(dir: &std::path::Path, setup: &str, target: &str) -> (i32, 
         ),
     );
     let out = in_namespace(&format!(
-        "{setup} exec setpriv --bounding-set=-net_raw --inh-caps=-net_raw {LOOKOUT} --once --config.probes={}",
+        "{setup} exec setpriv --bounding-set=-net_raw --inh-caps=-net_raw {LOOKOUT} --once --output {output} --config.probes={}",
         probes.display()
     ));
     let text =
@@ -102,16 +109,23 @@ fn unprivileged_sockets_where_the_sysctl_allows_them() {
     let dir = tempfile::tempdir().unwrap();
     let allow = "sysctl -qw net.ipv4.ping_group_range='0 2147483647' &&";
     for target in ["127.0.0.1", "::1"] {
-        let (code, out) = once_in_namespace(dir.path(), allow, target);
+        let (code, out) = once_in_namespace(dir.path(), allow, target, "prometheus");
         assert_eq!(code, 0, "{out}");
-        assert!(out.contains("1 probes, 1 ok"), "{out}");
+        assert!(
+            out.contains(&format!(
+                "probe_success{{probe=\"ping\",module=\"icmp\",target=\"{target}\"}} 1"
+            )),
+            "{out}"
+        );
+        // The reply's TTL comes from a control message on these sockets.
+        assert!(out.contains("probe_icmp_reply_hop_limit{probe=\"ping\""), "{out}");
     }
 }
 
 #[test]
 fn without_sysctl_or_capability_the_reason_says_what_to_change() {
     let dir = tempfile::tempdir().unwrap();
-    let (code, out) = once_in_namespace(dir.path(), "", "127.0.0.1");
+    let (code, out) = once_in_namespace(dir.path(), "", "127.0.0.1", "table");
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("icmp_permission"), "{out}");
     assert!(out.contains("net.ipv4.ping_group_range") && out.contains("CAP_NET_RAW"), "{out}");
@@ -123,7 +137,7 @@ fn an_unreachable_host_fails_quickly_and_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let started = std::time::Instant::now();
     let allow = "sysctl -qw net.ipv4.ping_group_range='0 2147483647' &&";
-    let (code, out) = once_in_namespace(dir.path(), allow, "192.0.2.1");
+    let (code, out) = once_in_namespace(dir.path(), allow, "192.0.2.1", "table");
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("FAIL") && out.contains("192.0.2.1"), "{out}");
     assert!(started.elapsed() < Duration::from_secs(10));
