@@ -79,3 +79,34 @@ fn every_prober_through_probe_schedule_and_once() {
     assert!(text.contains("5 probes, 5 ok"), "{text}");
     assert!(text.contains("SERVING") && text.contains("2/2 replies"), "{text}");
 }
+
+/// blackbox's own test configurations (`../shared/corpus/blackbox-configs`, upstream's
+/// config/testdata): the good one loads, the bad icmp, dns and prober ones are refused at
+/// their line, as upstream refuses them.
+#[test]
+fn upstream_blackbox_test_configurations() {
+    let corpus =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/blackbox-configs");
+    let check = |file: &str| {
+        std::process::Command::new(LOOKOUT)
+            .current_dir(std::env::temp_dir())
+            .args(["check", &format!("--config.probes={}", corpus.join(file).display())])
+            .output()
+            .unwrap()
+    };
+    let good = check("blackbox-good.yml");
+    assert_eq!(good.status.code(), Some(0), "{}", String::from_utf8_lossy(&good.stderr));
+    for (file, place) in [
+        ("invalid-dns-class.yml", ":7:20: key 'modules.dns_test.dns.query_class'"),
+        ("invalid-dns-type.yml", ":8:19: key 'modules.dns_test.dns.query_type'"),
+        ("invalid-dns-module.yml", "missing field `query_name`"),
+        ("invalid-icmp-ttl.yml", ":5:12: key 'modules.icmp_test.icmp.ttl'"),
+        ("invalid-icmp-ttl-overflow.yml", "ttl cannot exceed 255"),
+        ("invalid-prober.yml", "unknown prober"),
+    ] {
+        let out = check(file);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{file}: {err}");
+        assert!(err.contains(file) && err.contains(place), "{file}: {err}");
+    }
+}
