@@ -129,6 +129,17 @@ fn without_sysctl_or_capability_the_reason_says_what_to_change() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("icmp_permission"), "{out}");
     assert!(out.contains("net.ipv4.ping_group_range") && out.contains("CAP_NET_RAW"), "{out}");
+    // `lookout check` says so before anything runs (the configuration itself is valid).
+    let check = in_namespace(&format!(
+        "exec setpriv --bounding-set=-net_raw --inh-caps=-net_raw {LOOKOUT} check --config.probes={}",
+        dir.path().join("probes.yaml").display()
+    ));
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("warning: icmp modules (icmp) will fail") && text.contains("CAP_NET_RAW"),
+        "{text}"
+    );
 }
 
 #[test]
