@@ -210,14 +210,14 @@ where
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
             .await
             .map_err(protocol)?;
-    let driver = tokio::spawn(async move {
+    // Drives the connection until the answer is read; dropping it closes the socket.
+    let _connection = super::http::Connection(tokio::spawn(async move {
         let _ = connection.await;
-    });
-    let _stop = AbortOnDrop(driver);
+    }));
     let mut request = Request::post(format!("{scheme}://{authority}/grpc.health.v1.Health/Check"))
         .header(http::header::CONTENT_TYPE, "application/grpc")
         .header(http::header::TE, "trailers")
-        .header(http::header::USER_AGENT, concat!("lookout/", env!("CARGO_PKG_VERSION")))
+        .header(http::header::USER_AGENT, super::http::USER_AGENT)
         .body(Full::new(probe.request.clone()))
         .map_err(|e| {
             (UNAVAILABLE, Failure::new(FailureReason::InvalidTarget, format!("request: {e}")))
@@ -281,14 +281,6 @@ fn http_status_code(status: u16) -> i32 {
         404 => 12,
         429 | 502..=504 => 14,
         _ => 2,
-    }
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

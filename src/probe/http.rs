@@ -39,7 +39,7 @@ const KEPT_BODY_CAP: u64 = 64 << 20;
 /// says otherwise: four bodies at the cap.
 pub const DEFAULT_BODY_MEMORY: u64 = 256 << 20;
 const PHASES: [&str; 5] = ["resolve", "connect", "tls", "processing", "transfer"];
-const USER_AGENT: &str = concat!("lookout/", env!("CARGO_PKG_VERSION"));
+pub(super) const USER_AGENT: &str = concat!("lookout/", env!("CARGO_PKG_VERSION"));
 /// What every User-Agent the prober sends by default starts with.
 pub const USER_AGENT_PREFIX: &[u8] = b"lookout/";
 /// Configured headers not sent to another host after a redirect (as Go's client drops them).
@@ -375,7 +375,7 @@ struct Answer {
 }
 
 /// Keeps the task that drives a hyper connection, and stops it (closing the socket) when dropped.
-struct Connection(tokio::task::JoinHandle<()>);
+pub(super) struct Connection(pub(super) tokio::task::JoinHandle<()>);
 
 impl Drop for Connection {
     fn drop(&mut self) {
