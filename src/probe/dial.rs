@@ -109,14 +109,8 @@ pub async fn connect(
     source: Option<IpAddr>,
     report: &mut Report,
 ) -> Result<ProbeStream, Failure> {
-    let connect_error = |e: std::io::Error| {
-        let reason = if e.kind() == ErrorKind::ConnectionRefused {
-            FailureReason::ConnectRefused
-        } else {
-            FailureReason::Connect
-        };
-        Failure::new(reason, format!("connecting to {addr}: {e}"))
-    };
+    let connect_error =
+        |e: std::io::Error| connect_failure(&e, format!("connecting to {addr}: {e}"));
     let socket = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }
         .map_err(connect_error)?;
     if let Some(source) = source {
@@ -128,6 +122,17 @@ pub async fn connect(
     let _ = stream.set_nodelay(true);
     report.log(format_args!("connected to {addr}"));
     Ok(ProbeStream::new(stream))
+}
+
+/// A socket error as a probe failure: a refusal (a RST, or ICMP port unreachable for UDP) apart
+/// from every other error.
+pub fn connect_failure(error: &std::io::Error, message: String) -> Failure {
+    let reason = if error.kind() == ErrorKind::ConnectionRefused {
+        FailureReason::ConnectRefused
+    } else {
+        FailureReason::Connect
+    };
+    Failure::new(reason, message)
 }
 
 /// (local, remote) of every prober connection open now.

@@ -266,14 +266,8 @@ async fn exchange_udp(
     source: Option<IpAddr>,
     report: &mut Report,
 ) -> Result<Message, Failure> {
-    let failed = |what: &str, e: std::io::Error| {
-        let reason = if e.kind() == std::io::ErrorKind::ConnectionRefused {
-            FailureReason::ConnectRefused
-        } else {
-            FailureReason::Connect
-        };
-        Failure::new(reason, format!("{what} {addr}: {e}"))
-    };
+    let failed =
+        |what: &str, e: std::io::Error| dial::connect_failure(&e, format!("{what} {addr}: {e}"));
     let started = Instant::now();
     let local = source.unwrap_or(if addr.is_ipv4() {
         IpAddr::V4(Ipv4Addr::UNSPECIFIED)
