@@ -80,6 +80,9 @@ async fn concurrent_pings_to_one_host_keep_their_own_replies() {
     }
 }
 
+/// Sets the namespace's net.ipv4.ping_group_range to every group (as `sysctl -w` would).
+const ALLOW_PING: &str = "echo '0 2147483647' > /proc/sys/net/ipv4/ping_group_range &&";
+
 /// `lookout --once --output OUTPUT` on one icmp probe of `target`, in a new network namespace
 /// after `setup`, without CAP_NET_RAW.
 fn once_in_namespace(
@@ -107,7 +110,7 @@ fn once_in_namespace(
 #[test]
 fn unprivileged_sockets_where_the_sysctl_allows_them() {
     let dir = tempfile::tempdir().unwrap();
-    let allow = "sysctl -qw net.ipv4.ping_group_range='0 2147483647' &&";
+    let allow = ALLOW_PING;
     for target in ["127.0.0.1", "::1"] {
         let (code, out) = once_in_namespace(dir.path(), allow, target, "prometheus");
         assert_eq!(code, 0, "{out}");
@@ -147,7 +150,7 @@ fn an_unreachable_host_fails_quickly_and_clearly() {
     // In a namespace with loopback only, nothing routes to a documentation address.
     let dir = tempfile::tempdir().unwrap();
     let started = std::time::Instant::now();
-    let allow = "sysctl -qw net.ipv4.ping_group_range='0 2147483647' &&";
+    let allow = ALLOW_PING;
     let (code, out) = once_in_namespace(dir.path(), allow, "192.0.2.1", "table");
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("FAIL") && out.contains("192.0.2.1"), "{out}");
