@@ -154,7 +154,11 @@ pub async fn probe(
     let mut buffer = vec![MaybeUninit::<u8>::uninit(); 65_536];
     while rtts.len() < count as usize {
         let send_now = sent.len() < count as usize;
-        let wait_until = if send_now { Some(next_send) } else { listen_until };
+        let wait_until = match (send_now, listen_until) {
+            (true, Some(end)) => Some(next_send.min(end)),
+            (true, None) => Some(next_send),
+            (false, end) => end,
+        };
         let sleep = async {
             match wait_until {
                 Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -163,7 +167,7 @@ pub async fn probe(
         };
         tokio::select! {
             () = sleep => {
-                if !send_now {
+                if !send_now || listen_until.is_some_and(|end| Instant::now() >= end) {
                     break;
                 }
                 let sequence = next_sequence();
@@ -205,7 +209,8 @@ pub async fn probe(
         phase_time(report, "rtt", Duration::from_secs_f64(mean));
     }
     if probe.packets.is_some() {
-        record_series(report, count, &rtts);
+        // The echoes sent: fewer than `packets` when the series did not fit in the timeout.
+        record_series(report, sent.len() as u32, &rtts);
     }
     if rtts.is_empty() {
         return Err(Failure::new(

@@ -59,6 +59,13 @@ async fn a_series_reports_loss_and_jitter() {
     };
     assert!(stat("min") > 0.0 && stat("min") <= stat("avg") && stat("avg") <= stat("max"));
     assert!(stat("stddev") >= 0.0 && stat("stddev") <= stat("max") - stat("min"));
+    // A series longer than the timeout reports the echoes it sent, and succeeds on their replies.
+    let long = "prober: icmp\nicmp:\n  packets: 100\n  packet_interval: 100ms";
+    let outcome = probe_with_timeout(long, "127.0.0.1", Duration::from_millis(500)).await;
+    assert!(outcome.success, "{:?}", outcome.failure);
+    let sent = outcome.value(&ICMP_PACKETS_SENT).unwrap();
+    assert!((4.0..=6.0).contains(&sent), "{sent}");
+    assert_eq!(outcome.value(&ICMP_PACKETS_RECEIVED), Some(sent));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
