@@ -392,6 +392,7 @@ fn modules(dir: &Path) -> String {
   icmp_options: {{ prober: icmp, timeout: 3s, icmp: {{ ttl: 5, payload_size: 200, dont_fragment: true, preferred_ip_protocol: ip4 }} }}
   icmp_source: {{ prober: icmp, timeout: 3s, icmp: {{ source_ip_address: 127.0.0.1 }} }}
   dns_soa: {{ prober: dns, dns: {{ preferred_ip_protocol: ip4, query_name: example.test, query_type: SOA }} }}
+  dns_soa_v6: {{ prober: dns, dns: {{ query_name: example.test, query_type: SOA }} }}
   dns_soa_tcp: {{ prober: dns, dns: {{ preferred_ip_protocol: ip4, query_name: example.test, query_type: SOA, transport_protocol: tcp }} }}
   dns_a: {{ prober: dns, dns: {{ preferred_ip_protocol: ip4, query_name: www.example.test, query_type: A, validate_answer_rrs: {{ fail_if_not_matches_regexp: ["www\\.example\\.test\\.\t300\tIN\tA\t192\\.0\\.2\\.10"] }} }} }}
   dns_a_fail: {{ prober: dns, dns: {{ preferred_ip_protocol: ip4, query_name: www.example.test, query_type: A, validate_answer_rrs: {{ fail_if_matches_regexp: ["192\\.0\\.2\\.10"] }} }} }}
@@ -499,6 +500,7 @@ fn cases(p: &Peers) -> Vec<(&'static str, String)> {
         ("icmp_source", "127.0.0.1".to_string()),
         ("dns_soa", auth.clone()),
         ("dns_soa_tcp", auth.clone()),
+        ("dns_soa_v6", format!("[::1]:{}", p.dns.authoritative.port())),
         ("dns_a", auth.clone()),
         ("dns_a_fail", auth.clone()),
         ("dns_all_match", auth.clone()),
