@@ -3,7 +3,7 @@
 //! servers do not do on request: replies from the wrong host or with the wrong ID.
 
 use crate::common::*;
-use crate::peers::dns;
+use crate::peers::{dns, tls_proxy};
 use std::time::Duration;
 
 fn module(lines: &str) -> String {
@@ -150,31 +150,6 @@ async fn dns_over_tls() {
     let outcome = probe(&m, &front.to_string()).await;
     assert_eq!(reason(&outcome), "tls_verify");
     assert!(family(&outcome, &CERT_NOT_AFTER).is_some());
-}
-
-async fn tls_proxy(
-    chain: Vec<rustls::pki_types::CertificateDer<'static>>,
-    key: rustls::pki_types::PrivateKeyDer<'static>,
-    backend: std::net::SocketAddr,
-) -> std::net::SocketAddr {
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
-    raw_server(move |stream| {
-        let acceptor = acceptor.clone();
-        async move {
-            if let Ok(mut tls) = acceptor.accept(stream).await {
-                let mut upstream = tokio::net::TcpStream::connect(backend).await.unwrap();
-                let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
-            }
-        }
-    })
-    .await
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@
 //! comparison.
 
 use crate::common::*;
-use crate::peers::{dns, grpc_server, Daemon, Dns, Health};
+use crate::peers::{dns, grpc_server, tls_acceptor, tls_proxy, Daemon, Dns, Health};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -144,6 +144,8 @@ struct Peers {
     grpc_tls: SocketAddr,
     grpc_unimplemented: SocketAddr,
     dns: Dns,
+    /// DNS over TLS in front of the Knot of `dns`.
+    dns_over_tls: SocketAddr,
     _nginx: Daemon,
 }
 
@@ -285,6 +287,10 @@ http {{
     let grpc = grpc_server(Health::Reporter, None);
     let grpc_tls = grpc_server(Health::Reporter, Some((vec![good.der.clone()], good.key_der())));
     let grpc_unimplemented = grpc_server(Health::Unimplemented, None);
+    let dns = dns();
+    let knot = dns.authoritative;
+    let (chain, key) = (vec![good.der.clone()], good.key_der());
+    let dns_over_tls = in_background(move || tls_proxy(chain, key, knot));
     let starttls = starttls_server(good);
     Peers {
         plain,
@@ -299,7 +305,8 @@ http {{
         grpc,
         grpc_tls,
         grpc_unimplemented,
-        dns: dns(),
+        dns,
+        dns_over_tls,
         _nginx: nginx,
     }
 }
@@ -309,14 +316,7 @@ http {{
 fn starttls_server(leaf: Leaf) -> SocketAddr {
     in_background(move || async move {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![leaf.der.clone()], leaf.key_der())
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let acceptor = tls_acceptor(vec![leaf.der.clone()], leaf.key_der(), &[]);
         raw_server(move |stream| {
             let acceptor = acceptor.clone();
             async move {
@@ -392,6 +392,8 @@ fn modules(dir: &Path) -> String {
   icmp_options: {{ prober: icmp, timeout: 3s, icmp: {{ ttl: 5, payload_size: 200, dont_fragment: true, preferred_ip_protocol: ip4 }} }}
   icmp_source: {{ prober: icmp, timeout: 3s, icmp: {{ source_ip_address: 127.0.0.1 }} }}
   dns_soa: {{ prober: dns, dns: {{ preferred_ip_protocol: ip4, query_name: example.test, query_type: SOA }} }}
+  dns_over_tls: {{ prober: dns, dns: {{ preferred_ip_protocol: ip4, query_name: example.test, query_type: SOA, transport_protocol: tcp, dns_over_tls: true, tls_config: {{ ca_file: {d}/ca.pem, server_name: localhost }} }} }}
+  dns_over_tls_untrusted: {{ prober: dns, dns: {{ preferred_ip_protocol: ip4, query_name: example.test, transport_protocol: tcp, dns_over_tls: true }} }}
   dns_soa_v6: {{ prober: dns, dns: {{ query_name: example.test, query_type: SOA }} }}
   dns_soa_tcp: {{ prober: dns, dns: {{ preferred_ip_protocol: ip4, query_name: example.test, query_type: SOA, transport_protocol: tcp }} }}
   dns_a: {{ prober: dns, dns: {{ preferred_ip_protocol: ip4, query_name: www.example.test, query_type: A, validate_answer_rrs: {{ fail_if_not_matches_regexp: ["www\\.example\\.test\\.\t300\tIN\tA\t192\\.0\\.2\\.10"] }} }} }}
@@ -500,6 +502,8 @@ fn cases(p: &Peers) -> Vec<(&'static str, String)> {
         ("icmp_source", "127.0.0.1".to_string()),
         ("dns_soa", auth.clone()),
         ("dns_soa_tcp", auth.clone()),
+        ("dns_over_tls", p.dns_over_tls.to_string()),
+        ("dns_over_tls_untrusted", p.dns_over_tls.to_string()),
         ("dns_soa_v6", format!("[::1]:{}", p.dns.authoritative.port())),
         ("dns_a", auth.clone()),
         ("dns_a_fail", auth.clone()),

@@ -172,17 +172,7 @@ pub fn grpc_server(
             }
             Health::Unimplemented => tonic::service::Routes::default(),
         };
-        let acceptor = tls.map(|(chain, key)| {
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let mut config = rustls::ServerConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(chain, key)
-                .unwrap();
-            config.alpn_protocols = vec![b"h2".to_vec()];
-            tokio_rustls::TlsAcceptor::from(Arc::new(config))
-        });
+        let acceptor = tls.map(|(chain, key)| tls_acceptor(chain, key, &[b"h2"]));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -207,6 +197,42 @@ pub fn grpc_server(
         });
         addr
     })
+}
+
+/// A TLS server side presenting `chain`, offering `alpn`.
+pub fn tls_acceptor(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    alpn: &[&[u8]],
+) -> tokio_rustls::TlsAcceptor {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+/// TLS in front of `backend`'s TCP port (DNS over TLS in front of Knot).
+pub async fn tls_proxy(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    backend: SocketAddr,
+) -> SocketAddr {
+    let acceptor = tls_acceptor(chain, key, &[]);
+    raw_server(move |stream| {
+        let acceptor = acceptor.clone();
+        async move {
+            if let Ok(mut tls) = acceptor.accept(stream).await {
+                let mut upstream = tokio::net::TcpStream::connect(backend).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+            }
+        }
+    })
+    .await
 }
 
 /// tonic's routes as a hyper service.
