@@ -604,9 +604,9 @@ fn lookout_answers_as_blackbox_exporter_does() {
     assert!(compared > cases.len() * 5, "only {compared} families compared");
 }
 
-/// Filtered and unreachable targets, which need a network of their own: in a namespace the
-/// test makes, nftables drops everything to 127.0.0.2 and nothing routes to 192.0.2.0/24; both
-/// exporters run there and answer the same cases.
+/// Filtered and unreachable targets and a small MTU, which need a network of their own: in a
+/// namespace the test makes, nftables drops everything to 127.0.0.2, nothing routes to
+/// 192.0.2.0/24 and loopback's MTU is 1500; both exporters run there and answer the same cases.
 #[test]
 fn filtered_and_unreachable_targets_in_a_namespace() {
     let dir = tempfile::tempdir().unwrap();
@@ -616,6 +616,8 @@ fn filtered_and_unreachable_targets_in_a_namespace() {
   icmp: { prober: icmp, timeout: 1s, icmp: { preferred_ip_protocol: ip4 } }
   dns: { prober: dns, timeout: 1s, dns: { preferred_ip_protocol: ip4, query_name: example.test, query_type: SOA } }
   dns_tcp: { prober: dns, timeout: 1s, dns: { preferred_ip_protocol: ip4, query_name: example.test, transport_protocol: tcp } }
+  icmp_big: { prober: icmp, timeout: 1s, icmp: { preferred_ip_protocol: ip4, payload_size: 3000 } }
+  icmp_big_df: { prober: icmp, timeout: 1s, icmp: { preferred_ip_protocol: ip4, payload_size: 3000, dont_fragment: true } }
 ";
     let config_path = write_file(dir.path(), "blackbox.yml", config);
     let cases = [
@@ -629,6 +631,9 @@ fn filtered_and_unreachable_targets_in_a_namespace() {
         ("icmp", "192.0.2.1"),
         ("dns", "192.0.2.1"),
         ("dns_tcp", "192.0.2.1"),
+        // Loopback's MTU is 1500 here: 3000 bytes of echo go fragmented, or not at all with DF.
+        ("icmp_big", "127.0.0.1"),
+        ("icmp_big_df", "127.0.0.1"),
     ];
     let fetch = format!(
         r#"
@@ -650,7 +655,7 @@ print(json.dumps([[m, t, get(19115, m, t), get(19925, m, t)] for m, t in {cases}
     );
     let script = write_file(dir.path(), "fetch.py", fetch);
     let out = crate::peers::in_namespace(&format!(
-        "nft add table inet parity && \
+        "ip link set lo mtu 1500 && nft add table inet parity && \
          nft add chain inet parity input '{{ type filter hook input priority 0; }}' && \
          nft add rule inet parity input ip daddr 127.0.0.2 drop && \
          {{ {BLACKBOX} --config.file={c} --web.listen-address=127.0.0.1:19115 >/dev/null 2>&1 & b=$!; }} && \
@@ -665,8 +670,9 @@ print(json.dumps([[m, t, get(19115, m, t), get(19925, m, t)] for m, t in {cases}
     let mut found = Vec::new();
     for (module, target, b, l) in &answers {
         let case = format!("{module} {target}");
-        assert_eq!(sample_value(b, "probe_success "), Some(0.0), "{case}: {b}");
-        assert_eq!(sample_value(l, "probe_success "), Some(0.0), "{case}: {l}");
+        let expected = Some(if module == "icmp_big" { 1.0 } else { 0.0 });
+        assert_eq!(sample_value(b, "probe_success "), expected, "{case}: {b}");
+        assert_eq!(sample_value(l, "probe_success "), expected, "{case}: {l}");
         found.extend(differences(&case, b, l));
     }
     assert!(found.is_empty(), "{} differences:\n{}", found.len(), found.join("\n"));
