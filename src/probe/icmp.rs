@@ -272,6 +272,10 @@ impl EchoSocket {
         let setup = |what: &str, e: io::Error| {
             Failure::new(FailureReason::Connect, format!("ICMP socket: {what}: {e}"))
         };
+        if raw {
+            only_echo_replies(&socket, destination.is_ipv4())
+                .map_err(|e| setup("filtering echo replies", e))?;
+        }
         socket.set_nonblocking(true).map_err(|e| setup("non-blocking mode", e))?;
         if let Some(source) = probe.source_ip_address {
             // The kernel would read an address of the other family as garbage, not refuse it.
@@ -466,20 +470,44 @@ fn set_int(
     name: libc::c_int,
     value: libc::c_int,
 ) -> io::Result<()> {
-    // SAFETY: a valid descriptor and a pointer to an int of the size given.
+    set_option(socket, level, name, &value)
+}
+
+fn set_option<T>(
+    socket: &Socket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
+    // SAFETY: a valid descriptor and a pointer to a live value of the size given.
     let result = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
             level,
             name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
     if result == 0 {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+/// Lets only echo replies through to a raw socket: every raw ICMP socket otherwise wakes for
+/// every ICMP message the machine receives. Linux's ICMP_FILTER and ICMP6_FILTER (both option
+/// 1) take the types to block.
+fn only_echo_replies(socket: &Socket, ipv4: bool) -> io::Result<()> {
+    const FILTER: libc::c_int = 1;
+    if ipv4 {
+        let block: u32 = !1; // everything but type 0
+        set_option(socket, libc::SOL_RAW, FILTER, &block)
+    } else {
+        let mut block = [u32::MAX; 8];
+        block[129 >> 5] &= !(1 << (129 & 31));
+        set_option(socket, libc::SOL_ICMPV6, FILTER, &block)
     }
 }
 
