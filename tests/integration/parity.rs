@@ -604,9 +604,10 @@ fn lookout_answers_as_blackbox_exporter_does() {
     assert!(compared > cases.len() * 5, "only {compared} families compared");
 }
 
-/// Filtered and unreachable targets and a small MTU, which need a network of their own: in a
-/// namespace the test makes, nftables drops everything to 127.0.0.2, nothing routes to
-/// 192.0.2.0/24 and loopback's MTU is 1500; both exporters run there and answer the same cases.
+/// Filtered and unreachable targets, replies from the wrong host and a small MTU, which need a
+/// network of their own: in a namespace the test makes, nftables drops everything to 127.0.0.2
+/// and rewrites the source of 127.0.0.5's echo replies to 127.0.0.3, nothing routes to
+/// 192.0.2.0/24, and loopback's MTU is 1500; both exporters run there and answer the same cases.
 #[test]
 fn filtered_and_unreachable_targets_in_a_namespace() {
     let dir = tempfile::tempdir().unwrap();
@@ -631,6 +632,8 @@ fn filtered_and_unreachable_targets_in_a_namespace() {
         ("icmp", "192.0.2.1"),
         ("dns", "192.0.2.1"),
         ("dns_tcp", "192.0.2.1"),
+        // 127.0.0.5's echo replies arrive from 127.0.0.3: a reply from the wrong host.
+        ("icmp", "127.0.0.5"),
         // Loopback's MTU is 1500 here: 3000 bytes of echo go fragmented, or not at all with DF.
         ("icmp_big", "127.0.0.1"),
         ("icmp_big_df", "127.0.0.1"),
@@ -658,6 +661,8 @@ print(json.dumps([[m, t, get(19115, m, t), get(19925, m, t)] for m, t in {cases}
         "ip link set lo mtu 1500 && nft add table inet parity && \
          nft add chain inet parity input '{{ type filter hook input priority 0; }}' && \
          nft add rule inet parity input ip daddr 127.0.0.2 drop && \
+         nft add chain inet parity pre '{{ type filter hook prerouting priority -300; }}' && \
+         nft add rule inet parity pre ip saddr 127.0.0.5 icmp type echo-reply notrack ip saddr set 127.0.0.3 && \
          {{ {BLACKBOX} --config.file={c} --web.listen-address=127.0.0.1:19115 >/dev/null 2>&1 & b=$!; }} && \
          {{ {LOOKOUT} --config.probes={c} --web.listen-address=127.0.0.1:19925 >/dev/null 2>&1 & l=$!; }} && \
          python3 {s}; status=$?; kill $b $l; wait; exit $status",
