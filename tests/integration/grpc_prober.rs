@@ -88,3 +88,22 @@ async fn over_tls_with_certificate_metrics() {
     assert_eq!(outcome.value(&PROBE_GRPC_STATUS_CODE), Some(14.0));
     assert!(family(&outcome, &CERT_NOT_AFTER).is_some());
 }
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out() {
+    let silent = raw_server(|stream| async move {
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        drop(stream);
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let outcome = probe_with_timeout(
+        "prober: grpc",
+        &silent.to_string(),
+        std::time::Duration::from_millis(500),
+    )
+    .await;
+    assert_eq!(reason(&outcome), "timeout");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    assert_eq!(outcome.value(&PROBE_GRPC_SSL), Some(0.0));
+}
