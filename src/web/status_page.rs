@@ -2,7 +2,6 @@
 //! why it failed, and how many days its certificates have left.
 
 use crate::app::App;
-use crate::metrics::families::PROBE_HTTP_STATUS_CODE;
 use crate::probe::certs::Expiry;
 use crate::probe::Failure;
 use std::fmt::Write;
@@ -39,7 +38,7 @@ pub fn render(app: &App) -> String {
             Some(r) => {
                 let o = &r.outcome;
                 let (class, word) = if o.success { ("ok", "ok") } else { ("fail", "FAIL") };
-                let status = o.value(&PROBE_HTTP_STATUS_CODE).map_or(String::new(), |s| format!("{s}"));
+                let status = o.status().map_or(String::new(), |s| escape(&s));
                 let reason = o.failure.as_ref().map_or(String::new(), Failure::to_string);
                 let (cert_class, cert_text) = match o.soonest_certificate(now) {
                     None => ("", String::new()),
