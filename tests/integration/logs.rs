@@ -788,25 +788,31 @@ fn a_reload_keeps_draining_a_file_rotated_just_before() {
     wait_value(server.addr, "requests_total ", 18.0);
 }
 
-/// Real Spring Boot logs from public projects (`../shared/corpus/spring`, each excerpt with a
-/// truth file written by reading it): records, levels, and for every ERROR/WARN record that
-/// prints a throwable its line, top-level exception and root cause.
+/// Real Spring Boot logs from public projects (`../shared/corpus/spring` and
+/// `tests/data/spring`, each excerpt with a truth file written by reading it): records, levels,
+/// and for every ERROR/WARN record that prints a throwable its line, top-level exception and
+/// root cause.
 #[test]
 fn spring_corpus_from_public_projects_matches_its_truth() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/spring");
-    let mut names: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| {
-            panic!("{}: {e} (../shared/corpus beside the repository)", dir.display())
-        })
-        .filter_map(|e| {
-            e.ok()?.file_name().into_string().ok()?.strip_suffix(".log").map(String::from)
-        })
-        .collect();
-    names.sort();
-    assert!(names.len() >= 27, "{} excerpts", names.len());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let excerpts = |dir: &Path| -> Vec<std::path::PathBuf> {
+        let mut found: Vec<_> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .filter_map(|e| Some(e.ok()?.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .collect();
+        found.sort();
+        found
+    };
+    let shared = excerpts(&root.join("../shared/corpus/spring"));
+    let own = excerpts(&root.join("tests/data/spring"));
+    assert!(shared.len() >= 27, "{} shared excerpts (../shared beside the repository)", shared.len());
+    assert!(own.len() >= 8, "{} excerpts of our own", own.len());
+    let names: Vec<_> = shared.into_iter().chain(own).collect();
     let mut wrong = Vec::new();
-    for name in &names {
-        let raw = std::fs::read(dir.join(format!("{name}.log"))).unwrap();
+    for path in &names {
+        let name = path.file_stem().unwrap().to_string_lossy();
+        let raw = std::fs::read(path).unwrap();
         let text = String::from_utf8_lossy(&raw);
         let body: String = {
             let mut lines = text.split_inclusive('\n').peekable();
@@ -816,7 +822,7 @@ fn spring_corpus_from_public_projects_matches_its_truth() {
             lines.collect()
         };
         let got = spring_summary(&body);
-        let truth = std::fs::read_to_string(dir.join(format!("{name}.truth"))).unwrap();
+        let truth = std::fs::read_to_string(path.with_extension("truth")).unwrap();
         let mut want: Vec<String> = truth
             .lines()
             .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
