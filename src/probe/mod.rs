@@ -13,6 +13,7 @@ pub mod certs;
 pub mod dial;
 pub mod file;
 pub mod guard;
+pub mod history;
 pub mod http;
 mod report;
 pub mod scheduler;

@@ -1,0 +1,138 @@
+//! Inline SVG for the status page and its badges: the uptime bar of the last runs, the
+//! latency sparkline, and shields-style badges. Every text is escaped; nothing is loaded from
+//! elsewhere.
+
+use super::status_page::escape;
+use crate::probe::history::Run;
+use std::fmt::Write;
+
+pub const GREEN: &str = "#2da44e";
+pub const RED: &str = "#cf222e";
+pub const GREY: &str = "#8c959f";
+pub const AMBER: &str = "#bf8700";
+
+/// One cell per run, oldest left, `capacity` cells wide so bars line up; each cell's `<title>`
+/// says when it ran, how it ended and why.
+pub fn uptime_bar(runs: &[Run], capacity: usize) -> String {
+    let width = capacity.max(runs.len()) * 4;
+    let mut svg = format!(
+        "<svg class=\"bar\" viewBox=\"0 0 {width} 16\" preserveAspectRatio=\"none\" role=\"img\" \
+         aria-label=\"last {} runs\">",
+        runs.len()
+    );
+    let first = width - runs.len() * 4;
+    for (i, run) in runs.iter().enumerate() {
+        let (color, word) = if run.success() { (GREEN, "up") } else { (RED, "down") };
+        let _ = write!(
+            svg,
+            "<rect class=\"{word}\" x=\"{}\" width=\"3\" height=\"16\" fill=\"{color}\"><title>{} · {word}{}{}</title></rect>",
+            first + i * 4,
+            httpdate::fmt_http_date(run.finished_at()),
+            if run.status > 0 { format!(" · {}", run.status) } else { String::new() },
+            run.failure.map_or(String::new(), |r| format!(" · {}", r.as_str())),
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// The runs' durations as a line, failed runs marked red, scaled to the slowest.
+pub fn sparkline(runs: &[Run], capacity: usize) -> String {
+    const HEIGHT: f32 = 20.0;
+    let width = (capacity.max(runs.len()).max(2) - 1) * 4;
+    let slowest = runs.iter().map(|r| r.seconds).fold(0.0f32, f32::max).max(1e-3);
+    let point = |i: usize, run: &Run| {
+        let x = (width + 4 * i).saturating_sub(4 * (runs.len().max(1) - 1)) as f32;
+        (x, HEIGHT - 1.0 - (HEIGHT - 2.0) * run.seconds / slowest)
+    };
+    let mut svg = format!(
+        "<svg class=\"spark\" viewBox=\"0 0 {width} {HEIGHT}\" preserveAspectRatio=\"none\" \
+         role=\"img\" aria-label=\"latency, slowest {:.3}s\"><title>slowest {:.3}s</title>\
+         <polyline fill=\"none\" stroke=\"currentColor\" stroke-width=\"1\" \
+         vector-effect=\"non-scaling-stroke\" points=\"",
+        slowest, slowest
+    );
+    for (i, run) in runs.iter().enumerate() {
+        let (x, y) = point(i, run);
+        let _ = write!(svg, "{x:.0},{y:.1} ");
+    }
+    svg.push_str("\"/>");
+    for (i, run) in runs.iter().enumerate().filter(|(_, r)| !r.success()) {
+        let (x, y) = point(i, run);
+        let _ = write!(svg, "<circle cx=\"{x:.0}\" cy=\"{y:.1}\" r=\"1.5\" fill=\"{RED}\"/>");
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// Longest label a badge shows; longer ones are cut with an ellipsis.
+const BADGE_LABEL_CHARS: usize = 40;
+
+/// A flat badge: `label` on grey, `value` on `color`, widths estimated from the characters.
+pub fn badge(label: &str, value: &str, color: &str) -> String {
+    let label: String = if label.chars().count() > BADGE_LABEL_CHARS {
+        label.chars().take(BADGE_LABEL_CHARS - 1).chain(['…']).collect()
+    } else {
+        label.to_string()
+    };
+    let text_width = |t: &str| 10 + t.chars().count() * 7;
+    let (left, right) = (text_width(&label), text_width(value));
+    let (label, value) = (escape(&label), escape(value));
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"20\" role=\"img\" \
+         aria-label=\"{label}: {value}\"><title>{label}: {value}</title>\
+         <rect width=\"{left}\" height=\"20\" fill=\"#555\"/>\
+         <rect x=\"{left}\" width=\"{right}\" height=\"20\" fill=\"{color}\"/>\
+         <g fill=\"#fff\" font-family=\"Verdana,DejaVu Sans,sans-serif\" font-size=\"11\" \
+         text-anchor=\"middle\"><text x=\"{lx}\" y=\"14\">{label}</text>\
+         <text x=\"{rx}\" y=\"14\">{value}</text></g></svg>\n",
+        w = left + right,
+        lx = left / 2,
+        rx = left + right / 2,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::FailureReason;
+
+    fn runs() -> Vec<Run> {
+        vec![
+            Run { at: 1_800_000_000, seconds: 0.2, status: 200, failure: None },
+            Run {
+                at: 1_800_000_030,
+                seconds: 1.0,
+                status: 503,
+                failure: Some(FailureReason::StatusCode),
+            },
+        ]
+    }
+
+    #[test]
+    fn the_bar_has_a_cell_with_a_title_per_run() {
+        let bar = uptime_bar(&runs(), 90);
+        assert_eq!(bar.matches("<rect").count(), 2);
+        assert!(bar.contains("viewBox=\"0 0 360 16\""), "{bar}");
+        assert!(bar.contains(" · down · 503 · status_code</title>"), "{bar}");
+        assert!(
+            bar.contains(&format!("fill=\"{GREEN}\"")) && bar.contains(&format!("fill=\"{RED}\""))
+        );
+    }
+
+    #[test]
+    fn the_sparkline_ends_at_the_right_edge_and_marks_failures() {
+        let line = sparkline(&runs(), 90);
+        assert!(line.contains("points=\"352,"), "{line}");
+        assert!(line.contains("356,1.0"), "the slowest run is at the top: {line}");
+        assert_eq!(line.matches("<circle").count(), 1);
+        assert!(sparkline(&[], 90).contains("points=\"\""));
+    }
+
+    #[test]
+    fn badges_escape_and_cut_their_label() {
+        let svg = badge(&format!("<script>{}", "x".repeat(100)), "up", GREEN);
+        assert!(!svg.contains("<script>") && svg.contains("&lt;script&gt;"), "{svg}");
+        assert!(svg.contains('…') && !svg.contains(&"x".repeat(40)));
+    }
+}
