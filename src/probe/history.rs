@@ -60,7 +60,7 @@ impl History {
         let capacity = self.capacity;
         let runs = match self.by_probe.get_mut(probe) {
             Some(runs) => runs,
-            None => self.by_probe.entry(probe.to_string()).or_insert_with(VecDeque::new),
+            None => self.by_probe.entry(probe.to_string()).or_default(),
         };
         while runs.len() >= capacity {
             runs.pop_front();

@@ -33,8 +33,7 @@ pub fn total(families: &[Family], metrics: &[String]) -> f64 {
         .iter()
         .filter(|f| f.kind == Kind::Counter && metrics.iter().any(|m| f.name == m.as_str()))
         .flat_map(|f| f.samples.iter())
-        .map(|s| s.value)
-        .sum()
+        .fold(0.0, |sum, s| sum + s.value)
 }
 
 impl ErrorCount {

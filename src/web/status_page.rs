@@ -30,7 +30,7 @@ const STYLE: &str = concat!(
     "#errors.calm b{color:var(--ok)}#errors.red{background:var(--badbg)}",
     "table{border-collapse:collapse;width:100%}",
     "td,th{padding:.35em .6em;border-bottom:1px solid var(--line);text-align:left;vertical-align:middle}",
-    ".name b{display:block;word-break:break-all}.name small{word-break:break-all}",
+    "td.name{min-width:12em;max-width:28em}.name b{display:block}.name b,.name small{overflow-wrap:anywhere}",
     ".state{font-weight:bold;text-transform:uppercase}.up .state{color:var(--ok)}",
     ".down .state{color:var(--bad)}.pending .state{color:var(--muted)}tr.down{background:var(--badbg)}",
     "svg.bar{width:270px;max-width:40vw;height:16px;display:block}",
@@ -123,8 +123,8 @@ fn summary(html: &mut String, s: &Snapshot) {
     let errors = s.errors;
     let _ = write!(
         html,
-        "<div class=\"tile {}\" id=\"errors\" title=\"{}\"><b id=\"error-count\">{}</b>errors in \
-         the last 5 minutes<br><small>{} since start</small></div>",
+        "<div class=\"tile {}\" id=\"errors\" title=\"{}\"><b id=\"error-count\">{:.0}</b>errors in \
+         the last 5 minutes<br><small>{:.0} since start</small></div>",
         if errors.since_start > 0.0 { "red bad" } else { "calm" },
         escape(&format!("sum of {}", s.error_metrics.join("_total, ") + "_total")),
         errors.last_window,
