@@ -47,10 +47,32 @@ fn prometheus_and_alertmanager_configs_are_valid() {
                 .args(labels),
         )
     };
-    assert_eq!(route(&["severity=P1", "alertname=ProbeDown"]).trim(), "urgent");
-    assert_eq!(route(&["severity=P2", "alertname=HttpLatencyP99High"]).trim(), "urgent");
-    assert_eq!(route(&["severity=P3", "alertname=LogSourceStalled"]).trim(), "normal");
-    assert_eq!(route(&["severity=P4", "alertname=CertificateExpiringSoon"]).trim(), "normal");
+    assert_eq!(route(&["severity=P1", "alertname=ProbeDown"]).trim(), "discord-urgent");
+    assert_eq!(route(&["severity=P2", "alertname=HttpLatencyP99High"]).trim(), "discord-urgent");
+    assert_eq!(route(&["severity=P3", "alertname=LogSourceStalled"]).trim(), "discord-normal");
+    assert_eq!(
+        route(&["severity=P4", "alertname=CertificateExpiringSoon"]).trim(),
+        "discord-normal"
+    );
+    // Every severity the shipped rules use is routed to one of the two.
+    let rules =
+        std::fs::read_to_string(Path::new(ROOT).join("deploy/prometheus/lookout.rules.yml"))
+            .unwrap();
+    let rules: serde_json::Value = serde_saphyr::from_str(&rules).unwrap();
+    let severities: BTreeSet<&str> = rules["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap())
+        .map(|r| r["labels"]["severity"].as_str().expect("every alert has a severity"))
+        .collect();
+    assert_eq!(severities, BTreeSet::from(["P1", "P2", "P3", "P4"]));
+    for severity in severities {
+        let receiver = route(&[&format!("severity={severity}"), "alertname=X"]);
+        let want =
+            if matches!(severity, "P1" | "P2") { "discord-urgent" } else { "discord-normal" };
+        assert_eq!(receiver.trim(), want, "{severity}");
+    }
 }
 
 #[test]
