@@ -373,3 +373,176 @@ fn real_prometheus_scrapes_metrics_and_probe() {
         std::thread::sleep(Duration::from_millis(250));
     }
 }
+
+/// A stand-in for Discord's webhook endpoint on 127.0.0.1: answers 204 to every POST and keeps
+/// its path and JSON body.
+fn webhook_receiver() -> (std::net::SocketAddr, std::sync::mpsc::Receiver<(String, String)>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (sender, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or_default().to_string();
+            let mut length = 0;
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = header.split_once(':') {
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let _ =
+                reader.get_mut().write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+            let _ = sender.send((path, String::from_utf8_lossy(&body).into_owned()));
+        }
+    });
+    (addr, received)
+}
+
+/// Sets every `key` in `value` (at any depth) to `to`.
+fn set_everywhere(value: &mut serde_json::Value, key: &str, to: &str) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                if k == key {
+                    *v = serde_json::Value::String(to.to_string());
+                } else {
+                    set_everywhere(v, key, to);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            items.iter_mut().for_each(|v| set_everywhere(v, key, to));
+        }
+        _ => {}
+    }
+}
+
+/// A copy of a shipped YAML file with `changes` applied, written as JSON (which YAML reads).
+fn shortened_copy(shipped: &str, to: &Path, changes: &[(&str, &str)]) {
+    let text = std::fs::read_to_string(Path::new(ROOT).join(shipped)).unwrap();
+    let mut value: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    for (key, to) in changes {
+        set_everywhere(&mut value, key, to);
+    }
+    std::fs::write(to, serde_json::to_string_pretty(&value).unwrap()).unwrap();
+}
+
+#[test]
+fn alerts_reach_discord_by_severity_end_to_end() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = Ca::new("Alert CA");
+    write_file(d, "soon.pem", ca.leaf("soon.example", &["soon.example"], -100, 10).pem());
+    let probes = format!(
+        "modules:\n  http_2xx:\n    prober: http\n  certs:\n    prober: file\nprobes:\n  - name: payments-api\n    module: http_2xx\n    target: http://127.0.0.1:{}/\n    interval: 1s\n  - name: soon-cert\n    module: certs\n    target: {}/soon.pem\n    interval: 1s\n",
+        closed_port(),
+        d.display()
+    );
+    let lookout = Server::start(d, &probes);
+    let (discord, deliveries) = webhook_receiver();
+
+    // Alertmanager through the compose entrypoint, with the test's short waits.
+    let source = d.join("alertmanager-src");
+    std::fs::create_dir_all(source.join("templates")).unwrap();
+    std::fs::copy(
+        Path::new(ROOT).join("deploy/alertmanager/templates/discord.tmpl"),
+        source.join("templates/discord.tmpl"),
+    )
+    .unwrap();
+    shortened_copy(
+        "deploy/alertmanager/alertmanager.yml",
+        &source.join("alertmanager.yml"),
+        &[("group_wait", "1s"), ("group_interval", "1s"), ("repeat_interval", "1m")],
+    );
+    let am_port = closed_port();
+    let alertmanager = Command::new("sh")
+        .arg(Path::new(ROOT).join("deploy/alertmanager/entrypoint.sh"))
+        .arg("/usr/bin/prometheus-alertmanager")
+        .arg(format!("--storage.path={}/am-data", d.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+        .arg("--cluster.listen-address=")
+        .env("DISCORD_URGENT_WEBHOOK_URL", format!("http://{discord}/urgent"))
+        .env("DISCORD_NORMAL_WEBHOOK_URL", format!("http://{discord}/normal"))
+        .env("ALERTMANAGER_CONFIG_DIR", &source)
+        .env("ALERTMANAGER_RENDERED_DIR", d.join("alertmanager"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus-alertmanager (Debian package; .ci/run installs it)");
+    let _alertmanager =
+        Server { child: alertmanager, addr: format!("127.0.0.1:{am_port}").parse().unwrap() };
+
+    // Prometheus evaluating the shipped rules, every `for:` shortened.
+    shortened_copy("deploy/prometheus/lookout.rules.yml", &d.join("rules.yml"), &[("for", "0s")]);
+    let prom_port = closed_port();
+    let config = write_file(
+        d,
+        "prometheus.yml",
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\nscrape_configs:\n  - job_name: lookout\n    static_configs:\n      - targets: ['{}']\n",
+            lookout.addr
+        ),
+    );
+    let prometheus = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}/prom-data", d.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus (Debian package prometheus; .ci/run installs it)");
+    let _prometheus =
+        Server { child: prometheus, addr: format!("127.0.0.1:{prom_port}").parse().unwrap() };
+
+    let (mut urgent, mut normal) = (None, None);
+    let deadline = started + Duration::from_secs(60);
+    while urgent.is_none() || normal.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok((path, body)) = deliveries.recv_timeout(left) else {
+            panic!("within 60 s: urgent {urgent:?}, normal {normal:?}");
+        };
+        let message: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
+        let embed = &message["embeds"][0];
+        let title = embed["title"].as_str().unwrap_or_else(|| panic!("Discord's shape: {body}"));
+        let description = embed["description"].as_str().unwrap_or_default().to_string();
+        match path.as_str() {
+            "/urgent" if title.contains("P1 ProbeDown") => {
+                assert!(title.starts_with("[FIRING:"), "{title}");
+                assert!(description.contains("**P1** Probe payments-api of http://127.0.0.1:"));
+                assert!(
+                    description.contains("Runbook: docs/runbook.md#probedown")
+                        && description.contains("Dashboard: /d/lookout/lookout"),
+                    "{description}"
+                );
+                urgent = Some(title.to_string());
+            }
+            "/normal" if title.contains("P4 CertificateExpiringSoon") => {
+                assert!(description.contains("**P4** Certificate soon.example expires in"));
+                assert!(description.contains("Runbook: docs/runbook.md#certificateexpiringsoon"));
+                normal = Some(title.to_string());
+            }
+            "/urgent" | "/normal" => {
+                // Another alert (a P1 elsewhere, a P3): it must still be on its severity's path.
+                let p = if path == "/urgent" { ["P1", "P2"] } else { ["P3", "P4"] };
+                assert!(p.iter().any(|s| title.contains(&format!("] {s} "))), "{path}: {title}");
+            }
+            other => panic!("delivered to {other}: {body}"),
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
