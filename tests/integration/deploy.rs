@@ -546,3 +546,112 @@ fn alerts_reach_discord_by_severity_end_to_end() {
     }
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+fn yaml(file: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(Path::new(ROOT).join(file)).unwrap();
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+/// Grafana's unified alerting provisioning, in its documented file format: the two contact
+/// points, the policy tree routing by severity as Alertmanager does, and the same alert rules
+/// as Prometheus' (names, expressions, `for`, severities, annotations).
+#[test]
+fn grafana_alerting_provisioning_matches_the_prometheus_path() {
+    let dir = "deploy/grafana/provisioning/alerting";
+    let contacts = yaml(&format!("{dir}/contact-points.yaml"));
+    assert_eq!(contacts["apiVersion"], 1);
+    let mut names = BTreeSet::new();
+    for point in contacts["contactPoints"].as_array().unwrap() {
+        assert_eq!(point["orgId"], 1);
+        names.insert(point["name"].as_str().unwrap().to_string());
+        for receiver in point["receivers"].as_array().unwrap() {
+            assert!(receiver["uid"].is_string());
+            assert_eq!(receiver["type"], "discord");
+            let url = receiver["settings"]["url"].as_str().unwrap();
+            assert!(url.starts_with("${DISCORD_") && url.ends_with("_WEBHOOK_URL}"), "{url}");
+            assert!(receiver["settings"]["message"].as_str().unwrap().contains("lookout.discord"));
+        }
+    }
+    assert_eq!(names, BTreeSet::from(["discord-normal".into(), "discord-urgent".into()]));
+    let template = contacts["templates"][0]["template"].as_str().unwrap();
+    assert!(template.contains("define \"lookout.discord.title\""));
+    assert!(
+        template.contains("define \"lookout.discord.message\"") && template.contains("Runbook:")
+    );
+
+    let policies = yaml(&format!("{dir}/notification-policies.yaml"));
+    assert_eq!(policies["apiVersion"], 1);
+    let root = &policies["policies"][0];
+    assert_eq!(root["orgId"], 1);
+    assert!(names.contains(root["receiver"].as_str().unwrap()));
+    let routes: Vec<(String, String)> = root["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let matcher = &r["object_matchers"][0];
+            assert_eq!((&matcher[0], &matcher[1]), (&"severity".into(), &"=~".into()));
+            (matcher[2].as_str().unwrap().to_string(), r["receiver"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(
+        routes,
+        [("P1|P2".into(), "discord-urgent".into()), ("P3|P4".into(), "discord-normal".into())]
+    );
+
+    let grafana = yaml(&format!("{dir}/alert-rules.yaml"));
+    assert_eq!(grafana["apiVersion"], 1);
+    let mut by_title = std::collections::BTreeMap::new();
+    let mut uids = BTreeSet::new();
+    for group in grafana["groups"].as_array().unwrap() {
+        for key in ["orgId", "name", "folder", "interval"] {
+            assert!(!group[key].is_null(), "group without {key}");
+        }
+        for rule in group["rules"].as_array().unwrap() {
+            for key in ["uid", "title", "condition", "data", "noDataState", "execErrState", "for"] {
+                assert!(!rule[key].is_null(), "{rule} without {key}");
+            }
+            let uid = rule["uid"].as_str().unwrap();
+            assert!(uid.len() <= 40 && uids.insert(uid.to_string()), "uid {uid}");
+            let refs: Vec<&str> = rule["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["refId"].as_str().unwrap())
+                .collect();
+            assert!(refs.contains(&rule["condition"].as_str().unwrap()));
+            let key = (
+                rule["title"].as_str().unwrap().to_string(),
+                rule["labels"]["severity"].as_str().unwrap().to_string(),
+            );
+            by_title.insert(key, rule.clone());
+        }
+    }
+    // Grafana expands $NAME from its environment: a literal `$` is `$$`, and Prometheus'
+    // $value is $values.A.Value.
+    let unescape = |s: &str| s.replace("$$", "$").replace("$values.A.Value", "$value");
+    let prometheus = yaml("deploy/prometheus/lookout.rules.yml");
+    let mut count = 0;
+    for rule in
+        prometheus["groups"].as_array().unwrap().iter().flat_map(|g| g["rules"].as_array().unwrap())
+    {
+        count += 1;
+        let key = (
+            rule["alert"].as_str().unwrap().to_string(),
+            rule["labels"]["severity"].as_str().unwrap().to_string(),
+        );
+        let twin =
+            by_title.get(&key).unwrap_or_else(|| panic!("{key:?} missing in Grafana's rules"));
+        let query = &twin["data"][0]["model"];
+        assert_eq!(
+            unescape(query["expr"].as_str().unwrap()),
+            rule["expr"].as_str().unwrap().trim()
+        );
+        assert_eq!(twin["for"].as_str().unwrap(), rule["for"].as_str().unwrap_or("0s"), "{key:?}");
+        for (name, text) in rule["annotations"].as_object().unwrap() {
+            let theirs = twin["annotations"][name].as_str().unwrap_or_default();
+            assert_eq!(unescape(theirs), text.as_str().unwrap().trim(), "{key:?} {name}");
+        }
+    }
+    assert_eq!(by_title.len(), count, "no rule only Grafana has");
+}
