@@ -655,3 +655,32 @@ fn grafana_alerting_provisioning_matches_the_prometheus_path() {
     }
     assert_eq!(by_title.len(), count, "no rule only Grafana has");
 }
+
+/// docs/runbook.md has an entry for every shipped alert, where its `runbook_url` points, each
+/// with what it means, three things to check and how to silence it.
+#[test]
+fn every_alert_has_a_runbook_entry() {
+    let runbook = std::fs::read_to_string(Path::new(ROOT).join("docs/runbook.md")).unwrap();
+    let entry = |heading: &str| -> Option<String> {
+        let start = runbook.find(&format!("\n## {heading}\n"))?;
+        let rest = &runbook[start + 4..];
+        Some(rest[..rest.find("\n## ").unwrap_or(rest.len())].to_string())
+    };
+    let prometheus = yaml("deploy/prometheus/lookout.rules.yml");
+    for rule in
+        prometheus["groups"].as_array().unwrap().iter().flat_map(|g| g["rules"].as_array().unwrap())
+    {
+        let alert = rule["alert"].as_str().unwrap();
+        let severity = rule["labels"]["severity"].as_str().unwrap();
+        assert_eq!(
+            rule["annotations"]["runbook_url"].as_str().unwrap(),
+            format!("docs/runbook.md#{}", alert.to_lowercase()),
+            "{alert}"
+        );
+        let text = entry(alert).unwrap_or_else(|| panic!("no runbook entry for {alert}"));
+        assert!(text.contains(&format!("**{severity}")), "{alert}: its severity {severity}");
+        for item in ["\n1. ", "\n2. ", "\n3. ", "\nSilence: `amtool silence add alertname="] {
+            assert!(text.contains(item), "{alert}: missing {item:?}");
+        }
+    }
+}
