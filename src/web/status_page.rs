@@ -30,19 +30,19 @@ const STYLE: &str = concat!(
     "#errors.calm b{color:var(--ok)}#errors.red{background:var(--badbg)}",
     "table{border-collapse:collapse;width:100%}",
     "td,th{padding:.35em .6em;border-bottom:1px solid var(--line);text-align:left;vertical-align:middle}",
-    "td.name{min-width:12em;max-width:28em}.name b{display:block}.name b,.name small{overflow-wrap:anywhere}",
+    "td.name{min-width:10em;max-width:24em}.name b{display:block}.name b,.name small{overflow-wrap:anywhere}",
     ".state{font-weight:bold;text-transform:uppercase}.up .state{color:var(--ok)}",
     ".down .state{color:var(--bad)}.pending .state{color:var(--muted)}tr.down{background:var(--badbg)}",
-    "svg.bar{width:270px;max-width:40vw;height:16px;display:block}",
+    "svg.bar{width:180px;max-width:25vw;height:16px;display:block}",
     "svg.spark{width:120px;height:20px;display:block;color:var(--muted)}",
-    ".cert{border-radius:1em;padding:.1em .6em;white-space:nowrap}",
+    ".cert{border-radius:1em;padding:.1em .6em;display:inline-block}.scroll{overflow-x:auto}",
     ".cert.fine{color:var(--ok);border:1px solid var(--ok)}.cert.soon{background:var(--warnbg);",
     "color:var(--warn);border:1px solid var(--warn)}.cert.expired{background:var(--bad);color:#fff}",
-    ".reason{word-break:break-word}.warncell{color:var(--warn);font-weight:bold}",
+    ".reason{min-width:10em;overflow-wrap:anywhere}.warncell{color:var(--warn);font-weight:bold}",
     "input[type=search]{font-size:1em;padding:.4em;width:min(30em,100%);background:var(--bg);",
     "color:var(--fg);border:1px solid var(--line);border-radius:6px}",
     "nav.pages{margin:.8em 0}nav.pages a,nav.pages span{margin-right:.8em}",
-    "@media(max-width:800px){thead{display:none}tr{display:block;border-bottom:2px solid var(--line);",
+    "@media(max-width:1000px){thead{display:none}tr{display:block;border-bottom:2px solid var(--line);",
     "padding:.4em 0}td{display:block;border:0;padding:.15em .4em}td[data-label]::before{",
     "content:attr(data-label) \": \";color:var(--muted)}svg.bar{width:100%;max-width:none}}",
 );
@@ -93,14 +93,14 @@ fn render(s: &Snapshot, query: &Query) -> String {
         escape(&query.filter)
     );
     html.push_str(
-        "<table id=\"probes\"><thead><tr><th>Probe</th><th>State</th><th>Last runs</th>\
+        "<div class=\"scroll\"><table id=\"probes\"><thead><tr><th>Probe</th><th>State</th><th>Last runs</th>\
          <th>Uptime</th><th>Latency</th><th>Status</th><th>Reason</th><th>Certificate</th>\
          <th>Last run</th></tr></thead><tbody>",
     );
     for probe in &s.probes {
         probe_row(&mut html, probe, s.history, now);
     }
-    html.push_str("</tbody></table>");
+    html.push_str("</tbody></table></div>");
     pager(&mut html, s, query);
     sources(&mut html, s);
     let modules: Vec<String> =
@@ -165,7 +165,7 @@ fn probe_row(html: &mut String, p: &ProbeView, history: usize, now: SystemTime) 
          <small> of {}</small></td><td data-label=\"Latency\">{}</td>",
         svg::uptime_bar(&p.runs, history),
         p.runs.len(),
-        svg::sparkline(&p.runs, history),
+        svg::sparkline(&p.runs),
     );
     let Some(last) = &p.last else {
         html.push_str("<td></td><td></td><td></td><td></td></tr>");

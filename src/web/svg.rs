@@ -36,13 +36,14 @@ pub fn uptime_bar(runs: &[Run], capacity: usize) -> String {
     svg
 }
 
-/// The runs' durations as a line, failed runs marked red, scaled to the slowest.
-pub fn sparkline(runs: &[Run], capacity: usize) -> String {
+/// The runs' durations as a line over the whole width, failed runs marked red, scaled to the
+/// slowest.
+pub fn sparkline(runs: &[Run]) -> String {
     const HEIGHT: f32 = 20.0;
-    let width = (capacity.max(runs.len()).max(2) - 1) * 4;
+    let width = (runs.len().max(2) - 1) * 4;
     let slowest = runs.iter().map(|r| r.seconds).fold(0.0f32, f32::max).max(1e-3);
     let point = |i: usize, run: &Run| {
-        let x = (width + 4 * i).saturating_sub(4 * (runs.len().max(1) - 1)) as f32;
+        let x = (4 * i) as f32;
         (x, HEIGHT - 1.0 - (HEIGHT - 2.0) * run.seconds / slowest)
     };
     let mut svg = format!(
@@ -121,12 +122,12 @@ mod tests {
     }
 
     #[test]
-    fn the_sparkline_ends_at_the_right_edge_and_marks_failures() {
-        let line = sparkline(&runs(), 90);
-        assert!(line.contains("points=\"352,"), "{line}");
-        assert!(line.contains("356,1.0"), "the slowest run is at the top: {line}");
+    fn the_sparkline_spans_the_runs_and_marks_failures() {
+        let line = sparkline(&runs());
+        assert!(line.contains("viewBox=\"0 0 4 20\"") && line.contains("points=\"0,"), "{line}");
+        assert!(line.contains("4,1.0"), "the slowest run is at the top: {line}");
         assert_eq!(line.matches("<circle").count(), 1);
-        assert!(sparkline(&[], 90).contains("points=\"\""));
+        assert!(sparkline(&[]).contains("points=\"\""));
     }
 
     #[test]
