@@ -60,7 +60,13 @@ pub fn sparkline(runs: &[Run]) -> String {
     svg.push_str("\"/>");
     for (i, run) in runs.iter().enumerate().filter(|(_, r)| !r.success()) {
         let (x, y) = point(i, run);
-        let _ = write!(svg, "<circle cx=\"{x:.0}\" cy=\"{y:.1}\" r=\"1.5\" fill=\"{RED}\"/>");
+        let _ = write!(
+            svg,
+            "<line class=\"fail\" x1=\"{x:.0}\" y1=\"{:.1}\" x2=\"{x:.0}\" y2=\"{:.1}\" stroke=\"{RED}\" \
+             stroke-width=\"3\" vector-effect=\"non-scaling-stroke\"/>",
+            y - 2.0,
+            y + 2.0
+        );
     }
     svg.push_str("</svg>");
     svg
@@ -126,7 +132,7 @@ mod tests {
         let line = sparkline(&runs());
         assert!(line.contains("viewBox=\"0 0 4 20\"") && line.contains("points=\"0,"), "{line}");
         assert!(line.contains("4,1.0"), "the slowest run is at the top: {line}");
-        assert_eq!(line.matches("<circle").count(), 1);
+        assert_eq!(line.matches("class=\"fail\"").count(), 1);
         assert!(sparkline(&[]).contains("points=\"\""));
     }
 
