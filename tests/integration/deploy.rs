@@ -578,6 +578,11 @@ fn grafana_alerting_provisioning_matches_the_prometheus_path() {
     assert!(
         template.contains("define \"lookout.discord.message\"") && template.contains("Runbook:")
     );
+    let alertmanager =
+        std::fs::read_to_string(Path::new(ROOT).join("deploy/alertmanager/templates/discord.tmpl"))
+            .unwrap();
+    let definitions = &alertmanager[alertmanager.find("{{ define").unwrap()..];
+    assert_eq!(template, definitions, "Grafana's and Alertmanager's Discord templates differ");
 
     let policies = yaml(&format!("{dir}/notification-policies.yaml"));
     assert_eq!(policies["apiVersion"], 1);
