@@ -27,6 +27,19 @@ fn nginx_parse(bencher: divan::Bencher) {
     });
 }
 
+/// ingress-nginx's default format: unquoted upstream lists and free text split by grammar.
+const INGRESS_FORMAT: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_length $request_time [$proxy_upstream_name] [$proxy_alternative_upstream_name] $upstream_addr $upstream_response_length $upstream_response_time $upstream_status $req_id"#;
+const INGRESS_LINE: &str = r#"10.244.0.1 - - [20/Nov/2026:10:00:00 +0900] "POST /api/v1/orders HTTP/2.0" 200 512 "-" "okhttp/4.12.0" 311 0.043 [shop-orders-80] [] 10.244.1.7:8080, 10.244.2.9:8080 0, 512 0.001, 0.042 502, 200 6f1c3e0b9a2d4c7e8f1a2b3c4d5e6f70"#;
+
+#[divan::bench]
+fn nginx_parse_by_grammar(bencher: divan::Bencher) {
+    let format = NginxFormat::compile(INGRESS_FORMAT).unwrap();
+    bencher.bench(|| {
+        let mut values: Values = vec![None; format.fields().len()];
+        divan::black_box(format.parse(divan::black_box(INGRESS_LINE), &mut values));
+    });
+}
+
 #[divan::bench]
 fn spring_parse(bencher: divan::Bencher) {
     let format = SpringFormat::auto();

@@ -12,10 +12,10 @@ pub fn run(paths: &ConfigPaths, web_config: Option<&Path>) -> Result<Verdict, Er
         super::load_security(path)?;
         println!("{}: OK", path.display());
     }
-    let unsupported: Vec<&str> = config
+    let icmp: Vec<&str> = config
         .modules
         .values()
-        .filter(|m| matches!(m.prober, Prober::Unsupported(_)))
+        .filter(|m| matches!(m.prober, Prober::Icmp(_)))
         .map(|m| m.name.as_str())
         .collect();
     println!(
@@ -25,11 +25,18 @@ pub fn run(paths: &ConfigPaths, web_config: Option<&Path>) -> Result<Verdict, Er
         config.jobs.len(),
         config.log_plans.len()
     );
-    if !unsupported.is_empty() {
-        println!(
-            "note: modules with probers lookout does not implement (answered with an error on /probe): {}",
-            unsupported.join(", ")
-        );
+    if !icmp.is_empty() {
+        // The configuration is valid either way; whether its pings can run is the machine's.
+        match crate::probe::icmp::socket_access() {
+            Ok(kind) => println!("icmp modules ({}): {kind} sockets", icmp.join(", ")),
+            Err(failure) => {
+                println!(
+                    "warning: icmp modules ({}) will fail: {}",
+                    icmp.join(", "),
+                    failure.message
+                )
+            }
+        }
     }
     Ok(Verdict::Pass)
 }

@@ -177,7 +177,7 @@ fn table(results: &[Arc<StoredResult>], warn_before: Duration) -> String {
             r.name.clone(),
             r.target.clone(),
             if o.success { "ok".into() } else { "FAIL".into() },
-            o.value(&PROBE_HTTP_STATUS_CODE).map_or("-".into(), |s| format!("{s}")),
+            o.status().unwrap_or_else(|| "-".into()),
             format!("{:.3}s", o.duration.as_secs_f64()),
             o.failure.as_ref().map_or(String::new(), Failure::to_string),
         ]);
@@ -285,7 +285,8 @@ fn json(results: &[Arc<StoredResult>], sources: &[Counted]) -> String {
                 "target": r.target,
                 "success": o.success,
                 "duration_seconds": o.duration.as_secs_f64(),
-                "status_code": o.value(&PROBE_HTTP_STATUS_CODE),
+                "status_code": o.value(&PROBE_HTTP_STATUS_CODE).filter(|c| *c > 0.0),
+                "status": o.status(),
                 "failure_reason": o.failure.as_ref().map(|f| f.reason.as_str()),
                 "failure_message": o.failure.as_ref().map(|f| f.message.clone()),
                 "certificates": o.certificates(now).iter().map(|c| {

@@ -1,9 +1,10 @@
-//! probes.yaml: blackbox_exporter's `modules:` schema for the http and tcp probers, plus the
-//! probes lookout schedules itself and the rules of the `/probe` endpoint.
+//! probes.yaml: blackbox_exporter's `modules:` schema for the http, tcp, icmp, dns and grpc
+//! probers (plus lookout's `file`), the probes lookout schedules itself and the rules of the
+//! `/probe` endpoint.
 //!
-//! A blackbox.yml that holds only `modules:` is a valid probes.yaml. Modules of probers lookout
-//! does not implement (icmp, dns, grpc) are kept by name so such a file still loads; they
-//! cannot be scheduled, and `/probe` answers them with a clear error.
+//! A blackbox.yml that holds only `modules:` is a valid probes.yaml. Values with their own
+//! syntax (DNS types, classes and rcodes) are parsed where the prober prepares its module, so
+//! a bad one is still reported at its line.
 
 use super::values::{
     AnchoredPattern, ByteSize, BytesPattern, IpProtocol, Pattern, PromDuration, TlsVersion,
@@ -106,31 +107,57 @@ pub struct Module {
     pub http: Option<Spanned<HttpModule>>,
     #[serde(default)]
     pub tcp: Option<Spanned<TcpModule>>,
-    // Other probers' settings are accepted so a whole blackbox.yml loads; see `ProberKind::Unsupported`.
     #[serde(default)]
-    pub icmp: Option<serde::de::IgnoredAny>,
+    pub icmp: Option<Spanned<IcmpModule>>,
     #[serde(default)]
-    pub dns: Option<serde::de::IgnoredAny>,
+    pub dns: Option<Spanned<DnsModule>>,
     #[serde(default)]
-    pub grpc: Option<serde::de::IgnoredAny>,
+    pub grpc: Option<Spanned<GrpcModule>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProberKind {
     Http,
     Tcp,
+    Icmp,
+    Dns,
+    Grpc,
     File,
-    Unsupported,
+}
+
+impl ProberKind {
+    const ALL: [(&'static str, ProberKind); 6] = [
+        ("http", ProberKind::Http),
+        ("tcp", ProberKind::Tcp),
+        ("icmp", ProberKind::Icmp),
+        ("dns", ProberKind::Dns),
+        ("grpc", ProberKind::Grpc),
+        ("file", ProberKind::File),
+    ];
 }
 
 impl Module {
+    /// The prober named by `prober:`; validation refused any other name.
     pub fn kind(&self) -> ProberKind {
-        match self.prober.value.as_str() {
-            "http" => ProberKind::Http,
-            "tcp" => ProberKind::Tcp,
-            "file" => ProberKind::File,
-            _ => ProberKind::Unsupported,
-        }
+        ProberKind::ALL
+            .iter()
+            .find(|(name, _)| *name == self.prober.value)
+            .map_or(ProberKind::File, |(_, kind)| *kind)
+    }
+
+    /// The sections present, by name.
+    fn sections(&self) -> Vec<(&'static str, ProberKind)> {
+        [
+            (self.http.is_some(), "http", ProberKind::Http),
+            (self.tcp.is_some(), "tcp", ProberKind::Tcp),
+            (self.icmp.is_some(), "icmp", ProberKind::Icmp),
+            (self.dns.is_some(), "dns", ProberKind::Dns),
+            (self.grpc.is_some(), "grpc", ProberKind::Grpc),
+        ]
+        .into_iter()
+        .filter(|(present, _, _)| *present)
+        .map(|(_, name, kind)| (name, kind))
+        .collect()
     }
 }
 
@@ -199,7 +226,7 @@ macro_rules! default_from_empty_yaml {
         }
     )*};
 }
-default_from_empty_yaml!(HttpModule, TcpModule);
+default_from_empty_yaml!(HttpModule, TcpModule, IcmpModule, GrpcModule);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -304,6 +331,100 @@ pub struct QueryStep {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct IcmpModule {
+    #[serde(default)]
+    pub preferred_ip_protocol: IpProtocol,
+    #[serde(default = "yes")]
+    pub ip_protocol_fallback: bool,
+    #[serde(default)]
+    pub source_ip_address: Option<IpAddr>,
+    /// Bytes of echo data; blackbox's 28-byte text when unset or 0.
+    #[serde(default)]
+    pub payload_size: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub dont_fragment: bool,
+    /// 64 as blackbox; 1 to 255 (0 means the default).
+    #[serde(default)]
+    pub ttl: Option<Spanned<u32>>,
+    /// lookout's own: echoes per probe (1 when unset, the output then exactly blackbox's).
+    #[serde(default)]
+    pub packets: Option<Spanned<u32>>,
+    /// Time between two echoes of one probe (1s).
+    #[serde(default)]
+    pub packet_interval: Option<Spanned<PromDuration>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsModule {
+    #[serde(default)]
+    pub preferred_ip_protocol: IpProtocol,
+    #[serde(default = "yes")]
+    pub ip_protocol_fallback: bool,
+    #[serde(default)]
+    pub source_ip_address: Option<IpAddr>,
+    /// `udp` (default) or `tcp`.
+    #[serde(default)]
+    pub transport_protocol: Option<Spanned<String>>,
+    #[serde(default)]
+    pub dns_over_tls: bool,
+    #[serde(default)]
+    pub tls_config: TlsConfig,
+    pub query_name: Spanned<String>,
+    /// `ANY` when unset, as blackbox.
+    #[serde(default)]
+    pub query_type: Option<Spanned<String>>,
+    /// `IN` when unset.
+    #[serde(default)]
+    pub query_class: Option<Spanned<String>>,
+    #[serde(default = "yes")]
+    pub recursion_desired: bool,
+    /// `NOERROR` when unset.
+    #[serde(default)]
+    pub valid_rcodes: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub validate_answer_rrs: RecordValidator,
+    #[serde(default)]
+    pub validate_authority_rrs: RecordValidator,
+    #[serde(default)]
+    pub validate_additional_rrs: RecordValidator,
+}
+
+/// Regexes over a section's records, each written as Go's miekg/dns prints it.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RecordValidator {
+    #[serde(default)]
+    pub fail_if_matches_regexp: Vec<Pattern>,
+    #[serde(default)]
+    pub fail_if_all_match_regexp: Vec<Pattern>,
+    #[serde(default)]
+    pub fail_if_not_matches_regexp: Vec<Pattern>,
+    #[serde(default)]
+    pub fail_if_none_matches_regexp: Vec<Pattern>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcModule {
+    /// The service asked about; empty for the server as a whole.
+    #[serde(default)]
+    pub service: String,
+    #[serde(default)]
+    pub tls: bool,
+    #[serde(default)]
+    pub tls_config: TlsConfig,
+    #[serde(default)]
+    pub preferred_ip_protocol: IpProtocol,
+    #[serde(default = "yes")]
+    pub ip_protocol_fallback: bool,
+    /// Request metadata (HTTP/2 headers), as upstream blackbox's `metadata`.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ScheduledProbe {
     pub name: Spanned<String>,
     pub module: Spanned<String>,
@@ -386,28 +507,16 @@ impl ProbesFile {
                     format!("duplicate probe name {:?}", probe.name.value),
                 ));
             }
-            match self.modules.get(&probe.module.value) {
-                None => {
-                    let known: Vec<&str> = self.modules.keys().map(String::as_str).collect();
-                    return Err(source.error_at_span(
-                        &probe.module,
-                        format!(
-                            "unknown module {:?} (modules: {})",
-                            probe.module.value,
-                            known.join(", ")
-                        ),
-                    ));
-                }
-                Some(m) if m.kind() == ProberKind::Unsupported => {
-                    return Err(source.error_at_span(
-                        &probe.module,
-                        format!(
-                            "module {:?} uses prober {:?}, which lookout does not implement",
-                            probe.module.value, m.prober.value
-                        ),
-                    ));
-                }
-                Some(_) => {}
+            if !self.modules.contains_key(&probe.module.value) {
+                let known: Vec<&str> = self.modules.keys().map(String::as_str).collect();
+                return Err(source.error_at_span(
+                    &probe.module,
+                    format!(
+                        "unknown module {:?} (modules: {})",
+                        probe.module.value,
+                        known.join(", ")
+                    ),
+                ));
             }
             if let Some(interval) = &probe.interval {
                 if interval.value.0 < Duration::from_millis(100) {
@@ -439,49 +548,43 @@ pub fn is_label_name(name: &str) -> bool {
 
 impl Module {
     fn validate(&self, name: &str, source: &Source) -> Result<(), ConfigError> {
-        let mismatch = |section: &str| {
-            source.error_at_span(
+        if !ProberKind::ALL.iter().any(|(known, _)| *known == self.prober.value) {
+            return Err(source.error_at_span(
+                &self.prober,
+                format!(
+                    "unknown prober {:?} (http, tcp, icmp, dns, grpc, file)",
+                    self.prober.value
+                ),
+            ));
+        }
+        let kind = self.kind();
+        if let Some((section, _)) = self.sections().into_iter().find(|(_, k)| *k != kind) {
+            return Err(source.error_at_span(
                 &self.prober,
                 format!(
                     "module {name:?} has a `{section}:` section but prober {:?}",
                     self.prober.value
                 ),
-            )
-        };
-        match self.kind() {
-            ProberKind::Http => {
-                if self.tcp.is_some() {
-                    return Err(mismatch("tcp"));
-                }
-                if let Some(http) = &self.http {
-                    let key = format!("modules.{name}.http");
-                    http.value.validate(source, &|message| source.error_in(&key, http, message))?;
-                }
-            }
-            ProberKind::Tcp => {
-                if self.http.is_some() {
-                    return Err(mismatch("http"));
-                }
-                if let Some(tcp) = &self.tcp {
-                    tcp.value.tls_config.validate(source)?;
-                }
-            }
-            ProberKind::File => {
-                if self.http.is_some() || self.tcp.is_some() {
-                    return Err(mismatch(if self.http.is_some() { "http" } else { "tcp" }));
-                }
-            }
-            ProberKind::Unsupported => {
-                if self.http.is_some() || self.tcp.is_some() {
-                    return Err(mismatch(if self.http.is_some() { "http" } else { "tcp" }));
-                }
-                if !matches!(self.prober.value.as_str(), "icmp" | "dns" | "grpc") {
-                    return Err(source.error_at_span(
-                        &self.prober,
-                        format!("unknown prober {:?} (http, tcp, file)", self.prober.value),
-                    ));
-                }
-            }
+            ));
+        }
+        if let Some(http) = &self.http {
+            let key = format!("modules.{name}.http");
+            http.value.validate(source, &|message| source.error_in(&key, http, message))?;
+        }
+        if let Some(tcp) = &self.tcp {
+            tcp.value.tls_config.validate(source)?;
+        }
+        if let Some(dns) = &self.dns {
+            dns.value.tls_config.validate(source)?;
+        }
+        if let Some(grpc) = &self.grpc {
+            grpc.value.tls_config.validate(source)?;
+        }
+        if kind == ProberKind::Dns && self.dns.is_none() {
+            return Err(source.error_at_span(
+                &self.prober,
+                format!("module {name:?}: the dns prober needs a `dns:` section with query_name"),
+            ));
         }
         Ok(())
     }

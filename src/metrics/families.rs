@@ -114,6 +114,66 @@ pub const PROBE_HTTP_LAST_MODIFIED_TIMESTAMP_SECONDS: FamilyDef = gauge(
     &[],
 );
 
+// ---------------------------------------------------------------- icmp
+
+pub const PROBE_ICMP_DURATION_SECONDS: FamilyDef =
+    gauge("probe_icmp_duration_seconds", "Duration of icmp request by phase", &["phase"]);
+pub const PROBE_ICMP_REPLY_HOP_LIMIT: FamilyDef =
+    gauge("probe_icmp_reply_hop_limit", "Replied packet hop limit (TTL for ipv4)", &[]);
+pub const ICMP_PACKETS_SENT: FamilyDef = gauge(
+    "lookout_icmp_packets_sent",
+    "Echo requests sent by the probe (modules with `packets:`)",
+    &[],
+);
+pub const ICMP_PACKETS_RECEIVED: FamilyDef = gauge(
+    "lookout_icmp_packets_received",
+    "Matching echo replies received by the probe (modules with `packets:`)",
+    &[],
+);
+pub const ICMP_RTT_SECONDS: FamilyDef = gauge(
+    "lookout_icmp_rtt_seconds",
+    "Round-trip times of the probe's echoes: min, avg, max and their standard deviation (jitter)",
+    &["stat"],
+);
+
+// ---------------------------------------------------------------- dns
+
+pub const PROBE_DNS_DURATION_SECONDS: FamilyDef =
+    gauge("probe_dns_duration_seconds", "Duration of DNS request by phase", &["phase"]);
+pub const PROBE_DNS_ANSWER_RRS: FamilyDef = gauge(
+    "probe_dns_answer_rrs",
+    "Returns number of entries in the answer resource record list",
+    &[],
+);
+pub const PROBE_DNS_AUTHORITY_RRS: FamilyDef = gauge(
+    "probe_dns_authority_rrs",
+    "Returns number of entries in the authority resource record list",
+    &[],
+);
+pub const PROBE_DNS_ADDITIONAL_RRS: FamilyDef = gauge(
+    "probe_dns_additional_rrs",
+    "Returns number of entries in the additional resource record list",
+    &[],
+);
+pub const PROBE_DNS_QUERY_SUCCEEDED: FamilyDef = gauge(
+    "probe_dns_query_succeeded",
+    "Displays whether or not the query was executed successfully",
+    &[],
+);
+pub const PROBE_DNS_SERIAL: FamilyDef =
+    gauge("probe_dns_serial", "Returns the serial number of the zone", &[]);
+
+// ---------------------------------------------------------------- grpc
+
+pub const PROBE_GRPC_DURATION_SECONDS: FamilyDef =
+    gauge("probe_grpc_duration_seconds", "Duration of gRPC request by phase", &["phase"]);
+pub const PROBE_GRPC_SSL: FamilyDef =
+    gauge("probe_grpc_ssl", "Indicates if SSL was used for the connection", &[]);
+pub const PROBE_GRPC_STATUS_CODE: FamilyDef =
+    gauge("probe_grpc_status_code", "Response gRPC status code", &[]);
+pub const PROBE_GRPC_HEALTHCHECK_RESPONSE: FamilyDef =
+    gauge("probe_grpc_healthcheck_response", "Response HealthCheck response", &["serving_status"]);
+
 // ---------------------------------------------------------------- TLS and certificates
 
 pub const PROBE_TLS_VERSION_INFO: FamilyDef = gauge(
@@ -186,6 +246,21 @@ pub const PROBE_FAMILIES: &[&FamilyDef] = &[
     &PROBE_HTTP_UNCOMPRESSED_BODY_LENGTH,
     &PROBE_HTTP_VERSION,
     &PROBE_HTTP_LAST_MODIFIED_TIMESTAMP_SECONDS,
+    &PROBE_ICMP_DURATION_SECONDS,
+    &PROBE_ICMP_REPLY_HOP_LIMIT,
+    &ICMP_PACKETS_SENT,
+    &ICMP_PACKETS_RECEIVED,
+    &ICMP_RTT_SECONDS,
+    &PROBE_DNS_DURATION_SECONDS,
+    &PROBE_DNS_ANSWER_RRS,
+    &PROBE_DNS_AUTHORITY_RRS,
+    &PROBE_DNS_ADDITIONAL_RRS,
+    &PROBE_DNS_QUERY_SUCCEEDED,
+    &PROBE_DNS_SERIAL,
+    &PROBE_GRPC_DURATION_SECONDS,
+    &PROBE_GRPC_SSL,
+    &PROBE_GRPC_STATUS_CODE,
+    &PROBE_GRPC_HEALTHCHECK_RESPONSE,
     &PROBE_TLS_VERSION_INFO,
     &PROBE_TLS_CIPHER_INFO,
     &PROBE_SSL_EARLIEST_CERT_EXPIRY,

@@ -66,6 +66,23 @@ pub async fn resolve(
     Ok(Resolved { ip, lookup })
 }
 
+/// A host name or an IP address (brackets allowed): an icmp target, or a dns target's host.
+pub fn check_host(host: &str) -> Result<(), Failure> {
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let valid = !bare.is_empty()
+        && bare.len() <= 253
+        && (bare.parse::<IpAddr>().is_ok()
+            || bare.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')));
+    if valid {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            FailureReason::InvalidTarget,
+            format!("target {host:?}: expected a host name or an IP address"),
+        ))
+    }
+}
+
 /// Records the resolution as blackbox does for the probe's first target.
 pub fn record(resolved: &Resolved, report: &mut Report) {
     report.set(&PROBE_DNS_LOOKUP_TIME_SECONDS, resolved.lookup.as_secs_f64());
@@ -92,14 +109,8 @@ pub async fn connect(
     source: Option<IpAddr>,
     report: &mut Report,
 ) -> Result<ProbeStream, Failure> {
-    let connect_error = |e: std::io::Error| {
-        let reason = if e.kind() == ErrorKind::ConnectionRefused {
-            FailureReason::ConnectRefused
-        } else {
-            FailureReason::Connect
-        };
-        Failure::new(reason, format!("connecting to {addr}: {e}"))
-    };
+    let connect_error =
+        |e: std::io::Error| connect_failure(&e, format!("connecting to {addr}: {e}"));
     let socket = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }
         .map_err(connect_error)?;
     if let Some(source) = source {
@@ -111,6 +122,17 @@ pub async fn connect(
     let _ = stream.set_nodelay(true);
     report.log(format_args!("connected to {addr}"));
     Ok(ProbeStream::new(stream))
+}
+
+/// A socket error as a probe failure: a refusal (a RST, or ICMP port unreachable for UDP) apart
+/// from every other error.
+pub fn connect_failure(error: &std::io::Error, message: String) -> Failure {
+    let reason = if error.kind() == ErrorKind::ConnectionRefused {
+        FailureReason::ConnectRefused
+    } else {
+        FailureReason::Connect
+    };
+    Failure::new(reason, message)
 }
 
 /// (local, remote) of every prober connection open now.

@@ -39,7 +39,7 @@ const KEPT_BODY_CAP: u64 = 64 << 20;
 /// says otherwise: four bodies at the cap.
 pub const DEFAULT_BODY_MEMORY: u64 = 256 << 20;
 const PHASES: [&str; 5] = ["resolve", "connect", "tls", "processing", "transfer"];
-const USER_AGENT: &str = concat!("lookout/", env!("CARGO_PKG_VERSION"));
+pub(super) const USER_AGENT: &str = concat!("lookout/", env!("CARGO_PKG_VERSION"));
 /// What every User-Agent the prober sends by default starts with.
 pub const USER_AGENT_PREFIX: &[u8] = b"lookout/";
 /// Configured headers not sent to another host after a redirect (as Go's client drops them).
@@ -264,12 +264,21 @@ pub async fn probe(
     guard: Option<&Guard<'_>>,
     report: &mut Report,
 ) -> Result<(), Failure> {
-    for phase in PHASES {
-        add_phase(report, phase, Duration::ZERO);
+    // As blackbox: the other phases appear once the target's name is resolved.
+    add_phase(report, "resolve", Duration::ZERO);
+    // As blackbox: these are 0 until a response sets them, so a probe that fails before
+    // one (a TLS verification failure, a refused connection) still has them.
+    for family in [
+        &PROBE_FAILED_DUE_TO_REGEX,
+        &PROBE_HTTP_REDIRECTS,
+        &PROBE_HTTP_SSL,
+        &PROBE_HTTP_STATUS_CODE,
+        &PROBE_HTTP_CONTENT_LENGTH,
+        &PROBE_HTTP_UNCOMPRESSED_BODY_LENGTH,
+        &PROBE_HTTP_VERSION,
+    ] {
+        report.set(family, 0.0);
     }
-    report.set(&PROBE_FAILED_DUE_TO_REGEX, 0.0);
-    report.set(&PROBE_HTTP_REDIRECTS, 0.0);
-    report.set(&PROBE_HTTP_SSL, 0.0);
 
     let mut uri = parse_target(target)?;
     let original_host = uri.host().map(str::to_string);
@@ -300,33 +309,47 @@ pub async fn probe(
             .headers()
             .get(header::LOCATION)
             .and_then(|l| l.to_str().ok())
+            .filter(|l| !l.is_empty())
             .map(str::to_string);
-        if probe.follow_redirects
-            && status.is_redirection()
-            && status != http::StatusCode::NOT_MODIFIED
-        {
-            if let Some(location) = location {
-                redirects += 1;
-                report.set(&PROBE_HTTP_REDIRECTS, f64::from(redirects));
-                if redirects > MAX_REDIRECTS {
-                    return Err(Failure::new(
-                        FailureReason::RedirectLimit,
-                        format!("stopped after {MAX_REDIRECTS} redirects"),
-                    ));
-                }
-                let next = resolve_location(&uri, &location)?;
-                report.log(format_args!("redirect {status} to {next}"));
-                // As Go's client: 301/302/303 turn a request into GET without body; 307/308 keep it.
-                if matches!(status.as_u16(), 301..=303) && method != Method::HEAD {
-                    method = Method::GET;
-                    body = None;
-                }
-                uri = next;
-                continue;
+        // The redirects Go's client follows: 301, 302, 303, 307 and 308 with a Location.
+        if let (301..=303 | 307 | 308, Some(location)) = (status.as_u16(), location) {
+            // As blackbox: a redirect counts when it is received, followed or not.
+            redirects += 1;
+            report.set(&PROBE_HTTP_REDIRECTS, f64::from(redirects));
+            if !probe.follow_redirects {
+                // blackbox's client stops with an error here, so the redirect's body is
+                // never read, yet its status, length and version are the probe's.
+                return finish(answer, probe, Body::Unread, report).await;
             }
+            if redirects > MAX_REDIRECTS {
+                let failure = Failure::new(
+                    FailureReason::RedirectLimit,
+                    format!("stopped after {MAX_REDIRECTS} redirects"),
+                );
+                // The last response's status, length and version are reported, as blackbox does;
+                // whatever the checks say of it, the probe failed for the loop.
+                let _ = finish(answer, probe, Body::Unread, report).await;
+                return Err(failure);
+            }
+            let next = resolve_location(&uri, &location)?;
+            report.log(format_args!("redirect {status} to {next}"));
+            // As Go's client: 301/302/303 turn a request into GET without body; 307/308 keep it.
+            if matches!(status.as_u16(), 301..=303) && method != Method::HEAD {
+                method = Method::GET;
+                body = None;
+            }
+            uri = next;
+            continue;
         }
-        return finish(answer, probe, report).await;
+        return finish(answer, probe, Body::Read, report).await;
     }
+}
+
+/// Whether the final response's body is read: not after a redirect the client refused.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Body {
+    Read,
+    Unread,
 }
 
 /// One request of a probe: to the target, then to each redirect's location.
@@ -352,7 +375,7 @@ struct Answer {
 }
 
 /// Keeps the task that drives a hyper connection, and stops it (closing the socket) when dropped.
-struct Connection(tokio::task::JoinHandle<()>);
+pub(super) struct Connection(pub(super) tokio::task::JoinHandle<()>);
 
 impl Drop for Connection {
     fn drop(&mut self) {
@@ -371,6 +394,9 @@ async fn fetch(probe: &HttpProbe, hop: Hop<'_>, report: &mut Report) -> Result<A
             .await?;
     add_phase(report, "resolve", resolved.lookup);
     if hop.first {
+        for phase in PHASES {
+            add_phase(report, phase, Duration::ZERO);
+        }
         dial::record(&resolved, report);
     }
     let addr = SocketAddr::new(resolved.ip, port);
@@ -451,7 +477,12 @@ where
 }
 
 /// Reads the final response's body and applies the module's checks in blackbox's order.
-async fn finish(answer: Answer, probe: &HttpProbe, report: &mut Report) -> Result<(), Failure> {
+async fn finish(
+    answer: Answer,
+    probe: &HttpProbe,
+    read: Body,
+    report: &mut Report,
+) -> Result<(), Failure> {
     let Answer { response, ssl, head_received, _connection } = answer;
     let (parts, body) = response.into_parts();
     let status = parts.status.as_u16();
@@ -487,27 +518,41 @@ async fn finish(answer: Answer, probe: &HttpProbe, report: &mut Report) -> Resul
         !probe.fail_if_body_matches.is_empty() || !probe.fail_if_body_not_matches.is_empty();
     let decompress_with = probe.compression.filter(|c| *c != Compression::Identity);
     let limit = probe.body_size_limit;
+    if read == Body::Unread {
+        check_status(status, probe)?;
+        if let Some(failure) = check_headers(&parts.headers, probe) {
+            report.set(&PROBE_FAILED_DUE_TO_REGEX, 1.0);
+            return Err(failure);
+        }
+        if needs_body {
+            // blackbox reads the body its client already closed, and fails.
+            report.set(&PROBE_FAILED_DUE_TO_REGEX, 1.0);
+            return Err(Failure::new(
+                FailureReason::BodyRegex,
+                "the body of a redirect that is not followed is not read",
+            ));
+        }
+        return check_version_and_ssl(&parts.version, ssl, probe);
+    }
     let read = read_body(body, needs_body || decompress_with.is_some(), limit).await;
     add_phase(report, "transfer", head_received.elapsed());
-    let (raw_length, raw) = read?;
+    // Over body_size_limit, blackbox counts what it read: the limit.
+    let over_limit = |f: Failure, report: &mut Report| {
+        if let (FailureReason::BodyTooLarge, Some(limit)) = (f.reason, limit) {
+            report.set(&PROBE_HTTP_UNCOMPRESSED_BODY_LENGTH, limit as f64);
+        }
+        f
+    };
+    let (raw_length, raw) = read.map_err(|f| over_limit(f, report))?;
     let body = match decompress_with {
-        Some(kind) => decompress(kind, &raw.data, limit.unwrap_or(KEPT_BODY_CAP))?,
+        Some(kind) => decompress(kind, &raw.data, limit.unwrap_or(KEPT_BODY_CAP))
+            .map_err(|f| over_limit(f, report))?,
         None => raw,
     };
     let uncompressed = if decompress_with.is_some() { body.len() as u64 } else { raw_length };
     report.set(&PROBE_HTTP_UNCOMPRESSED_BODY_LENGTH, uncompressed as f64);
 
-    let status_ok = if probe.valid_status_codes.is_empty() {
-        (200..300).contains(&status)
-    } else {
-        probe.valid_status_codes.contains(&status)
-    };
-    if !status_ok {
-        return Err(Failure::new(
-            FailureReason::StatusCode,
-            format!("status code {status} is not valid"),
-        ));
-    }
+    check_status(status, probe)?;
     if let Some(failure) = check_body(&body.data, probe) {
         report.set(&PROBE_FAILED_DUE_TO_REGEX, 1.0);
         return Err(failure);
@@ -516,9 +561,25 @@ async fn finish(answer: Answer, probe: &HttpProbe, report: &mut Report) -> Resul
         report.set(&PROBE_FAILED_DUE_TO_REGEX, 1.0);
         return Err(failure);
     }
-    if !probe.valid_http_versions.is_empty() && !probe.valid_http_versions.contains(&parts.version)
-    {
-        let name = match parts.version {
+    check_version_and_ssl(&parts.version, ssl, probe)
+}
+
+fn check_status(status: u16, probe: &HttpProbe) -> Result<(), Failure> {
+    let status_ok = if probe.valid_status_codes.is_empty() {
+        (200..300).contains(&status)
+    } else {
+        probe.valid_status_codes.contains(&status)
+    };
+    if status_ok {
+        Ok(())
+    } else {
+        Err(Failure::new(FailureReason::StatusCode, format!("status code {status} is not valid")))
+    }
+}
+
+fn check_version_and_ssl(version: &Version, ssl: bool, probe: &HttpProbe) -> Result<(), Failure> {
+    if !probe.valid_http_versions.is_empty() && !probe.valid_http_versions.contains(version) {
+        let name = match *version {
             Version::HTTP_10 => "HTTP/1.0",
             Version::HTTP_11 => "HTTP/1.1",
             Version::HTTP_2 => "HTTP/2.0",
@@ -749,9 +810,6 @@ fn build_request(
         headers.insert(header::HOST, host);
     }
     headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
-    if let Some(kind) = probe.compression {
-        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(kind.token()));
-    }
     if let Some(auth) = hop.authorization {
         headers.insert(header::AUTHORIZATION, auth.clone());
     }

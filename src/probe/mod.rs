@@ -11,10 +11,13 @@
 
 pub mod certs;
 pub mod dial;
+pub mod dns;
 pub mod file;
+pub mod grpc;
 pub mod guard;
 pub mod history;
 pub mod http;
+pub mod icmp;
 mod report;
 pub mod scheduler;
 pub mod tcp;
@@ -38,9 +41,10 @@ pub struct PreparedModule {
 pub enum Prober {
     Http(Box<http::HttpProbe>),
     Tcp(Box<tcp::TcpProbe>),
+    Icmp(icmp::IcmpProbe),
+    Dns(Box<dns::DnsProbe>),
+    Grpc(Box<grpc::GrpcProbe>),
     File(file::FileProbe),
-    /// A blackbox prober lookout does not implement, by name.
-    Unsupported(String),
 }
 
 impl PreparedModule {
@@ -59,8 +63,19 @@ impl PreparedModule {
                 module.tcp.map(|t| t.value).unwrap_or_default(),
                 source,
             )?)),
+            ProberKind::Icmp => Prober::Icmp(icmp::IcmpProbe::prepare(
+                module.icmp.map(|t| t.value).unwrap_or_default(),
+                source,
+            )?),
+            ProberKind::Dns => Prober::Dns(Box::new(dns::DnsProbe::prepare(
+                module.dns.expect("validation requires a dns section").value,
+                source,
+            )?)),
+            ProberKind::Grpc => Prober::Grpc(Box::new(grpc::GrpcProbe::prepare(
+                module.grpc.map(|t| t.value).unwrap_or_default(),
+                source,
+            )?)),
             ProberKind::File => Prober::File(file::FileProbe),
-            ProberKind::Unsupported => Prober::Unsupported(kind.clone()),
         };
         Ok(PreparedModule { name: name.to_string(), timeout, prober, kind })
     }
@@ -74,10 +89,21 @@ impl PreparedModule {
         match &self.prober {
             Prober::Http(_) => http::parse_target(target).map(drop),
             Prober::Tcp(_) => tcp::split_host_port(target).map(drop),
+            Prober::Icmp(_) => icmp::check_target(target),
+            Prober::Dns(_) => dns::split_target(target).map(drop),
+            Prober::Grpc(_) => grpc::parse_target(target).map(drop),
             Prober::File(_) => file::check_target(target),
-            Prober::Unsupported(_) => Ok(()),
         }
     }
+}
+
+/// A random 16-bit identifier (ICMP echo identifiers, DNS message IDs), so concurrent probes
+/// and other exporters on the machine do not share them.
+fn random_id() -> u16 {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 2];
+    let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
+    u16::from_be_bytes(bytes)
 }
 
 /// Runs one probe of `target` with `module`, bounded by `timeout`: a scheduled probe, which
@@ -105,11 +131,10 @@ pub async fn run_guarded(
         match &module.prober {
             Prober::Http(probe) => http::probe(target, probe, guard, &mut report).await,
             Prober::Tcp(probe) => tcp::probe(target, probe, guard, &mut report).await,
+            Prober::Icmp(probe) => icmp::probe(target, probe, timeout, &mut report).await,
+            Prober::Dns(probe) => dns::probe(target, probe, guard, &mut report).await,
+            Prober::Grpc(probe) => grpc::probe(target, probe, guard, &mut report).await,
             Prober::File(probe) => file::probe(target, probe, &mut report).await,
-            Prober::Unsupported(name) => Err(Failure::new(
-                FailureReason::UnsupportedProber,
-                format!("prober {name:?} is not implemented by lookout"),
-            )),
         }
     };
     let result = match tokio::time::timeout(timeout, probing).await {

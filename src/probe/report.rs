@@ -3,8 +3,9 @@
 use super::certs::CertificateView;
 use crate::metrics::exposition::{Family, Labels, Sample};
 use crate::metrics::families::{
-    FamilyDef, LabelValues, CERT_NOT_AFTER, PROBE_DURATION_SECONDS, PROBE_FAILURE_REASON,
-    PROBE_SUCCESS,
+    FamilyDef, LabelValues, CERT_NOT_AFTER, ICMP_PACKETS_RECEIVED, ICMP_PACKETS_SENT,
+    PROBE_DNS_ANSWER_RRS, PROBE_DNS_QUERY_SUCCEEDED, PROBE_DURATION_SECONDS, PROBE_FAILURE_REASON,
+    PROBE_GRPC_HEALTHCHECK_RESPONSE, PROBE_GRPC_STATUS_CODE, PROBE_HTTP_STATUS_CODE, PROBE_SUCCESS,
 };
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime};
@@ -13,7 +14,6 @@ use std::time::{Duration, Instant, SystemTime};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FailureReason {
     InvalidTarget,
-    UnsupportedProber,
     Dns,
     ConnectRefused,
     Connect,
@@ -36,12 +36,15 @@ pub enum FailureReason {
     CertificateFile,
     TargetNotAllowed,
     RedirectScheme,
+    IcmpPermission,
+    DnsRcode,
+    DnsRecordRegex,
+    GrpcStatus,
 }
 
 impl FailureReason {
-    pub const ALL: [FailureReason; 24] = [
+    pub const ALL: [FailureReason; 27] = [
         FailureReason::InvalidTarget,
-        FailureReason::UnsupportedProber,
         FailureReason::Dns,
         FailureReason::ConnectRefused,
         FailureReason::Connect,
@@ -64,12 +67,15 @@ impl FailureReason {
         FailureReason::CertificateFile,
         FailureReason::TargetNotAllowed,
         FailureReason::RedirectScheme,
+        FailureReason::IcmpPermission,
+        FailureReason::DnsRcode,
+        FailureReason::DnsRecordRegex,
+        FailureReason::GrpcStatus,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             FailureReason::InvalidTarget => "invalid_target",
-            FailureReason::UnsupportedProber => "unsupported_prober",
             FailureReason::Dns => "dns",
             FailureReason::ConnectRefused => "connect_refused",
             FailureReason::Connect => "connect",
@@ -92,6 +98,10 @@ impl FailureReason {
             FailureReason::CertificateFile => "certificate_file",
             FailureReason::TargetNotAllowed => "target_not_allowed",
             FailureReason::RedirectScheme => "redirect_scheme",
+            FailureReason::IcmpPermission => "icmp_permission",
+            FailureReason::DnsRcode => "dns_rcode",
+            FailureReason::DnsRecordRegex => "dns_record_regex",
+            FailureReason::GrpcStatus => "grpc_status",
         }
     }
 }
@@ -232,6 +242,31 @@ impl Outcome {
     /// The value of the family's first sample (of its only one, for a family without labels).
     pub fn value(&self, family: &FamilyDef) -> Option<f64> {
         self.family(family).and_then(|f| f.samples.first()).map(|s| s.value)
+    }
+
+    /// What the target answered, in a word, for `--once` and the status page: the HTTP status,
+    /// the gRPC serving status (or status code), the DNS answer count, or the replies to a
+    /// series of echoes. `None` when it answered nothing to show.
+    pub fn status(&self) -> Option<String> {
+        if let Some(code) = self.value(&PROBE_HTTP_STATUS_CODE).filter(|c| *c > 0.0) {
+            return Some(format!("{code}"));
+        }
+        if let Some(serving) = self
+            .family(&PROBE_GRPC_HEALTHCHECK_RESPONSE)
+            .and_then(|f| f.samples.iter().find(|s| s.value == 1.0))
+        {
+            return serving.labels.first().map(|(_, v)| v.clone());
+        }
+        if let Some(code) = self.value(&PROBE_GRPC_STATUS_CODE).filter(|c| *c > 0.0) {
+            return Some(format!("grpc {code}"));
+        }
+        if self.value(&PROBE_DNS_QUERY_SUCCEEDED) == Some(1.0) {
+            let answers = self.value(&PROBE_DNS_ANSWER_RRS).unwrap_or(0.0);
+            return Some(format!("{answers} answers"));
+        }
+        let sent = self.value(&ICMP_PACKETS_SENT)?;
+        let received = self.value(&ICMP_PACKETS_RECEIVED).unwrap_or(0.0);
+        Some(format!("{received}/{sent} replies"))
     }
 
     /// Every certificate the probe saw, with its days left at `now`.

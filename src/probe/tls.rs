@@ -1,5 +1,6 @@
-//! TLS for the http and tcp probers: a handshake that keeps the server's certificate chain
-//! even when it cannot be trusted, verification as a separate fact, and blackbox's TLS metrics.
+//! TLS for the http, tcp, dns (over TLS) and grpc probers: a handshake that keeps the server's
+//! certificate chain even when it cannot be trusted, verification as a separate fact, and
+//! blackbox's TLS metrics.
 //!
 //! The handshake accepts any chain (signatures over the handshake are still checked), then
 //! the chain is verified with rustls' WebPKI verifier before any request is sent. So an
@@ -28,6 +29,9 @@ use std::sync::{Arc, OnceLock};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
+
+/// Go's `time.Time{}` as a Unix timestamp (January 1st of year 1).
+const GO_ZERO_TIME: f64 = -62_135_596_800.0;
 
 pub struct TlsClient {
     connector: TlsConnector,
@@ -253,8 +257,10 @@ fn record_chain(
         return;
     };
     report.set(&PROBE_SSL_EARLIEST_CERT_EXPIRY, earliest as f64);
-    // rustls does not hand out the path it built; the served chain stands in for it.
-    report.set(&PROBE_SSL_LAST_CHAIN_EXPIRY_TIMESTAMP_SECONDS, earliest as f64);
+    // rustls does not hand out the path it built; the served chain stands in for it. A chain
+    // that did not verify has no path: blackbox then reports Go's zero time.
+    let last_chain = if failure.is_some() { GO_ZERO_TIME } else { earliest as f64 };
+    report.set(&PROBE_SSL_LAST_CHAIN_EXPIRY_TIMESTAMP_SECONDS, last_chain);
     let leaf = &chain[0];
     report.replace(
         &PROBE_SSL_LAST_CHAIN_INFO,

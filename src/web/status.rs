@@ -66,8 +66,10 @@ impl ProbeView {
         (!self.runs.is_empty()).then(|| 100.0 * ok as f64 / self.runs.len() as f64)
     }
 
-    pub fn status_code(&self) -> Option<u16> {
-        self.runs.last().map(|r| r.status).filter(|s| *s > 0)
+    /// What the target last answered, in a word (HTTP status, gRPC serving status, DNS
+    /// answers, echo replies).
+    pub fn status(&self) -> Option<String> {
+        self.last.as_ref().and_then(|r| r.outcome.status())
     }
 }
 
@@ -280,7 +282,7 @@ fn probe_json(p: &ProbeView) -> serde_json::Value {
         "module": p.module,
         "target": p.target,
         "state": p.state.word(),
-        "status_code": p.status_code(),
+        "status": p.status(),
         "reason": failure.map(|f| f.reason.as_str()),
         "message": failure.map(|f| f.message.as_str()),
         "duration_seconds": p.last.as_ref().map(|r| r.outcome.duration.as_secs_f64()),

@@ -181,7 +181,7 @@ fn probe_row(html: &mut String, p: &ProbeView, history: usize, now: SystemTime) 
         "<td class=\"status\" data-label=\"Status\">{}</td><td class=\"reason\" \
          data-label=\"Reason\">{reason}</td><td data-label=\"Certificate\">{}</td>\
          <td data-label=\"Last run\">{age}s ago <small>{:.3}s</small></td></tr>",
-        p.status_code().map_or(String::new(), |c| c.to_string()),
+        p.status().map_or(String::new(), |s| escape(&cut(&s))),
         p.certificate.map_or(String::new(), certificate_badge),
         last.outcome.duration.as_secs_f64(),
     );

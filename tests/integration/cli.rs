@@ -172,7 +172,7 @@ fn raw_get(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> 
     raw
 }
 
-fn wait_for(addr: std::net::SocketAddr, path: &str, what: &str) -> String {
+pub fn wait_for(addr: std::net::SocketAddr, path: &str, what: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let body = get(addr, path, &[]).map(|r| r.body).unwrap_or_default();

@@ -144,13 +144,20 @@ fn a_blackbox_modules_file_is_a_probes_file() {
     let (code, out, err) = check(dir.path(), blackbox);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("8 modules, 0 scheduled probes, 0 log sources: OK"), "{out}");
-    assert!(out.contains("grpc, icmp, icmp_ttl5"), "{out}");
-    // Scheduling a module lookout cannot run is an error, not a silent no-op.
-    let scheduled =
-        format!("{blackbox}probes:\n  - name: ping\n    module: icmp\n    target: 127.0.0.1\n");
-    let (code, _, err) = check(dir.path(), &scheduled);
+    // check says whether the icmp modules can open their sockets here.
+    assert!(out.contains("icmp modules (icmp, icmp_ttl5): "), "{out}");
+    // Every prober of the file can be scheduled.
+    let scheduled = format!(
+        "{blackbox}probes:\n  - name: ping\n    module: icmp\n    target: 127.0.0.1\n  - name: health\n    module: grpc\n    target: 127.0.0.1:50051\n"
+    );
+    let (code, out, err) = check(dir.path(), &scheduled);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("8 modules, 2 scheduled probes"), "{out}");
+    // A target the prober cannot parse is refused at its line.
+    let bad = format!("{blackbox}probes:\n  - name: ping\n    module: icmp\n    target: \"a b\"\n");
+    let (code, _, err) = check(dir.path(), &bad);
     assert_eq!(code, 2);
-    assert!(err.contains("which lookout does not implement"), "{err}");
+    assert!(err.contains("expected a host name or an IP address"), "{err}");
 }
 
 #[test]

@@ -102,6 +102,19 @@ fn yaml_and_json_files_parse_and_compose_mounts_exist() {
             }
         }
     }
+    // Pings need no capability: Compose and Kubernetes set the ping sysctl instead.
+    let lookout = &compose["services"]["lookout"];
+    assert_eq!(lookout["sysctls"]["net.ipv4.ping_group_range"], "0 2147483647");
+    assert!(lookout.get("cap_add").is_none());
+    let manifest =
+        std::fs::read_to_string(Path::new(ROOT).join("deploy/kubernetes/lookout.yaml")).unwrap();
+    let documents: Vec<serde_json::Value> = manifest
+        .split("\n---\n")
+        .map(|d| serde_saphyr::from_str(d).unwrap_or_else(|e| panic!("kubernetes: {e}")))
+        .collect();
+    let pod = &documents[0]["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["sysctls"][0]["name"], "net.ipv4.ping_group_range");
+    assert_eq!(pod["containers"][0]["securityContext"]["capabilities"]["drop"][0], "ALL");
     let alloy = std::fs::read_to_string(Path::new(ROOT).join("deploy/alloy/config.alloy")).unwrap();
     assert_eq!(alloy.matches('{').count(), alloy.matches('}').count(), "alloy braces balance");
     assert_eq!(alloy.matches('[').count(), alloy.matches(']').count(), "alloy brackets balance");

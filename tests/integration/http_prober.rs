@@ -118,7 +118,7 @@ async fn body_size_limit_at_its_maximum() {
     let limit = "body_size_limit: 18446744073709551615";
     let o = probe(&format!("prober: http\nhttp:\n  {limit}"), &format!("http://{addr}/")).await;
     assert!(o.success, "{:?}", o.failure);
-    let gzip = format!("prober: http\nhttp:\n  {limit}\n  compression: gzip\n  fail_if_body_not_matches_regexp: ['hello compressed world']");
+    let gzip = format!("prober: http\nhttp:\n  {limit}\n  compression: gzip\n  headers: {{ Accept-Encoding: gzip }}\n  fail_if_body_not_matches_regexp: ['hello compressed world']");
     let o = probe(&gzip, &format!("http://{addr}/gzip")).await;
     assert!(o.success, "{:?}", o.failure);
     assert_eq!(o.value(&PROBE_HTTP_UNCOMPRESSED_BODY_LENGTH), Some(46.0));
@@ -137,6 +137,8 @@ async fn redirects_followed_counted_and_optional() {
     .await;
     assert_eq!(reason(&o), "status_code");
     assert_eq!(o.value(&PROBE_HTTP_STATUS_CODE), Some(302.0));
+    // A redirect not followed still counts, as in blackbox.
+    assert_eq!(o.value(&PROBE_HTTP_REDIRECTS), Some(1.0));
     let o = probe(
         "prober: http\nhttp:\n  follow_redirects: false\n  valid_status_codes: [302]",
         &format!("http://{addr}/redirect?n=1"),
@@ -151,6 +153,10 @@ async fn redirect_loop_stops_at_ten() {
     let o = probe("prober: http", &format!("http://{addr}/loop")).await;
     assert_eq!(reason(&o), "redirect_limit");
     assert_eq!(o.value(&PROBE_HTTP_REDIRECTS), Some(11.0));
+    // The last response is reported, as blackbox does.
+    assert_eq!(o.value(&PROBE_HTTP_STATUS_CODE), Some(302.0));
+    assert_eq!(o.value(&PROBE_HTTP_CONTENT_LENGTH), Some(0.0));
+    assert_eq!(o.value(&PROBE_HTTP_VERSION), Some(1.1));
 }
 
 #[tokio::test]
@@ -283,10 +289,11 @@ async fn authentication_headers() {
 }
 
 #[tokio::test]
-async fn compression_is_requested_and_decoded() {
+async fn compression_is_decoded_when_asked_for() {
     let addr = http_server().await;
     for kind in ["gzip", "deflate", "br"] {
-        let module = format!("prober: http\nhttp:\n  compression: {kind}\n  fail_if_body_not_matches_regexp: ['hello compressed world']");
+        // As blackbox: `compression` decodes; asking for it is the Accept-Encoding header's job.
+        let module = format!("prober: http\nhttp:\n  compression: {kind}\n  headers: {{ Accept-Encoding: {kind} }}\n  fail_if_body_not_matches_regexp: ['hello compressed world']");
         let o = probe(&module, &format!("http://{addr}/{kind}")).await;
         assert!(o.success, "{kind}: {:?}", o.failure);
         assert_eq!(o.value(&PROBE_HTTP_UNCOMPRESSED_BODY_LENGTH), Some(46.0), "{kind}");
@@ -296,14 +303,18 @@ async fn compression_is_requested_and_decoded() {
         );
     }
     let identity = probe(
-        "prober: http\nhttp:\n  compression: identity\n  fail_if_body_not_matches_regexp: ['accept-encoding: identity']",
+        "prober: http\nhttp:\n  compression: identity\n  fail_if_body_not_matches_regexp: ['body=']",
         &format!("http://{addr}/echo"),
     )
     .await;
     assert!(identity.success, "{:?}", identity.failure);
-    // A server that ignores the requested encoding fails the probe, as in blackbox.
+    // A body that is not in the configured encoding fails the probe, as in blackbox.
     let o = probe("prober: http\nhttp:\n  compression: gzip", &format!("http://{addr}/")).await;
     assert_eq!(reason(&o), "decompression");
+    // Without the header, nothing asks the server to compress (this one then answers 406).
+    let o = probe("prober: http\nhttp:\n  compression: gzip", &format!("http://{addr}/gzip")).await;
+    assert!(!o.success);
+    assert_eq!(o.value(&PROBE_HTTP_STATUS_CODE), Some(406.0));
 }
 
 /// A forward proxy that records each request line and tunnels or forwards it.

@@ -114,7 +114,7 @@ fn status_page_shows_failing_first_with_history_errors_and_certificates() {
             assert_eq!(down["state"], "down");
             assert_eq!(down["reason"], "connect_refused");
             assert_eq!(down["uptime_percent"], 0.0);
-            assert_eq!(probe(&status, "shop-home")["status_code"], 200);
+            assert_eq!(probe(&status, "shop-home")["status"], "200");
             assert_eq!(probe(&status, "soon-cert")["certificate"]["state"], "expiring");
             break;
         }

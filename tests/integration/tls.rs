@@ -90,6 +90,10 @@ async fn expired_leaf_still_reports_its_certificate() {
     let o = case.probe("").await;
     assert_eq!(reason(&o), "tls_verify");
     assert_eq!(verify_result(&o), "expired");
+    // No response: blackbox's zeros.
+    for zero in [&PROBE_HTTP_STATUS_CODE, &PROBE_HTTP_CONTENT_LENGTH, &PROBE_HTTP_VERSION] {
+        assert_eq!(o.value(zero), Some(0.0), "{}", zero.name);
+    }
     let earliest = o.value(&PROBE_SSL_EARLIEST_CERT_EXPIRY).unwrap();
     assert!(earliest < now(), "expiry {earliest} is in the past");
     assert!(family(&o, &PROBE_TLS_VERSION_INFO).is_some());
