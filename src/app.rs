@@ -7,6 +7,7 @@ use crate::logs::{LogRuntime, SourcePlan};
 use crate::metrics::self_metrics::SelfMetrics;
 use crate::probe::scheduler::{Job, Results, Scheduler};
 use crate::probe::PreparedModule;
+use crate::web::error_count::ErrorCount;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -27,6 +28,10 @@ pub struct Config {
     pub log_plans: Vec<Arc<SourcePlan>>,
     /// Certificates closer to expiry than this are marked in `--once` and on the status page.
     pub warn_before: std::time::Duration,
+    /// Runs of each probe the status page keeps.
+    pub history: usize,
+    /// The log counters (without `_total`) the status page's error count sums.
+    pub error_metrics: Vec<String>,
 }
 
 impl Config {
@@ -44,7 +49,7 @@ impl Config {
             Some(source) => crate::logs::compile(&LogRulesFile::load(source)?, source)?,
             None => Vec::new(),
         };
-        let ProbesFile { modules, probes, probe_endpoint, warn_before } = probes;
+        let ProbesFile { modules, probes, probe_endpoint, warn_before, status_page } = probes;
         let warn_before = warn_before.map_or(crate::config::probes::DEFAULT_WARN_BEFORE, |w| w.0);
         let mut prepared = BTreeMap::new();
         for (name, module) in modules {
@@ -66,7 +71,15 @@ impl Config {
                 labels: p.labels.into_iter().map(|(k, v)| (k, v.value)).collect(),
             }));
         }
-        Ok(Config { modules: prepared, jobs, probe_endpoint, log_plans, warn_before })
+        Ok(Config {
+            modules: prepared,
+            jobs,
+            probe_endpoint,
+            log_plans,
+            warn_before,
+            history: status_page.history(),
+            error_metrics: status_page.error_metrics(),
+        })
     }
 }
 
@@ -77,6 +90,8 @@ pub struct App {
     pub metrics: Arc<SelfMetrics>,
     /// The log sources being followed, with what they counted.
     pub logs: LogRuntime,
+    /// Recent totals of the error counters, for the status page's count of the last minutes.
+    pub errors: ErrorCount,
     /// Seconds taken off Prometheus' scrape timeout for `/probe`, as blackbox's `--timeout-offset`.
     pub timeout_offset: f64,
     scheduler: Mutex<Option<Scheduler>>,
@@ -99,6 +114,7 @@ impl App {
             paths,
             timeout_offset,
             logs: LogRuntime::new(positions),
+            errors: ErrorCount::default(),
             reload_lock: Mutex::new(()),
             config: RwLock::new(Arc::new(config)),
             results: Arc::new(Results::default()),
@@ -130,7 +146,8 @@ impl App {
         *scheduler = None;
         // Results an aborted task may still store carry the old generation and are ignored.
         let generation = self.results.next_generation();
-        self.results.retain_jobs(&config.jobs.iter().map(|j| j.as_ref()).collect::<Vec<_>>());
+        let jobs: Vec<&Job> = config.jobs.iter().map(|j| j.as_ref()).collect();
+        self.results.retain_jobs(&jobs, config.history);
         *scheduler = Some(Scheduler::start(
             config.jobs.clone(),
             self.results.clone(),

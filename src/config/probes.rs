@@ -20,6 +20,12 @@ use std::time::Duration;
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 pub const DEFAULT_WARN_BEFORE: Duration = Duration::from_secs(30 * 86_400);
+/// Runs of each scheduled probe the status page keeps, by default and at most.
+pub const DEFAULT_HISTORY: usize = 90;
+pub const MAX_HISTORY: usize = 1440;
+/// The counters the status page's error count sums by default: those the shipped
+/// log_rules.yaml defines for nginx's 5xx answers and Spring's ERROR records.
+pub const DEFAULT_ERROR_METRICS: [&str; 2] = ["http_responses_5xx_total", "spring_errors_total"];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +39,62 @@ pub struct ProbesFile {
     /// How long before expiry `--once` and the status page mark a certificate (30d).
     #[serde(default)]
     pub warn_before: Option<PromDuration>,
+    #[serde(default)]
+    pub status_page: StatusPage,
+}
+
+/// `status_page:`: how many runs of each probe the page keeps, and which log counters its
+/// error count sums.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StatusPage {
+    #[serde(default)]
+    pub history: Option<Spanned<usize>>,
+    #[serde(default)]
+    pub error_metrics: Option<Vec<Spanned<String>>>,
+}
+
+impl StatusPage {
+    pub fn history(&self) -> usize {
+        self.history.as_ref().map_or(DEFAULT_HISTORY, |h| h.value)
+    }
+
+    /// Counter names without `_total`, as log sources name their families.
+    pub fn error_metrics(&self) -> Vec<String> {
+        let bare = |name: &str| name.strip_suffix("_total").unwrap_or(name).to_string();
+        match &self.error_metrics {
+            Some(names) => names.iter().map(|n| bare(&n.value)).collect(),
+            None => DEFAULT_ERROR_METRICS.iter().map(|n| bare(n)).collect(),
+        }
+    }
+
+    fn validate(&self, source: &Source) -> Result<(), ConfigError> {
+        if let Some(history) = &self.history {
+            if !(1..=MAX_HISTORY).contains(&history.value) {
+                return Err(source.error_in(
+                    "status_page.history",
+                    history,
+                    format!("history must be 1 to {MAX_HISTORY} runs"),
+                ));
+            }
+        }
+        for name in self.error_metrics.iter().flatten() {
+            if !is_metric_name(&name.value) {
+                return Err(source.error_in(
+                    "status_page.error_metrics",
+                    name,
+                    format!("{:?} is not a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)", name.value),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
 #[derive(Debug, Deserialize)]
@@ -430,6 +492,7 @@ impl ProbesFile {
     }
 
     fn validate(&self, source: &Source) -> Result<(), ConfigError> {
+        self.status_page.validate(source)?;
         for (name, module) in &self.modules {
             module.validate(name, source)?;
         }

@@ -15,6 +15,7 @@ pub mod dns;
 pub mod file;
 pub mod grpc;
 pub mod guard;
+pub mod history;
 pub mod http;
 pub mod icmp;
 mod report;

@@ -4,6 +4,7 @@
 //! Start times are spread over the interval by a hash of the probe's name (as Prometheus
 //! spreads scrapes), a probe never overlaps itself, and its timeout never exceeds its interval.
 
+use super::history::{History, Run};
 use super::{Outcome, PreparedModule};
 use crate::metrics::exposition::{Family, Labels, Name};
 use crate::metrics::self_metrics::SelfMetrics;
@@ -75,6 +76,8 @@ pub struct StoredResult {
 #[derive(Default)]
 pub struct Results {
     by_probe: RwLock<BTreeMap<String, Arc<StoredResult>>>,
+    /// The last runs of every probe, for the status page.
+    history: RwLock<History>,
     generation: std::sync::atomic::AtomicU64,
 }
 
@@ -94,15 +97,18 @@ impl Results {
                 family
             })
             .collect();
+        let finished_at = SystemTime::now();
+        let run = Run::of(&outcome, finished_at);
         let stored = StoredResult {
             job_key: job_key(job),
             name: job.name.clone(),
             module: job.module.name.clone(),
             target: job.target.clone(),
             outcome,
-            finished_at: SystemTime::now(),
+            finished_at,
             families,
         };
+        self.history.write().expect("history lock").push(&job.name, run);
         self.by_probe.write().expect("results lock").insert(job.name.clone(), Arc::new(stored));
     }
 
@@ -121,10 +127,18 @@ impl Results {
         self.by_probe.read().expect("results lock").values().cloned().collect()
     }
 
-    /// Forgets results of probes that are gone or whose definition changed.
-    pub fn retain_jobs(&self, jobs: &[&Job]) {
+    /// Reads the runs kept of every probe.
+    pub fn history(&self) -> std::sync::RwLockReadGuard<'_, History> {
+        self.history.read().expect("history lock")
+    }
+
+    /// Forgets results of probes that are gone or whose definition changed, and the runs of
+    /// probes that are gone; keeps at most `history` runs of each.
+    pub fn retain_jobs(&self, jobs: &[&Job], history: usize) {
         let keys: std::collections::HashSet<String> = jobs.iter().map(|j| job_key(j)).collect();
         self.by_probe.write().expect("results lock").retain(|_, r| keys.contains(&r.job_key));
+        let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
+        self.history.write().expect("history lock").retain(&names, history);
     }
 }
 

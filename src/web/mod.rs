@@ -1,10 +1,14 @@
-//! The HTTP server: `/metrics`, `/probe`, `/-/healthy`, `/-/ready`, `/-/reload` and the
-//! status page, on hyper, with at most `--web.max-connections` connections open.
+//! The HTTP server: `/metrics`, `/probe`, `/-/healthy`, `/-/ready`, `/-/reload`, the
+//! status page with its JSON API and badges, on hyper, with at most `--web.max-connections`
+//! connections open.
 
 pub mod connections;
+pub mod error_count;
 pub mod probe_endpoint;
 pub mod security;
+pub mod status;
 pub mod status_page;
+pub mod svg;
 
 use crate::app::App;
 use crate::metrics::exposition::{self, Format};
@@ -27,6 +31,7 @@ use tokio::net::TcpListener;
 const GZIP_FROM_BYTES: usize = 1024;
 
 /// A finished response.
+#[derive(Debug)]
 pub struct Reply {
     status: StatusCode,
     content_type: &'static str,
@@ -85,6 +90,7 @@ pub async fn serve(
     if let Ok(local) = listener.local_addr() {
         let _ = app.listening.set(vec![local.port()]);
     }
+    let sampler = tokio::spawn(error_count::sample(app.clone()));
     let kept_for_others = (max_connections / 8).max(4);
     let probes = max_connections.saturating_sub(kept_for_others).max(1);
     let _ = app.probe_slots.set(tokio::sync::Semaphore::new(probes));
@@ -101,7 +107,10 @@ pub async fn serve(
                     continue;
                 }
             },
-            () = &mut shutdown => return,
+            () = &mut shutdown => {
+                sampler.abort();
+                return;
+            }
         };
         // At the cap with every connection busy: no room, and the client is let go at once.
         let Some(admitted) = connections.admit() else { continue };
@@ -250,14 +259,15 @@ async fn route(app: &App, request: Request<Incoming>, peer: Peer) -> Response<Fu
                 "This endpoint requires a POST request.\n".into(),
             ),
         ),
-        (&Method::GET | &Method::HEAD, "/") => (
-            "status",
-            Reply {
-                status: StatusCode::OK,
-                content_type: "text/html; charset=utf-8",
-                body: status_page::render(app),
-            },
-        ),
+        (&Method::GET | &Method::HEAD, "/") => {
+            ("status", status_page::handle(app, request.uri().query()))
+        }
+        (&Method::GET | &Method::HEAD, "/api/v1/status") => {
+            ("status_api", status::api(app, request.uri().query()))
+        }
+        (&Method::GET | &Method::HEAD, badge) if badge.starts_with("/badge/") => {
+            ("badge", status::badge(app, &badge["/badge/".len()..]))
+        }
         _ => ("other", Reply::text(StatusCode::NOT_FOUND, "Not found\n".into())),
     };
     app.metrics.record_http_request(handler, reply.status.as_u16());

@@ -171,11 +171,11 @@ fn status_page_colours_expired_and_expiring_certificates() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let page = loop {
         let page = get(server.addr, "/", &[]).unwrap().body;
-        if !page.contains("pending") || std::time::Instant::now() > deadline {
+        if !page.contains("<tr class=\"probe pending\"") || std::time::Instant::now() > deadline {
             break page;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
-    assert!(page.contains("<td class=\"expired\">expired 2 days ago</td>"), "{page}");
-    assert!(page.contains("<td class=\"warn\">"), "{page}");
+    assert!(page.contains("<span class=\"cert expired\">expired 2 days ago</span>"), "{page}");
+    assert!(page.contains("<span class=\"cert soon\">"), "{page}");
 }

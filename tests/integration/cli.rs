@@ -242,7 +242,7 @@ fn serves_scheduled_results_self_metrics_and_status_page() {
     let page = get(server.addr, "/", &[]).unwrap();
     assert_eq!(page.status, 200);
     assert!(
-        page.body.contains("<td>web</td>") && page.body.contains("connect_refused"),
+        page.body.contains("<b>web</b>") && page.body.contains("connect_refused"),
         "{}",
         page.body
     );

@@ -47,10 +47,32 @@ fn prometheus_and_alertmanager_configs_are_valid() {
                 .args(labels),
         )
     };
-    assert_eq!(route(&["severity=P1", "alertname=ProbeDown"]).trim(), "urgent");
-    assert_eq!(route(&["severity=P2", "alertname=HttpLatencyP99High"]).trim(), "urgent");
-    assert_eq!(route(&["severity=P3", "alertname=LogSourceStalled"]).trim(), "normal");
-    assert_eq!(route(&["severity=P4", "alertname=CertificateExpiringSoon"]).trim(), "normal");
+    assert_eq!(route(&["severity=P1", "alertname=ProbeDown"]).trim(), "discord-urgent");
+    assert_eq!(route(&["severity=P2", "alertname=HttpLatencyP99High"]).trim(), "discord-urgent");
+    assert_eq!(route(&["severity=P3", "alertname=LogSourceStalled"]).trim(), "discord-normal");
+    assert_eq!(
+        route(&["severity=P4", "alertname=CertificateExpiringSoon"]).trim(),
+        "discord-normal"
+    );
+    // Every severity the shipped rules use is routed to one of the two.
+    let rules =
+        std::fs::read_to_string(Path::new(ROOT).join("deploy/prometheus/lookout.rules.yml"))
+            .unwrap();
+    let rules: serde_json::Value = serde_saphyr::from_str(&rules).unwrap();
+    let severities: BTreeSet<&str> = rules["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap())
+        .map(|r| r["labels"]["severity"].as_str().expect("every alert has a severity"))
+        .collect();
+    assert_eq!(severities, BTreeSet::from(["P1", "P2", "P3", "P4"]));
+    for severity in severities {
+        let receiver = route(&[&format!("severity={severity}"), "alertname=X"]);
+        let want =
+            if matches!(severity, "P1" | "P2") { "discord-urgent" } else { "discord-normal" };
+        assert_eq!(receiver.trim(), want, "{severity}");
+    }
 }
 
 #[test]
@@ -362,5 +384,321 @@ fn real_prometheus_scrapes_metrics_and_probe() {
         }
         assert!(Instant::now() < deadline, "no exemplar: {body}");
         std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A stand-in for Discord's webhook endpoint on 127.0.0.1: answers 204 to every POST and keeps
+/// its path and JSON body.
+fn webhook_receiver() -> (std::net::SocketAddr, std::sync::mpsc::Receiver<(String, String)>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (sender, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or_default().to_string();
+            let mut length = 0;
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = header.split_once(':') {
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let _ =
+                reader.get_mut().write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+            let _ = sender.send((path, String::from_utf8_lossy(&body).into_owned()));
+        }
+    });
+    (addr, received)
+}
+
+/// Sets every `key` in `value` (at any depth) to `to`.
+fn set_everywhere(value: &mut serde_json::Value, key: &str, to: &str) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                if k == key {
+                    *v = serde_json::Value::String(to.to_string());
+                } else {
+                    set_everywhere(v, key, to);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            items.iter_mut().for_each(|v| set_everywhere(v, key, to));
+        }
+        _ => {}
+    }
+}
+
+/// A copy of a shipped YAML file with `changes` applied, written as JSON (which YAML reads).
+fn shortened_copy(shipped: &str, to: &Path, changes: &[(&str, &str)]) {
+    let text = std::fs::read_to_string(Path::new(ROOT).join(shipped)).unwrap();
+    let mut value: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    for (key, to) in changes {
+        set_everywhere(&mut value, key, to);
+    }
+    std::fs::write(to, serde_json::to_string_pretty(&value).unwrap()).unwrap();
+}
+
+#[test]
+fn alerts_reach_discord_by_severity_end_to_end() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = Ca::new("Alert CA");
+    write_file(d, "soon.pem", ca.leaf("soon.example", &["soon.example"], -100, 10).pem());
+    let probes = format!(
+        "modules:\n  http_2xx:\n    prober: http\n  certs:\n    prober: file\nprobes:\n  - name: payments-api\n    module: http_2xx\n    target: http://127.0.0.1:{}/\n    interval: 1s\n  - name: soon-cert\n    module: certs\n    target: {}/soon.pem\n    interval: 1s\n",
+        closed_port(),
+        d.display()
+    );
+    let lookout = Server::start(d, &probes);
+    let (discord, deliveries) = webhook_receiver();
+
+    // Alertmanager through the compose entrypoint, with the test's short waits.
+    let source = d.join("alertmanager-src");
+    std::fs::create_dir_all(source.join("templates")).unwrap();
+    std::fs::copy(
+        Path::new(ROOT).join("deploy/alertmanager/templates/discord.tmpl"),
+        source.join("templates/discord.tmpl"),
+    )
+    .unwrap();
+    shortened_copy(
+        "deploy/alertmanager/alertmanager.yml",
+        &source.join("alertmanager.yml"),
+        &[("group_wait", "1s"), ("group_interval", "1s"), ("repeat_interval", "1m")],
+    );
+    let am_port = closed_port();
+    let alertmanager = Command::new("sh")
+        .arg(Path::new(ROOT).join("deploy/alertmanager/entrypoint.sh"))
+        .arg("/usr/bin/prometheus-alertmanager")
+        .arg(format!("--storage.path={}/am-data", d.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+        .arg("--cluster.listen-address=")
+        .env("DISCORD_URGENT_WEBHOOK_URL", format!("http://{discord}/urgent"))
+        .env("DISCORD_NORMAL_WEBHOOK_URL", format!("http://{discord}/normal"))
+        .env("ALERTMANAGER_CONFIG_DIR", &source)
+        .env("ALERTMANAGER_RENDERED_DIR", d.join("alertmanager"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus-alertmanager (Debian package; .ci/run installs it)");
+    let _alertmanager =
+        Server { child: alertmanager, addr: format!("127.0.0.1:{am_port}").parse().unwrap() };
+
+    // Prometheus evaluating the shipped rules, every `for:` shortened.
+    shortened_copy("deploy/prometheus/lookout.rules.yml", &d.join("rules.yml"), &[("for", "0s")]);
+    let prom_port = closed_port();
+    let config = write_file(
+        d,
+        "prometheus.yml",
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\nscrape_configs:\n  - job_name: lookout\n    static_configs:\n      - targets: ['{}']\n",
+            lookout.addr
+        ),
+    );
+    let prometheus = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}/prom-data", d.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus (Debian package prometheus; .ci/run installs it)");
+    let _prometheus =
+        Server { child: prometheus, addr: format!("127.0.0.1:{prom_port}").parse().unwrap() };
+
+    let (mut urgent, mut normal) = (None, None);
+    let deadline = started + Duration::from_secs(60);
+    while urgent.is_none() || normal.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok((path, body)) = deliveries.recv_timeout(left) else {
+            panic!("within 60 s: urgent {urgent:?}, normal {normal:?}");
+        };
+        let message: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
+        let embed = &message["embeds"][0];
+        let title = embed["title"].as_str().unwrap_or_else(|| panic!("Discord's shape: {body}"));
+        let description = embed["description"].as_str().unwrap_or_default().to_string();
+        match path.as_str() {
+            "/urgent" if title.contains("P1 ProbeDown") => {
+                assert!(title.starts_with("[FIRING:"), "{title}");
+                assert!(description.contains("**P1** Probe payments-api of http://127.0.0.1:"));
+                assert!(
+                    description.contains("Runbook: docs/runbook.md#probedown")
+                        && description.contains("Dashboard: /d/lookout/lookout"),
+                    "{description}"
+                );
+                urgent = Some(title.to_string());
+            }
+            "/normal" if title.contains("P4 CertificateExpiringSoon") => {
+                assert!(description.contains("**P4** Certificate soon.example expires in"));
+                assert!(description.contains("Runbook: docs/runbook.md#certificateexpiringsoon"));
+                normal = Some(title.to_string());
+            }
+            "/urgent" | "/normal" => {
+                // Another alert (a P1 elsewhere, a P3): it must still be on its severity's path.
+                let p = if path == "/urgent" { ["P1", "P2"] } else { ["P3", "P4"] };
+                assert!(p.iter().any(|s| title.contains(&format!("] {s} "))), "{path}: {title}");
+            }
+            other => panic!("delivered to {other}: {body}"),
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+fn yaml(file: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(Path::new(ROOT).join(file)).unwrap();
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+/// Grafana's unified alerting provisioning, in its documented file format: the two contact
+/// points, the policy tree routing by severity as Alertmanager does, and the same alert rules
+/// as Prometheus' (names, expressions, `for`, severities, annotations).
+#[test]
+fn grafana_alerting_provisioning_matches_the_prometheus_path() {
+    let dir = "deploy/grafana/provisioning/alerting";
+    let contacts = yaml(&format!("{dir}/contact-points.yaml"));
+    assert_eq!(contacts["apiVersion"], 1);
+    let mut names = BTreeSet::new();
+    for point in contacts["contactPoints"].as_array().unwrap() {
+        assert_eq!(point["orgId"], 1);
+        names.insert(point["name"].as_str().unwrap().to_string());
+        for receiver in point["receivers"].as_array().unwrap() {
+            assert!(receiver["uid"].is_string());
+            assert_eq!(receiver["type"], "discord");
+            let url = receiver["settings"]["url"].as_str().unwrap();
+            assert!(url.starts_with("${DISCORD_") && url.ends_with("_WEBHOOK_URL}"), "{url}");
+            assert!(receiver["settings"]["message"].as_str().unwrap().contains("lookout.discord"));
+        }
+    }
+    assert_eq!(names, BTreeSet::from(["discord-normal".into(), "discord-urgent".into()]));
+    let template = contacts["templates"][0]["template"].as_str().unwrap();
+    assert!(template.contains("define \"lookout.discord.title\""));
+    assert!(
+        template.contains("define \"lookout.discord.message\"") && template.contains("Runbook:")
+    );
+    let alertmanager =
+        std::fs::read_to_string(Path::new(ROOT).join("deploy/alertmanager/templates/discord.tmpl"))
+            .unwrap();
+    let definitions = &alertmanager[alertmanager.find("{{ define").unwrap()..];
+    assert_eq!(template, definitions, "Grafana's and Alertmanager's Discord templates differ");
+
+    let policies = yaml(&format!("{dir}/notification-policies.yaml"));
+    assert_eq!(policies["apiVersion"], 1);
+    let root = &policies["policies"][0];
+    assert_eq!(root["orgId"], 1);
+    assert!(names.contains(root["receiver"].as_str().unwrap()));
+    let routes: Vec<(String, String)> = root["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let matcher = &r["object_matchers"][0];
+            assert_eq!((&matcher[0], &matcher[1]), (&"severity".into(), &"=~".into()));
+            (matcher[2].as_str().unwrap().to_string(), r["receiver"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(
+        routes,
+        [("P1|P2".into(), "discord-urgent".into()), ("P3|P4".into(), "discord-normal".into())]
+    );
+
+    let grafana = yaml(&format!("{dir}/alert-rules.yaml"));
+    assert_eq!(grafana["apiVersion"], 1);
+    let mut by_title = std::collections::BTreeMap::new();
+    let mut uids = BTreeSet::new();
+    for group in grafana["groups"].as_array().unwrap() {
+        for key in ["orgId", "name", "folder", "interval"] {
+            assert!(!group[key].is_null(), "group without {key}");
+        }
+        for rule in group["rules"].as_array().unwrap() {
+            for key in ["uid", "title", "condition", "data", "noDataState", "execErrState", "for"] {
+                assert!(!rule[key].is_null(), "{rule} without {key}");
+            }
+            let uid = rule["uid"].as_str().unwrap();
+            assert!(uid.len() <= 40 && uids.insert(uid.to_string()), "uid {uid}");
+            let refs: Vec<&str> = rule["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["refId"].as_str().unwrap())
+                .collect();
+            assert!(refs.contains(&rule["condition"].as_str().unwrap()));
+            let key = (
+                rule["title"].as_str().unwrap().to_string(),
+                rule["labels"]["severity"].as_str().unwrap().to_string(),
+            );
+            by_title.insert(key, rule.clone());
+        }
+    }
+    // Grafana expands $NAME from its environment: a literal `$` is `$$`, and Prometheus'
+    // $value is $values.A.Value.
+    let unescape = |s: &str| s.replace("$$", "$").replace("$values.A.Value", "$value");
+    let prometheus = yaml("deploy/prometheus/lookout.rules.yml");
+    let mut count = 0;
+    for rule in
+        prometheus["groups"].as_array().unwrap().iter().flat_map(|g| g["rules"].as_array().unwrap())
+    {
+        count += 1;
+        let key = (
+            rule["alert"].as_str().unwrap().to_string(),
+            rule["labels"]["severity"].as_str().unwrap().to_string(),
+        );
+        let twin =
+            by_title.get(&key).unwrap_or_else(|| panic!("{key:?} missing in Grafana's rules"));
+        let query = &twin["data"][0]["model"];
+        assert_eq!(
+            unescape(query["expr"].as_str().unwrap()),
+            rule["expr"].as_str().unwrap().trim()
+        );
+        assert_eq!(twin["for"].as_str().unwrap(), rule["for"].as_str().unwrap_or("0s"), "{key:?}");
+        for (name, text) in rule["annotations"].as_object().unwrap() {
+            let theirs = twin["annotations"][name].as_str().unwrap_or_default();
+            assert_eq!(unescape(theirs), text.as_str().unwrap().trim(), "{key:?} {name}");
+        }
+    }
+    assert_eq!(by_title.len(), count, "no rule only Grafana has");
+}
+
+/// docs/runbook.md has an entry for every shipped alert, where its `runbook_url` points, each
+/// with what it means, three things to check and how to silence it.
+#[test]
+fn every_alert_has_a_runbook_entry() {
+    let runbook = std::fs::read_to_string(Path::new(ROOT).join("docs/runbook.md")).unwrap();
+    let entry = |heading: &str| -> Option<String> {
+        let start = runbook.find(&format!("\n## {heading}\n"))?;
+        let rest = &runbook[start + 4..];
+        Some(rest[..rest.find("\n## ").unwrap_or(rest.len())].to_string())
+    };
+    let prometheus = yaml("deploy/prometheus/lookout.rules.yml");
+    for rule in
+        prometheus["groups"].as_array().unwrap().iter().flat_map(|g| g["rules"].as_array().unwrap())
+    {
+        let alert = rule["alert"].as_str().unwrap();
+        let severity = rule["labels"]["severity"].as_str().unwrap();
+        assert_eq!(
+            rule["annotations"]["runbook_url"].as_str().unwrap(),
+            format!("docs/runbook.md#{}", alert.to_lowercase()),
+            "{alert}"
+        );
+        let text = entry(alert).unwrap_or_else(|| panic!("no runbook entry for {alert}"));
+        assert!(text.contains(&format!("**{severity}")), "{alert}: its severity {severity}");
+        for item in ["\n1. ", "\n2. ", "\n3. ", "\nSilence: `amtool silence add alertname="] {
+            assert!(text.contains(item), "{alert}: missing {item:?}");
+        }
     }
 }

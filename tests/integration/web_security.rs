@@ -61,6 +61,11 @@ fn basic_auth_on_plain_http() {
         401,
         "every endpoint is protected"
     );
+    for path in ["/", "/api/v1/status", "/badge/any/status.svg", "/badge/any/uptime.svg"] {
+        assert_eq!(get(server.addr, path, &[]).unwrap().status, 401, "{path} is protected");
+    }
+    let api = get(server.addr, "/api/v1/status", &[("Authorization", &basic("alice", "s3cret"))]);
+    assert_eq!(api.unwrap().status, 200);
     for _ in 0..2 {
         let ok =
             get(server.addr, "/metrics", &[("Authorization", &basic("alice", "s3cret"))]).unwrap();
