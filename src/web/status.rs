@@ -66,6 +66,15 @@ impl ProbeView {
         (!self.runs.is_empty()).then(|| 100.0 * ok as f64 / self.runs.len() as f64)
     }
 
+    /// When the current state began: the first of the latest runs that all succeeded or all
+    /// failed (Unix seconds), and whether that is the oldest run kept (it began before).
+    pub fn since(&self) -> Option<(u64, bool)> {
+        let last = self.runs.last()?.success();
+        let streak = self.runs.iter().rev().take_while(|r| r.success() == last).count();
+        let first = &self.runs[self.runs.len() - streak];
+        Some((first.at, streak == self.runs.len()))
+    }
+
     /// What the target last answered, in a word (HTTP status, gRPC serving status, DNS
     /// answers, echo replies).
     pub fn status(&self) -> Option<String> {
@@ -288,6 +297,8 @@ fn probe_json(p: &ProbeView) -> serde_json::Value {
         "duration_seconds": p.last.as_ref().map(|r| r.outcome.duration.as_secs_f64()),
         "last_run": p.last.as_ref().map(|r| unix(r.finished_at)),
         "uptime_percent": p.uptime(),
+        "state_since": p.since().map(|(at, _)| at),
+        "state_since_before_history": p.since().map(|(_, before)| before),
         "certificate": p.certificate.map(|c| serde_json::json!({
             "days_left": c.days_left,
             "state": match c.expiry { Expiry::Expired => "expired", Expiry::Soon => "expiring", Expiry::Fine => "fine" },

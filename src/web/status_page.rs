@@ -150,13 +150,15 @@ fn probe_row(html: &mut String, p: &ProbeView, history: usize, now: SystemTime) 
     let _ = write!(
         html,
         "<tr class=\"probe {state}\" id=\"probe-{job}\" data-search=\"{}\"><td class=\"name\">\
-         <b>{}</b><small>{} · {}</small></td><td class=\"state\" data-label=\"State\">{state}</td>",
+         <b>{}</b><small>{} · {}</small></td><td class=\"state\" data-label=\"State\">{state}\
+         {since}</td>",
         escape(&cut(&search)),
         escape(&cut(&p.name)),
         escape(&cut(&p.module)),
         escape(&cut(&p.target)),
         state = p.state.word(),
         job = p.job,
+        since = since(p, now),
     );
     let uptime = p.uptime().map_or(String::new(), |u| format!("{}%", percent(u)));
     let _ = write!(
@@ -185,6 +187,31 @@ fn probe_row(html: &mut String, p: &ProbeView, history: usize, now: SystemTime) 
         p.certificate.map_or(String::new(), certificate_badge),
         last.outcome.duration.as_secs_f64(),
     );
+}
+
+/// How long the probe has been in its state (from its kept runs), with the time as a tooltip.
+fn since(p: &ProbeView, now: SystemTime) -> String {
+    let Some((at, before)) = p.since() else {
+        return String::new();
+    };
+    let now = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let at_least = if before { "≥ " } else { "" };
+    format!(
+        "<small class=\"since\" title=\"since {}\">for {at_least}{}</small>",
+        httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(at)),
+        span(now.saturating_sub(at))
+    )
+}
+
+/// `42s`, `5m 10s`, `3h 5m`, `2d 4h`.
+fn span(seconds: u64) -> String {
+    let (d, h, m, s) = (seconds / 86_400, seconds / 3600 % 24, seconds / 60 % 60, seconds % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
 }
 
 fn certificate_badge(c: Certificate) -> String {
@@ -285,5 +312,13 @@ mod tests {
         let long = "x".repeat(500);
         assert_eq!(cut(&long).chars().count(), SHOWN_CHARS + 1);
         assert_eq!(escape("<a href='x'>\"&"), "&lt;a href=&#39;x&#39;&gt;&quot;&amp;");
+    }
+
+    #[test]
+    fn how_long_a_state_has_lasted() {
+        assert_eq!(span(42), "42s");
+        assert_eq!(span(310), "5m 10s");
+        assert_eq!(span(3 * 3600 + 5 * 60 + 9), "3h 5m");
+        assert_eq!(span(2 * 86_400 + 4 * 3600), "2d 4h");
     }
 }

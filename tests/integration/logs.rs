@@ -806,7 +806,11 @@ fn spring_corpus_from_public_projects_matches_its_truth() {
     };
     let shared = excerpts(&root.join("../shared/corpus/spring"));
     let own = excerpts(&root.join("tests/data/spring"));
-    assert!(shared.len() >= 27, "{} shared excerpts (../shared beside the repository)", shared.len());
+    assert!(
+        shared.len() >= 27,
+        "{} shared excerpts (../shared beside the repository)",
+        shared.len()
+    );
     assert!(own.len() >= 8, "{} excerpts of our own", own.len());
     let names: Vec<_> = shared.into_iter().chain(own).collect();
     let mut wrong = Vec::new();

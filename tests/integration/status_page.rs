@@ -143,6 +143,13 @@ fn status_page_shows_failing_first_with_history_errors_and_certificates() {
         "{}",
         row("payments-api")
     );
+    // Since when: down in every kept run, so at least since the first of them.
+    assert!(
+        row("payments-api").contains("<small class=\"since\" title=\"since ")
+            && row("payments-api").contains(">for ≥ "),
+        "{}",
+        row("payments-api")
+    );
     let up = row("shop-home");
     assert!(
         up.starts_with("up") && up.contains("<td class=\"status\" data-label=\"Status\">200</td>"),
