@@ -10,15 +10,16 @@ set -eu
 : "${DISCORD_NORMAL_WEBHOOK_URL:?set DISCORD_NORMAL_WEBHOOK_URL to the normal channel's webhook URL}"
 src=${ALERTMANAGER_CONFIG_DIR:-/etc/alertmanager}
 out=${ALERTMANAGER_RENDERED_DIR:-/tmp/alertmanager}
-# sed's replacement treats & and \ specially and | ends it; webhook URLs hold none of them.
-for url in "$DISCORD_URGENT_WEBHOOK_URL" "$DISCORD_NORMAL_WEBHOOK_URL"; do
-  case $url in *'&'* | *'\'* | *'|'*) echo "entrypoint: unexpected character in $url" >&2; exit 2 ;; esac
-done
+# sed's replacement treats & and \ specially and | ends it: escape them (a webhook URL may carry
+# `?thread_id=…&wait=true`).
+replacement() { printf '%s' "$1" | sed -e 's/[&\\|]/\\&/g'; }
+urgent=$(replacement "$DISCORD_URGENT_WEBHOOK_URL")
+normal=$(replacement "$DISCORD_NORMAL_WEBHOOK_URL")
 mkdir -p "$out"
 rm -rf "$out/templates"
 cp -R "$src/templates" "$out/templates"
 umask 077
-sed -e "s|https://discord.invalid/urgent-webhook|$DISCORD_URGENT_WEBHOOK_URL|" \
-    -e "s|https://discord.invalid/normal-webhook|$DISCORD_NORMAL_WEBHOOK_URL|" \
+sed -e "s|https://discord.invalid/urgent-webhook|$urgent|" \
+    -e "s|https://discord.invalid/normal-webhook|$normal|" \
     "$src/alertmanager.yml" > "$out/alertmanager.yml"
 exec "$@" --config.file="$out/alertmanager.yml"
