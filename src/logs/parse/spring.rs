@@ -43,7 +43,8 @@ pub struct SpringFormat {
 
 /// The first line of a record in one of Spring Boot's default layouts:
 /// `TIMESTAMP  LEVEL PID --- [app] [thread] [traceId-spanId] logger : message`, where the
-/// application and correlation groups are optional and LEVEL may read `-INFO`.
+/// application and correlation groups are optional and LEVEL may read `-INFO`; with Spring Cloud
+/// Sleuth, `TIMESTAMP  LEVEL [app,traceId,spanId] PID --- [thread] logger : message`.
 struct Default<'a> {
     timestamp: &'a str,
     level: &'a str,
@@ -69,6 +70,14 @@ fn default_layout(line: &str) -> Option<Default<'_>> {
     let rest = line[ts_end..].trim_start();
     let rest = rest.strip_prefix('-').unwrap_or(rest);
     let (level, rest) = word(rest)?;
+    // Spring Cloud Sleuth (Boot 2.x) adds `[app,traceId,spanId(,exportable)]` after the level.
+    let (sleuth, rest) = match rest.trim_start().strip_prefix('[') {
+        Some(inner) => {
+            let close = inner.find(']')?;
+            (inner[..close].split_once(','), &inner[close + 1..])
+        }
+        None => (None, rest),
+    };
     let (pid, rest) = word(rest.trim_start())?;
     if level.is_empty()
         || !level.bytes().all(|b| b.is_ascii_uppercase())
@@ -90,6 +99,12 @@ fn default_layout(line: &str) -> Option<Default<'_>> {
         [app, thread] => (Some(*app), *thread, None),
         [app, thread, correlation] => (Some(*app), *thread, Some(*correlation)),
         _ => return None,
+    };
+    let (app, correlation) = match sleuth {
+        Some((name, ids)) => {
+            (app.or(Some(name).filter(|n| !n.is_empty())), correlation.or(Some(ids)))
+        }
+        None => (app, correlation),
     };
     let (logger, after) = word(rest)?;
     let after = after.trim_start().strip_prefix(':')?;
@@ -180,11 +195,13 @@ impl SpringFormat {
             }
         };
         if let Some(text) = correlation.map(str::trim) {
-            if let Some((trace, span)) = text.split_once('-') {
-                values[5] = Some(Cow::Borrowed(trace.trim()));
-                values[6] = Some(Cow::Borrowed(span.trim()));
-            } else if !text.is_empty() {
-                values[5] = Some(Cow::Borrowed(text));
+            // `traceId-spanId` (Boot 3.2+) or Sleuth's `traceId,spanId,exportable`.
+            let (trace, span) = text.split_once(['-', ',']).unwrap_or((text, ""));
+            let span = span.split(',').next().unwrap_or_default();
+            for (slot, id) in [(5, trace.trim()), (6, span.trim())] {
+                if !id.is_empty() {
+                    values[slot] = Some(Cow::Borrowed(id));
+                }
             }
         }
         if let Some(rest) = rest {
@@ -432,6 +449,20 @@ mod tests {
     #[test]
     fn other_lines_do_not_match() {
         assert!(parse(&SpringFormat::auto(), "\tat com.example.X.y(X.java:1)").is_none());
+    }
+
+    #[test]
+    fn sleuth_adds_app_and_ids_after_the_level() {
+        let f = SpringFormat::auto();
+        let r = parse(&f, "2021-05-01 10:00:00.007  INFO [pay-api,5f1c3e0b9a2d4c7e,8f1a2b3c4d5e6f70,true] 4242 --- [nio-8080-exec-1] c.e.PayController : paid").unwrap();
+        assert_eq!(get(&r, "app"), "pay-api");
+        assert_eq!(get(&r, "trace_id"), "5f1c3e0b9a2d4c7e");
+        assert_eq!(get(&r, "span_id"), "8f1a2b3c4d5e6f70");
+        assert_eq!(get(&r, "pid"), "4242");
+        let r =
+            parse(&f, "2021-05-01 10:00:00.007  WARN [SERVICE-DISCOVERY,,] 1 --- [main] c.e.A : x")
+                .unwrap();
+        assert_eq!((get(&r, "app"), get(&r, "trace_id")), ("SERVICE-DISCOVERY", ""));
     }
 
     #[test]
