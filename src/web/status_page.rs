@@ -32,6 +32,7 @@ const STYLE: &str = concat!(
     "td,th{padding:.35em .6em;border-bottom:1px solid var(--line);text-align:left;vertical-align:middle}",
     "td.name{min-width:10em;max-width:24em}.name b{display:block}.name b,.name small{overflow-wrap:anywhere}",
     ".state{font-weight:bold;text-transform:uppercase}.up .state{color:var(--ok)}",
+    ".state .since{display:block;font-weight:normal;text-transform:none;white-space:nowrap}",
     ".down .state{color:var(--bad)}.pending .state{color:var(--muted)}tr.down{background:var(--badbg)}",
     "svg.bar{width:180px;max-width:25vw;height:16px;display:block}",
     "svg.spark{width:120px;height:20px;display:block;color:var(--muted)}",
