@@ -93,8 +93,14 @@ impl Grammar {
     /// The grammar of a variable nginx writes; variables it does not know (`set`, `map`,
     /// modules) are free text.
     pub fn of(variable: &str) -> Grammar {
+        Grammar::of_builtin(variable).unwrap_or(Grammar::Text)
+    }
+
+    /// The grammar of a built-in variable of the http modules in Debian's nginx; `None` for a
+    /// variable nginx does not know.
+    pub fn of_builtin(variable: &str) -> Option<Grammar> {
         use Grammar::*;
-        match variable {
+        Some(match variable {
             "time_local" => TimeLocal,
             "time_iso8601" => TimeIso8601,
             "msec" | "request_time" => Millis,
@@ -151,17 +157,26 @@ impl Grammar {
                 List(Item::Integer)
             }
             name if name.starts_with("arg_") => Word,
-            _ => Text,
-        }
-    }
-
-    /// The grammar of `variable`, which nginx knows.
-    pub fn of_builtin(variable: &str) -> Option<Grammar> {
-        let known = KNOWN.contains(&variable)
-            || ["arg_", "http_", "sent_http_", "cookie_", "upstream_http_"]
+            "connection_time"
+            | "content_length"
+            | "content_type"
+            | "document_root"
+            | "limit_rate"
+            | "proxy_add_x_forwarded_for"
+            | "realpath_root"
+            | "remote_user"
+            | "request"
+            | "request_body"
+            | "request_body_file"
+            | "request_filename" => Text,
+            name if ["http_", "sent_http_", "cookie_", "upstream_http_"]
                 .iter()
-                .any(|p| variable.starts_with(p));
-        known.then(|| Grammar::of(variable))
+                .any(|p| name.starts_with(p)) =>
+            {
+                Text
+            }
+            _ => return None,
+        })
     }
 
     /// Whether the value's own shape says where it ends, whatever follows it.
@@ -251,80 +266,6 @@ impl Grammar {
         }
     }
 }
-
-/// Built-in variables of the http modules in Debian's nginx, besides the prefixed families.
-const KNOWN: &[&str] = &[
-    "args",
-    "binary_remote_addr",
-    "body_bytes_sent",
-    "bytes_sent",
-    "connection",
-    "connection_requests",
-    "connection_time",
-    "content_length",
-    "content_type",
-    "document_root",
-    "document_uri",
-    "gzip_ratio",
-    "host",
-    "hostname",
-    "http2",
-    "https",
-    "is_args",
-    "limit_rate",
-    "msec",
-    "nginx_version",
-    "pid",
-    "pipe",
-    "proxy_add_x_forwarded_for",
-    "proxy_host",
-    "proxy_port",
-    "proxy_protocol_addr",
-    "proxy_protocol_port",
-    "query_string",
-    "realip_remote_addr",
-    "realip_remote_port",
-    "realpath_root",
-    "remote_addr",
-    "remote_port",
-    "remote_user",
-    "request",
-    "request_body",
-    "request_body_file",
-    "request_completion",
-    "request_filename",
-    "request_id",
-    "request_length",
-    "request_method",
-    "request_time",
-    "request_uri",
-    "scheme",
-    "server_addr",
-    "server_name",
-    "server_port",
-    "server_protocol",
-    "ssl_cipher",
-    "ssl_client_verify",
-    "ssl_early_data",
-    "ssl_protocol",
-    "ssl_server_name",
-    "ssl_session_id",
-    "ssl_session_reused",
-    "status",
-    "time_iso8601",
-    "time_local",
-    "uri",
-    "upstream_addr",
-    "upstream_bytes_received",
-    "upstream_bytes_sent",
-    "upstream_cache_status",
-    "upstream_connect_time",
-    "upstream_header_time",
-    "upstream_queue_time",
-    "upstream_response_length",
-    "upstream_response_time",
-    "upstream_status",
-];
 
 fn is_token(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
