@@ -147,6 +147,10 @@ pub struct MetricSpec {
     /// A field holding a trace id: updated samples carry it as an OpenMetrics exemplar.
     #[serde(default)]
     pub exemplar: Option<Spanned<String>>,
+    /// Labels whose values name one thing (an application): a gauge's new series replaces the
+    /// series that share them, so an info metric shows only the current version.
+    #[serde(default)]
+    pub latest_per: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -254,6 +258,9 @@ impl LogRulesFile {
                         source.error_at_span(&m.name, format!("invalid label name {name:?}"))
                     );
                 }
+            }
+            if let Some(latest) = m.latest_per.as_ref().filter(|_| m.kind != MetricKind::Gauge) {
+                return Err(source.error_at_span(latest, "latest_per is for gauges"));
             }
             if m.max_series == Some(0) {
                 return Err(source.error_at_span(&m.name, "max_series must be at least 1"));

@@ -6,6 +6,7 @@
 //! positions file never passes a record that has not been processed.
 
 use regex::Regex;
+use std::borrow::Cow;
 
 /// Bytes of a pending multiline record beyond which continuation lines are dropped.
 const MAX_RECORD_BYTES: usize = 1 << 20;
@@ -184,8 +185,17 @@ impl Framer {
 /// Hands out what `splitter` and `framer` still hold, as at the end of a file that will not grow
 /// again: a last line without its newline, then the record being assembled.
 pub fn finish(splitter: &mut LineSplitter, framer: &mut Framer, emit: &mut impl FnMut(&str)) {
-    splitter.finish(&mut |line, raw| framer.push(&String::from_utf8_lossy(line), raw, emit));
+    splitter.finish(&mut |line, raw| framer.push(&line_text(line), raw, emit));
     framer.flush(emit);
+}
+
+/// A line as text: borrowed when it is valid UTF-8 (the standard library's validation, which
+/// runs over ASCII a word at a time), else with U+FFFD for each invalid sequence.
+pub fn line_text(line: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(line) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(line),
+    }
 }
 
 fn strip_cr(line: &[u8]) -> &[u8] {

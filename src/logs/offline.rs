@@ -20,8 +20,7 @@ pub fn feed(plan: &SourcePlan, state: &mut SourceState, text: &str) {
     let mut framer = Framer::new(plan.framing.clone());
     let now = Instant::now();
     let emit = &mut |record: &str| state.process(plan, record, now);
-    splitter.push(text.as_bytes(), &mut |line, raw| {
-        framer.push(&String::from_utf8_lossy(line), raw, emit)
-    });
+    splitter
+        .push(text.as_bytes(), &mut |line, raw| framer.push(&framing::line_text(line), raw, emit));
     framing::finish(&mut splitter, &mut framer, emit);
 }

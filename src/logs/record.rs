@@ -57,6 +57,9 @@ pub fn number(value: &str) -> Option<f64> {
     if value.is_empty() || value == "-" {
         return None;
     }
+    if let Some(n) = short_decimal(value) {
+        return Some(n);
+    }
     if let Ok(n) = value.parse::<f64>() {
         return n.is_finite().then_some(n);
     }
@@ -73,9 +76,77 @@ pub fn number(value: &str) -> Option<f64> {
     any.then_some(total).filter(|t| t.is_finite())
 }
 
+/// A plain decimal of at most 15 digits (`200`, `0.123`, `-1.5`), the common case in logs: its
+/// digits as an integer are exact in an f64, and so is the power of ten, so one division gives
+/// the correctly rounded value, the same as `str::parse` gives, without its general algorithm.
+fn short_decimal(text: &str) -> Option<f64> {
+    const POWERS: [f64; 16] =
+        [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+    let (negative, digits) = match text.as_bytes() {
+        [b'-', rest @ ..] => (true, rest),
+        bytes => (false, bytes),
+    };
+    if digits.is_empty() || digits.len() > 16 {
+        return None;
+    }
+    let (mut mantissa, mut count, mut fraction) = (0u64, 0usize, None);
+    for (i, &b) in digits.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u64::from(b - b'0');
+                count += 1;
+            }
+            b'.' if fraction.is_none() && i > 0 && i + 1 < digits.len() => {
+                fraction = Some(digits.len() - i - 1)
+            }
+            _ => return None,
+        }
+    }
+    if count > 15 {
+        return None;
+    }
+    let value = mantissa as f64 / POWERS[fraction.unwrap_or(0)];
+    Some(if negative { -value } else { value })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::number;
+    use super::{number, short_decimal};
+
+    /// The short path gives exactly what `str::parse` gives, and leaves the rest to it.
+    #[test]
+    fn short_decimals_equal_the_full_parse() {
+        for text in [
+            "0",
+            "200",
+            "503",
+            "0.001",
+            "0.123",
+            "1.000",
+            "-1.5",
+            "12345.678901234",
+            "0.1",
+            "999999999999999",
+            "0.00000000000001",
+            "3.14159265358979",
+        ] {
+            assert_eq!(short_decimal(text), Some(text.parse::<f64>().unwrap()), "{text}");
+        }
+        for text in ["", "-", ".5", "5.", "1.2.3", "1e3", "+1", "1234567890123456", "0x10", " 1"] {
+            assert_eq!(short_decimal(text), None, "{text}");
+        }
+        let mut x: u64 = 0x9e3779b97f4a7c15;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let digits = (x % 1_000_000_000_000_000) as f64;
+            let text = format!("{}", digits / 10f64.powi((x >> 60) as i32));
+            if let Some(fast) = short_decimal(&text) {
+                assert_eq!(fast, text.parse::<f64>().unwrap(), "{text}");
+            }
+        }
+    }
 
     #[test]
     fn numbers() {

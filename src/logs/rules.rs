@@ -239,12 +239,19 @@ pub struct Rule {
     max_series: usize,
     expire_after: Option<Duration>,
     exemplar: Option<usize>,
+    /// Indexes in `labels` of `latest_per`: a new series replaces those equal in these.
+    latest_per: Vec<usize>,
 }
 
 /// What a rule has counted: its series and how often it matched.
 #[derive(Default)]
 pub struct RuleState {
-    series: HashMap<Vec<u8>, Series>,
+    /// Series by their label values, length-prefixed so no label value can make two label sets
+    /// share a key. Hashed with a seeded hash (label values come from log lines) that is cheap
+    /// for short keys.
+    series: HashMap<Box<[u8]>, Series, foldhash::fast::RandomState>,
+    /// The one series of a rule without labels, kept apart: counting it looks nothing up.
+    unlabelled: Option<Series>,
     /// Scratch space for the series key of the record being counted.
     key: Vec<u8>,
     pub matched: u64,
@@ -253,7 +260,11 @@ pub struct RuleState {
 
 impl RuleState {
     pub fn series_count(&self) -> usize {
-        self.series.len()
+        self.series.len() + usize::from(self.unlabelled.is_some())
+    }
+
+    fn all_series(&self) -> impl Iterator<Item = &Series> {
+        self.series.values().chain(&self.unlabelled)
     }
 }
 
@@ -308,6 +319,15 @@ impl Rule {
         };
         let value = field(&spec.value)?;
         let exemplar = field(&spec.exemplar)?;
+        let mut latest_per = Vec::new();
+        if let Some(names) = &spec.latest_per {
+            for name in &names.value {
+                let index = labels.iter().position(|l| &l.name == name).ok_or_else(|| {
+                    source.error_at_span(names, format!("latest_per: {name:?} is not a label"))
+                })?;
+                latest_per.push(index);
+            }
+        }
         let name = match spec.kind {
             MetricKind::Counter => {
                 spec.name.value.strip_suffix("_total").unwrap_or(&spec.name.value).to_string()
@@ -333,6 +353,7 @@ impl Rule {
             max_series: spec.max_series.unwrap_or(DEFAULT_MAX_SERIES),
             expire_after: spec.expire_after.map(|d| d.0),
             exemplar,
+            latest_per,
         })
     }
 
@@ -351,29 +372,33 @@ impl Rule {
             None => 1.0,
         };
         state.matched += 1;
-        state.key.clear();
-        // Length-prefixed, so no label value can make two label sets share a key.
-        for label in &self.labels {
-            let value = label.value(values);
-            state.key.extend_from_slice(&(value.len() as u32).to_le_bytes());
-            state.key.extend_from_slice(value.as_bytes());
-        }
-        let series = match state.series.get_mut(state.key.as_slice()) {
-            Some(series) => series,
-            None => {
-                if state.series.len() >= self.max_series {
-                    state.dropped_series += 1;
-                    return;
+        let series = if self.labels.is_empty() {
+            state.unlabelled.get_or_insert_with(|| self.new_series(Vec::new(), now))
+        } else {
+            state.key.clear();
+            for label in &self.labels {
+                let value = label.value(values);
+                state.key.extend_from_slice(&(value.len() as u32).to_le_bytes());
+                state.key.extend_from_slice(value.as_bytes());
+            }
+            match state.series.get_mut(state.key.as_slice()) {
+                Some(series) => series,
+                None => {
+                    if state.series.len() >= self.max_series {
+                        state.dropped_series += 1;
+                        return;
+                    }
+                    let labels: Vec<String> =
+                        self.labels.iter().map(|l| l.value(values).to_string()).collect();
+                    if !self.latest_per.is_empty() {
+                        // The new series replaces those that share these labels' values.
+                        state.series.retain(|_, s| {
+                            self.latest_per.iter().any(|&i| s.labels[i] != labels[i])
+                        });
+                    }
+                    let series = self.new_series(labels, now);
+                    state.series.entry(state.key.as_slice().into()).or_insert(series)
                 }
-                let labels = self.labels.iter().map(|l| l.value(values).to_string()).collect();
-                let buckets = if self.kind == MetricKind::Histogram {
-                    vec![0; self.buckets.len()]
-                } else {
-                    Vec::new()
-                };
-                let series =
-                    Series { labels, value: 0.0, count: 0, buckets, updated: now, exemplar: None };
-                state.series.entry(state.key.clone()).or_insert(series)
             }
         };
         series.updated = now;
@@ -401,18 +426,27 @@ impl Rule {
         }
     }
 
+    fn new_series(&self, labels: Vec<String>, now: Instant) -> Series {
+        let buckets = if self.kind == MetricKind::Histogram {
+            vec![0; self.buckets.len()]
+        } else {
+            Vec::new()
+        };
+        Series { labels, value: 0.0, count: 0, buckets, updated: now, exemplar: None }
+    }
+
     /// Drops series idle for longer than `expire_after`.
     pub fn expire(&self, state: &mut RuleState, now: Instant) {
         if let Some(after) = self.expire_after {
             state.series.retain(|_, s| now.duration_since(s.updated) < after);
+            state.unlabelled.take_if(|s| now.duration_since(s.updated) >= after);
         }
     }
 
     /// The series with the highest values (counts), for reports.
     pub fn top(&self, state: &RuleState, n: usize) -> Vec<(Vec<(String, String)>, f64)> {
         let mut all: Vec<_> = state
-            .series
-            .values()
+            .all_series()
             .map(|s| {
                 (
                     self.labels
@@ -435,7 +469,7 @@ impl Rule {
             MetricKind::Gauge => Family::gauge(self.name.clone(), self.help.clone()),
             MetricKind::Histogram => Family::histogram(self.name.clone(), self.help.clone()),
         };
-        let mut series: Vec<&Series> = state.series.values().collect();
+        let mut series: Vec<&Series> = state.all_series().collect();
         series.sort_by(|a, b| a.labels.cmp(&b.labels));
         for s in series {
             let labels: Labels = self
@@ -516,7 +550,7 @@ fn definition(spec: &MetricSpec) -> String {
             spec.buckets.as_ref().map(|b| &b.value),
             spec.max_series,
             spec.expire_after.map(|d| d.0),
-            spec.exemplar.as_ref().map(|e| &e.value),
+            (spec.exemplar.as_ref().map(|e| &e.value), spec.latest_per.as_ref().map(|l| &l.value)),
         )
     )
 }

@@ -57,7 +57,9 @@ pub struct SourceState {
     pub files: usize,
     /// How many of the source's paths cannot be read, by reason (in `Unreadable::ALL`'s order).
     pub unreadable: [usize; Unreadable::ALL.len()],
-    pub last_record: Option<SystemTime>,
+    /// When the last record was counted: the reader's clock reading for the chunk it came in,
+    /// so counting a record reads no clock.
+    last_record: Option<Instant>,
     /// Lines per second over the last few seconds, for the status page.
     pub lines_per_second: f64,
     rate_window: Option<(Instant, u64)>,
@@ -146,7 +148,7 @@ impl SourceState {
         for (rule, state) in plan.rules.iter().zip(&mut self.rules) {
             rule.apply(state, &values, now);
         }
-        self.last_record = Some(SystemTime::now());
+        self.last_record = Some(now);
     }
 
     /// Takes what the tailer counted since it was last asked (file reads, rotations…), and
@@ -220,6 +222,7 @@ impl SourceState {
         }
         families.push(unreadable);
         if let Some(at) = self.last_record {
+            let at = SystemTime::now() - at.elapsed();
             let seconds =
                 at.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
             families.push(of_source(&LOG_LAST_RECORD_TIMESTAMP_SECONDS, seconds));
@@ -250,7 +253,7 @@ impl SourceState {
             patterns: plan.patterns.join(", "),
             files: self.files,
             lines_per_second: self.lines_per_second,
-            last_record_age: self.last_record.and_then(|t| t.elapsed().ok()),
+            last_record_age: self.last_record.map(|t| t.elapsed()),
             unmatched_share: if total == 0 {
                 0.0
             } else {

@@ -12,7 +12,7 @@
 //! handed out in the shared positions table, which one writer saves to disk. So a restart
 //! skips nothing and reads nothing twice.
 
-use super::framing::{Framer, Framing, LineSplitter};
+use super::framing::{self, Framer, Framing, LineSplitter};
 use super::positions::{Identity, Positions};
 use crate::config::log_rules::StartAt;
 use std::collections::{BTreeMap, HashSet};
@@ -457,8 +457,7 @@ impl Tailer {
             let emit = &mut |r: &str| out.record(r);
             w.splitter.push(&buffer[..n], &mut |line, raw| {
                 *lines += 1;
-                let text = String::from_utf8_lossy(line);
-                framer.push(&text, raw, emit);
+                framer.push(&framing::line_text(line), raw, emit);
             });
         }
         if w.identity.fingerprint_len < super::positions::FINGERPRINT_BYTES as u32 && total > 0 {

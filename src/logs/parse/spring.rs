@@ -9,13 +9,18 @@
 //! (fully qualified class of the top-level exception, which may open in the first line's message)
 //! and root_cause (of the last top-level `Caused by:`; indented ones belong to suppressed
 //! exceptions).
+//!
+//! Spring Boot's startup lines (`StartupInfoLogger`, Boot 1.5–3.x) add lifecycle (`starting`,
+//! `started`, `restored` for a CRaC restore, `refreshed` for Spring Cloud's context refresh in a
+//! running application), version, startup_seconds and process_uptime_seconds; their application
+//! name fills `app` when the layout has none.
 
 use super::Parsed;
 use crate::logs::record::Values;
 use regex::Regex;
 use std::borrow::Cow;
 
-pub const FIELDS: [&str; 11] = [
+pub const FIELDS: [&str; 15] = [
     "timestamp",
     "level",
     "pid",
@@ -27,6 +32,10 @@ pub const FIELDS: [&str; 11] = [
     "message",
     "exception",
     "root_cause",
+    "lifecycle",
+    "version",
+    "startup_seconds",
+    "process_uptime_seconds",
 ];
 const TIMESTAMP: &str = r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}[.,]\d{3}(?:Z|[+-]\d{2}:?\d{2})?";
 
@@ -204,6 +213,15 @@ impl SpringFormat {
                 }
             }
         }
+        if let Some(startup) = startup(&first[message_start..]) {
+            if values[3].is_none() && startup.lifecycle != "refreshed" {
+                values[3] = Some(Cow::Borrowed(startup.app));
+            }
+            values[11] = Some(Cow::Borrowed(startup.lifecycle));
+            values[12] = startup.version.map(Cow::Borrowed);
+            values[13] = startup.seconds.map(Cow::Borrowed);
+            values[14] = startup.uptime.map(Cow::Borrowed);
+        }
         if let Some(rest) = rest {
             // The message runs on through the continuation lines.
             values[8] = Some(Cow::Borrowed(&record[message_start..]));
@@ -251,6 +269,67 @@ impl SpringFormat {
             ["Exception", "Error", "Throwable", "Fault"].iter().any(|s| simple.ends_with(s));
         let traced = next.is_some_and(|n| is_frame(n) || n.starts_with("Caused by: "));
         (named || traced).then_some((class, caps.get(1).is_some()))
+    }
+}
+
+/// What one of Spring Boot's startup lines says.
+struct Startup<'a> {
+    lifecycle: &'static str,
+    app: &'a str,
+    version: Option<&'a str>,
+    seconds: Option<&'a str>,
+    uptime: Option<&'a str>,
+}
+
+/// Spring Cloud starts contexts of its own inside a running application (a configuration
+/// refresh); they have no main class, so Spring Boot names them `application`, and their process
+/// has been running for much longer than they took to start. An application without a main class
+/// that has just been launched (a JavaFX launcher) is a start all the same.
+const REFRESH_AFTER_SECONDS: f64 = 120.0;
+
+/// Spring Boot's `StartupInfoLogger` lines, as each major version writes them:
+/// `Starting [AOT-processed ]X[ vVERSION][ using Java J][ on HOST][ with PID N][ (…)]` and
+/// `Started X in S seconds[ (JVM running for U)]` (1.5–2.x), `… (process running for U)` (3.x),
+/// `Restored X in S seconds (process running for U)` (3.2+, CRaC). Other messages that happen to
+/// begin with these words (Tomcat's `Starting service [Tomcat]`, Jetty's `Started
+/// ServerConnector@…`) are not startup lines.
+fn startup(message: &str) -> Option<Startup<'_>> {
+    if let Some(rest) = message.strip_prefix("Starting ") {
+        let rest = rest.strip_prefix("AOT-processed ").unwrap_or(rest);
+        let (app, rest) = word(rest)?;
+        let mut rest = rest.trim_start();
+        let mut version = None;
+        if let Some((v, after)) = rest.strip_prefix('v').and_then(word) {
+            version = Some(v);
+            rest = after.trim_start();
+        }
+        ["using Java ", "on ", "with PID "]
+            .iter()
+            .any(|marker| rest.starts_with(marker))
+            .then_some(Startup { lifecycle: "starting", app, version, seconds: None, uptime: None })
+    } else {
+        let (lifecycle, rest) = match message.strip_prefix("Started ") {
+            Some(rest) => ("started", rest),
+            None => ("restored", message.strip_prefix("Restored ")?),
+        };
+        let (app, rest) = word(rest)?;
+        let (seconds, rest) = word(rest.strip_prefix(" in ")?)?;
+        let taken = seconds.parse::<f64>().ok()?;
+        let rest = rest.strip_prefix(" seconds")?.trim_start();
+        let uptime = rest
+            .strip_prefix("(JVM running for ")
+            .or_else(|| rest.strip_prefix("(process running for "))
+            .and_then(|r| r.split_once(')'))
+            .map(|(uptime, _)| uptime);
+        let running_longer = uptime
+            .and_then(|u| u.parse::<f64>().ok())
+            .is_some_and(|u| u - taken > REFRESH_AFTER_SECONDS);
+        let lifecycle = if lifecycle == "started" && app == "application" && running_longer {
+            "refreshed"
+        } else {
+            lifecycle
+        };
+        Some(Startup { lifecycle, app, version: None, seconds: Some(seconds), uptime })
     }
 }
 
@@ -444,6 +523,77 @@ mod tests {
         assert_eq!(get(&r, "message"), "hello world");
         assert!(SpringFormat::logback("%d %p %zz %m").is_err());
         assert!(SpringFormat::logback("%d %p").is_err(), "a pattern needs %m");
+    }
+
+    /// Startup lines as `StartupInfoLogger` writes them in each major version, and messages of
+    /// the same first word that are not startup lines.
+    #[test]
+    fn startup_lines_of_every_major_version() {
+        let f = SpringFormat::auto();
+        let fields = |message: &str| {
+            let line = format!(
+                "2026-11-20 10:00:00.007  INFO 1 --- [main] c.e.DemoApplication : {message}"
+            );
+            let r = parse(&f, &line).unwrap();
+            ["lifecycle", "app", "version", "startup_seconds", "process_uptime_seconds"]
+                .map(|name| get(&r, name).to_string())
+        };
+        let cases = [
+            // 1.5 and 2.0–2.4
+            (
+                "Starting DemoApplication v0.0.1-SNAPSHOT on web-1 with PID 7 (/app/demo.jar started by app in /app)",
+                ["starting", "DemoApplication", "0.0.1-SNAPSHOT", "", ""],
+            ),
+            (
+                "Started DemoApplication in 4.215 seconds (JVM running for 5.023)",
+                ["started", "DemoApplication", "", "4.215", "5.023"],
+            ),
+            // 2.5–2.7
+            (
+                "Starting DemoApplication v2.7.1 using Java 11.0.16 on web-1 with PID 7 (/app/demo.jar started by app in /app)",
+                ["starting", "DemoApplication", "2.7.1", "", ""],
+            ),
+            // 3.x, unpackaged (no version), AOT-processed (3.0+ native/AOT)
+            (
+                "Starting DemoApplication using Java 17.0.5 with PID 7 (/app/classes started by app in /app)",
+                ["starting", "DemoApplication", "", "", ""],
+            ),
+            (
+                "Starting AOT-processed DemoApplication v1.4.2 using Java 21.0.1 with PID 1 (/workspace/app started by cnb in /workspace)",
+                ["starting", "DemoApplication", "1.4.2", "", ""],
+            ),
+            (
+                "Started DemoApplication in 2.981 seconds (process running for 3.402)",
+                ["started", "DemoApplication", "", "2.981", "3.402"],
+            ),
+            // 3.2+ restored from a CRaC checkpoint
+            (
+                "Restored DemoApplication in 0.051 seconds (process running for 0.186)",
+                ["restored", "DemoApplication", "", "0.051", "0.186"],
+            ),
+            // Spring Cloud's context refresh, hours into the process: not a start
+            (
+                "Started application in 0.2 seconds (JVM running for 7930.4)",
+                ["refreshed", "", "", "0.2", "7930.4"],
+            ),
+            // An application without a main class, just launched: a start
+            (
+                "Started application in 1.708 seconds (process running for 2.374)",
+                ["started", "application", "", "1.708", "2.374"],
+            ),
+            ("Starting service [Tomcat]", ["", "", "", "", ""]),
+            ("Starting Servlet engine: [Apache Tomcat/10.1.40]", ["", "", "", "", ""]),
+            ("Starting QueryInterpretationCache(2048)", ["", "", "", "", ""]),
+            ("Started Eureka Server", ["", "", "", "", ""]),
+            ("Started ServerConnector@1f2a{HTTP/1.1}{0.0.0.0:8080}", ["", "", "", "", ""]),
+        ];
+        for (message, want) in cases {
+            assert_eq!(fields(message), want.map(str::to_string), "{message}");
+        }
+        // The layout's own application name wins over the class name.
+        let line = "2026-11-20T10:00:00.007+09:00  INFO 1 --- [pay-api] [main] [                                                 ] c.e.PayApplication : Starting PayApplication v3.1.0 using Java 21 with PID 1 (/app.jar started by app in /)";
+        let r = parse(&f, line).unwrap();
+        assert_eq!((get(&r, "app"), get(&r, "version")), ("pay-api", "3.1.0"));
     }
 
     #[test]
