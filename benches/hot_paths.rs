@@ -4,7 +4,7 @@
 use lookout::config::log_rules::LogRulesFile;
 use lookout::config::Source;
 use lookout::logs::parse::nginx::{preset, NginxFormat};
-use lookout::logs::parse::spring::SpringFormat;
+use lookout::logs::parse::spring::{SpringFormat, FIELDS};
 use lookout::logs::record::Values;
 use lookout::logs::{SourcePlan, SourceState};
 use std::path::Path;
@@ -44,8 +44,24 @@ fn nginx_parse_by_grammar(bencher: divan::Bencher) {
 fn spring_parse(bencher: divan::Bencher) {
     let format = SpringFormat::auto();
     bencher.bench(|| {
-        let mut values: Values = vec![None; 11];
+        let mut values: Values = vec![None; FIELDS.len()];
         divan::black_box(format.parse(divan::black_box(SPRING_LINE), &mut values));
+    });
+}
+
+/// A field as a number, as every numeric `when:` and `value:` reads it: a short decimal, a
+/// status, an upstream list of a retried request.
+#[divan::bench(args = ["0.081", "503", "0.010, 0.020"])]
+fn field_number(bencher: divan::Bencher, text: &str) {
+    bencher.bench(|| lookout::logs::record::number(divan::black_box(text)));
+}
+
+/// A read line as text: valid UTF-8 is borrowed after one fast validation.
+#[divan::bench]
+fn line_text(bencher: divan::Bencher) {
+    bencher.bench(|| {
+        divan::black_box(lookout::logs::framing::line_text(divan::black_box(NGINX_LINE.as_bytes())))
+            .len()
     });
 }
 

@@ -148,7 +148,8 @@ pub struct MetricSpec {
     #[serde(default)]
     pub exemplar: Option<Spanned<String>>,
     /// Labels whose values name one thing (an application): a gauge's new series replaces the
-    /// series that share them, so an info metric shows only the current version.
+    /// series that share them, so an info metric shows only the current version. Such a gauge
+    /// needs no `value:` (it is 1).
     #[serde(default)]
     pub latest_per: Option<Spanned<Vec<String>>>,
 }
@@ -234,10 +235,14 @@ impl LogRulesFile {
                 return Err(source
                     .error_at_span(&m.name, format!("invalid metric name {:?}", m.name.value)));
             }
-            if m.kind != MetricKind::Counter && m.value.is_none() {
+            // An info gauge (`latest_per`) is 1 for the current label set; other gauges and
+            // histograms take a field.
+            let info = m.kind == MetricKind::Gauge && m.latest_per.is_some();
+            if m.kind != MetricKind::Counter && m.value.is_none() && !info {
                 return Err(source.error_at_span(
                     &m.name,
-                    "a gauge or histogram needs `value:` (the field it takes)",
+                    "a gauge or histogram needs `value:` (the field it takes), or a gauge \
+                     `latest_per:` (an info metric, 1 for the current label set)",
                 ));
             }
             if let Some(buckets) = &m.buckets {

@@ -138,7 +138,17 @@ fn exported_names() -> BTreeSet<String> {
             .args(["--lines", "3000"])
             .output()
             .unwrap();
-        let file = write_file(dir.path(), name, out.stdout);
+        let mut text = out.stdout;
+        if source == "spring" {
+            // genlogs writes a running application; add the start it would have logged.
+            text.extend_from_slice(
+                b"2026-11-20T10:00:00.007+09:00  INFO 7 --- [main] c.e.pay.PayApplication : \
+                  Starting PayApplication v1.5.0 using Java 21.0.1 with PID 7 (/app.jar started by app in /)\n\
+                  2026-11-20T10:00:03.000+09:00  INFO 7 --- [main] c.e.pay.PayApplication : \
+                  Started PayApplication in 2.981 seconds (process running for 3.402)\n",
+            );
+        }
+        let file = write_file(dir.path(), name, text);
         expositions.push(run_ok(
             Command::new(LOOKOUT)
                 .args([

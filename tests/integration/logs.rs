@@ -794,38 +794,11 @@ fn a_reload_keeps_draining_a_file_rotated_just_before() {
 /// root cause.
 #[test]
 fn spring_corpus_from_public_projects_matches_its_truth() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let excerpts = |dir: &Path| -> Vec<std::path::PathBuf> {
-        let mut found: Vec<_> = std::fs::read_dir(dir)
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            .filter_map(|e| Some(e.ok()?.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "log"))
-            .collect();
-        found.sort();
-        found
-    };
-    let shared = excerpts(&root.join("../shared/corpus/spring"));
-    let own = excerpts(&root.join("tests/data/spring"));
-    assert!(
-        shared.len() >= 27,
-        "{} shared excerpts (../shared beside the repository)",
-        shared.len()
-    );
-    assert!(own.len() >= 8, "{} excerpts of our own", own.len());
-    let names: Vec<_> = shared.into_iter().chain(own).collect();
+    let names = spring_excerpts();
     let mut wrong = Vec::new();
     for path in &names {
         let name = path.file_stem().unwrap().to_string_lossy();
-        let raw = std::fs::read(path).unwrap();
-        let text = String::from_utf8_lossy(&raw);
-        let body: String = {
-            let mut lines = text.split_inclusive('\n').peekable();
-            while lines.peek().is_some_and(|l| l.starts_with("# ")) {
-                lines.next();
-            }
-            lines.collect()
-        };
-        let got = spring_summary(&body);
+        let got = spring_summary(&excerpt_body(path));
         let truth = std::fs::read_to_string(path.with_extension("truth")).unwrap();
         let mut want: Vec<String> = truth
             .lines()
@@ -853,21 +826,103 @@ fn spring_corpus_from_public_projects_matches_its_truth() {
     );
 }
 
-/// The truth file's lines for a Spring log, as lookout reads it: `records N`, `level L N`, and
-/// `stack LINE LEVEL EXCEPTION ROOT_CAUSE`.
-fn spring_summary(body: &str) -> Vec<String> {
+/// The real Spring Boot excerpts: `../shared/corpus/spring` and `tests/data/spring`.
+fn spring_excerpts() -> Vec<std::path::PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let excerpts = |dir: &Path| -> Vec<std::path::PathBuf> {
+        let mut found: Vec<_> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .filter_map(|e| Some(e.ok()?.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .collect();
+        found.sort();
+        found
+    };
+    let shared = excerpts(&root.join("../shared/corpus/spring"));
+    let own = excerpts(&root.join("tests/data/spring"));
+    assert!(
+        shared.len() >= 27,
+        "{} shared excerpts (../shared beside the repository)",
+        shared.len()
+    );
+    assert!(own.len() >= 8, "{} excerpts of our own", own.len());
+    shared.into_iter().chain(own).collect()
+}
+
+/// An excerpt without its `# ` header lines.
+fn excerpt_body(path: &Path) -> String {
+    let raw = std::fs::read(path).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let mut lines = text.split_inclusive('\n').peekable();
+    while lines.peek().is_some_and(|l| l.starts_with("# ")) {
+        lines.next();
+    }
+    lines.collect()
+}
+
+/// A Spring log's records, framed as lookout frames them.
+fn spring_records(body: &str) -> Vec<String> {
     use lookout::logs::framing::{self, Framer, Framing, LineSplitter};
-    use lookout::logs::parse::spring::{SpringFormat, RECORD_START};
-    let format = SpringFormat::auto();
+    use lookout::logs::parse::spring::RECORD_START;
     let mut splitter = LineSplitter::new(1 << 20);
     let mut framer =
         Framer::new(Framing::multiline(Some(regex::Regex::new(RECORD_START).unwrap())));
     let mut records = Vec::new();
     let emit = &mut |r: &str| records.push(r.to_string());
-    splitter.push(body.as_bytes(), &mut |line, raw| {
-        framer.push(&String::from_utf8_lossy(line), raw, emit)
-    });
+    splitter
+        .push(body.as_bytes(), &mut |line, raw| framer.push(&framing::line_text(line), raw, emit));
     framing::finish(&mut splitter, &mut framer, emit);
+    records
+}
+
+/// Spring Boot's startup lines in the real excerpts, counted by reading them: 22 "Starting X"
+/// lines (one with a version: the AirsKy application, 0.0.1-SNAPSHOT), 16 "Started X" (DevTools
+/// restarts among them, which are application restarts), no Spring Cloud refresh; Tomcat's
+/// "Starting service", Hibernate's and Eureka's "Starting …"/"Started …" are not startup lines.
+#[test]
+fn spring_startup_lines_in_the_real_corpus() {
+    use lookout::logs::parse::spring::{SpringFormat, FIELDS};
+    let format = SpringFormat::auto();
+    let field = |name: &str| FIELDS.iter().position(|f| *f == name).unwrap();
+    let mut lifecycles = std::collections::BTreeMap::<String, usize>::new();
+    let mut versions = Vec::new();
+    let mut started_apps = std::collections::BTreeSet::new();
+    for path in spring_excerpts() {
+        for record in spring_records(&excerpt_body(&path)) {
+            let mut values: lookout::logs::record::Values = vec![None; FIELDS.len()];
+            if format.parse(&record, &mut values) != lookout::logs::parse::Parsed::Record {
+                continue;
+            }
+            let get = |name: &str| values[field(name)].as_deref().unwrap_or("").to_string();
+            let lifecycle = get("lifecycle");
+            if lifecycle.is_empty() {
+                continue;
+            }
+            *lifecycles.entry(lifecycle.clone()).or_default() += 1;
+            if !get("version").is_empty() {
+                versions.push((get("app"), get("version")));
+            }
+            if lifecycle == "started" {
+                started_apps.insert(get("app"));
+            }
+        }
+    }
+    let want: std::collections::BTreeMap<String, usize> =
+        [("starting".to_string(), 22), ("started".to_string(), 16)].into();
+    assert_eq!(lifecycles, want);
+    assert_eq!(versions, [("AirsKy".to_string(), "0.0.1-SNAPSHOT".to_string())]);
+    // The layout's [application] name where there is one, else the class of "Started X".
+    for app in ["api-gateway", "order-service", "CommunityApplication", "application"] {
+        assert!(started_apps.contains(app), "{app} in {started_apps:?}");
+    }
+}
+
+/// The truth file's lines for a Spring log, as lookout reads it: `records N`, `level L N`, and
+/// `stack LINE LEVEL EXCEPTION ROOT_CAUSE`.
+fn spring_summary(body: &str) -> Vec<String> {
+    use lookout::logs::parse::spring::SpringFormat;
+    let format = SpringFormat::auto();
+    let records = spring_records(body);
     let mut levels = std::collections::BTreeMap::<String, usize>::new();
     let mut stacks = Vec::new();
     let mut line = 1;
