@@ -1,5 +1,5 @@
-//! probes.yaml: blackbox_exporter's `modules:` schema for the http, tcp, icmp, dns and grpc
-//! probers (plus lookout's `file`), the probes lookout schedules itself and the rules of the
+//! probes.yaml: blackbox_exporter's `modules:` schema for the http, tcp, icmp, dns, grpc, unix
+//! and websocket probers (plus lookout's `file`), the probes lookout schedules itself and the rules of the
 //! `/probe` endpoint.
 //!
 //! A blackbox.yml that holds only `modules:` is a valid probes.yaml. Values with their own
@@ -113,6 +113,10 @@ pub struct Module {
     pub dns: Option<Spanned<DnsModule>>,
     #[serde(default)]
     pub grpc: Option<Spanned<GrpcModule>>,
+    #[serde(default)]
+    pub unix: Option<Spanned<UnixModule>>,
+    #[serde(default)]
+    pub websocket: Option<Spanned<WebsocketModule>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,16 +126,20 @@ pub enum ProberKind {
     Icmp,
     Dns,
     Grpc,
+    Unix,
+    Websocket,
     File,
 }
 
 impl ProberKind {
-    const ALL: [(&'static str, ProberKind); 6] = [
+    const ALL: [(&'static str, ProberKind); 8] = [
         ("http", ProberKind::Http),
         ("tcp", ProberKind::Tcp),
         ("icmp", ProberKind::Icmp),
         ("dns", ProberKind::Dns),
         ("grpc", ProberKind::Grpc),
+        ("unix", ProberKind::Unix),
+        ("websocket", ProberKind::Websocket),
         ("file", ProberKind::File),
     ];
 }
@@ -153,6 +161,8 @@ impl Module {
             (self.icmp.is_some(), "icmp", ProberKind::Icmp),
             (self.dns.is_some(), "dns", ProberKind::Dns),
             (self.grpc.is_some(), "grpc", ProberKind::Grpc),
+            (self.unix.is_some(), "unix", ProberKind::Unix),
+            (self.websocket.is_some(), "websocket", ProberKind::Websocket),
         ]
         .into_iter()
         .filter(|(present, _, _)| *present)
@@ -226,7 +236,14 @@ macro_rules! default_from_empty_yaml {
         }
     )*};
 }
-default_from_empty_yaml!(HttpModule, TcpModule, IcmpModule, GrpcModule);
+default_from_empty_yaml!(
+    HttpModule,
+    TcpModule,
+    IcmpModule,
+    GrpcModule,
+    UnixModule,
+    WebsocketModule
+);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -318,15 +335,110 @@ pub struct TcpModule {
     pub tls_config: TlsConfig,
 }
 
+/// One step of a `query_response` dialogue (tcp, unix, websocket).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueryStep {
     #[serde(default)]
-    pub expect: Option<Pattern>,
+    pub expect: Option<Spanned<Pattern>>,
+    /// Exact bytes read next (`!!binary` allowed); exclusive with `expect`.
     #[serde(default)]
-    pub send: Option<String>,
+    pub expect_bytes: Option<Spanned<String>>,
+    /// `probe_expect_info` labels, their values expanded with `expect`'s captures.
+    #[serde(default)]
+    pub labels: Vec<ExpectLabel>,
+    /// A line sent after the step's read (`!!binary` allowed).
+    #[serde(default)]
+    pub send: Option<Spanned<String>>,
     #[serde(default)]
     pub starttls: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectLabel {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub value: String,
+}
+
+/// `prober: unix`: a query_response dialogue over a Unix stream socket, optionally in TLS.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnixModule {
+    #[serde(default)]
+    pub query_response: Vec<QueryStep>,
+    #[serde(default)]
+    pub tls: bool,
+    #[serde(default)]
+    pub tls_config: TlsConfig,
+}
+
+/// `prober: websocket`: an HTTP upgrade, then a query_response dialogue of messages.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebsocketModule {
+    #[serde(default)]
+    pub http_config: WebsocketHttpConfig,
+    #[serde(default)]
+    pub headers: BTreeMap<String, Spanned<HeaderValues>>,
+    #[serde(default)]
+    pub query_response: Vec<QueryStep>,
+    #[serde(default)]
+    pub preferred_ip_protocol: IpProtocol,
+    #[serde(default = "yes")]
+    pub ip_protocol_fallback: bool,
+}
+
+/// The parts of Prometheus' `http_client_config` the websocket prober applies, as blackbox's.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WebsocketHttpConfig {
+    #[serde(default)]
+    pub basic_auth: Option<Spanned<BasicAuth>>,
+    #[serde(default)]
+    pub authorization: Option<Spanned<Authorization>>,
+    #[serde(default)]
+    pub tls_config: TlsConfig,
+}
+
+/// A request header's values, as Prometheus' `http_headers`: literal `values`, `secrets`
+/// (never shown) and `files` read at each request. A plain string is one value, as upstream's
+/// example.yml writes it.
+#[derive(Debug, Default)]
+pub struct HeaderValues {
+    pub values: Vec<String>,
+    pub secrets: Vec<String>,
+    pub files: Vec<String>,
+}
+
+impl<'de> Deserialize<'de> for HeaderValues {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Lists {
+            #[serde(default)]
+            values: Vec<String>,
+            #[serde(default)]
+            secrets: Vec<String>,
+            #[serde(default)]
+            files: Vec<String>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Lists(Lists),
+        }
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("expected a string or a map of values, secrets and files")
+        })? {
+            Raw::Text(value) => Ok(HeaderValues { values: vec![value], ..HeaderValues::default() }),
+            Raw::Lists(l) => {
+                Ok(HeaderValues { values: l.values, secrets: l.secrets, files: l.files })
+            }
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -453,11 +565,20 @@ pub struct ProbeEndpoint {
     /// Whether `/probe` may reach lookout's own listening sockets.
     #[serde(default)]
     pub allow_self: bool,
+    /// Whole-string regexes of the socket paths `/probe` may reach with `prober: unix`; none
+    /// by default, so a scraper cannot reach e.g. the Docker socket.
+    #[serde(default)]
+    pub allowed_unix_sockets: Vec<AnchoredPattern>,
 }
 
 impl Default for ProbeEndpoint {
     fn default() -> Self {
-        ProbeEndpoint { enabled: true, allowed_targets: Vec::new(), allow_self: false }
+        ProbeEndpoint {
+            enabled: true,
+            allowed_targets: Vec::new(),
+            allow_self: false,
+            allowed_unix_sockets: Vec::new(),
+        }
     }
 }
 
@@ -552,7 +673,7 @@ impl Module {
             return Err(source.error_at_span(
                 &self.prober,
                 format!(
-                    "unknown prober {:?} (http, tcp, icmp, dns, grpc, file)",
+                    "unknown prober {:?} (http, tcp, icmp, dns, grpc, unix, websocket, file)",
                     self.prober.value
                 ),
             ));
@@ -571,8 +692,35 @@ impl Module {
             let key = format!("modules.{name}.http");
             http.value.validate(source, &|message| source.error_in(&key, http, message))?;
         }
+        let section = |name: &str, section: &str| format!("modules.{name}.{section}");
         if let Some(tcp) = &self.tcp {
             tcp.value.tls_config.validate(source)?;
+            validate_steps(&tcp.value.query_response, &section(name, "tcp"), source)?;
+        }
+        if let Some(unix) = &self.unix {
+            unix.value.tls_config.validate(source)?;
+            validate_steps(&unix.value.query_response, &section(name, "unix"), source)?;
+        }
+        if let Some(ws) = &self.websocket {
+            let key = section(name, "websocket");
+            ws.value.http_config.validate(source, &key)?;
+            validate_steps(&ws.value.query_response, &key, source)?;
+            for step in &ws.value.query_response {
+                if let Some(bytes) = &step.expect_bytes {
+                    return Err(source.error_in(
+                        &format!("{key}.query_response.expect_bytes"),
+                        bytes,
+                        "expect_bytes is not used by the websocket prober: match messages with expect",
+                    ));
+                }
+                if step.starttls {
+                    return Err(source.error_in(
+                        &format!("{key}.query_response.starttls"),
+                        ws,
+                        "starttls is not used by the websocket prober: use a wss:// target",
+                    ));
+                }
+            }
         }
         if let Some(dns) = &self.dns {
             dns.value.tls_config.validate(source)?;
@@ -587,6 +735,88 @@ impl Module {
             ));
         }
         Ok(())
+    }
+}
+
+/// Upstream's rule on a step (expect and expect_bytes are exclusive) and lookout's on its
+/// labels: names Prometheus accepts that do not clash with the labels lookout sets.
+fn validate_steps(steps: &[QueryStep], section: &str, source: &Source) -> Result<(), ConfigError> {
+    let key = format!("{section}.query_response");
+    for step in steps {
+        if let (Some(_), Some(bytes)) = (&step.expect, &step.expect_bytes) {
+            return Err(source.error_in(
+                &format!("{key}.expect_bytes"),
+                bytes,
+                "expect and expect_bytes are mutually exclusive",
+            ));
+        }
+        let mut seen = HashSet::new();
+        for label in &step.labels {
+            let name = &label.name.value;
+            if !is_label_name(name) || reserved_labels().contains(&name.as_str()) {
+                return Err(source.error_in(
+                    &format!("{key}.labels.name"),
+                    &label.name,
+                    format!("label name {name:?} is not allowed: use [a-zA-Z_][a-zA-Z0-9_]*, not __*, nor a label lookout sets ({})", reserved_labels().join(", ")),
+                ));
+            }
+            if !seen.insert(name.as_str()) {
+                return Err(source.error_in(
+                    &format!("{key}.labels.name"),
+                    &label.name,
+                    format!("duplicate label name {name:?}"),
+                ));
+            }
+        }
+        if step.expect.is_none() {
+            if let Some(label) = step.labels.first() {
+                return Err(source.error_in(
+                    &format!("{key}.labels"),
+                    &label.name,
+                    "labels take their values from expect's captures: this step has no expect",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl WebsocketHttpConfig {
+    fn validate(&self, source: &Source, section: &str) -> Result<(), ConfigError> {
+        let key = format!("{section}.http_config");
+        if let (Some(_), Some(authorization)) = (&self.basic_auth, &self.authorization) {
+            return Err(source.error_in(
+                &format!("{key}.authorization"),
+                authorization,
+                "at most one of basic_auth and authorization may be set",
+            ));
+        }
+        if let Some(auth) = &self.basic_auth {
+            if auth.value.password.is_some() && auth.value.password_file.is_some() {
+                return Err(source.error_in(
+                    &format!("{key}.basic_auth"),
+                    auth,
+                    "at most one of password and password_file may be set",
+                ));
+            }
+        }
+        if let Some(auth) = &self.authorization {
+            if auth.value.credentials.is_some() && auth.value.credentials_file.is_some() {
+                return Err(source.error_in(
+                    &format!("{key}.authorization"),
+                    auth,
+                    "at most one of credentials and credentials_file may be set",
+                ));
+            }
+            if auth.value.kind.eq_ignore_ascii_case("basic") {
+                return Err(source.error_in(
+                    &format!("{key}.authorization"),
+                    auth,
+                    "authorization: type Basic is set with basic_auth instead",
+                ));
+            }
+        }
+        self.tls_config.validate(source)
     }
 }
 
