@@ -33,12 +33,22 @@ use tokio_rustls::TlsConnector;
 /// Go's `time.Time{}` as a Unix timestamp (January 1st of year 1).
 const GO_ZERO_TIME: f64 = -62_135_596_800.0;
 
+/// A module's TLS client. When a file it names (CA, client certificate or key) does not
+/// exist yet, loading only warns and each handshake tries again, failing with
+/// `certificate_file` until the file is there (blackbox reads them at each probe); a file that
+/// exists but cannot be used is a load error.
 pub struct TlsClient {
+    built: OnceLock<Built>,
+    /// What to build from while a named file is missing.
+    pending: Option<(TlsConfig, Vec<Vec<u8>>)>,
+    server_name: Option<String>,
+}
+
+struct Built {
     connector: TlsConnector,
     /// Built on first use when it rests on the system trust store, which most modules never need.
     verifier: OnceLock<Option<Arc<WebPkiServerVerifier>>>,
     insecure_skip_verify: bool,
-    server_name: Option<String>,
     client_certs: Vec<CertInfo>,
 }
 
@@ -69,6 +79,73 @@ impl TlsClient {
         alpn: &[&[u8]],
         source: &Source,
     ) -> Result<TlsClient, ConfigError> {
+        let server_name = config.server_name.clone();
+        if let Some(missing) = missing_file(config) {
+            tracing::warn!(
+                "{}: {missing} does not exist (yet): probes with this TLS configuration fail until it does",
+                source.path.display()
+            );
+            let alpn = alpn.iter().map(|p| p.to_vec()).collect();
+            return Ok(TlsClient {
+                built: OnceLock::new(),
+                pending: Some((config.clone(), alpn)),
+                server_name,
+            });
+        }
+        let built = OnceLock::new();
+        let _ = built.set(Built::new(config, alpn, source)?);
+        Ok(TlsClient { built, pending: None, server_name })
+    }
+
+    /// The client, built now if a file it needs has appeared since loading.
+    fn built(&self) -> Result<&Built, Failure> {
+        if let Some(built) = self.built.get() {
+            return Ok(built);
+        }
+        let (config, alpn) = self.pending.as_ref().expect("a client is built or pending");
+        let failed = |message: String| Failure::new(FailureReason::CertificateFile, message);
+        if let Some(missing) = missing_file(config) {
+            return Err(failed(format!("{missing} does not exist")));
+        }
+        let alpn: Vec<&[u8]> = alpn.iter().map(Vec::as_slice).collect();
+        let source = Source::from_text(std::path::Path::new("tls_config"), "")
+            .map_err(|e| failed(e.message))?;
+        let built = Built::new(config, &alpn, &source).map_err(|e| failed(e.message))?;
+        Ok(self.built.get_or_init(|| built))
+    }
+
+    /// Handshakes over `io`, records the TLS metrics, and fails unless the chain verifies
+    /// (or `insecure_skip_verify` is set).
+    /// `name` is the name sent (SNI) and verified; see [`TlsClient::server_name`].
+    pub async fn handshake<IO>(
+        &self,
+        io: IO,
+        name: &str,
+        report: &mut Report,
+    ) -> Result<TlsStream<IO>, Failure>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.built()?.handshake(io, name, report).await
+    }
+
+    /// The configured `server_name`, which replaces the target's host for SNI and verification.
+    pub fn server_name(&self) -> Option<&str> {
+        self.server_name.as_deref()
+    }
+}
+
+/// The first file the configuration names that does not exist.
+fn missing_file(config: &TlsConfig) -> Option<&str> {
+    [&config.ca_file, &config.cert_file, &config.key_file]
+        .into_iter()
+        .flatten()
+        .map(|f| f.value.as_str())
+        .find(|path| !std::path::Path::new(path).exists())
+}
+
+impl Built {
+    fn new(config: &TlsConfig, alpn: &[&[u8]], source: &Source) -> Result<Built, ConfigError> {
         let verifier = OnceLock::new();
         if let Some(path) = &config.ca_file {
             let certs =
@@ -118,19 +195,15 @@ impl TlsClient {
         client_config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         // Every probe measures a full handshake, as blackbox's fresh transport does.
         client_config.resumption = rustls::client::Resumption::disabled();
-        Ok(TlsClient {
+        Ok(Built {
             connector: TlsConnector::from(Arc::new(client_config)),
             verifier,
             insecure_skip_verify: config.insecure_skip_verify,
-            server_name: config.server_name.clone(),
             client_certs,
         })
     }
 
-    /// Handshakes over `io`, records the TLS metrics, and fails unless the chain verifies
-    /// (or `insecure_skip_verify` is set).
-    /// `name` is the name sent (SNI) and verified; see [`TlsClient::server_name`].
-    pub async fn handshake<IO>(
+    async fn handshake<IO>(
         &self,
         io: IO,
         name: &str,
@@ -191,11 +264,6 @@ impl TlsClient {
                 format!("certificate of {name_text} not trusted: {e}"),
             )),
         }
-    }
-
-    /// The configured `server_name`, which replaces the target's host for SNI and verification.
-    pub fn server_name(&self) -> Option<&str> {
-        self.server_name.as_deref()
     }
 
     fn verify(
