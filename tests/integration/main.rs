@@ -22,4 +22,6 @@ mod status_page;
 mod tailing;
 mod tcp_prober;
 mod tls;
+mod unix_prober;
 mod web_security;
+mod websocket_prober;
