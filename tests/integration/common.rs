@@ -398,8 +398,19 @@ impl Server {
 
     /// [`Server::spawn`] on `addr`, for configurations that name lookout's own address.
     pub fn spawn_at(dir: &Path, flags: &[String], addr: SocketAddr) -> Server {
+        Server::spawn_with_env(dir, flags, addr, &[])
+    }
+
+    /// [`Server::spawn_at`] with environment variables set (a trust store in `SSL_CERT_FILE`).
+    pub fn spawn_with_env(
+        dir: &Path,
+        flags: &[String],
+        addr: SocketAddr,
+        env: &[(&str, &Path)],
+    ) -> Server {
         let child = std::process::Command::new(LOOKOUT)
             .current_dir(dir)
+            .envs(env.iter().copied())
             .args(flags)
             .arg(format!("--web.listen-address={addr}"))
             .stdout(std::process::Stdio::null())

@@ -1,14 +1,19 @@
-//! A blackbox.yml with http, tcp, icmp, dns and grpc modules, run by the binary the three ways
-//! lookout runs probes: `/probe`, scheduled probes (with `/metrics` and the status page), and
-//! `--once`.
+//! A blackbox.yml with http, tcp, icmp, dns, grpc, unix and websocket modules, run by the
+//! binary the three ways lookout runs probes: `/probe`, scheduled probes (with `/metrics` and
+//! the status page), and `--once`; and blackbox's own configurations, shipped and test ones.
 
 use crate::cli::wait_for;
 use crate::common::*;
 use crate::peers::{dns, grpc_server, Dns, Health};
+use crate::unix_prober::unix_service;
+use crate::websocket_prober::{websocket_server, Seen};
 
-fn config(dns: &Dns) -> String {
+fn config(dns: &Dns, dir: &std::path::Path) -> String {
     let web = in_background(http_server);
     let grpc = grpc_server(Health::Reporter, None);
+    let socket = unix_service(dir, None);
+    let socket = socket.display();
+    let ws = in_background(|| websocket_server(None, Seen::default()));
     let dns = dns.authoritative;
     format!(
         r#"modules:
@@ -17,12 +22,18 @@ fn config(dns: &Dns) -> String {
   icmp: {{ prober: icmp, icmp: {{ packets: 2, packet_interval: 50ms }} }}
   dns_soa: {{ prober: dns, dns: {{ query_name: example.test, query_type: SOA }} }}
   grpc: {{ prober: grpc }}
+  unix_ping: {{ prober: unix, unix: {{ query_response: [{{ send: PING }}, {{ expect: PONG }}] }} }}
+  websocket: {{ prober: websocket, websocket: {{ query_response: [{{ expect: "^Hello" }}] }} }}
+probe_endpoint:
+  allowed_unix_sockets: ["{socket}"]
 probes:
   - {{ name: web, module: http_2xx, target: "http://{web}/", interval: 1s }}
   - {{ name: port, module: tcp_connect, target: "{web}", interval: 1s }}
   - {{ name: ping, module: icmp, target: 127.0.0.1, interval: 1s }}
   - {{ name: zone, module: dns_soa, target: "{dns}", interval: 1s }}
   - {{ name: health, module: grpc, target: "{grpc}", interval: 1s }}
+  - {{ name: socket, module: unix_ping, target: "{socket}", interval: 1s }}
+  - {{ name: chat, module: websocket, target: "ws://{ws}/", interval: 1s }}
 "#
     )
 }
@@ -31,13 +42,14 @@ probes:
 fn every_prober_through_probe_schedule_and_once() {
     let dir = tempfile::tempdir().unwrap();
     let dns = dns();
-    let yaml = config(&dns);
+    let yaml = config(&dns, dir.path());
     let server = Server::start(dir.path(), &yaml);
-    for name in ["web", "port", "ping", "zone", "health"] {
+    let names = ["web", "port", "ping", "zone", "health", "socket", "chat"];
+    for name in names {
         wait_for(server.addr, "/metrics", &format!("probe_success{{probe=\"{name}\""));
     }
     let metrics = get(server.addr, "/metrics", &[]).unwrap().body;
-    for name in ["web", "port", "ping", "zone", "health"] {
+    for name in names {
         let line = metrics
             .lines()
             .find(|l| l.starts_with(&format!("probe_success{{probe=\"{name}\"")))
@@ -46,8 +58,9 @@ fn every_prober_through_probe_schedule_and_once() {
     }
     assert!(metrics.contains("lookout_icmp_packets_received{probe=\"ping\""), "{metrics}");
     assert!(metrics.contains("probe_dns_serial{probe=\"zone\""), "{metrics}");
+    assert!(metrics.contains("probe_websocket_status_code{probe=\"chat\""), "{metrics}");
     let page = get(server.addr, "/", &[]).unwrap().body;
-    for shown in ["SERVING", "1 answers", "2/2 replies"] {
+    for shown in ["SERVING", "1 answers", "2/2 replies", "101"] {
         assert!(page.contains(shown), "{shown} not on the status page");
     }
     // /probe with the same modules and targets.
@@ -61,10 +74,14 @@ fn every_prober_through_probe_schedule_and_once() {
         assert_eq!(sample_value(&body, "probe_success "), Some(1.0), "{module}: {body}");
     }
     // The guard holds for the new probers too: lookout's own port is not a target.
-    for module in ["grpc", "dns_soa", "tcp_connect"] {
-        let body = get(server.addr, &format!("/probe?module={module}&target={}", server.addr), &[])
-            .unwrap()
-            .body;
+    for module in ["grpc", "dns_soa", "tcp_connect", "websocket"] {
+        let target = if module == "websocket" {
+            format!("ws://{}/", server.addr)
+        } else {
+            server.addr.to_string()
+        };
+        let body =
+            get(server.addr, &format!("/probe?module={module}&target={target}"), &[]).unwrap().body;
         assert!(body.contains("reason=\"target_not_allowed\""), "{module}: {body}");
     }
     drop(server);
@@ -76,7 +93,7 @@ fn every_prober_through_probe_schedule_and_once() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("5 probes, 5 ok"), "{text}");
+    assert!(text.contains("7 probes, 7 ok"), "{text}");
     assert!(text.contains("SERVING") && text.contains("2/2 replies"), "{text}");
 }
 

@@ -23,5 +23,6 @@ mod tailing;
 mod tcp_prober;
 mod tls;
 mod unix_prober;
+mod upstream_configs;
 mod web_security;
 mod websocket_prober;
