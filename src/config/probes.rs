@@ -705,17 +705,17 @@ impl Module {
             let key = section(name, "websocket");
             ws.value.http_config.validate(source, &key)?;
             validate_steps(&ws.value.query_response, &key, source)?;
-            for step in &ws.value.query_response {
+            for (index, step) in ws.value.query_response.iter().enumerate() {
                 if let Some(bytes) = &step.expect_bytes {
                     return Err(source.error_in(
-                        &format!("{key}.query_response.expect_bytes"),
+                        &format!("{key}.query_response[{index}].expect_bytes"),
                         bytes,
                         "expect_bytes is not used by the websocket prober: match messages with expect",
                     ));
                 }
                 if step.starttls {
                     return Err(source.error_in(
-                        &format!("{key}.query_response.starttls"),
+                        &format!("{key}.query_response[{index}].starttls"),
                         ws,
                         "starttls is not used by the websocket prober: use a wss:// target",
                     ));
@@ -741,8 +741,8 @@ impl Module {
 /// Upstream's rule on a step (expect and expect_bytes are exclusive) and lookout's on its
 /// labels: names Prometheus accepts that do not clash with the labels lookout sets.
 fn validate_steps(steps: &[QueryStep], section: &str, source: &Source) -> Result<(), ConfigError> {
-    let key = format!("{section}.query_response");
-    for step in steps {
+    for (index, step) in steps.iter().enumerate() {
+        let key = format!("{section}.query_response[{index}]");
         if let (Some(_), Some(bytes)) = (&step.expect, &step.expect_bytes) {
             return Err(source.error_in(
                 &format!("{key}.expect_bytes"),
@@ -751,18 +751,18 @@ fn validate_steps(steps: &[QueryStep], section: &str, source: &Source) -> Result
             ));
         }
         let mut seen = HashSet::new();
-        for label in &step.labels {
+        for (position, label) in step.labels.iter().enumerate() {
             let name = &label.name.value;
             if !is_label_name(name) || reserved_labels().contains(&name.as_str()) {
                 return Err(source.error_in(
-                    &format!("{key}.labels.name"),
+                    &format!("{key}.labels[{position}].name"),
                     &label.name,
                     format!("label name {name:?} is not allowed: use [a-zA-Z_][a-zA-Z0-9_]*, not __*, nor a label lookout sets ({})", reserved_labels().join(", ")),
                 ));
             }
             if !seen.insert(name.as_str()) {
                 return Err(source.error_in(
-                    &format!("{key}.labels.name"),
+                    &format!("{key}.labels[{position}].name"),
                     &label.name,
                     format!("duplicate label name {name:?}"),
                 ));

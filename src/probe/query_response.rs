@@ -38,10 +38,11 @@ impl Step {
         section: &str,
         source: &Source,
     ) -> Result<Vec<Step>, ConfigError> {
-        let key = format!("{section}.query_response");
         steps
             .iter()
-            .map(|step| {
+            .enumerate()
+            .map(|(index, step)| {
+                let key = format!("{section}.query_response[{index}]");
                 let bytes = |value: &Option<serde_saphyr::Spanned<String>>, name: &str| {
                     value.as_ref().map(|v| source.bytes_of(v, &format!("{key}.{name}"))).transpose()
                 };

@@ -98,8 +98,8 @@ fn every_prober_through_probe_schedule_and_once() {
 }
 
 /// blackbox's own test configurations (`../shared/corpus/blackbox-configs`, upstream's
-/// config/testdata): the good one loads, the bad icmp, dns and prober ones are refused at
-/// their line, as upstream refuses them.
+/// config/testdata): the good one loads, the bad ones outside HTTP are refused at their line,
+/// as upstream refuses them.
 #[test]
 fn upstream_blackbox_test_configurations() {
     let corpus =
@@ -120,10 +120,121 @@ fn upstream_blackbox_test_configurations() {
         ("invalid-icmp-ttl.yml", ":5:12: key 'modules.icmp_test.icmp.ttl'"),
         ("invalid-icmp-ttl-overflow.yml", "ttl cannot exceed 255"),
         ("invalid-prober.yml", "unknown prober"),
+        (
+            "invalid-tcp-query-response-regexp.yml",
+            ":7:19: key 'modules.tcp_test.tcp.query_response[0].expect': invalid regexp",
+        ),
+        (
+            "invalid-unix-query-response-regexp.yml",
+            ":8:19: key 'modules.unix_socket_bad_regex.unix.query_response[0].expect': invalid regexp",
+        ),
+        (
+            "invalid-websocket-query-response-regexp.yml",
+            ":7:19: key 'modules.websocket_test.websocket.query_response[0].expect': invalid regexp",
+        ),
+        ("blackbox-bad.yml", ":50:7: key 'modules.dns_test.dns.invalid_extra_field'"),
+        ("blackbox-bad2.yml", ":6:7: key 'modules.http_post_2xx.http': at most one of"),
     ] {
         let out = check(file);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{file}: {err}");
         assert!(err.contains(file) && err.contains(place), "{file}: {err}");
+    }
+}
+
+/// Upstream's configuration rules outside HTTP, each with a file it refuses and one it accepts
+/// (`tests/data/blackbox_rules/<rule>.refused.yml` and `.accepted.yml`), through `lookout check`.
+#[test]
+fn blackbox_rules_refused_and_accepted() {
+    let rules = [
+        ("prober-name", "3:13", "modules.check.prober", "unknown prober \"sctp\""),
+        ("unknown-key", "6:7", "modules.zone.dns.query_nam", "unknown field"),
+        (
+            "tcp-expect-and-expect-bytes",
+            "8:25",
+            "modules.postgres.tcp.query_response[1].expect_bytes",
+            "mutually exclusive",
+        ),
+        (
+            "unix-expect-and-expect-bytes",
+            "8:25",
+            "modules.agent.unix.query_response[1].expect_bytes",
+            "mutually exclusive",
+        ),
+        (
+            "tcp-query-response-regexp",
+            "6:19",
+            "modules.smtp.tcp.query_response[0].expect",
+            "unclosed group",
+        ),
+        (
+            "unix-query-response-regexp",
+            "7:19",
+            "modules.agent.unix.query_response[1].expect",
+            "unclosed character class",
+        ),
+        (
+            "websocket-query-response-regexp",
+            "6:19",
+            "modules.chat.websocket.query_response[0].expect",
+            "repetition operator",
+        ),
+        (
+            "expect-label-name",
+            "8:21",
+            "modules.ssh.tcp.query_response[0].labels[0].name",
+            "\"ssh-version\" is not allowed",
+        ),
+        ("icmp-ttl-negative", "5:12", "modules.ping.icmp.ttl", ""),
+        ("icmp-ttl-above-255", "5:12", "modules.ping.icmp.ttl", "cannot exceed 255"),
+        ("dns-query-class", "7:20", "modules.chaos.dns.query_class", "\"CHAOSNET\""),
+        ("dns-query-type", "6:19", "modules.mail.dns.query_type", "\"MAILX\""),
+        ("dns-query-name", "5:7", "modules.mail.dns", "missing field `query_name`"),
+        (
+            "websocket-one-authentication",
+            "10:11",
+            "modules.chat.websocket.http_config.authorization",
+            "at most one of basic_auth and authorization",
+        ),
+        (
+            "websocket-password-and-file",
+            "7:11",
+            "modules.chat.websocket.http_config.basic_auth",
+            "at most one of password and password_file",
+        ),
+        ("tls-cert-without-key", "7:20", "modules.mtls.tcp.tls_config.cert_file", "needs key_file"),
+    ];
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/blackbox_rules");
+    let check = |file: &str| {
+        std::process::Command::new(LOOKOUT)
+            .current_dir(&data)
+            .args(["check", &format!("--config.probes={file}")])
+            .output()
+            .unwrap()
+    };
+    let mut files: Vec<String> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut listed: Vec<String> = rules
+        .iter()
+        .flat_map(|(rule, ..)| [format!("{rule}.accepted.yml"), format!("{rule}.refused.yml")])
+        .collect();
+    listed.sort();
+    assert_eq!(files, listed, "every file in tests/data/blackbox_rules has its rule");
+    for (rule, place, key, message) in rules {
+        let refused = format!("{rule}.refused.yml");
+        let out = check(&refused);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{refused}: {err}");
+        assert!(
+            err.contains(&format!("{refused}:{place}: key '{key}")) && err.contains(message),
+            "{refused}: expected {place}, {key} and {message:?} in {err}"
+        );
+        let accepted = format!("{rule}.accepted.yml");
+        let out = check(&accepted);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{accepted}: {err}");
     }
 }
