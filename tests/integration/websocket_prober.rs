@@ -15,6 +15,8 @@ pub type Seen = Arc<Mutex<Vec<Vec<(String, String)>>>>;
 /// Greets with `Hello, "tester"`, answers `Hello server, i'am X` with `Welcome X` and echoes
 /// anything else. Refuses the upgrade (401) when the request carries `Authorization` with a
 /// wrong password for user `user`.
+// The refusal is tungstenite's own response type, large as it is.
+#[allow(clippy::result_large_err)]
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, seen: Seen) {
     let check = move |request: &Request, response: Response| {
         let headers = request
