@@ -275,6 +275,27 @@ pub struct Authorization {
     pub credentials_file: Option<String>,
 }
 
+impl BasicAuth {
+    fn check(&self) -> Result<(), &'static str> {
+        if self.password.is_some() && self.password_file.is_some() {
+            return Err("at most one of password and password_file may be set");
+        }
+        Ok(())
+    }
+}
+
+impl Authorization {
+    fn check(&self) -> Result<(), &'static str> {
+        if self.credentials.is_some() && self.credentials_file.is_some() {
+            return Err("at most one of credentials and credentials_file may be set");
+        }
+        if self.kind.eq_ignore_ascii_case("basic") {
+            return Err("type Basic is set with basic_auth instead");
+        }
+        Ok(())
+    }
+}
+
 fn bearer() -> String {
     "Bearer".to_string()
 }
@@ -792,29 +813,14 @@ impl WebsocketHttpConfig {
             ));
         }
         if let Some(auth) = &self.basic_auth {
-            if auth.value.password.is_some() && auth.value.password_file.is_some() {
-                return Err(source.error_in(
-                    &format!("{key}.basic_auth"),
-                    auth,
-                    "at most one of password and password_file may be set",
-                ));
-            }
+            auth.value
+                .check()
+                .map_err(|e| source.error_in(&format!("{key}.basic_auth"), auth, e))?;
         }
         if let Some(auth) = &self.authorization {
-            if auth.value.credentials.is_some() && auth.value.credentials_file.is_some() {
-                return Err(source.error_in(
-                    &format!("{key}.authorization"),
-                    auth,
-                    "at most one of credentials and credentials_file may be set",
-                ));
-            }
-            if auth.value.kind.eq_ignore_ascii_case("basic") {
-                return Err(source.error_in(
-                    &format!("{key}.authorization"),
-                    auth,
-                    "authorization: type Basic is set with basic_auth instead",
-                ));
-            }
+            auth.value
+                .check()
+                .map_err(|e| source.error_in(&format!("{key}.authorization"), auth, e))?;
         }
         self.tls_config.validate(source)
     }
@@ -840,25 +846,11 @@ impl HttpModule {
                 "at most one of basic_auth, bearer_token, bearer_token_file and authorization may be set".to_string(),
             ));
         }
-        if let Some(auth) = &self.basic_auth {
-            if auth.password.is_some() && auth.password_file.is_some() {
-                return Err(section_error(
-                    "basic_auth: at most one of password and password_file may be set".to_string(),
-                ));
-            }
+        if let Some(Err(e)) = self.basic_auth.as_ref().map(BasicAuth::check) {
+            return Err(section_error(format!("basic_auth: {e}")));
         }
-        if let Some(auth) = &self.authorization {
-            if auth.credentials.is_some() && auth.credentials_file.is_some() {
-                return Err(section_error(
-                    "authorization: at most one of credentials and credentials_file may be set"
-                        .to_string(),
-                ));
-            }
-            if auth.kind.eq_ignore_ascii_case("basic") {
-                return Err(section_error(
-                    "authorization: type Basic is set with basic_auth instead".to_string(),
-                ));
-            }
+        if let Some(Err(e)) = self.authorization.as_ref().map(Authorization::check) {
+            return Err(section_error(format!("authorization: {e}")));
         }
         if let (Some(compression), Some((_, accept))) = (
             self.compression,

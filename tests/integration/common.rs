@@ -451,6 +451,18 @@ impl Drop for Server {
     }
 }
 
+/// `lookout --once` on `dir/probes.yaml`, which must succeed; its output.
+pub fn once_ok(dir: &Path) -> String {
+    let out = std::process::Command::new(LOOKOUT)
+        .current_dir(dir)
+        .args(["--once", "--config.probes=probes.yaml"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    text
+}
+
 /// Writes each case's `yaml` to `dir/file` and runs lookout with `flags` plus `FLAG=that file`;
 /// each must be refused (exit 2) with `file:LINE:COL:` (`position`) and `message` on stderr.
 pub fn assert_config_errors(

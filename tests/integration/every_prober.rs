@@ -86,13 +86,7 @@ fn every_prober_through_probe_schedule_and_once() {
     }
     drop(server);
     // --once.
-    let out = std::process::Command::new(LOOKOUT)
-        .current_dir(dir.path())
-        .args(["--once", "--config.probes=probes.yaml"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let text = once_ok(dir.path());
     assert!(text.contains("7 probes, 7 ok"), "{text}");
     assert!(text.contains("SERVING") && text.contains("2/2 replies"), "{text}");
 }

@@ -2,8 +2,8 @@
 //! `/probe` reaching only the sockets `probe_endpoint.allowed_unix_sockets` names.
 
 use crate::common::*;
+use crate::peers::tls_acceptor;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
 
@@ -23,16 +23,7 @@ async fn ping_pong<S: AsyncRead + AsyncWrite + Unpin>(stream: S) {
 /// A PING/PONG service on a Unix socket in `dir`, in TLS with `leaf` when given.
 pub fn unix_service(dir: &Path, leaf: Option<&Leaf>) -> PathBuf {
     let path = dir.join(if leaf.is_some() { "tls.sock" } else { "plain.sock" });
-    let acceptor = leaf.map(|leaf| {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![leaf.der.clone()], leaf.key_der())
-            .unwrap();
-        tokio_rustls::TlsAcceptor::from(Arc::new(config))
-    });
+    let acceptor = leaf.map(|leaf| tls_acceptor(vec![leaf.der.clone()], leaf.key_der(), &[]));
     let (ready, bound) = std::sync::mpsc::channel();
     let at = path.clone();
     std::thread::spawn(move || {
@@ -164,12 +155,6 @@ fn probe_endpoint_reaches_only_allowed_sockets() {
     assert!(body.contains("reason=\"target_not_allowed\""), "{body}");
     drop(server);
 
-    let out = std::process::Command::new(LOOKOUT)
-        .current_dir(dir.path())
-        .args(["--once", "--config.probes=probes.yaml"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let text = once_ok(dir.path());
     assert!(text.contains("1 probes, 1 ok"), "{text}");
 }

@@ -2,6 +2,7 @@
 //! dialogue of upstream's example.yml modules, against a websocket server on loopback.
 
 use crate::common::*;
+use crate::peers::tls_acceptor;
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -55,16 +56,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, seen: Seen) {
 }
 
 pub async fn websocket_server(tls: Option<&Leaf>, seen: Seen) -> SocketAddr {
-    let acceptor = tls.map(|leaf| {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![leaf.der.clone()], leaf.key_der())
-            .unwrap();
-        tokio_rustls::TlsAcceptor::from(Arc::new(config))
-    });
+    let acceptor = tls.map(|leaf| tls_acceptor(vec![leaf.der.clone()], leaf.key_der(), &[]));
     raw_server(move |stream| {
         let (acceptor, seen) = (acceptor.clone(), seen.clone());
         async move {
