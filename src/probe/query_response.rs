@@ -192,3 +192,44 @@ async fn read_line<R: AsyncBufRead + Unpin>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::probes::ProberKind;
+    use crate::config::probes::ProbesFile;
+    use std::path::Path;
+
+    fn sends(yaml: &str) -> Vec<Option<Vec<u8>>> {
+        let source = Source::from_text(Path::new("probes.yaml"), yaml).unwrap();
+        let file = ProbesFile::load(&source).unwrap();
+        let module = file.modules.values().next().unwrap();
+        assert_eq!(module.kind(), ProberKind::Tcp);
+        let tcp = &module.tcp.as_ref().unwrap().value;
+        let steps = Step::prepare_all(&tcp.query_response, "modules.m.tcp", &source).unwrap();
+        steps.into_iter().map(|s| s.send).collect()
+    }
+
+    #[test]
+    fn binary_payloads_in_block_and_flow_style() {
+        let postgres = vec![0u8, 0, 0, 8, 4, 0xD2, 0x16, 0x2F];
+        let block = "modules:\n  m:\n    prober: tcp\n    tcp:\n      query_response:\n        - send: !!binary AAAACATSFi8=\n        - send: plain\n";
+        assert_eq!(sends(block), [Some(postgres.clone()), Some(b"plain".to_vec())]);
+        let flow = "modules:\n  m: { prober: tcp, tcp: { query_response: [{ send: !!binary AAAACATSFi8= }, { send: \"!!binary\" }] } }\n";
+        assert_eq!(sends(flow), [Some(postgres), Some(b"!!binary".to_vec())]);
+    }
+
+    #[test]
+    fn bad_base64_is_located() {
+        let yaml = "modules:\n  m:\n    prober: tcp\n    tcp:\n      query_response:\n        - send: !!binary not*base64\n";
+        let source = Source::from_text(Path::new("probes.yaml"), yaml).unwrap();
+        let file = ProbesFile::load(&source).unwrap();
+        let tcp = &file.modules["m"].tcp.as_ref().unwrap().value;
+        let error = Step::prepare_all(&tcp.query_response, "modules.m.tcp", &source)
+            .err()
+            .expect("refused");
+        assert_eq!(error.key, "modules.m.tcp.query_response[0].send");
+        assert_eq!(error.line, 6);
+        assert!(error.message.contains("!!binary"), "{}", error.message);
+    }
+}

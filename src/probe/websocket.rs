@@ -66,6 +66,12 @@ impl WebsocketProbe {
                 headers.push((header.clone(), HeaderSource::Value(value)));
             }
             for file in files {
+                if !std::path::Path::new(file).exists() {
+                    tracing::warn!(
+                        "{}: {key}: {file} does not exist (yet): probes with this module fail until it does",
+                        source.path.display()
+                    );
+                }
                 headers.push((header.clone(), HeaderSource::File(file.clone())));
             }
         }
