@@ -290,6 +290,7 @@ fn every_shipped_module_runs() {
             let reason =
                 body.split("reason=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("ok");
             assert_eq!(reason, *expected, "{file} {module} {target}:\n{body}");
+            crate::cli::promtool_check(&body);
             if *module == "ssh_banner_extract" {
                 assert!(
                     body.contains(
