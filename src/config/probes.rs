@@ -331,6 +331,13 @@ pub struct TlsConfig {
     pub cert_file: Option<Spanned<String>>,
     #[serde(default)]
     pub key_file: Option<Spanned<String>>,
+    /// The same three as PEM text in the file (`key` is never shown).
+    #[serde(default)]
+    pub ca: Option<Spanned<String>>,
+    #[serde(default)]
+    pub cert: Option<Spanned<String>>,
+    #[serde(default)]
+    pub key: Option<Spanned<String>>,
     #[serde(default)]
     pub server_name: Option<String>,
     #[serde(default)]
@@ -879,9 +886,25 @@ impl TlsConfig {
                 }
             }
         }
-        match (&self.cert_file, &self.key_file) {
-            (Some(c), None) => Err(source.error_at_span(c, "cert_file needs key_file")),
-            (None, Some(k)) => Err(source.error_at_span(k, "key_file needs cert_file")),
+        for (file, inline, name) in [
+            (&self.ca_file, &self.ca, "ca"),
+            (&self.cert_file, &self.cert, "cert"),
+            (&self.key_file, &self.key, "key"),
+        ] {
+            if let (Some(_), Some(inline)) = (file, inline) {
+                return Err(source.error_at_span(
+                    inline,
+                    format!("at most one of {name} and {name}_file may be set"),
+                ));
+            }
+        }
+        let cert = self.cert_file.as_ref().or(self.cert.as_ref());
+        let key = self.key_file.as_ref().or(self.key.as_ref());
+        match (cert, key) {
+            (Some(c), None) => {
+                Err(source.error_at_span(c, "a client certificate needs key_file or key"))
+            }
+            (None, Some(k)) => Err(source.error_at_span(k, "a client key needs cert_file or cert")),
             _ => Ok(()),
         }
     }

@@ -17,7 +17,7 @@ use crate::metrics::families::{
     PROBE_SSL_LAST_CHAIN_EXPIRY_TIMESTAMP_SECONDS, PROBE_SSL_LAST_CHAIN_INFO,
     PROBE_TLS_CIPHER_INFO, PROBE_TLS_VERSION_INFO, TLS_VERIFY_RESULT,
 };
-use crate::pem::{read_certificates, read_private_key};
+use crate::pem::{parse_certificates, parse_private_key, read_certificates, read_private_key};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
@@ -135,6 +135,48 @@ impl TlsClient {
     }
 }
 
+/// A certificate or key of `tls_config`: a file (`ca_file`…) or PEM text (`ca`…).
+struct Pem<'a> {
+    at: &'a serde_saphyr::Spanned<String>,
+    inline: Option<&'static str>,
+}
+
+impl<'a> Pem<'a> {
+    fn of(
+        file: &'a Option<serde_saphyr::Spanned<String>>,
+        text: &'a Option<serde_saphyr::Spanned<String>>,
+        key: &'static str,
+    ) -> Option<Pem<'a>> {
+        match (file, text) {
+            (Some(at), _) => Some(Pem { at, inline: None }),
+            (None, Some(at)) => Some(Pem { at, inline: Some(key) }),
+            (None, None) => None,
+        }
+    }
+
+    /// The path, or the key of the inline text (whose contents may be secret).
+    fn name(&self) -> String {
+        match self.inline {
+            Some(key) => format!("tls_config.{key}"),
+            None => self.at.value.clone(),
+        }
+    }
+
+    fn certificates(&self) -> Result<Vec<CertificateDer<'static>>, String> {
+        match self.inline {
+            Some(_) => parse_certificates(self.at.value.as_bytes(), &self.name()),
+            None => read_certificates(&self.at.value),
+        }
+    }
+
+    fn private_key(&self) -> Result<rustls::pki_types::PrivateKeyDer<'static>, String> {
+        match self.inline {
+            Some(_) => parse_private_key(self.at.value.as_bytes(), &self.name()),
+            None => read_private_key(&self.at.value),
+        }
+    }
+}
+
 /// The first file the configuration names that does not exist.
 fn missing_file(config: &TlsConfig) -> Option<&str> {
     [&config.ca_file, &config.cert_file, &config.key_file]
@@ -147,18 +189,17 @@ fn missing_file(config: &TlsConfig) -> Option<&str> {
 impl Built {
     fn new(config: &TlsConfig, alpn: &[&[u8]], source: &Source) -> Result<Built, ConfigError> {
         let verifier = OnceLock::new();
-        if let Some(path) = &config.ca_file {
-            let certs =
-                read_certificates(&path.value).map_err(|e| source.error_at_span(path, e))?;
+        if let Some(ca) = Pem::of(&config.ca_file, &config.ca, "ca") {
+            let certs = ca.certificates().map_err(|e| source.error_at_span(ca.at, e))?;
             let mut store = RootCertStore::empty();
             let (added, _) = store.add_parsable_certificates(certs);
             if added == 0 {
                 return Err(
-                    source.error_at_span(path, format!("{}: no usable CA certificate", path.value))
+                    source.error_at_span(ca.at, format!("{}: no usable CA certificate", ca.name()))
                 );
             }
             let built = build_verifier(Arc::new(store)).map_err(|e| {
-                source.error_at_span(path, format!("building the certificate verifier: {e}"))
+                source.error_at_span(ca.at, format!("building the certificate verifier: {e}"))
             })?;
             let _ = verifier.set(built);
         }
@@ -172,20 +213,21 @@ impl Built {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(KeepChain(provider())));
         let mut client_certs = Vec::new();
-        let mut client_config = match (&config.cert_file, &config.key_file) {
-            (Some(cert_path), Some(key_path)) => {
-                let chain = read_certificates(&cert_path.value)
-                    .map_err(|e| source.error_at_span(cert_path, e))?;
+        let mut client_config = match (
+            Pem::of(&config.cert_file, &config.cert, "cert"),
+            Pem::of(&config.key_file, &config.key, "key"),
+        ) {
+            (Some(cert), Some(key)) => {
+                let chain = cert.certificates().map_err(|e| source.error_at_span(cert.at, e))?;
                 for der in &chain {
                     client_certs.push(CertInfo::parse(der).map_err(|e| {
-                        source.error_at_span(cert_path, format!("{}: {e}", cert_path.value))
+                        source.error_at_span(cert.at, format!("{}: {e}", cert.name()))
                     })?);
                 }
-                let key = read_private_key(&key_path.value)
-                    .map_err(|e| source.error_at_span(key_path, e))?;
-                builder.with_client_auth_cert(chain, key).map_err(|e| {
+                let key_der = key.private_key().map_err(|e| source.error_at_span(key.at, e))?;
+                builder.with_client_auth_cert(chain, key_der).map_err(|e| {
                     source.error_at_span(
-                        key_path,
+                        key.at,
                         format!("client certificate and key do not fit: {e}"),
                     )
                 })?

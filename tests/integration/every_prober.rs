@@ -197,6 +197,12 @@ fn blackbox_rules_refused_and_accepted() {
             "at most one of password and password_file",
         ),
         ("tls-cert-without-key", "7:20", "modules.mtls.tcp.tls_config.cert_file", "needs key_file"),
+        (
+            "tls-ca-and-ca-file",
+            "9:11",
+            "modules.imaps.tcp.tls_config.ca",
+            "at most one of ca and ca_file",
+        ),
     ];
     let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/blackbox_rules");
     let check = |file: &str| {

@@ -97,6 +97,14 @@ async fn tls_over_a_unix_socket() {
     assert!(o.success, "{:?}", o.failure);
     let o = probe(&module("    server_name: other.internal\n"), target).await;
     assert_eq!(reason(&o), "tls_verify");
+    // The CA as PEM text in the module instead of a file.
+    let inline: String = pem(&ca.der()).lines().map(|l| format!("      {l}\n")).collect();
+    let o = probe(
+        &format!("prober: unix\nunix:\n  tls: true\n  tls_config:\n    ca: |\n{inline}  {PING}"),
+        target,
+    )
+    .await;
+    assert!(o.success, "{:?}", o.failure);
 
     // A CA file that does not exist yet: the module loads, its probes fail until it appears.
     let later = dir.path().join("later-ca.pem");
