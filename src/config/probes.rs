@@ -257,7 +257,11 @@ pub struct HeaderMatch {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BasicAuth {
+    #[serde(default)]
     pub username: String,
+    /// Read at each probe, as `password_file`.
+    #[serde(default)]
+    pub username_file: Option<String>,
     #[serde(default)]
     pub password: Option<String>,
     #[serde(default)]
@@ -277,6 +281,9 @@ pub struct Authorization {
 
 impl BasicAuth {
     fn check(&self) -> Result<(), &'static str> {
+        if !self.username.is_empty() && self.username_file.is_some() {
+            return Err("at most one of username and username_file may be set");
+        }
         if self.password.is_some() && self.password_file.is_some() {
             return Err("at most one of password and password_file may be set");
         }

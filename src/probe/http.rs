@@ -181,7 +181,7 @@ impl HttpProbe {
 pub(super) enum Credentials {
     None,
     Basic {
-        username: String,
+        username: Secret,
         password: Secret,
     },
     /// `bearer_token`, `bearer_token_file` and `authorization`: `<scheme> <credentials>`.
@@ -220,7 +220,7 @@ impl Credentials {
         };
         if let Some(auth) = basic_auth {
             Credentials::Basic {
-                username: auth.username.clone(),
+                username: secret(&Some(auth.username.clone()), &auth.username_file),
                 password: secret(&auth.password, &auth.password_file),
             }
         } else if let Some(auth) = authorization {
@@ -238,7 +238,7 @@ impl Credentials {
             Credentials::None => return Ok(None),
             Credentials::Basic { username, password } => {
                 use base64::Engine;
-                let pair = format!("{username}:{}", password.read()?);
+                let pair = format!("{}:{}", username.read()?, password.read()?);
                 format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
             }
             Credentials::Scheme { scheme, credentials } => {

@@ -196,6 +196,12 @@ fn blackbox_rules_refused_and_accepted() {
             "modules.chat.websocket.http_config.basic_auth",
             "at most one of password and password_file",
         ),
+        (
+            "basic-auth-username-and-file",
+            "7:11",
+            "modules.chat.websocket.http_config.basic_auth",
+            "at most one of username and username_file",
+        ),
         ("tls-cert-without-key", "7:20", "modules.mtls.tcp.tls_config.cert_file", "needs key_file"),
         (
             "tls-ca-and-ca-file",

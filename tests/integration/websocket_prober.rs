@@ -115,6 +115,20 @@ async fn dialogue_with_basic_auth_and_headers() {
     assert_eq!(label(&headers, "x-some-header"), "my_header");
     assert_eq!(label(&headers, "authorization"), "Basic dXNlcjpwYXNzd29yZA==");
 
+    // Both from files, read at each probe.
+    let dir = tempfile::tempdir().unwrap();
+    let user = write_file(dir.path(), "user", "user\n");
+    let password = write_file(dir.path(), "password", "password\n");
+    let from_files = format!(
+        "prober: websocket\nwebsocket:\n  http_config:\n    basic_auth:\n      username_file: {}\n      password_file: {}\n{DIALOGUE}",
+        user.display(),
+        password.display()
+    );
+    let o = probe(&from_files, &target).await;
+    assert!(o.success, "{:?}", o.failure);
+    let headers = seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(label(&headers, "authorization"), "Basic dXNlcjpwYXNzd29yZA==");
+
     // A wrong password: the server refuses the upgrade.
     let wrong = module.replace("password: password", "password: wrong");
     let o = probe(&wrong, &target).await;
