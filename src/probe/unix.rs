@@ -31,6 +31,20 @@ impl UnixProbe {
     }
 }
 
+/// Connects to the socket at `target`, or, for `@name`, to the abstract socket `name` (Linux's
+/// namespace of sockets without a file, as Go writes them).
+async fn connect(target: &str) -> std::io::Result<UnixStream> {
+    let Some(name) = target.strip_prefix('@') else {
+        return UnixStream::connect(target).await;
+    };
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+    // A local connect completes at once or fails; it never waits on the network.
+    let stream = std::os::unix::net::UnixStream::connect_addr(&addr)?;
+    stream.set_nonblocking(true)?;
+    UnixStream::from_std(stream)
+}
+
 /// A socket path: anything but empty, and without the NUL no path can hold.
 pub fn check_target(target: &str) -> Result<(), Failure> {
     if target.is_empty() || target.contains('\0') {
@@ -52,7 +66,7 @@ pub async fn probe(
     if let Some(guard) = guard {
         guard.check_unix_socket(target)?;
     }
-    let stream = UnixStream::connect(target).await.map_err(|e| {
+    let stream = connect(target).await.map_err(|e| {
         let reason = match e.kind() {
             ErrorKind::ConnectionRefused => FailureReason::ConnectRefused,
             _ => FailureReason::Connect,

@@ -72,6 +72,17 @@ async fn query_response_over_a_unix_socket() {
     drop(stale);
     let o = probe("prober: unix", dir.path().join("gone.sock").to_str().unwrap()).await;
     assert_eq!(reason(&o), "connect_refused");
+
+    // `@name`: an abstract socket, which has no file.
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("lookout-test-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+    let o = probe("prober: unix", &format!("@{name}")).await;
+    assert!(o.success, "{:?}", o.failure);
+    drop(listener);
+    let o = probe("prober: unix", &format!("@{name}")).await;
+    assert_eq!(reason(&o), "connect_refused");
 }
 
 #[tokio::test]
