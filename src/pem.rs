@@ -23,11 +23,19 @@ pub fn certificates(
 pub fn read_certificates(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let bytes = crate::files::read(path.as_ref(), crate::files::MAX_CONFIG_BYTES)
         .map_err(|e| format!("{path}: {e}"))?;
-    let certs: Vec<CertificateDer<'static>> = certificates(&bytes)
+    parse_certificates(&bytes, path)
+}
+
+/// Every certificate of PEM text, at least one; `what` names it in errors.
+pub fn parse_certificates(
+    bytes: &[u8],
+    what: &str,
+) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<CertificateDer<'static>> = certificates(bytes)
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("{path}: not valid PEM: {e}"))?;
+        .map_err(|e| format!("{what}: not valid PEM: {e}"))?;
     if certs.is_empty() {
-        return Err(format!("{path}: no PEM certificate found"));
+        return Err(format!("{what}: no PEM certificate found"));
     }
     Ok(certs)
 }
@@ -36,5 +44,10 @@ pub fn read_certificates(path: &str) -> Result<Vec<CertificateDer<'static>>, Str
 pub fn read_private_key(path: &str) -> Result<PrivateKeyDer<'static>, String> {
     let bytes = crate::files::read(path.as_ref(), crate::files::MAX_CONFIG_BYTES)
         .map_err(|e| format!("{path}: {e}"))?;
-    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| format!("{path}: no private key: {e}"))
+    parse_private_key(&bytes, path)
+}
+
+/// The first private key of PEM text; `what` names it in errors (never its contents).
+pub fn parse_private_key(bytes: &[u8], what: &str) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_slice(bytes).map_err(|e| format!("{what}: no private key: {e}"))
 }

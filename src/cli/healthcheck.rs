@@ -78,6 +78,8 @@ fn module(client: Option<&(PathBuf, PathBuf)>) -> Result<PreparedModule, String>
         icmp: None,
         dns: None,
         grpc: None,
+        unix: None,
+        websocket: None,
     };
     let source =
         Source::from_text(Path::new("--healthcheck.cert-file"), "").map_err(|e| e.to_string())?;

@@ -102,7 +102,10 @@ impl Source {
             return serde_saphyr::from_str("{}")
                 .map_err(|e| self.error_at(0, 0, e.without_snippet().to_string()));
         }
-        serde_saphyr::from_str(&self.text).map_err(|e| {
+        // A `!!binary` scalar stays its base64 text, as Go's yaml keeps arbitrary bytes in a
+        // string where Rust's cannot: [`Source::bytes_of`] decodes it where bytes are meant.
+        let options = serde_saphyr::options! { ignore_binary_tag_for_string: true };
+        serde_saphyr::from_str_with_options(&self.text, options).map_err(|e| {
             let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
             let mut message = strip_position_prefix(&e.without_snippet().to_string()).to_string();
             let written_line = self.written.lines().nth((line as usize).saturating_sub(1));
@@ -181,6 +184,31 @@ impl Source {
             }
             None => self.error_at_span(spanned, message),
         }
+    }
+
+    /// The bytes of a string value: its text, or the decoded payload of a `!!binary` one
+    /// (a query_response `send` of a binary protocol).
+    pub fn bytes_of(
+        &self,
+        spanned: &serde_saphyr::Spanned<String>,
+        key: &str,
+    ) -> Result<Vec<u8>, ConfigError> {
+        use base64::Engine;
+        let (line, column) = (spanned.referenced.line(), spanned.referenced.column());
+        let text = self.text.lines().nth((line as usize).saturating_sub(1)).unwrap_or_default();
+        let split = text
+            .char_indices()
+            .nth((column as usize).saturating_sub(1))
+            .map_or(text.len(), |(i, _)| i);
+        let (before, at) = text.split_at(split);
+        if !at.starts_with("!!binary") && !before.trim_end().ends_with("!!binary") {
+            return Ok(spanned.value.clone().into_bytes());
+        }
+        let compact: String = spanned.value.split_whitespace().collect();
+        base64::engine::general_purpose::STANDARD.decode(compact).map_err(|e| ConfigError {
+            key: key.to_string(),
+            ..self.error_at_span(spanned, format!("invalid !!binary (base64) value: {e}"))
+        })
     }
 
     pub fn error_at_span<T>(

@@ -1,5 +1,5 @@
-//! probes.yaml: blackbox_exporter's `modules:` schema for the http, tcp, icmp, dns and grpc
-//! probers (plus lookout's `file`), the probes lookout schedules itself and the rules of the
+//! probes.yaml: blackbox_exporter's `modules:` schema for the http, tcp, icmp, dns, grpc, unix
+//! and websocket probers (plus lookout's `file`), the probes lookout schedules itself and the rules of the
 //! `/probe` endpoint.
 //!
 //! A blackbox.yml that holds only `modules:` is a valid probes.yaml. Values with their own
@@ -113,6 +113,10 @@ pub struct Module {
     pub dns: Option<Spanned<DnsModule>>,
     #[serde(default)]
     pub grpc: Option<Spanned<GrpcModule>>,
+    #[serde(default)]
+    pub unix: Option<Spanned<UnixModule>>,
+    #[serde(default)]
+    pub websocket: Option<Spanned<WebsocketModule>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,16 +126,20 @@ pub enum ProberKind {
     Icmp,
     Dns,
     Grpc,
+    Unix,
+    Websocket,
     File,
 }
 
 impl ProberKind {
-    const ALL: [(&'static str, ProberKind); 6] = [
+    const ALL: [(&'static str, ProberKind); 8] = [
         ("http", ProberKind::Http),
         ("tcp", ProberKind::Tcp),
         ("icmp", ProberKind::Icmp),
         ("dns", ProberKind::Dns),
         ("grpc", ProberKind::Grpc),
+        ("unix", ProberKind::Unix),
+        ("websocket", ProberKind::Websocket),
         ("file", ProberKind::File),
     ];
 }
@@ -153,6 +161,8 @@ impl Module {
             (self.icmp.is_some(), "icmp", ProberKind::Icmp),
             (self.dns.is_some(), "dns", ProberKind::Dns),
             (self.grpc.is_some(), "grpc", ProberKind::Grpc),
+            (self.unix.is_some(), "unix", ProberKind::Unix),
+            (self.websocket.is_some(), "websocket", ProberKind::Websocket),
         ]
         .into_iter()
         .filter(|(present, _, _)| *present)
@@ -226,7 +236,14 @@ macro_rules! default_from_empty_yaml {
         }
     )*};
 }
-default_from_empty_yaml!(HttpModule, TcpModule, IcmpModule, GrpcModule);
+default_from_empty_yaml!(
+    HttpModule,
+    TcpModule,
+    IcmpModule,
+    GrpcModule,
+    UnixModule,
+    WebsocketModule
+);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -240,7 +257,11 @@ pub struct HeaderMatch {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BasicAuth {
+    #[serde(default)]
     pub username: String,
+    /// Read at each probe, as `password_file`.
+    #[serde(default)]
+    pub username_file: Option<String>,
     #[serde(default)]
     pub password: Option<String>,
     #[serde(default)]
@@ -256,6 +277,30 @@ pub struct Authorization {
     pub credentials: Option<String>,
     #[serde(default)]
     pub credentials_file: Option<String>,
+}
+
+impl BasicAuth {
+    fn check(&self) -> Result<(), &'static str> {
+        if !self.username.is_empty() && self.username_file.is_some() {
+            return Err("at most one of username and username_file may be set");
+        }
+        if self.password.is_some() && self.password_file.is_some() {
+            return Err("at most one of password and password_file may be set");
+        }
+        Ok(())
+    }
+}
+
+impl Authorization {
+    fn check(&self) -> Result<(), &'static str> {
+        if self.credentials.is_some() && self.credentials_file.is_some() {
+            return Err("at most one of credentials and credentials_file may be set");
+        }
+        if self.kind.eq_ignore_ascii_case("basic") {
+            return Err("type Basic is set with basic_auth instead");
+        }
+        Ok(())
+    }
 }
 
 fn bearer() -> String {
@@ -293,6 +338,13 @@ pub struct TlsConfig {
     pub cert_file: Option<Spanned<String>>,
     #[serde(default)]
     pub key_file: Option<Spanned<String>>,
+    /// The same three as PEM text in the file (`key` is never shown).
+    #[serde(default)]
+    pub ca: Option<Spanned<String>>,
+    #[serde(default)]
+    pub cert: Option<Spanned<String>>,
+    #[serde(default)]
+    pub key: Option<Spanned<String>>,
     #[serde(default)]
     pub server_name: Option<String>,
     #[serde(default)]
@@ -318,15 +370,110 @@ pub struct TcpModule {
     pub tls_config: TlsConfig,
 }
 
+/// One step of a `query_response` dialogue (tcp, unix, websocket).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueryStep {
     #[serde(default)]
-    pub expect: Option<Pattern>,
+    pub expect: Option<Spanned<Pattern>>,
+    /// Exact bytes read next (`!!binary` allowed); exclusive with `expect`.
     #[serde(default)]
-    pub send: Option<String>,
+    pub expect_bytes: Option<Spanned<String>>,
+    /// `probe_expect_info` labels, their values expanded with `expect`'s captures.
+    #[serde(default)]
+    pub labels: Vec<ExpectLabel>,
+    /// A line sent after the step's read (`!!binary` allowed).
+    #[serde(default)]
+    pub send: Option<Spanned<String>>,
     #[serde(default)]
     pub starttls: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectLabel {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub value: String,
+}
+
+/// `prober: unix`: a query_response dialogue over a Unix stream socket, optionally in TLS.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnixModule {
+    #[serde(default)]
+    pub query_response: Vec<QueryStep>,
+    #[serde(default)]
+    pub tls: bool,
+    #[serde(default)]
+    pub tls_config: TlsConfig,
+}
+
+/// `prober: websocket`: an HTTP upgrade, then a query_response dialogue of messages.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebsocketModule {
+    #[serde(default)]
+    pub http_config: WebsocketHttpConfig,
+    #[serde(default)]
+    pub headers: BTreeMap<String, Spanned<HeaderValues>>,
+    #[serde(default)]
+    pub query_response: Vec<QueryStep>,
+    #[serde(default)]
+    pub preferred_ip_protocol: IpProtocol,
+    #[serde(default = "yes")]
+    pub ip_protocol_fallback: bool,
+}
+
+/// The parts of Prometheus' `http_client_config` the websocket prober applies, as blackbox's.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WebsocketHttpConfig {
+    #[serde(default)]
+    pub basic_auth: Option<Spanned<BasicAuth>>,
+    #[serde(default)]
+    pub authorization: Option<Spanned<Authorization>>,
+    #[serde(default)]
+    pub tls_config: TlsConfig,
+}
+
+/// A request header's values, as Prometheus' `http_headers`: literal `values`, `secrets`
+/// (never shown) and `files` read at each request. A plain string is one value, as upstream's
+/// example.yml writes it.
+#[derive(Debug, Default)]
+pub struct HeaderValues {
+    pub values: Vec<String>,
+    pub secrets: Vec<String>,
+    pub files: Vec<String>,
+}
+
+impl<'de> Deserialize<'de> for HeaderValues {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Lists {
+            #[serde(default)]
+            values: Vec<String>,
+            #[serde(default)]
+            secrets: Vec<String>,
+            #[serde(default)]
+            files: Vec<String>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Lists(Lists),
+        }
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("expected a string or a map of values, secrets and files")
+        })? {
+            Raw::Text(value) => Ok(HeaderValues { values: vec![value], ..HeaderValues::default() }),
+            Raw::Lists(l) => {
+                Ok(HeaderValues { values: l.values, secrets: l.secrets, files: l.files })
+            }
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -453,11 +600,20 @@ pub struct ProbeEndpoint {
     /// Whether `/probe` may reach lookout's own listening sockets.
     #[serde(default)]
     pub allow_self: bool,
+    /// Whole-string regexes of the socket paths `/probe` may reach with `prober: unix`; none
+    /// by default, so a scraper cannot reach e.g. the Docker socket.
+    #[serde(default)]
+    pub allowed_unix_sockets: Vec<AnchoredPattern>,
 }
 
 impl Default for ProbeEndpoint {
     fn default() -> Self {
-        ProbeEndpoint { enabled: true, allowed_targets: Vec::new(), allow_self: false }
+        ProbeEndpoint {
+            enabled: true,
+            allowed_targets: Vec::new(),
+            allow_self: false,
+            allowed_unix_sockets: Vec::new(),
+        }
     }
 }
 
@@ -552,7 +708,7 @@ impl Module {
             return Err(source.error_at_span(
                 &self.prober,
                 format!(
-                    "unknown prober {:?} (http, tcp, icmp, dns, grpc, file)",
+                    "unknown prober {:?} (http, tcp, icmp, dns, grpc, unix, websocket, file)",
                     self.prober.value
                 ),
             ));
@@ -571,8 +727,35 @@ impl Module {
             let key = format!("modules.{name}.http");
             http.value.validate(source, &|message| source.error_in(&key, http, message))?;
         }
+        let section = |name: &str, section: &str| format!("modules.{name}.{section}");
         if let Some(tcp) = &self.tcp {
             tcp.value.tls_config.validate(source)?;
+            validate_steps(&tcp.value.query_response, &section(name, "tcp"), source)?;
+        }
+        if let Some(unix) = &self.unix {
+            unix.value.tls_config.validate(source)?;
+            validate_steps(&unix.value.query_response, &section(name, "unix"), source)?;
+        }
+        if let Some(ws) = &self.websocket {
+            let key = section(name, "websocket");
+            ws.value.http_config.validate(source, &key)?;
+            validate_steps(&ws.value.query_response, &key, source)?;
+            for (index, step) in ws.value.query_response.iter().enumerate() {
+                if let Some(bytes) = &step.expect_bytes {
+                    return Err(source.error_in(
+                        &format!("{key}.query_response[{index}].expect_bytes"),
+                        bytes,
+                        "expect_bytes is not used by the websocket prober: match messages with expect",
+                    ));
+                }
+                if step.starttls {
+                    return Err(source.error_in(
+                        &format!("{key}.query_response[{index}].starttls"),
+                        ws,
+                        "starttls is not used by the websocket prober: use a wss:// target",
+                    ));
+                }
+            }
         }
         if let Some(dns) = &self.dns {
             dns.value.tls_config.validate(source)?;
@@ -587,6 +770,73 @@ impl Module {
             ));
         }
         Ok(())
+    }
+}
+
+/// Upstream's rule on a step (expect and expect_bytes are exclusive) and lookout's on its
+/// labels: names Prometheus accepts that do not clash with the labels lookout sets.
+fn validate_steps(steps: &[QueryStep], section: &str, source: &Source) -> Result<(), ConfigError> {
+    for (index, step) in steps.iter().enumerate() {
+        let key = format!("{section}.query_response[{index}]");
+        if let (Some(_), Some(bytes)) = (&step.expect, &step.expect_bytes) {
+            return Err(source.error_in(
+                &format!("{key}.expect_bytes"),
+                bytes,
+                "expect and expect_bytes are mutually exclusive",
+            ));
+        }
+        let mut seen = HashSet::new();
+        for (position, label) in step.labels.iter().enumerate() {
+            let name = &label.name.value;
+            if !is_label_name(name) || reserved_labels().contains(&name.as_str()) {
+                return Err(source.error_in(
+                    &format!("{key}.labels[{position}].name"),
+                    &label.name,
+                    format!("label name {name:?} is not allowed: use [a-zA-Z_][a-zA-Z0-9_]*, not __*, nor a label lookout sets ({})", reserved_labels().join(", ")),
+                ));
+            }
+            if !seen.insert(name.as_str()) {
+                return Err(source.error_in(
+                    &format!("{key}.labels[{position}].name"),
+                    &label.name,
+                    format!("duplicate label name {name:?}"),
+                ));
+            }
+        }
+        if step.expect.is_none() {
+            if let Some(label) = step.labels.first() {
+                return Err(source.error_in(
+                    &format!("{key}.labels"),
+                    &label.name,
+                    "labels take their values from expect's captures: this step has no expect",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl WebsocketHttpConfig {
+    fn validate(&self, source: &Source, section: &str) -> Result<(), ConfigError> {
+        let key = format!("{section}.http_config");
+        if let (Some(_), Some(authorization)) = (&self.basic_auth, &self.authorization) {
+            return Err(source.error_in(
+                &format!("{key}.authorization"),
+                authorization,
+                "at most one of basic_auth and authorization may be set",
+            ));
+        }
+        if let Some(auth) = &self.basic_auth {
+            auth.value
+                .check()
+                .map_err(|e| source.error_in(&format!("{key}.basic_auth"), auth, e))?;
+        }
+        if let Some(auth) = &self.authorization {
+            auth.value
+                .check()
+                .map_err(|e| source.error_in(&format!("{key}.authorization"), auth, e))?;
+        }
+        self.tls_config.validate(source)
     }
 }
 
@@ -610,25 +860,11 @@ impl HttpModule {
                 "at most one of basic_auth, bearer_token, bearer_token_file and authorization may be set".to_string(),
             ));
         }
-        if let Some(auth) = &self.basic_auth {
-            if auth.password.is_some() && auth.password_file.is_some() {
-                return Err(section_error(
-                    "basic_auth: at most one of password and password_file may be set".to_string(),
-                ));
-            }
+        if let Some(Err(e)) = self.basic_auth.as_ref().map(BasicAuth::check) {
+            return Err(section_error(format!("basic_auth: {e}")));
         }
-        if let Some(auth) = &self.authorization {
-            if auth.credentials.is_some() && auth.credentials_file.is_some() {
-                return Err(section_error(
-                    "authorization: at most one of credentials and credentials_file may be set"
-                        .to_string(),
-                ));
-            }
-            if auth.kind.eq_ignore_ascii_case("basic") {
-                return Err(section_error(
-                    "authorization: type Basic is set with basic_auth instead".to_string(),
-                ));
-            }
+        if let Some(Err(e)) = self.authorization.as_ref().map(Authorization::check) {
+            return Err(section_error(format!("authorization: {e}")));
         }
         if let (Some(compression), Some((_, accept))) = (
             self.compression,
@@ -657,9 +893,25 @@ impl TlsConfig {
                 }
             }
         }
-        match (&self.cert_file, &self.key_file) {
-            (Some(c), None) => Err(source.error_at_span(c, "cert_file needs key_file")),
-            (None, Some(k)) => Err(source.error_at_span(k, "key_file needs cert_file")),
+        for (file, inline, name) in [
+            (&self.ca_file, &self.ca, "ca"),
+            (&self.cert_file, &self.cert, "cert"),
+            (&self.key_file, &self.key, "key"),
+        ] {
+            if let (Some(_), Some(inline)) = (file, inline) {
+                return Err(source.error_at_span(
+                    inline,
+                    format!("at most one of {name} and {name}_file may be set"),
+                ));
+            }
+        }
+        let cert = self.cert_file.as_ref().or(self.cert.as_ref());
+        let key = self.key_file.as_ref().or(self.key.as_ref());
+        match (cert, key) {
+            (Some(c), None) => {
+                Err(source.error_at_span(c, "a client certificate needs key_file or key"))
+            }
+            (None, Some(k)) => Err(source.error_at_span(k, "a client key needs cert_file or cert")),
             _ => Ok(()),
         }
     }

@@ -76,6 +76,11 @@ pub const PROBE_FAILURE_REASON: FamilyDef = gauge(
 );
 pub const PROBE_FAILED_DUE_TO_REGEX: FamilyDef =
     gauge("probe_failed_due_to_regex", "Indicates if probe failed due to regex", &[]);
+pub const PROBE_FAILED_DUE_TO_BYTES: FamilyDef =
+    gauge("probe_failed_due_to_bytes", "Indicates if probe failed due to bytes", &[]);
+/// Its labels are named by the module (`query_response` steps' `labels`), so none are declared.
+pub const PROBE_EXPECT_INFO: FamilyDef =
+    gauge("probe_expect_info", "Explicit content matched", &[]);
 pub const PROBE_DNS_LOOKUP_TIME_SECONDS: FamilyDef = gauge(
     "probe_dns_lookup_time_seconds",
     "Returns the time taken for probe dns lookup in seconds",
@@ -163,6 +168,20 @@ pub const PROBE_DNS_QUERY_SUCCEEDED: FamilyDef = gauge(
 pub const PROBE_DNS_SERIAL: FamilyDef =
     gauge("probe_dns_serial", "Returns the serial number of the zone", &[]);
 
+// ---------------------------------------------------------------- websocket
+
+pub const PROBE_WEBSOCKET_STATUS_CODE: FamilyDef =
+    gauge("probe_websocket_status_code", "Response HTTP status code", &[]);
+pub const PROBE_WEBSOCKET_CONNECTION_UPGRADED: FamilyDef = gauge(
+    "probe_websocket_connection_upgraded",
+    "Indicates if the websocket connection was successfully upgraded",
+    &[],
+);
+pub const PROBE_WEBSOCKET_FAILED_DUE_TO_REGEX: FamilyDef =
+    gauge("probe_websocket_failed_due_to_regex", "Indicates if probe failed due to regex", &[]);
+pub const PROBE_WEBSOCKET_DURATION_SECONDS: FamilyDef =
+    gauge("probe_websocket_duration_seconds", "Duration of websocket request by phase", &["phase"]);
+
 // ---------------------------------------------------------------- grpc
 
 pub const PROBE_GRPC_DURATION_SECONDS: FamilyDef =
@@ -235,6 +254,8 @@ pub const PROBE_FAMILIES: &[&FamilyDef] = &[
     &PROBE_SUCCESS,
     &PROBE_DURATION_SECONDS,
     &PROBE_FAILED_DUE_TO_REGEX,
+    &PROBE_FAILED_DUE_TO_BYTES,
+    &PROBE_EXPECT_INFO,
     &PROBE_DNS_LOOKUP_TIME_SECONDS,
     &PROBE_IP_PROTOCOL,
     &PROBE_IP_ADDR_HASH,
@@ -259,6 +280,10 @@ pub const PROBE_FAMILIES: &[&FamilyDef] = &[
     &PROBE_DNS_SERIAL,
     &PROBE_GRPC_DURATION_SECONDS,
     &PROBE_GRPC_SSL,
+    &PROBE_WEBSOCKET_STATUS_CODE,
+    &PROBE_WEBSOCKET_CONNECTION_UPGRADED,
+    &PROBE_WEBSOCKET_FAILED_DUE_TO_REGEX,
+    &PROBE_WEBSOCKET_DURATION_SECONDS,
     &PROBE_GRPC_STATUS_CODE,
     &PROBE_GRPC_HEALTHCHECK_RESPONSE,
     &PROBE_TLS_VERSION_INFO,

@@ -3,7 +3,8 @@
 //! each redirect — before anything is sent there: the URL must match `allowed_targets` and may
 //! not hide its host behind userinfo, and the address connected to may not be one of lookout's
 //! own listening sockets unless `allow_self` is set (else `POST /-/reload` or a redirect loop
-//! through `/probe` are a scrape away).
+//! through `/probe` are a scrape away). A Unix socket must match `allowed_unix_sockets`,
+//! which is empty by default: a scraper must not reach the Docker socket.
 
 use super::dial::is_local_ip;
 use super::{Failure, FailureReason};
@@ -41,6 +42,16 @@ impl<'a> Guard<'a> {
             )));
         }
         Ok(())
+    }
+
+    /// Checks the socket path of a `prober: unix` target.
+    pub fn check_unix_socket(&self, path: &str) -> Result<(), Failure> {
+        if self.endpoint.allowed_unix_sockets.iter().any(|p| p.0.is_match(path)) {
+            return Ok(());
+        }
+        Err(refused(format!(
+            "unix socket {path:?} is not allowed by probe_endpoint.allowed_unix_sockets"
+        )))
     }
 
     /// Checks the address a hop is about to connect to.

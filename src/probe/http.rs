@@ -9,7 +9,7 @@
 use super::dial::ProbeStream;
 use super::tls::TlsClient;
 use super::{dial, Failure, FailureReason, Guard, Report};
-use crate::config::probes::{Compression, HeaderMatch, HttpModule};
+use crate::config::probes::{Authorization, BasicAuth, Compression, HeaderMatch, HttpModule};
 use crate::config::values::{BytesPattern, IpProtocol};
 use crate::config::{ConfigError, Source};
 use crate::metrics::families::{
@@ -178,10 +178,10 @@ impl HttpProbe {
 
 /// Where the Authorization header comes from. Files are read at each probe, so rotated
 /// secrets are picked up.
-enum Credentials {
+pub(super) enum Credentials {
     None,
     Basic {
-        username: String,
+        username: Secret,
         password: Secret,
     },
     /// `bearer_token`, `bearer_token_file` and `authorization`: `<scheme> <credentials>`.
@@ -191,7 +191,7 @@ enum Credentials {
     },
 }
 
-enum Secret {
+pub(super) enum Secret {
     Inline(String),
     File(String),
 }
@@ -199,21 +199,31 @@ enum Secret {
 impl Credentials {
     /// The module's one way of authenticating; validation refused more than one.
     fn of(config: &HttpModule) -> Credentials {
+        let bearer = |credentials| Credentials::Scheme { scheme: "Bearer".into(), credentials };
+        if let Some(token) = &config.bearer_token {
+            bearer(Secret::Inline(token.clone()))
+        } else if let Some(file) = &config.bearer_token_file {
+            bearer(Secret::File(file.clone()))
+        } else {
+            Credentials::from_auth(config.basic_auth.as_ref(), config.authorization.as_ref())
+        }
+    }
+
+    /// `basic_auth` or `authorization` (the websocket prober's only ways), at most one set.
+    pub(super) fn from_auth(
+        basic_auth: Option<&BasicAuth>,
+        authorization: Option<&Authorization>,
+    ) -> Credentials {
         let secret = |inline: &Option<String>, file: &Option<String>| match (inline, file) {
             (_, Some(file)) => Secret::File(file.clone()),
             (inline, None) => Secret::Inline(inline.clone().unwrap_or_default()),
         };
-        let bearer = |credentials| Credentials::Scheme { scheme: "Bearer".into(), credentials };
-        if let Some(auth) = &config.basic_auth {
+        if let Some(auth) = basic_auth {
             Credentials::Basic {
-                username: auth.username.clone(),
+                username: secret(&Some(auth.username.clone()), &auth.username_file),
                 password: secret(&auth.password, &auth.password_file),
             }
-        } else if let Some(token) = &config.bearer_token {
-            bearer(Secret::Inline(token.clone()))
-        } else if let Some(file) = &config.bearer_token_file {
-            bearer(Secret::File(file.clone()))
-        } else if let Some(auth) = &config.authorization {
+        } else if let Some(auth) = authorization {
             Credentials::Scheme {
                 scheme: auth.kind.clone(),
                 credentials: secret(&auth.credentials, &auth.credentials_file),
@@ -223,12 +233,12 @@ impl Credentials {
         }
     }
 
-    fn header(&self) -> Result<Option<HeaderValue>, Failure> {
+    pub(super) fn header(&self) -> Result<Option<HeaderValue>, Failure> {
         let value = match self {
             Credentials::None => return Ok(None),
             Credentials::Basic { username, password } => {
                 use base64::Engine;
-                let pair = format!("{username}:{}", password.read()?);
+                let pair = format!("{}:{}", username.read()?, password.read()?);
                 format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
             }
             Credentials::Scheme { scheme, credentials } => {

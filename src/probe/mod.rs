@@ -18,10 +18,13 @@ pub mod guard;
 pub mod history;
 pub mod http;
 pub mod icmp;
+pub mod query_response;
 mod report;
 pub mod scheduler;
 pub mod tcp;
 pub mod tls;
+pub mod unix;
+pub mod websocket;
 
 use crate::config::probes::{Module, ProberKind};
 use crate::config::{ConfigError, Source};
@@ -44,6 +47,8 @@ pub enum Prober {
     Icmp(icmp::IcmpProbe),
     Dns(Box<dns::DnsProbe>),
     Grpc(Box<grpc::GrpcProbe>),
+    Unix(Box<unix::UnixProbe>),
+    Websocket(Box<websocket::WebsocketProbe>),
     File(file::FileProbe),
 }
 
@@ -55,12 +60,14 @@ impl PreparedModule {
     ) -> Result<PreparedModule, ConfigError> {
         let timeout = module.timeout.map(|t| t.0).filter(|t| !t.is_zero());
         let kind = module.prober.value.clone();
+        let section = |prober: &str| format!("modules.{name}.{prober}");
         let prober = match module.kind() {
             ProberKind::Http => {
                 Prober::Http(Box::new(http::HttpProbe::prepare(name, module.http, source)?))
             }
             ProberKind::Tcp => Prober::Tcp(Box::new(tcp::TcpProbe::prepare(
                 module.tcp.map(|t| t.value).unwrap_or_default(),
+                &section("tcp"),
                 source,
             )?)),
             ProberKind::Icmp => Prober::Icmp(icmp::IcmpProbe::prepare(
@@ -75,6 +82,18 @@ impl PreparedModule {
                 module.grpc.map(|t| t.value).unwrap_or_default(),
                 source,
             )?)),
+            ProberKind::Unix => Prober::Unix(Box::new(unix::UnixProbe::prepare(
+                module.unix.map(|t| t.value).unwrap_or_default(),
+                &section("unix"),
+                source,
+            )?)),
+            ProberKind::Websocket => {
+                Prober::Websocket(Box::new(websocket::WebsocketProbe::prepare(
+                    module.websocket.map(|t| t.value).unwrap_or_default(),
+                    &section("websocket"),
+                    source,
+                )?))
+            }
             ProberKind::File => Prober::File(file::FileProbe),
         };
         Ok(PreparedModule { name: name.to_string(), timeout, prober, kind })
@@ -92,6 +111,8 @@ impl PreparedModule {
             Prober::Icmp(_) => icmp::check_target(target),
             Prober::Dns(_) => dns::split_target(target).map(drop),
             Prober::Grpc(_) => grpc::parse_target(target).map(drop),
+            Prober::Unix(_) => unix::check_target(target),
+            Prober::Websocket(_) => websocket::parse_target(target).map(drop),
             Prober::File(_) => file::check_target(target),
         }
     }
@@ -134,6 +155,8 @@ pub async fn run_guarded(
             Prober::Icmp(probe) => icmp::probe(target, probe, timeout, &mut report).await,
             Prober::Dns(probe) => dns::probe(target, probe, guard, &mut report).await,
             Prober::Grpc(probe) => grpc::probe(target, probe, guard, &mut report).await,
+            Prober::Unix(probe) => unix::probe(target, probe, guard, &mut report).await,
+            Prober::Websocket(probe) => websocket::probe(target, probe, guard, &mut report).await,
             Prober::File(probe) => file::probe(target, probe, &mut report).await,
         }
     };

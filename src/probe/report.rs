@@ -6,6 +6,7 @@ use crate::metrics::families::{
     FamilyDef, LabelValues, CERT_NOT_AFTER, ICMP_PACKETS_RECEIVED, ICMP_PACKETS_SENT,
     PROBE_DNS_ANSWER_RRS, PROBE_DNS_QUERY_SUCCEEDED, PROBE_DURATION_SECONDS, PROBE_FAILURE_REASON,
     PROBE_GRPC_HEALTHCHECK_RESPONSE, PROBE_GRPC_STATUS_CODE, PROBE_HTTP_STATUS_CODE, PROBE_SUCCESS,
+    PROBE_WEBSOCKET_STATUS_CODE,
 };
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime};
@@ -40,10 +41,11 @@ pub enum FailureReason {
     DnsRcode,
     DnsRecordRegex,
     GrpcStatus,
+    WebsocketUpgrade,
 }
 
 impl FailureReason {
-    pub const ALL: [FailureReason; 27] = [
+    pub const ALL: [FailureReason; 28] = [
         FailureReason::InvalidTarget,
         FailureReason::Dns,
         FailureReason::ConnectRefused,
@@ -71,6 +73,7 @@ impl FailureReason {
         FailureReason::DnsRcode,
         FailureReason::DnsRecordRegex,
         FailureReason::GrpcStatus,
+        FailureReason::WebsocketUpgrade,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -102,6 +105,7 @@ impl FailureReason {
             FailureReason::DnsRcode => "dns_rcode",
             FailureReason::DnsRecordRegex => "dns_record_regex",
             FailureReason::GrpcStatus => "grpc_status",
+            FailureReason::WebsocketUpgrade => "websocket_upgrade",
         }
     }
 }
@@ -154,6 +158,12 @@ impl Report {
         value: f64,
     ) {
         self.update(family, labels.into_labels(family), |sample| *sample = value);
+    }
+
+    /// Sets the sample of a family whose label names come from the configuration
+    /// (`probe_expect_info`), replacing an earlier value.
+    pub fn set_configured(&mut self, family: &'static FamilyDef, labels: Labels, value: f64) {
+        self.update(family, labels, |sample| *sample = value);
     }
 
     /// Adds to the sample of `family` with `labels` (phase timings summed over redirects).
@@ -249,6 +259,9 @@ impl Outcome {
     /// series of echoes. `None` when it answered nothing to show.
     pub fn status(&self) -> Option<String> {
         if let Some(code) = self.value(&PROBE_HTTP_STATUS_CODE).filter(|c| *c > 0.0) {
+            return Some(format!("{code}"));
+        }
+        if let Some(code) = self.value(&PROBE_WEBSOCKET_STATUS_CODE).filter(|c| *c > 0.0) {
             return Some(format!("{code}"));
         }
         if let Some(serving) = self

@@ -1,30 +1,31 @@
 //! The tcp prober: blackbox's `prober: tcp`: connect, optionally TLS, then a scripted
-//! dialogue of `expect` regexes and `send` lines, with STARTTLS upgrades in between.
+//! dialogue of `expect` regexes and `send` lines, with STARTTLS upgrades in between
+//! (see `query_response`).
 
+use super::query_response::{self, Step, Stream};
 use super::tls::TlsClient;
 use super::{dial, Failure, FailureReason, Guard, Report};
 use crate::config::probes::TcpModule;
 use crate::config::{ConfigError, Source};
 use crate::metrics::families::PROBE_FAILED_DUE_TO_REGEX;
 use std::net::SocketAddr;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
-/// Longest line an `expect` reads, as Go's bufio.Scanner (which blackbox uses) allows.
-const MAX_LINE: usize = 64 * 1024;
-
-trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
-
-/// A module's `tcp:` section with its TLS client built.
+/// A module's `tcp:` section with its TLS client built and its dialogue prepared.
 pub struct TcpProbe {
     config: TcpModule,
+    steps: Vec<Step>,
     tls: TlsClient,
 }
 
 impl TcpProbe {
-    pub fn prepare(config: TcpModule, source: &Source) -> Result<TcpProbe, ConfigError> {
+    pub fn prepare(
+        config: TcpModule,
+        section: &str,
+        source: &Source,
+    ) -> Result<TcpProbe, ConfigError> {
         let tls = TlsClient::new(&config.tls_config, &[], source)?;
-        Ok(TcpProbe { config, tls })
+        let steps = Step::prepare_all(&config.query_response, section, source)?;
+        Ok(TcpProbe { config, steps, tls })
     }
 }
 
@@ -34,8 +35,9 @@ pub async fn probe(
     guard: Option<&Guard<'_>>,
     report: &mut Report,
 ) -> Result<(), Failure> {
-    let TcpProbe { config, tls } = probe;
+    let TcpProbe { config, steps, tls } = probe;
     let (host, port) = split_host_port(target)?;
+    // Present from the start, as blackbox's tcp prober registers it before connecting.
     report.set(&PROBE_FAILED_DUE_TO_REGEX, 0.0);
     let resolved =
         dial::resolve(host, config.preferred_ip_protocol, config.ip_protocol_fallback, report)
@@ -46,86 +48,13 @@ pub async fn probe(
         guard.check_address(addr)?;
     }
     let stream = dial::connect(addr, config.source_ip_address, report).await?;
-    let mut conn: BufReader<Box<dyn Stream>> = if config.tls {
-        BufReader::new(Box::new(
-            tls.handshake(stream, tls.server_name().unwrap_or(host), report).await?,
-        ))
+    let name = tls.server_name().unwrap_or(host);
+    let conn: Box<dyn Stream> = if config.tls {
+        Box::new(tls.handshake(stream, name, report).await?)
     } else {
-        BufReader::new(Box::new(stream))
+        Box::new(stream)
     };
-    let io_failure = |e: std::io::Error| Failure::new(FailureReason::QueryResponse, e.to_string());
-    for (step, query) in config.query_response.iter().enumerate() {
-        let mut captured: Option<String> = None;
-        if let Some(expect) = &query.expect {
-            report.log(format_args!("step {step}: expecting {:?}", expect.0.as_str()));
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                let read = read_line(&mut conn, &mut line).await.map_err(io_failure)?;
-                if read == 0 {
-                    report.set(&PROBE_FAILED_DUE_TO_REGEX, 1.0);
-                    return Err(Failure::new(
-                        FailureReason::QueryResponse,
-                        format!("connection closed before a line matched {:?}", expect.0.as_str()),
-                    ));
-                }
-                let text = String::from_utf8_lossy(&line);
-                let text = text.trim_end_matches(['\r', '\n']);
-                report.log(format_args!("read {text:?}"));
-                if let Some(caps) = expect.0.captures(text) {
-                    if let Some(send) = &query.send {
-                        let mut expanded = String::new();
-                        caps.expand(send, &mut expanded);
-                        captured = Some(expanded);
-                    }
-                    break;
-                }
-            }
-        }
-        if let Some(send) = captured.as_deref().or(query.send.as_deref()) {
-            report.log(format_args!("step {step}: sending {send:?}"));
-            let stream = conn.get_mut();
-            stream.write_all(send.as_bytes()).await.map_err(io_failure)?;
-            stream.write_all(b"\n").await.map_err(io_failure)?;
-            stream.flush().await.map_err(io_failure)?;
-        }
-        if query.starttls {
-            report.log(format_args!("step {step}: starting TLS"));
-            let plain = conn.into_inner();
-            conn = BufReader::new(Box::new(
-                tls.handshake(plain, tls.server_name().unwrap_or(host), report).await?,
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Reads up to and including `\n`, refusing lines longer than [`MAX_LINE`].
-async fn read_line<R: AsyncBufRead + Unpin>(
-    reader: &mut R,
-    line: &mut Vec<u8>,
-) -> std::io::Result<usize> {
-    loop {
-        let available = reader.fill_buf().await?;
-        if available.is_empty() {
-            return Ok(line.len());
-        }
-        let (take, done) = match memchr::memchr(b'\n', available) {
-            Some(i) => (i + 1, true),
-            None => (available.len(), false),
-        };
-        line.extend_from_slice(&available[..take]);
-        reader.consume(take);
-        if done {
-            return Ok(line.len());
-        }
-        if line.len() > MAX_LINE {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("line longer than {MAX_LINE} bytes"),
-            ));
-        }
-    }
+    query_response::run(conn, steps, tls, name, report).await
 }
 
 /// `host:port` or `[v6]:port`; the port is required, as in blackbox.

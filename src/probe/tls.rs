@@ -17,7 +17,7 @@ use crate::metrics::families::{
     PROBE_SSL_LAST_CHAIN_EXPIRY_TIMESTAMP_SECONDS, PROBE_SSL_LAST_CHAIN_INFO,
     PROBE_TLS_CIPHER_INFO, PROBE_TLS_VERSION_INFO, TLS_VERIFY_RESULT,
 };
-use crate::pem::{read_certificates, read_private_key};
+use crate::pem::{parse_certificates, parse_private_key, read_certificates, read_private_key};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
@@ -33,12 +33,22 @@ use tokio_rustls::TlsConnector;
 /// Go's `time.Time{}` as a Unix timestamp (January 1st of year 1).
 const GO_ZERO_TIME: f64 = -62_135_596_800.0;
 
+/// A module's TLS client. When a file it names (CA, client certificate or key) does not
+/// exist yet, loading only warns and each handshake tries again, failing with
+/// `certificate_file` until the file is there (blackbox reads them at each probe); a file that
+/// exists but cannot be used is a load error.
 pub struct TlsClient {
+    built: OnceLock<Built>,
+    /// What to build from while a named file is missing.
+    pending: Option<(TlsConfig, Vec<Vec<u8>>)>,
+    server_name: Option<String>,
+}
+
+struct Built {
     connector: TlsConnector,
     /// Built on first use when it rests on the system trust store, which most modules never need.
     verifier: OnceLock<Option<Arc<WebPkiServerVerifier>>>,
     insecure_skip_verify: bool,
-    server_name: Option<String>,
     client_certs: Vec<CertInfo>,
 }
 
@@ -69,19 +79,127 @@ impl TlsClient {
         alpn: &[&[u8]],
         source: &Source,
     ) -> Result<TlsClient, ConfigError> {
+        let server_name = config.server_name.clone();
+        if let Some(missing) = missing_file(config) {
+            tracing::warn!(
+                "{}: {missing} does not exist (yet): probes with this TLS configuration fail until it does",
+                source.path.display()
+            );
+            let alpn = alpn.iter().map(|p| p.to_vec()).collect();
+            return Ok(TlsClient {
+                built: OnceLock::new(),
+                pending: Some((config.clone(), alpn)),
+                server_name,
+            });
+        }
+        let built = OnceLock::new();
+        let _ = built.set(Built::new(config, alpn, source)?);
+        Ok(TlsClient { built, pending: None, server_name })
+    }
+
+    /// The client, built now if a file it needs has appeared since loading.
+    fn built(&self) -> Result<&Built, Failure> {
+        if let Some(built) = self.built.get() {
+            return Ok(built);
+        }
+        let (config, alpn) = self.pending.as_ref().expect("a client is built or pending");
+        let failed = |message: String| Failure::new(FailureReason::CertificateFile, message);
+        if let Some(missing) = missing_file(config) {
+            return Err(failed(format!("{missing} does not exist")));
+        }
+        let alpn: Vec<&[u8]> = alpn.iter().map(Vec::as_slice).collect();
+        let source = Source::from_text(std::path::Path::new("tls_config"), "")
+            .map_err(|e| failed(e.message))?;
+        let built = Built::new(config, &alpn, &source).map_err(|e| failed(e.message))?;
+        Ok(self.built.get_or_init(|| built))
+    }
+
+    /// Handshakes over `io`, records the TLS metrics, and fails unless the chain verifies
+    /// (or `insecure_skip_verify` is set).
+    /// `name` is the name sent (SNI) and verified; see [`TlsClient::server_name`].
+    pub async fn handshake<IO>(
+        &self,
+        io: IO,
+        name: &str,
+        report: &mut Report,
+    ) -> Result<TlsStream<IO>, Failure>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.built()?.handshake(io, name, report).await
+    }
+
+    /// The configured `server_name`, which replaces the target's host for SNI and verification.
+    pub fn server_name(&self) -> Option<&str> {
+        self.server_name.as_deref()
+    }
+}
+
+/// A certificate or key of `tls_config`: a file (`ca_file`…) or PEM text (`ca`…).
+struct Pem<'a> {
+    at: &'a serde_saphyr::Spanned<String>,
+    inline: Option<&'static str>,
+}
+
+impl<'a> Pem<'a> {
+    fn of(
+        file: &'a Option<serde_saphyr::Spanned<String>>,
+        text: &'a Option<serde_saphyr::Spanned<String>>,
+        key: &'static str,
+    ) -> Option<Pem<'a>> {
+        match (file, text) {
+            (Some(at), _) => Some(Pem { at, inline: None }),
+            (None, Some(at)) => Some(Pem { at, inline: Some(key) }),
+            (None, None) => None,
+        }
+    }
+
+    /// The path, or the key of the inline text (whose contents may be secret).
+    fn name(&self) -> String {
+        match self.inline {
+            Some(key) => format!("tls_config.{key}"),
+            None => self.at.value.clone(),
+        }
+    }
+
+    fn certificates(&self) -> Result<Vec<CertificateDer<'static>>, String> {
+        match self.inline {
+            Some(_) => parse_certificates(self.at.value.as_bytes(), &self.name()),
+            None => read_certificates(&self.at.value),
+        }
+    }
+
+    fn private_key(&self) -> Result<rustls::pki_types::PrivateKeyDer<'static>, String> {
+        match self.inline {
+            Some(_) => parse_private_key(self.at.value.as_bytes(), &self.name()),
+            None => read_private_key(&self.at.value),
+        }
+    }
+}
+
+/// The first file the configuration names that does not exist.
+fn missing_file(config: &TlsConfig) -> Option<&str> {
+    [&config.ca_file, &config.cert_file, &config.key_file]
+        .into_iter()
+        .flatten()
+        .map(|f| f.value.as_str())
+        .find(|path| !std::path::Path::new(path).exists())
+}
+
+impl Built {
+    fn new(config: &TlsConfig, alpn: &[&[u8]], source: &Source) -> Result<Built, ConfigError> {
         let verifier = OnceLock::new();
-        if let Some(path) = &config.ca_file {
-            let certs =
-                read_certificates(&path.value).map_err(|e| source.error_at_span(path, e))?;
+        if let Some(ca) = Pem::of(&config.ca_file, &config.ca, "ca") {
+            let certs = ca.certificates().map_err(|e| source.error_at_span(ca.at, e))?;
             let mut store = RootCertStore::empty();
             let (added, _) = store.add_parsable_certificates(certs);
             if added == 0 {
                 return Err(
-                    source.error_at_span(path, format!("{}: no usable CA certificate", path.value))
+                    source.error_at_span(ca.at, format!("{}: no usable CA certificate", ca.name()))
                 );
             }
             let built = build_verifier(Arc::new(store)).map_err(|e| {
-                source.error_at_span(path, format!("building the certificate verifier: {e}"))
+                source.error_at_span(ca.at, format!("building the certificate verifier: {e}"))
             })?;
             let _ = verifier.set(built);
         }
@@ -95,20 +213,21 @@ impl TlsClient {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(KeepChain(provider())));
         let mut client_certs = Vec::new();
-        let mut client_config = match (&config.cert_file, &config.key_file) {
-            (Some(cert_path), Some(key_path)) => {
-                let chain = read_certificates(&cert_path.value)
-                    .map_err(|e| source.error_at_span(cert_path, e))?;
+        let mut client_config = match (
+            Pem::of(&config.cert_file, &config.cert, "cert"),
+            Pem::of(&config.key_file, &config.key, "key"),
+        ) {
+            (Some(cert), Some(key)) => {
+                let chain = cert.certificates().map_err(|e| source.error_at_span(cert.at, e))?;
                 for der in &chain {
                     client_certs.push(CertInfo::parse(der).map_err(|e| {
-                        source.error_at_span(cert_path, format!("{}: {e}", cert_path.value))
+                        source.error_at_span(cert.at, format!("{}: {e}", cert.name()))
                     })?);
                 }
-                let key = read_private_key(&key_path.value)
-                    .map_err(|e| source.error_at_span(key_path, e))?;
-                builder.with_client_auth_cert(chain, key).map_err(|e| {
+                let key_der = key.private_key().map_err(|e| source.error_at_span(key.at, e))?;
+                builder.with_client_auth_cert(chain, key_der).map_err(|e| {
                     source.error_at_span(
-                        key_path,
+                        key.at,
                         format!("client certificate and key do not fit: {e}"),
                     )
                 })?
@@ -118,19 +237,15 @@ impl TlsClient {
         client_config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         // Every probe measures a full handshake, as blackbox's fresh transport does.
         client_config.resumption = rustls::client::Resumption::disabled();
-        Ok(TlsClient {
+        Ok(Built {
             connector: TlsConnector::from(Arc::new(client_config)),
             verifier,
             insecure_skip_verify: config.insecure_skip_verify,
-            server_name: config.server_name.clone(),
             client_certs,
         })
     }
 
-    /// Handshakes over `io`, records the TLS metrics, and fails unless the chain verifies
-    /// (or `insecure_skip_verify` is set).
-    /// `name` is the name sent (SNI) and verified; see [`TlsClient::server_name`].
-    pub async fn handshake<IO>(
+    async fn handshake<IO>(
         &self,
         io: IO,
         name: &str,
@@ -191,11 +306,6 @@ impl TlsClient {
                 format!("certificate of {name_text} not trusted: {e}"),
             )),
         }
-    }
-
-    /// The configured `server_name`, which replaces the target's host for SNI and verification.
-    pub fn server_name(&self) -> Option<&str> {
-        self.server_name.as_deref()
     }
 
     fn verify(

@@ -398,8 +398,19 @@ impl Server {
 
     /// [`Server::spawn`] on `addr`, for configurations that name lookout's own address.
     pub fn spawn_at(dir: &Path, flags: &[String], addr: SocketAddr) -> Server {
+        Server::spawn_with_env(dir, flags, addr, &[])
+    }
+
+    /// [`Server::spawn_at`] with environment variables set (a trust store in `SSL_CERT_FILE`).
+    pub fn spawn_with_env(
+        dir: &Path,
+        flags: &[String],
+        addr: SocketAddr,
+        env: &[(&str, &Path)],
+    ) -> Server {
         let child = std::process::Command::new(LOOKOUT)
             .current_dir(dir)
+            .envs(env.iter().copied())
             .args(flags)
             .arg(format!("--web.listen-address={addr}"))
             .stdout(std::process::Stdio::null())
@@ -438,6 +449,18 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `lookout --once` on `dir/probes.yaml`, which must succeed; its output.
+pub fn once_ok(dir: &Path) -> String {
+    let out = std::process::Command::new(LOOKOUT)
+        .current_dir(dir)
+        .args(["--once", "--config.probes=probes.yaml"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    text
 }
 
 /// Writes each case's `yaml` to `dir/file` and runs lookout with `flags` plus `FLAG=that file`;

@@ -22,4 +22,7 @@ mod status_page;
 mod tailing;
 mod tcp_prober;
 mod tls;
+mod unix_prober;
+mod upstream_configs;
 mod web_security;
+mod websocket_prober;

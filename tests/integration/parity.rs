@@ -417,6 +417,8 @@ fn modules(dir: &Path) -> String {
   grpc_tls: {{ prober: grpc, grpc: {{ preferred_ip_protocol: ip4, tls: true, tls_config: {{ ca_file: {d}/ca.pem, server_name: localhost }} }} }}
   grpc_tls_untrusted: {{ prober: grpc, grpc: {{ preferred_ip_protocol: ip4, tls: true }} }}
   grpc_tls_shop: {{ prober: grpc, grpc: {{ preferred_ip_protocol: ip4, tls: true, service: shop, tls_config: {{ ca_file: {d}/ca.pem, server_name: localhost }} }} }}
+  tcp_capture: {{ prober: tcp, tcp: {{ preferred_ip_protocol: ip4, query_response: [{{ expect: "^220 ([^ ]+) ESMTP", send: "HELO ${{1}}" }}, {{ expect: "^250 ok" }}] }} }}
+  tcp_binary_send: {{ prober: tcp, tcp: {{ preferred_ip_protocol: ip4, query_response: [{{ expect: "^220 " }}, {{ send: !!binary SEVMTyBwYXJpdHk= }}, {{ expect: "^250 ok" }}] }} }}
   tcp_starttls_untrusted: {{ prober: tcp, tcp: {{ preferred_ip_protocol: ip4, query_response: [{{ expect: "^220 " }}, {{ send: STARTTLS }}, {{ expect: "^220 go" }}, {{ starttls: true }}] }} }}
 "#
     )
@@ -534,6 +536,9 @@ fn cases(p: &Peers) -> Vec<(&'static str, String)> {
         ("grpc_tls_shop", p.grpc_tls.to_string()),
         ("grpc", p.grpc_tls.to_string()),
         ("tcp_starttls_untrusted", p.starttls.to_string()),
+        // A `send` filled from `expect`'s captures, and one written as `!!binary`.
+        ("tcp_capture", p.starttls.to_string()),
+        ("tcp_binary_send", p.starttls.to_string()),
     ]
 }
 

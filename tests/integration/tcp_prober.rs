@@ -166,3 +166,63 @@ async fn source_ip_address_and_ip_protocol() {
     .await;
     assert_eq!(reason(&o), "dns");
 }
+
+/// upstream's `ssh_banner_extract`: the banner's captures become `probe_expect_info` labels.
+#[tokio::test]
+async fn expect_labels_become_probe_expect_info() {
+    let addr = raw_server(|mut s| async move {
+        let _ = s.write_all(b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n").await;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    })
+    .await;
+    let module = r#"prober: tcp
+tcp:
+  query_response:
+    - expect: "^SSH-2.0-([^ -]+)(?: (.*))?$"
+      labels:
+        - name: ssh_version
+          value: "${1}"
+        - name: ssh_comments
+          value: "${2}""#;
+    let o = probe(module, &addr.to_string()).await;
+    assert!(o.success, "{:?}", o.failure);
+    let sets = label_sets(&o, &PROBE_EXPECT_INFO);
+    assert_eq!(sets.len(), 1, "{sets:?}");
+    assert_eq!(label(&sets[0], "ssh_version"), "OpenSSH_9.2p1");
+    assert_eq!(label(&sets[0], "ssh_comments"), "Debian-2+deb12u3");
+    assert_eq!(o.value(&PROBE_EXPECT_INFO), Some(1.0));
+}
+
+/// A PostgreSQL-like server: answers the 8-byte SSLRequest with one byte, `reply`.
+async fn postgres_like(reply: &'static [u8]) -> std::net::SocketAddr {
+    raw_server(move |mut s| async move {
+        use tokio::io::AsyncReadExt;
+        let mut request = [0u8; 8];
+        if s.read_exact(&mut request).await.is_ok() && request == [0, 0, 0, 8, 4, 0xD2, 0x16, 0x2F]
+        {
+            let _ = s.write_all(reply).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    })
+    .await
+}
+
+/// upstream's `postgresql` module (minus its starttls): a `!!binary` send and `expect_bytes`.
+#[tokio::test]
+async fn binary_send_and_expect_bytes() {
+    let module = "prober: tcp\ntcp:\n  query_response:\n    - send: !!binary AAAACATSFi8=\n    - expect_bytes: S";
+    let o = probe(module, &postgres_like(b"S").await.to_string()).await;
+    assert!(o.success, "{:?}\n{}", o.failure, o.log.join("\n"));
+    assert_eq!(o.value(&PROBE_FAILED_DUE_TO_BYTES), Some(0.0));
+
+    let o = probe(module, &postgres_like(b"N").await.to_string()).await;
+    assert_eq!(reason(&o), "query_response");
+    assert_eq!(o.value(&PROBE_FAILED_DUE_TO_BYTES), Some(1.0));
+    assert_eq!(o.value(&PROBE_FAILED_DUE_TO_REGEX), Some(0.0));
+    assert!(o.failure.unwrap().message.contains("expected \"S\""));
+
+    // The server closes without answering: too few bytes, not a mismatch.
+    let o = probe(module, &postgres_like(b"").await.to_string()).await;
+    assert_eq!(reason(&o), "query_response");
+    assert_eq!(o.value(&PROBE_FAILED_DUE_TO_BYTES), Some(0.0));
+}
