@@ -76,6 +76,11 @@ pub const PROBE_FAILURE_REASON: FamilyDef = gauge(
 );
 pub const PROBE_FAILED_DUE_TO_REGEX: FamilyDef =
     gauge("probe_failed_due_to_regex", "Indicates if probe failed due to regex", &[]);
+pub const PROBE_FAILED_DUE_TO_CEL: FamilyDef = gauge(
+    "probe_failed_due_to_cel",
+    "Indicates if probe failed due to CEL expression not matching",
+    &[],
+);
 pub const PROBE_DNS_LOOKUP_TIME_SECONDS: FamilyDef = gauge(
     "probe_dns_lookup_time_seconds",
     "Returns the time taken for probe dns lookup in seconds",
@@ -235,6 +240,7 @@ pub const PROBE_FAMILIES: &[&FamilyDef] = &[
     &PROBE_SUCCESS,
     &PROBE_DURATION_SECONDS,
     &PROBE_FAILED_DUE_TO_REGEX,
+    &PROBE_FAILED_DUE_TO_CEL,
     &PROBE_DNS_LOOKUP_TIME_SECONDS,
     &PROBE_IP_PROTOCOL,
     &PROBE_IP_ADDR_HASH,

@@ -9,6 +9,7 @@
 //! plus one arm in [`PreparedModule::prepare`] and one in [`run`] (and its section's schema in
 //! `config::probes`).
 
+mod body_cel;
 pub mod certs;
 pub mod dial;
 pub mod dns;
@@ -18,6 +19,8 @@ pub mod guard;
 pub mod history;
 pub mod http;
 pub mod icmp;
+mod oauth2;
+mod proxy;
 mod report;
 pub mod scheduler;
 pub mod tcp;

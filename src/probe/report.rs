@@ -40,10 +40,13 @@ pub enum FailureReason {
     DnsRcode,
     DnsRecordRegex,
     GrpcStatus,
+    RequestFile,
+    BodyCel,
+    OAuth2,
 }
 
 impl FailureReason {
-    pub const ALL: [FailureReason; 27] = [
+    pub const ALL: [FailureReason; 30] = [
         FailureReason::InvalidTarget,
         FailureReason::Dns,
         FailureReason::ConnectRefused,
@@ -71,6 +74,9 @@ impl FailureReason {
         FailureReason::DnsRcode,
         FailureReason::DnsRecordRegex,
         FailureReason::GrpcStatus,
+        FailureReason::RequestFile,
+        FailureReason::BodyCel,
+        FailureReason::OAuth2,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -102,6 +108,9 @@ impl FailureReason {
             FailureReason::DnsRcode => "dns_rcode",
             FailureReason::DnsRecordRegex => "dns_record_regex",
             FailureReason::GrpcStatus => "grpc_status",
+            FailureReason::RequestFile => "request_file",
+            FailureReason::BodyCel => "body_cel",
+            FailureReason::OAuth2 => "oauth2",
         }
     }
 }
@@ -142,6 +151,11 @@ impl Report {
     }
 
     /// Sets a gauge without labels, replacing an earlier value.
+    /// The log so far (each line with its time since the start).
+    pub fn log_lines(&self) -> &[String] {
+        &self.log
+    }
+
     pub fn set(&mut self, family: &'static FamilyDef, value: f64) {
         self.set_labeled(family, [], value);
     }
