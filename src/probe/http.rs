@@ -53,6 +53,10 @@ const SAME_HOST_ONLY: [HeaderName; 4] = [
     HeaderName::from_static("cookie2"),
 ];
 
+/// A response body over HTTP/1.1, HTTP/2 or HTTP/3.
+pub(super) type ProbeBody =
+    http_body_util::combinators::UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
 /// A module's `http:` section, prepared at load.
 pub struct HttpProbe {
     method: Method,
@@ -84,6 +88,8 @@ pub struct HttpProbe {
     proxy: ProxyChoice,
     /// With a proxy, the target's name is left to it: no resolve phase.
     skip_resolve_with_proxy: bool,
+    /// `enable_http3`: every request over HTTP/3 (QUIC), to https URLs.
+    http3: bool,
     tls: TlsClient,
 }
 
@@ -172,8 +178,12 @@ impl HttpProbe {
             Some(oauth2) => Some(OAuth2Client::prepare(oauth2, source)?),
             None => None,
         };
-        let alpn: &[&[u8]] =
-            if config.enable_http2 { &[b"h2", b"http/1.1"] } else { &[b"http/1.1"] };
+        let http3 = config.enable_http3.as_ref().is_some_and(|e| e.value);
+        let alpn: &[&[u8]] = match (http3, config.enable_http2) {
+            (true, _) => &[super::http3::ALPN],
+            (false, true) => &[b"h2", b"http/1.1"],
+            (false, false) => &[b"http/1.1"],
+        };
         let tls = TlsClient::new(&config.tls_config, alpn, source)?;
         let credentials = Credentials::of(&config);
         let regexes = |patterns: Vec<BytesPattern>| patterns.into_iter().map(|p| p.0).collect();
@@ -203,6 +213,7 @@ impl HttpProbe {
             oauth2,
             proxy,
             skip_resolve_with_proxy: config.skip_resolve_phase_with_proxy,
+            http3,
             tls,
         })
     }
@@ -380,7 +391,11 @@ pub async fn probe(
         report.set(family, 0.0);
     }
 
-    let mut uri = parse_target(target)?;
+    let mut uri = if probe.http3 {
+        parse_target(&super::http3::https_target(target))?
+    } else {
+        parse_target(target)?
+    };
     let original_host = uri.host().map(str::to_string);
     let mut method = probe.method.clone();
     if !probe.cel_checks.is_empty() {
@@ -481,7 +496,7 @@ struct Hop<'a> {
 
 /// The response to a hop, with the connection that carries its body.
 struct Answer {
-    response: Response<Incoming>,
+    response: Response<ProbeBody>,
     ssl: bool,
     head_received: Instant,
     _connection: Connection,
@@ -505,7 +520,8 @@ async fn fetch(probe: &HttpProbe, hop: Hop<'_>, report: &mut Report) -> Result<A
     let proxy = probe.proxy.for_target(uri);
     // As blackbox: with skip_resolve_phase_with_proxy the name is the proxy's to resolve,
     // and the probe has no resolve phase nor probe_ip_protocol.
-    let resolve = !(probe.skip_resolve_with_proxy && probe.proxy.is_configured());
+    let resolve =
+        probe.http3 || !(probe.skip_resolve_with_proxy && probe.proxy.is_configured());
     let mut addr = None;
     if resolve {
         let resolved =
@@ -524,6 +540,10 @@ async fn fetch(probe: &HttpProbe, hop: Hop<'_>, report: &mut Report) -> Result<A
     }
     if let (Some(guard), Some(addr)) = (hop.guard, addr) {
         guard.check_address(addr)?;
+    }
+
+    if let (true, Some(addr)) = (probe.http3, addr) {
+        return fetch_h3(probe, hop, addr, report).await;
     }
 
     let started = Instant::now();
@@ -569,10 +589,44 @@ async fn fetch(probe: &HttpProbe, hop: Hop<'_>, report: &mut Report) -> Result<A
         (exchange(stream, false, request, report).await?, false, connected)
     };
     let (response, connection) = response;
+    let response = response.map(|body| body.map_err(Into::into).boxed_unsync());
     let head_received = Instant::now();
     add_phase(report, "processing", head_received - ready);
     report.log(format_args!("received {:?} {}", response.version(), response.status()));
     Ok(Answer { response, ssl, head_received, _connection: connection })
+}
+
+/// A hop over HTTP/3 (the proxy, as in blackbox, is not used).
+async fn fetch_h3(
+    probe: &HttpProbe,
+    hop: Hop<'_>,
+    addr: SocketAddr,
+    report: &mut Report,
+) -> Result<Answer, Failure> {
+    let uri = hop.uri;
+    if uri.scheme_str() != Some("https") {
+        return Err(Failure::new(
+            FailureReason::Http,
+            format!("{uri}: HTTP/3 is spoken over https only"),
+        ));
+    }
+    let host = uri.host().unwrap_or_default();
+    let name = match (hop.same_host, probe.tls.server_name(), probe.host_name()) {
+        (true, Some(name), _) => name,
+        (true, None, Some(host_header)) => host_header,
+        _ => host,
+    };
+    let body = hop.body.clone().unwrap_or_default();
+    let authority = uri.authority().map_or("", |a| a.as_str()).to_string();
+    let mut request = build_request(probe, hop, &authority, true, false)?.map(|_| body);
+    *request.version_mut() = Version::HTTP_3;
+    let (response, connection, handshaken, handshake) =
+        super::http3::exchange(&probe.tls, addr, name, request, report).await?;
+    add_phase(report, "tls", handshake);
+    let head_received = Instant::now();
+    add_phase(report, "processing", head_received - handshaken);
+    report.log(format_args!("received {:?} {}", response.version(), response.status()));
+    Ok(Answer { response, ssl: true, head_received, _connection: connection })
 }
 
 pub(super) async fn exchange<S>(
@@ -847,7 +901,7 @@ impl HeldBody {
 
 /// Reads the body to its end, counting bytes; keeps them only when `keep` is set.
 async fn read_body(
-    mut body: Incoming,
+    mut body: ProbeBody,
     keep: bool,
     limit: Option<u64>,
 ) -> Result<(u64, HeldBody), Failure> {

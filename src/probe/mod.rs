@@ -18,6 +18,7 @@ pub mod grpc;
 pub mod guard;
 pub mod history;
 pub mod http;
+mod http3;
 pub mod icmp;
 mod oauth2;
 mod proxy;

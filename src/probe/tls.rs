@@ -34,6 +34,7 @@ use tokio_rustls::TlsConnector;
 const GO_ZERO_TIME: f64 = -62_135_596_800.0;
 
 pub struct TlsClient {
+    config: Arc<ClientConfig>,
     connector: TlsConnector,
     /// Built on first use when it rests on the system trust store, which most modules never need.
     verifier: OnceLock<Option<Arc<WebPkiServerVerifier>>>,
@@ -118,8 +119,10 @@ impl TlsClient {
         client_config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         // Every probe measures a full handshake, as blackbox's fresh transport does.
         client_config.resumption = rustls::client::Resumption::disabled();
+        let client_config = Arc::new(client_config);
         Ok(TlsClient {
-            connector: TlsConnector::from(Arc::new(client_config)),
+            connector: TlsConnector::from(client_config.clone()),
+            config: client_config,
             verifier,
             insecure_skip_verify: config.insecure_skip_verify,
             server_name: config.server_name.clone(),
@@ -139,6 +142,29 @@ impl TlsClient {
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
+        let (name_text, name) = self.begin(name, report)?;
+        let stream = self.connector.connect(name.clone(), io).await.map_err(|e| {
+            Failure::new(
+                FailureReason::TlsHandshake,
+                format!("TLS handshake with {name_text}: {e}"),
+            )
+        })?;
+        let (_, conn) = stream.get_ref();
+        let chain: Vec<CertificateDer<'static>> =
+            conn.peer_certificates().map(|c| c.to_vec()).unwrap_or_default();
+        let version = conn.protocol_version().map(version_name).unwrap_or("unknown");
+        let cipher = conn.negotiated_cipher_suite().map(|s| cipher_name(s.suite()));
+        self.inspect(&chain, version, cipher, &name, report)?;
+        Ok(stream)
+    }
+
+    /// The server name to send and verify, and the client certificates' metrics, before a
+    /// handshake over TCP or QUIC.
+    pub fn begin(
+        &self,
+        name: &str,
+        report: &mut Report,
+    ) -> Result<(String, ServerName<'static>), Failure> {
         let name_text =
             name.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(name).to_string();
         let name = ServerName::try_from(name_text.clone()).map_err(|e| {
@@ -150,26 +176,36 @@ impl TlsClient {
         for cert in &self.client_certs {
             certs::record(report, Origin::Client, cert);
         }
-        let stream = self.connector.connect(name.clone(), io).await.map_err(|e| {
-            Failure::new(
-                FailureReason::TlsHandshake,
-                format!("TLS handshake with {name_text}: {e}"),
-            )
-        })?;
-        let (_, conn) = stream.get_ref();
-        let chain: Vec<CertificateDer<'static>> =
-            conn.peer_certificates().map(|c| c.to_vec()).unwrap_or_default();
-        let version = conn.protocol_version().map(version_name).unwrap_or("unknown");
-        let cipher =
-            conn.negotiated_cipher_suite().map(|s| cipher_name(s.suite())).unwrap_or_default();
+        Ok((name_text, name))
+    }
+
+    /// The rustls configuration (ALPN as prepared), for QUIC.
+    pub fn config(&self) -> Arc<ClientConfig> {
+        self.config.clone()
+    }
+
+    /// After a handshake: records the TLS metrics, and fails unless the chain verifies (or
+    /// `insecure_skip_verify` is set).
+    pub fn inspect(
+        &self,
+        chain: &[CertificateDer<'static>],
+        version: &str,
+        cipher: Option<String>,
+        name: &ServerName<'static>,
+        report: &mut Report,
+    ) -> Result<(), Failure> {
+        let name_text = name.to_str();
         report.log(format_args!(
-            "TLS handshake done: {version}, {cipher}, {} certificate(s)",
+            "TLS handshake done: {version}, {}, {} certificate(s)",
+            cipher.as_deref().unwrap_or("cipher unknown"),
             chain.len()
         ));
         report.replace(&PROBE_TLS_VERSION_INFO, [version.to_string()], 1.0);
-        report.replace(&PROBE_TLS_CIPHER_INFO, [cipher], 1.0);
+        if let Some(cipher) = cipher {
+            report.replace(&PROBE_TLS_CIPHER_INFO, [cipher], 1.0);
+        }
 
-        let verdict = self.verify(&chain, &name);
+        let verdict = self.verify(chain, name);
         let infos: Vec<CertInfo> =
             chain.iter().filter_map(|der| CertInfo::parse(der).ok()).collect();
         record_chain(
@@ -179,12 +215,12 @@ impl TlsClient {
             verdict.as_ref().err().map(|e| verify_label(e)),
         );
         match verdict {
-            Ok(()) => Ok(stream),
+            Ok(()) => Ok(()),
             Err(e) if self.insecure_skip_verify => {
                 report.log(format_args!(
                     "certificate not trusted ({e}), continuing: insecure_skip_verify is set"
                 ));
-                Ok(stream)
+                Ok(())
             }
             Err(e) => Err(Failure::new(
                 FailureReason::TlsVerify,
@@ -311,10 +347,13 @@ pub fn verify_label(error: &rustls::Error) -> &'static str {
     }
 }
 
+/// The version QUIC always speaks, as `probe_tls_version_info` names it.
+pub const TLS13: &str = "TLS 1.3";
+
 fn version_name(version: rustls::ProtocolVersion) -> &'static str {
     match version {
         rustls::ProtocolVersion::TLSv1_2 => "TLS 1.2",
-        rustls::ProtocolVersion::TLSv1_3 => "TLS 1.3",
+        rustls::ProtocolVersion::TLSv1_3 => TLS13,
         _ => "unknown",
     }
 }
