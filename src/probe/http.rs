@@ -713,11 +713,15 @@ async fn finish(
         }
         if needs_body {
             // blackbox reads the body its client already closed, and fails.
-            report.set(&PROBE_FAILED_DUE_TO_REGEX, 1.0);
-            return Err(Failure::new(
-                FailureReason::BodyRegex,
-                "the body of a redirect that is not followed is not read",
-            ));
+            let message = "the body of a redirect that is not followed is not read";
+            if probe.cel_checks.is_empty() || !probe.fail_if_body_matches.is_empty()
+                || !probe.fail_if_body_not_matches.is_empty()
+            {
+                report.set(&PROBE_FAILED_DUE_TO_REGEX, 1.0);
+                return Err(Failure::new(FailureReason::BodyRegex, message));
+            }
+            report.set(&PROBE_FAILED_DUE_TO_CEL, 1.0);
+            return Err(Failure::new(FailureReason::BodyCel, message));
         }
         return check_version_and_ssl(&parts.version, ssl, probe);
     }

@@ -41,7 +41,7 @@ pub async fn exchange(
     };
     let endpoint = quinn::Endpoint::client(bind).map_err(|e| quic_error("socket for", &e))?;
     let (name_text, server_name) = tls.begin(name, report)?;
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls.config()).map_err(|e| {
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls.config()?).map_err(|e| {
         Failure::new(FailureReason::TlsHandshake, format!("TLS for QUIC needs TLS 1.3: {e}"))
     })?;
     let started = Instant::now();

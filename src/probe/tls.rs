@@ -12,6 +12,7 @@ use super::{Failure, FailureReason, Report};
 use crate::config::probes::TlsConfig;
 use crate::config::values::TlsVersion;
 use crate::config::{ConfigError, Source};
+use serde_saphyr::Spanned;
 use crate::metrics::families::{
     CERT_NOT_AFTER, CERT_NOT_BEFORE, PROBE_SSL_EARLIEST_CERT_EXPIRY,
     PROBE_SSL_LAST_CHAIN_EXPIRY_TIMESTAMP_SECONDS, PROBE_SSL_LAST_CHAIN_INFO,
@@ -33,15 +34,31 @@ use tokio_rustls::TlsConnector;
 /// Go's `time.Time{}` as a Unix timestamp (January 1st of year 1).
 const GO_ZERO_TIME: f64 = -62_135_596_800.0;
 
+/// A module's TLS client. When a file it names does not exist yet at load, it is built at
+/// the first probe that finds the files (until then such probes fail with
+/// `certificate_file`).
 pub struct TlsClient {
+    server_name: Option<String>,
+    state: State,
+}
+
+enum State {
+    Ready(Box<Ready>),
+    Waiting { config: TlsConfig, alpn: Vec<Vec<u8>>, built: OnceLock<Ready> },
+}
+
+/// What a built TLS client holds.
+struct Ready {
     config: Arc<ClientConfig>,
     connector: TlsConnector,
     /// Built on first use when it rests on the system trust store, which most modules never need.
     verifier: OnceLock<Option<Arc<WebPkiServerVerifier>>>,
     insecure_skip_verify: bool,
-    server_name: Option<String>,
     client_certs: Vec<CertInfo>,
 }
+
+/// Why a client could not be built: the key it is about, if one, and what went wrong.
+type BuildError<'a> = (Option<&'a Spanned<String>>, String);
 
 fn provider() -> Arc<CryptoProvider> {
     static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
@@ -65,24 +82,111 @@ fn system_roots() -> Arc<RootCertStore> {
 }
 
 impl TlsClient {
+    /// Builds the client, or warns and waits when a file it names does not exist yet; a file
+    /// that exists but is not what it should be is an error.
     pub fn new(
         config: &TlsConfig,
         alpn: &[&[u8]],
         source: &Source,
     ) -> Result<TlsClient, ConfigError> {
+        let files = [("ca_file", &config.ca_file), ("cert_file", &config.cert_file), ("key_file", &config.key_file)];
+        let mut missing = false;
+        for (key, file) in files {
+            if let Some(file) = file {
+                missing |= source.warn_if_missing(file, key);
+            }
+        }
+        let server_name = config.server_name.clone();
+        if missing {
+            let alpn = alpn.iter().map(|p| p.to_vec()).collect();
+            return Ok(TlsClient {
+                server_name,
+                state: State::Waiting { config: config.clone(), alpn, built: OnceLock::new() },
+            });
+        }
+        let ready = Ready::build(config, alpn).map_err(|(key, message)| match key {
+            Some(key) => source.error_at_span(key, message),
+            None => source.error_at(0, 0, message),
+        })?;
+        Ok(TlsClient { server_name, state: State::Ready(Box::new(ready)) })
+    }
+
+    /// The built client, building it now if its files were missing at load.
+    fn ready(&self) -> Result<&Ready, Failure> {
+        match &self.state {
+            State::Ready(ready) => Ok(ready),
+            State::Waiting { config, alpn, built } => {
+                if let Some(ready) = built.get() {
+                    return Ok(ready);
+                }
+                let alpn: Vec<&[u8]> = alpn.iter().map(Vec::as_slice).collect();
+                let ready = Ready::build(config, &alpn)
+                    .map_err(|(_, message)| Failure::new(FailureReason::CertificateFile, message))?;
+                Ok(built.get_or_init(|| ready))
+            }
+        }
+    }
+
+    /// Handshakes over `io`, records the TLS metrics, and fails unless the chain verifies
+    /// (or `insecure_skip_verify` is set).
+    /// `name` is the name sent (SNI) and verified; see [`TlsClient::server_name`].
+    pub async fn handshake<IO>(
+        &self,
+        io: IO,
+        name: &str,
+        report: &mut Report,
+    ) -> Result<TlsStream<IO>, Failure>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.ready()?.handshake(io, name, report).await
+    }
+
+    /// The server name to send and verify (recording the client certificates' metrics),
+    /// before a handshake over QUIC.
+    pub fn begin(
+        &self,
+        name: &str,
+        report: &mut Report,
+    ) -> Result<(String, ServerName<'static>), Failure> {
+        self.ready()?.begin(name, report)
+    }
+
+    /// The rustls configuration (ALPN as prepared), for QUIC.
+    pub fn config(&self) -> Result<Arc<ClientConfig>, Failure> {
+        Ok(self.ready()?.config.clone())
+    }
+
+    /// After a QUIC handshake: see [`Ready::inspect`].
+    pub fn inspect(
+        &self,
+        chain: &[CertificateDer<'static>],
+        version: &str,
+        cipher: Option<String>,
+        name: &ServerName<'static>,
+        report: &mut Report,
+    ) -> Result<(), Failure> {
+        self.ready()?.inspect(chain, version, cipher, name, report)
+    }
+
+    /// The configured `server_name`, which replaces the target's host for SNI and verification.
+    pub fn server_name(&self) -> Option<&str> {
+        self.server_name.as_deref()
+    }
+}
+
+impl Ready {
+    fn build<'a>(config: &'a TlsConfig, alpn: &[&[u8]]) -> Result<Ready, BuildError<'a>> {
         let verifier = OnceLock::new();
         if let Some(path) = &config.ca_file {
-            let certs =
-                read_certificates(&path.value).map_err(|e| source.error_at_span(path, e))?;
+            let certs = read_certificates(&path.value).map_err(|e| (Some(path), e.to_string()))?;
             let mut store = RootCertStore::empty();
             let (added, _) = store.add_parsable_certificates(certs);
             if added == 0 {
-                return Err(
-                    source.error_at_span(path, format!("{}: no usable CA certificate", path.value))
-                );
+                return Err((Some(path), format!("{}: no usable CA certificate", path.value)));
             }
             let built = build_verifier(Arc::new(store)).map_err(|e| {
-                source.error_at_span(path, format!("building the certificate verifier: {e}"))
+                (Some(path), format!("building the certificate verifier: {e}"))
             })?;
             let _ = verifier.set(built);
         }
@@ -92,26 +196,24 @@ impl TlsClient {
         );
         let builder = ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&versions)
-            .map_err(|e| source.error_at(0, 0, format!("tls_config: {e}")))?
+            .map_err(|e| (None, format!("tls_config: {e}")))?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(KeepChain(provider())));
         let mut client_certs = Vec::new();
         let mut client_config = match (&config.cert_file, &config.key_file) {
             (Some(cert_path), Some(key_path)) => {
                 let chain = read_certificates(&cert_path.value)
-                    .map_err(|e| source.error_at_span(cert_path, e))?;
+                    .map_err(|e| (Some(cert_path), e.to_string()))?;
                 for der in &chain {
-                    client_certs.push(CertInfo::parse(der).map_err(|e| {
-                        source.error_at_span(cert_path, format!("{}: {e}", cert_path.value))
-                    })?);
+                    client_certs.push(
+                        CertInfo::parse(der)
+                            .map_err(|e| (Some(cert_path), format!("{}: {e}", cert_path.value)))?,
+                    );
                 }
                 let key = read_private_key(&key_path.value)
-                    .map_err(|e| source.error_at_span(key_path, e))?;
+                    .map_err(|e| (Some(key_path), e.to_string()))?;
                 builder.with_client_auth_cert(chain, key).map_err(|e| {
-                    source.error_at_span(
-                        key_path,
-                        format!("client certificate and key do not fit: {e}"),
-                    )
+                    (Some(key_path), format!("client certificate and key do not fit: {e}"))
                 })?
             }
             _ => builder.with_no_client_auth(),
@@ -120,20 +222,16 @@ impl TlsClient {
         // Every probe measures a full handshake, as blackbox's fresh transport does.
         client_config.resumption = rustls::client::Resumption::disabled();
         let client_config = Arc::new(client_config);
-        Ok(TlsClient {
+        Ok(Ready {
             connector: TlsConnector::from(client_config.clone()),
             config: client_config,
             verifier,
             insecure_skip_verify: config.insecure_skip_verify,
-            server_name: config.server_name.clone(),
             client_certs,
         })
     }
 
-    /// Handshakes over `io`, records the TLS metrics, and fails unless the chain verifies
-    /// (or `insecure_skip_verify` is set).
-    /// `name` is the name sent (SNI) and verified; see [`TlsClient::server_name`].
-    pub async fn handshake<IO>(
+    async fn handshake<IO>(
         &self,
         io: IO,
         name: &str,
@@ -160,7 +258,7 @@ impl TlsClient {
 
     /// The server name to send and verify, and the client certificates' metrics, before a
     /// handshake over TCP or QUIC.
-    pub fn begin(
+    fn begin(
         &self,
         name: &str,
         report: &mut Report,
@@ -179,14 +277,9 @@ impl TlsClient {
         Ok((name_text, name))
     }
 
-    /// The rustls configuration (ALPN as prepared), for QUIC.
-    pub fn config(&self) -> Arc<ClientConfig> {
-        self.config.clone()
-    }
-
     /// After a handshake: records the TLS metrics, and fails unless the chain verifies (or
     /// `insecure_skip_verify` is set).
-    pub fn inspect(
+    fn inspect(
         &self,
         chain: &[CertificateDer<'static>],
         version: &str,
@@ -227,11 +320,6 @@ impl TlsClient {
                 format!("certificate of {name_text} not trusted: {e}"),
             )),
         }
-    }
-
-    /// The configured `server_name`, which replaces the target's host for SNI and verification.
-    pub fn server_name(&self) -> Option<&str> {
-        self.server_name.as_deref()
     }
 
     fn verify(
