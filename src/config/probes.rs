@@ -787,8 +787,9 @@ impl HttpModule {
         }
     }
 
-    /// Upstream's rules: HTTP/3 alone, asked for with `enable_http3` and `HTTP/3.0` as the
-    /// only valid version, and with `enable_http2` turned off (it is on by default).
+    /// Upstream's rules: `HTTP/3.0` is a valid version only with `enable_http3`, which allows
+    /// neither HTTP/1.1 nor HTTP/2.0 as valid versions and needs `enable_http2` turned off (it
+    /// is on by default).
     fn validate_http3(&self, source: &Source) -> Result<(), ConfigError> {
         let http3 = self.enable_http3.as_ref().filter(|e| e.value);
         let version = |name: &str| self.valid_http_versions.iter().find(|v| v.value == name);
@@ -811,12 +812,6 @@ impl HttpModule {
                     return Err(source.error_at_span(
                         enabled,
                         "when enable_http3 is true, enable_http2 must be set to false",
-                    ));
-                }
-                if version("HTTP/3.0").is_none() {
-                    return Err(source.error_at_span(
-                        enabled,
-                        "when enable_http3 is true, valid_http_versions must list HTTP/3.0",
                     ));
                 }
                 Ok(())
