@@ -714,7 +714,9 @@ impl HttpModule {
             }
         }
         if let (Some(_), Some(file)) = (&self.body, &self.body_file) {
-            return Err(source.error_at_span(file, "setting body and body_file both is not allowed"));
+            return Err(
+                source.error_at_span(file, "setting body and body_file both is not allowed")
+            );
         }
         self.validate_http3(source)?;
         if let Some(auth) = &self.basic_auth {

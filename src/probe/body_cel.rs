@@ -32,8 +32,8 @@ impl CelCheck {
 /// Parses `body` as JSON and applies `checks` in order; the first that fails says why.
 pub fn check(body: &[u8], checks: &[CelCheck]) -> Result<(), Failure> {
     let failed = |message: String| Failure::new(FailureReason::BodyCel, message);
-    let json: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| failed(format!("body is not JSON: {e}")))?;
+    let json: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| failed(format!("body is not JSON: {e}")))?;
     let mut context = Context::default();
     context
         .add_variable("body", json)

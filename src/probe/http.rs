@@ -15,9 +15,10 @@ use crate::config::probes::{Compression, HeaderMatch, HttpModule};
 use crate::config::values::{BytesPattern, IpProtocol};
 use crate::config::{ConfigError, Source};
 use crate::metrics::families::{
-    PROBE_FAILED_DUE_TO_CEL, PROBE_FAILED_DUE_TO_REGEX, PROBE_HTTP_CONTENT_LENGTH, PROBE_HTTP_DURATION_SECONDS,
-    PROBE_HTTP_LAST_MODIFIED_TIMESTAMP_SECONDS, PROBE_HTTP_REDIRECTS, PROBE_HTTP_SSL,
-    PROBE_HTTP_STATUS_CODE, PROBE_HTTP_UNCOMPRESSED_BODY_LENGTH, PROBE_HTTP_VERSION,
+    PROBE_FAILED_DUE_TO_CEL, PROBE_FAILED_DUE_TO_REGEX, PROBE_HTTP_CONTENT_LENGTH,
+    PROBE_HTTP_DURATION_SECONDS, PROBE_HTTP_LAST_MODIFIED_TIMESTAMP_SECONDS, PROBE_HTTP_REDIRECTS,
+    PROBE_HTTP_SSL, PROBE_HTTP_STATUS_CODE, PROBE_HTTP_UNCOMPRESSED_BODY_LENGTH,
+    PROBE_HTTP_VERSION,
 };
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -129,14 +130,12 @@ impl HttpProbe {
                 "HTTP/1.1" => Version::HTTP_11,
                 "HTTP/2.0" | "HTTP/2" => Version::HTTP_2,
                 "HTTP/3.0" => Version::HTTP_3,
-                other => {
-                    return Err(source.error_at_span(
-                        version,
-                        format!(
-                            "unknown HTTP version {other:?} (HTTP/1.0, HTTP/1.1, HTTP/2.0, HTTP/3.0)"
-                        ),
-                    ))
-                }
+                other => return Err(source.error_at_span(
+                    version,
+                    format!(
+                        "unknown HTTP version {other:?} (HTTP/1.0, HTTP/1.1, HTTP/2.0, HTTP/3.0)"
+                    ),
+                )),
             });
         }
         let method = match &config.method {
@@ -218,6 +217,12 @@ impl HttpProbe {
         })
     }
 
+    /// Whether lookout resolves the target's name itself: unless a proxy is configured and
+    /// `skip_resolve_phase_with_proxy` leaves the name to it (HTTP/3 uses no proxy).
+    fn resolves_target(&self) -> bool {
+        self.http3 || !(self.skip_resolve_with_proxy && self.proxy.is_configured())
+    }
+
     /// The `Host` header's host, which names the server for TLS unless `server_name` is set.
     fn host_name(&self) -> Option<&str> {
         let host = self.host.as_ref()?.to_str().ok()?;
@@ -280,9 +285,13 @@ impl RequestBody {
     fn read(&self) -> Result<Bytes, Failure> {
         match self {
             RequestBody::Inline(bytes) => Ok(bytes.clone()),
-            RequestBody::File(path) => crate::files::read(path.as_ref(), crate::files::MAX_CONFIG_BYTES)
-                .map(Bytes::from)
-                .map_err(|e| Failure::new(FailureReason::RequestFile, format!("body_file {path}: {e}"))),
+            RequestBody::File(path) => {
+                crate::files::read(path.as_ref(), crate::files::MAX_CONFIG_BYTES)
+                    .map(Bytes::from)
+                    .map_err(|e| {
+                        Failure::new(FailureReason::RequestFile, format!("body_file {path}: {e}"))
+                    })
+            }
         }
     }
 }
@@ -375,8 +384,11 @@ pub async fn probe(
     guard: Option<&Guard<'_>>,
     report: &mut Report,
 ) -> Result<(), Failure> {
-    // As blackbox: the other phases appear once the target's name is resolved.
-    add_phase(report, "resolve", Duration::ZERO);
+    // As blackbox: the other phases appear once the target's name is resolved; with the name
+    // left to a proxy there is no resolve phase.
+    if probe.resolves_target() {
+        add_phase(report, "resolve", Duration::ZERO);
+    }
     // As blackbox: these are 0 until a response sets them, so a probe that fails before
     // one (a TLS verification failure, a refused connection) still has them.
     for family in [
@@ -406,10 +418,9 @@ pub async fn probe(
     let added_headers = (probe.added_headers.iter())
         .map(|(name, value)| Ok((name.clone(), value.read()?)))
         .collect::<Result<Vec<_>, Failure>>()?;
-    let authorization = match &probe.oauth2 {
-        Some(oauth2) => Some(oauth2.authorization(report).await?),
-        None => probe.credentials.header()?,
-    };
+    let authorization = probe.credentials.header()?;
+    // Fetched once the target is resolved, as blackbox's client asks for it when it sends.
+    let mut oauth2_token = None;
     let mut redirects = 0;
     loop {
         // As Go's client: credentials, cookies and the Host and server name overrides are for
@@ -422,13 +433,13 @@ pub async fn probe(
             uri: &uri,
             method: &method,
             body: body.clone(),
-            authorization: authorization.as_ref().filter(|_| same_host),
+            authorization: authorization.as_ref().filter(|_| same_host).cloned(),
             added_headers: &added_headers,
             first: redirects == 0,
             same_host,
             guard,
         };
-        let answer = fetch(probe, hop, report).await?;
+        let answer = fetch(probe, hop, &mut oauth2_token, report).await?;
         let status = answer.response.status();
         let location = answer
             .response
@@ -484,7 +495,7 @@ struct Hop<'a> {
     method: &'a Method,
     body: Option<Bytes>,
     /// Already withheld from other hosts.
-    authorization: Option<&'a HeaderValue>,
+    authorization: Option<HeaderValue>,
     /// `http_headers` with files read.
     added_headers: &'a [(HeaderName, HeaderValue)],
     /// The first hop records the resolution (as blackbox does for the target).
@@ -511,7 +522,14 @@ impl Drop for Connection {
     }
 }
 
-async fn fetch(probe: &HttpProbe, hop: Hop<'_>, report: &mut Report) -> Result<Answer, Failure> {
+/// One hop: resolve, connect (directly or through the proxy), TLS, request. `oauth2_token` is
+/// the module's OAuth2 token once fetched (at the first hop, after the resolution).
+async fn fetch(
+    probe: &HttpProbe,
+    mut hop: Hop<'_>,
+    oauth2_token: &mut Option<HeaderValue>,
+    report: &mut Report,
+) -> Result<Answer, Failure> {
     let uri = hop.uri;
     let https = uri.scheme_str() == Some("https");
     let host = uri.host().unwrap_or_default();
@@ -520,8 +538,7 @@ async fn fetch(probe: &HttpProbe, hop: Hop<'_>, report: &mut Report) -> Result<A
     let proxy = probe.proxy.for_target(uri);
     // As blackbox: with skip_resolve_phase_with_proxy the name is the proxy's to resolve,
     // and the probe has no resolve phase nor probe_ip_protocol.
-    let resolve =
-        probe.http3 || !(probe.skip_resolve_with_proxy && probe.proxy.is_configured());
+    let resolve = probe.resolves_target();
     let mut addr = None;
     if resolve {
         let resolved =
@@ -534,12 +551,20 @@ async fn fetch(probe: &HttpProbe, hop: Hop<'_>, report: &mut Report) -> Result<A
         addr = Some(SocketAddr::new(resolved.ip, port));
     }
     if hop.first {
-        for phase in PHASES {
+        for phase in PHASES.into_iter().filter(|p| resolve || *p != "resolve") {
             add_phase(report, phase, Duration::ZERO);
         }
     }
     if let (Some(guard), Some(addr)) = (hop.guard, addr) {
         guard.check_address(addr)?;
+    }
+    if let Some(oauth2) = &probe.oauth2 {
+        if oauth2_token.is_none() {
+            *oauth2_token = Some(oauth2.authorization(report).await?);
+        }
+        if hop.same_host {
+            hop.authorization = oauth2_token.clone();
+        }
     }
 
     if let (true, Some(addr)) = (probe.http3, addr) {
@@ -548,12 +573,18 @@ async fn fetch(probe: &HttpProbe, hop: Hop<'_>, report: &mut Report) -> Result<A
 
     let started = Instant::now();
     let stream = match (proxy, addr) {
-        (Some(proxy), _) => probe.proxy.connect(proxy, https.then_some((host, port)), report).await?,
+        (Some(proxy), _) => {
+            probe.proxy.connect(proxy, https.then_some((host, port)), report).await?
+        }
         (None, Some(addr)) => dial::connect(addr, None, report).await?,
         (None, None) => {
-            let resolved =
-                dial::resolve(host, probe.preferred_ip_protocol, probe.ip_protocol_fallback, report)
-                    .await?;
+            let resolved = dial::resolve(
+                host,
+                probe.preferred_ip_protocol,
+                probe.ip_protocol_fallback,
+                report,
+            )
+            .await?;
             let addr = SocketAddr::new(resolved.ip, port);
             if let Some(guard) = hop.guard {
                 guard.check_address(addr)?;
@@ -714,7 +745,8 @@ async fn finish(
         if needs_body {
             // blackbox reads the body its client already closed, and fails.
             let message = "the body of a redirect that is not followed is not read";
-            if probe.cel_checks.is_empty() || !probe.fail_if_body_matches.is_empty()
+            if probe.cel_checks.is_empty()
+                || !probe.fail_if_body_matches.is_empty()
                 || !probe.fail_if_body_not_matches.is_empty()
             {
                 report.set(&PROBE_FAILED_DUE_TO_REGEX, 1.0);

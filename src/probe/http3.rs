@@ -50,9 +50,10 @@ pub async fn exchange(
         .map_err(|e| quic_error("connecting to", &e))?
         .await
         .map_err(|e| match e {
-            quinn::ConnectionError::TimedOut => {
-                Failure::new(FailureReason::Timeout, format!("QUIC handshake with {addr} timed out"))
-            }
+            quinn::ConnectionError::TimedOut => Failure::new(
+                FailureReason::Timeout,
+                format!("QUIC handshake with {addr} timed out"),
+            ),
             quinn::ConnectionError::TransportError(e) => Failure::new(
                 FailureReason::TlsHandshake,
                 format!("QUIC handshake with {name_text}: {e}"),
@@ -75,10 +76,9 @@ pub async fn exchange(
         .map_err(|e| protocol_error(&e))?;
     // The connection is driven beside the request; dropping the guard (with the body's task)
     // stops it.
-    let driving =
-        Connection(tokio::spawn(async move {
-            let _ = std::future::poll_fn(|cx| driver.poll_close(cx)).await;
-        }));
+    let driving = Connection(tokio::spawn(async move {
+        let _ = std::future::poll_fn(|cx| driver.poll_close(cx)).await;
+    }));
     let (parts, body) = request.into_parts();
     report.log(format_args!("sending {} {} over HTTP/3", parts.method, parts.uri));
     let mut stream = sender
@@ -124,16 +124,18 @@ impl hyper::body::Body for H3Body {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
-        self.chunks.poll_recv(cx).map(|chunk| {
-            chunk.map(|chunk| chunk.map(hyper::body::Frame::data).map_err(Into::into))
-        })
+        self.chunks
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|chunk| chunk.map(hyper::body::Frame::data).map_err(Into::into)))
     }
 }
 
 /// A target as an HTTP/3 module takes it: `https://` in place of `http://` (as blackbox).
 pub fn https_target(target: &str) -> String {
     match target.get(..7) {
-        Some(scheme) if scheme.eq_ignore_ascii_case("http://") => format!("https://{}", &target[7..]),
+        Some(scheme) if scheme.eq_ignore_ascii_case("http://") => {
+            format!("https://{}", &target[7..])
+        }
         _ if !target.contains("://") => format!("https://{target}"),
         _ => target.to_string(),
     }

@@ -137,7 +137,10 @@ impl OAuth2Client {
         if !status.is_success() {
             return Err(Failure::new(
                 FailureReason::OAuth2,
-                format!("status {status}: {}", String::from_utf8_lossy(&body[..body.len().min(200)])),
+                format!(
+                    "status {status}: {}",
+                    String::from_utf8_lossy(&body[..body.len().min(200)])
+                ),
             ));
         }
         let token: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
@@ -158,7 +161,9 @@ impl OAuth2Client {
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(pair)
         ))
-        .map_err(|_| Failure::new(FailureReason::Credentials, "client credentials are not valid"))?;
+        .map_err(|_| {
+            Failure::new(FailureReason::Credentials, "client credentials are not valid")
+        })?;
         basic.set_sensitive(true);
         Request::builder()
             .method(Method::POST)

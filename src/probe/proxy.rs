@@ -35,7 +35,10 @@ impl ProxyChoice {
         let mut choice = ProxyChoice::default();
         if let Some(url) = keys.proxy_url {
             let uri = parse_proxy(&url.value).ok_or_else(|| {
-                source.error_at_span(url, format!("proxy_url {:?} must be http://host:port", url.value))
+                source.error_at_span(
+                    url,
+                    format!("proxy_url {:?} must be http://host:port", url.value),
+                )
             })?;
             choice.http = Some(uri.clone());
             choice.https = Some(uri);
@@ -49,13 +52,17 @@ impl ProxyChoice {
                 Some(value) => parse_proxy(&value).map(Some).ok_or_else(|| {
                     source.error_at_span(
                         env,
-                        format!("proxy_from_environment: {} {value:?} is not http://host:port", names[0]),
+                        format!(
+                            "proxy_from_environment: {} {value:?} is not http://host:port",
+                            names[0]
+                        ),
                     )
                 }),
             };
             choice.http = from_env(["HTTP_PROXY", "http_proxy"])?;
             choice.https = from_env(["HTTPS_PROXY", "https_proxy"])?;
-            choice.bypass = Some(NoProxy::parse(&var(["NO_PROXY", "no_proxy"]).unwrap_or_default()));
+            choice.bypass =
+                Some(NoProxy::parse(&var(["NO_PROXY", "no_proxy"]).unwrap_or_default()));
         }
         for (name, values) in keys.proxy_connect_header {
             for value in values {
@@ -124,7 +131,10 @@ impl ProxyChoice {
             request.extend_from_slice(b"\r\n");
         }
         request.extend_from_slice(b"\r\n");
-        stream.write_all(&request).await.map_err(|e| proxy_failure(format!("proxy {proxy}: {e}")))?;
+        stream
+            .write_all(&request)
+            .await
+            .map_err(|e| proxy_failure(format!("proxy {proxy}: {e}")))?;
         // Read the proxy's answer byte by byte so no tunnelled byte is consumed with it.
         let mut head = Vec::with_capacity(128);
         while !head.ends_with(b"\r\n\r\n") {

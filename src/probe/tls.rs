@@ -12,7 +12,6 @@ use super::{Failure, FailureReason, Report};
 use crate::config::probes::TlsConfig;
 use crate::config::values::TlsVersion;
 use crate::config::{ConfigError, Source};
-use serde_saphyr::Spanned;
 use crate::metrics::families::{
     CERT_NOT_AFTER, CERT_NOT_BEFORE, PROBE_SSL_EARLIEST_CERT_EXPIRY,
     PROBE_SSL_LAST_CHAIN_EXPIRY_TIMESTAMP_SECONDS, PROBE_SSL_LAST_CHAIN_INFO,
@@ -26,6 +25,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
+use serde_saphyr::Spanned;
 use std::sync::{Arc, OnceLock};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::client::TlsStream;
@@ -89,7 +89,11 @@ impl TlsClient {
         alpn: &[&[u8]],
         source: &Source,
     ) -> Result<TlsClient, ConfigError> {
-        let files = [("ca_file", &config.ca_file), ("cert_file", &config.cert_file), ("key_file", &config.key_file)];
+        let files = [
+            ("ca_file", &config.ca_file),
+            ("cert_file", &config.cert_file),
+            ("key_file", &config.key_file),
+        ];
         let mut missing = false;
         for (key, file) in files {
             if let Some(file) = file {
@@ -120,8 +124,9 @@ impl TlsClient {
                     return Ok(ready);
                 }
                 let alpn: Vec<&[u8]> = alpn.iter().map(Vec::as_slice).collect();
-                let ready = Ready::build(config, &alpn)
-                    .map_err(|(_, message)| Failure::new(FailureReason::CertificateFile, message))?;
+                let ready = Ready::build(config, &alpn).map_err(|(_, message)| {
+                    Failure::new(FailureReason::CertificateFile, message)
+                })?;
                 Ok(built.get_or_init(|| ready))
             }
         }
@@ -185,9 +190,8 @@ impl Ready {
             if added == 0 {
                 return Err((Some(path), format!("{}: no usable CA certificate", path.value)));
             }
-            let built = build_verifier(Arc::new(store)).map_err(|e| {
-                (Some(path), format!("building the certificate verifier: {e}"))
-            })?;
+            let built = build_verifier(Arc::new(store))
+                .map_err(|e| (Some(path), format!("building the certificate verifier: {e}")))?;
             let _ = verifier.set(built);
         }
         let versions = protocol_versions(

@@ -134,7 +134,10 @@ fn upstream_blackbox_test_configurations() {
             "invalid-http-http3-http2-version.yml",
             ":8:29: key 'modules.http_headers.http.valid_http_versions'",
         ),
-        ("invalid-http-http3-http2.yml", ":8:29: key 'modules.http_headers.http.valid_http_versions'"),
+        (
+            "invalid-http-http3-http2.yml",
+            ":8:29: key 'modules.http_headers.http.valid_http_versions'",
+        ),
         (
             "invalid-no-versions-http3-enabled.yml",
             ":6:21: key 'modules.http_headers.http.enable_http3'",

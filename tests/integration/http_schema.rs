@@ -133,7 +133,8 @@ async fn cel_checks_over_a_json_body() {
     assert_eq!(ok.value(&PROBE_FAILED_DUE_TO_CEL), Some(0.0));
 
     let matched =
-        probe("prober: http\nhttp:\n  fail_if_body_json_matches_cel: \"body.n > 2\"", &target).await;
+        probe("prober: http\nhttp:\n  fail_if_body_json_matches_cel: \"body.n > 2\"", &target)
+            .await;
     assert_eq!(reason(&matched), "body_cel");
     assert_eq!(matched.value(&PROBE_FAILED_DUE_TO_CEL), Some(1.0));
 
@@ -153,7 +154,7 @@ async fn cel_checks_over_a_json_body() {
 
 /// An OAuth2 token endpoint (`/token`, client `id-1` / `secret-1`, scopes `a b`, endpoint
 /// parameter `audience=probe`) and a resource (`/protected`) that wants its token.
-async fn oauth2_server(requests: Arc<Mutex<Vec<String>>>) -> SocketAddr {
+pub async fn oauth2_server(requests: Arc<Mutex<Vec<String>>>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -186,7 +187,10 @@ async fn oauth2_server(requests: Arc<Mutex<Vec<String>>>) -> SocketAddr {
                                 && has("scope", "a b")
                                 && has("audience", "probe") =>
                         {
-                            (200, r#"{"access_token":"tok-123","token_type":"bearer","expires_in":60}"#)
+                            (
+                                200,
+                                r#"{"access_token":"tok-123","token_type":"bearer","expires_in":60}"#,
+                            )
                         }
                         "/token" => (401, r#"{"error":"invalid_client"}"#),
                         "/protected" if auth == "Bearer tok-123" => (200, "welcome"),
@@ -244,7 +248,7 @@ async fn oauth2_client_credentials() {
 
 /// A proxy that records each request head; CONNECT is tunnelled to the named host, any other
 /// request answered by the proxy itself with "via proxy".
-async fn recording_proxy(heads: Arc<Mutex<Vec<String>>>) -> SocketAddr {
+pub async fn recording_proxy(heads: Arc<Mutex<Vec<String>>>) -> SocketAddr {
     raw_server(move |mut stream| {
         let heads = heads.clone();
         async move {
@@ -260,7 +264,8 @@ async fn recording_proxy(heads: Arc<Mutex<Vec<String>>>) -> SocketAddr {
                 let _ = stream.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await;
                 let _ = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await;
             } else {
-                let reply = "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\nvia proxy";
+                let reply =
+                    "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\nvia proxy";
                 let _ = stream.write_all(reply.as_bytes()).await;
             }
         }
@@ -306,7 +311,9 @@ async fn skip_resolve_phase_and_no_proxy() {
     let o = probe(&module("  skip_resolve_phase_with_proxy: true"), target).await;
     assert!(o.success, "{:?}", o.failure);
     assert!(family(&o, &PROBE_IP_PROTOCOL).is_none());
-    assert!(heads.lock().unwrap()[0].starts_with("GET http://only-the-proxy-knows.invalid/ HTTP/1.1"));
+    assert!(
+        heads.lock().unwrap()[0].starts_with("GET http://only-the-proxy-knows.invalid/ HTTP/1.1")
+    );
 
     // no_proxy naming the host: it is reached directly (and so cannot be resolved).
     let o = probe(
@@ -315,11 +322,8 @@ async fn skip_resolve_phase_and_no_proxy() {
     )
     .await;
     assert_eq!(reason(&o), "dns");
-    let o = probe(
-        &module("  skip_resolve_phase_with_proxy: true\n  no_proxy: other.test"),
-        target,
-    )
-    .await;
+    let o = probe(&module("  skip_resolve_phase_with_proxy: true\n  no_proxy: other.test"), target)
+        .await;
     assert!(o.success, "{:?}", o.failure);
 }
 
@@ -460,15 +464,20 @@ fn new_keys_through_probe_endpoint() {
       fail_if_body_json_matches_cel: "body.status == 'up'"
 "#,
     );
-    let up = get(server.addr, &format!("/probe?module=json_up&target=http://{json}/&debug=true"), &[])
-        .unwrap();
+    let up =
+        get(server.addr, &format!("/probe?module=json_up&target=http://{json}/&debug=true"), &[])
+            .unwrap();
     assert_eq!(sample_value(&up.body, "probe_success"), Some(1.0), "{}", up.body);
     assert!(!up.body.contains("hidden-in-debug"), "{}", up.body);
-    let down = get(server.addr, &format!("/probe?module=json_down&target=http://{json}/"), &[])
-        .unwrap();
+    let down =
+        get(server.addr, &format!("/probe?module=json_down&target=http://{json}/"), &[]).unwrap();
     assert_eq!(sample_value(&down.body, "probe_success"), Some(0.0), "{}", down.body);
     assert_eq!(sample_value(&down.body, "probe_failed_due_to_cel"), Some(1.0));
-    assert!(down.body.contains(r#"lookout_probe_failure_reason{reason="body_cel"} 1"#), "{}", down.body);
+    assert!(
+        down.body.contains(r#"lookout_probe_failure_reason{reason="body_cel"} 1"#),
+        "{}",
+        down.body
+    );
 }
 
 /// tests/data/http_schema: `refused-*.yaml` files start with `# LINE:COL message`, which
