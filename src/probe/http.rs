@@ -130,12 +130,14 @@ impl HttpProbe {
                 "HTTP/1.1" => Version::HTTP_11,
                 "HTTP/2.0" | "HTTP/2" => Version::HTTP_2,
                 "HTTP/3.0" => Version::HTTP_3,
-                other => return Err(source.error_at_span(
-                    version,
-                    format!(
+                other => {
+                    return Err(source.error_at_span(
+                        version,
+                        format!(
                         "unknown HTTP version {other:?} (HTTP/1.0, HTTP/1.1, HTTP/2.0, HTTP/3.0)"
                     ),
-                )),
+                    ))
+                }
             });
         }
         let method = match &config.method {

@@ -44,7 +44,14 @@ pub struct TlsClient {
 
 enum State {
     Ready(Box<Ready>),
-    Waiting { config: TlsConfig, alpn: Vec<Vec<u8>>, built: OnceLock<Ready> },
+    Waiting(Box<Waiting>),
+}
+
+/// A client whose files were missing at load: what to build it from, and it once built.
+struct Waiting {
+    config: TlsConfig,
+    alpn: Vec<Vec<u8>>,
+    built: OnceLock<Ready>,
 }
 
 /// What a built TLS client holds.
@@ -105,7 +112,11 @@ impl TlsClient {
             let alpn = alpn.iter().map(|p| p.to_vec()).collect();
             return Ok(TlsClient {
                 server_name,
-                state: State::Waiting { config: config.clone(), alpn, built: OnceLock::new() },
+                state: State::Waiting(Box::new(Waiting {
+                    config: config.clone(),
+                    alpn,
+                    built: OnceLock::new(),
+                })),
             });
         }
         let ready = Ready::build(config, alpn).map_err(|(key, message)| match key {
@@ -119,7 +130,8 @@ impl TlsClient {
     fn ready(&self) -> Result<&Ready, Failure> {
         match &self.state {
             State::Ready(ready) => Ok(ready),
-            State::Waiting { config, alpn, built } => {
+            State::Waiting(waiting) => {
+                let Waiting { config, alpn, built } = waiting.as_ref();
                 if let Some(ready) = built.get() {
                     return Ok(ready);
                 }
