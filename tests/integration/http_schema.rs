@@ -527,3 +527,39 @@ fn http_config_corpus() {
     }
     assert!(refused >= 10 && accepted >= 10, "{refused} refused, {accepted} accepted");
 }
+
+/// Every http module of upstream's shipped example.yml and blackbox.yml loads unchanged (the
+/// files' other probers are checked where they are built).
+#[test]
+fn upstream_shipped_http_modules_load() {
+    let corpus =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/blackbox-configs");
+    let dir = tempfile::tempdir().unwrap();
+    for (file, expected) in [("example.yml", 12), ("blackbox.yml", 3)] {
+        let text = std::fs::read_to_string(corpus.join(file)).unwrap();
+        // Modules are the blocks indented by two spaces under `modules:`.
+        let mut blocks: Vec<Vec<&str>> = Vec::new();
+        for line in text.lines().skip_while(|l| !l.starts_with("modules:")).skip(1) {
+            if line.starts_with("  ") && !line.starts_with("   ") && !line.trim().starts_with('#') {
+                blocks.push(Vec::new());
+            }
+            if let Some(block) = blocks.last_mut() {
+                block.push(line);
+            }
+        }
+        let http: Vec<String> = blocks
+            .iter()
+            .filter(|b| b.iter().any(|l| l.trim() == "prober: http"))
+            .map(|b| b.join("\n"))
+            .collect();
+        assert_eq!(http.len(), expected, "{file}");
+        let path = write_file(dir.path(), file, format!("modules:\n{}\n", http.join("\n")));
+        let out = std::process::Command::new(LOOKOUT)
+            .args(["check", &format!("--config.probes={}", path.display())])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{file}: {err}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{expected} modules")));
+    }
+}
