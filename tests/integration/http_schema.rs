@@ -155,6 +155,14 @@ async fn cel_checks_over_a_json_body() {
 /// An OAuth2 token endpoint (`/token`, client `id-1` / `secret-1`, scopes `a b`, endpoint
 /// parameter `audience=probe`) and a resource (`/protected`) that wants its token.
 pub async fn oauth2_server(requests: Arc<Mutex<Vec<String>>>) -> SocketAddr {
+    oauth2_server_over(requests, None).await
+}
+
+/// [`oauth2_server`], over TLS with `tls`.
+async fn oauth2_server_over(
+    requests: Arc<Mutex<Vec<String>>>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -201,10 +209,16 @@ pub async fn oauth2_server(requests: Arc<Mutex<Vec<String>>>) -> SocketAddr {
                     Ok::<_, Infallible>(r)
                 }
             });
+            let tls = tls.clone();
             tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let http = hyper::server::conn::http1::Builder::new();
+                let _ = match tls {
+                    Some(tls) => match tls.accept(stream).await {
+                        Ok(stream) => http.serve_connection(TokioIo::new(stream), service).await,
+                        Err(_) => return,
+                    },
+                    None => http.serve_connection(TokioIo::new(stream), service).await,
+                };
             });
         }
     });
@@ -244,6 +258,40 @@ async fn oauth2_client_credentials() {
     let wrong = probe(&oauth2_module(addr, "client_secret: nope"), &target).await;
     assert_eq!(reason(&wrong), "oauth2");
     assert!(!wrong.failure.as_ref().unwrap().message.contains("nope"));
+}
+
+#[tokio::test]
+async fn oauth2_token_url_over_https_with_its_own_tls_config() {
+    let ca = Ca::new("token CA");
+    let leaf = ca.leaf("localhost", &["localhost"], -1, 30);
+    let tls = crate::peers::tls_acceptor(vec![leaf.der.clone()], leaf.key_der(), &[b"http/1.1"]);
+    let tokens = oauth2_server_over(Arc::new(Mutex::new(Vec::new())), Some(tls)).await;
+    let resource = oauth2_server(Arc::new(Mutex::new(Vec::new()))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = write_file(dir.path(), "ca.pem", pem(&ca.der()));
+    let module = |tls: &str| {
+        format!(
+            r#"prober: http
+http:
+  oauth2:
+    client_id: id-1
+    client_secret: secret-1
+    scopes: [a, b]
+    token_url: https://localhost:{}/token
+    endpoint_params: {{audience: probe}}
+    {tls}"#,
+            tokens.port()
+        )
+    };
+    let target = format!("http://{resource}/protected");
+    let trusted = module(&format!("tls_config: {{ca_file: \"{}\"}}", ca_file.display()));
+    let o = probe(&trusted, &target).await;
+    assert!(o.success, "{:?} {:?}", o.failure, o.log);
+    // The token request's TLS is not the probe's: the probed target is plain http.
+    assert_eq!(o.value(&PROBE_HTTP_SSL), Some(0.0));
+    assert!(family(&o, &PROBE_TLS_VERSION_INFO).is_none());
+    let untrusted = probe(&module(""), &target).await;
+    assert_eq!(reason(&untrusted), "oauth2");
 }
 
 /// A proxy that records each request head; CONNECT is tunnelled to the named host, any other
@@ -442,6 +490,45 @@ http:
     let other = h3_server(&untrusted).await;
     let o = probe(&module, &format!("https://localhost:{}/x", other.port())).await;
     assert_eq!(reason(&o), "tls_verify");
+}
+
+#[test]
+fn http3_through_once() {
+    let ca = Ca::new("h3 once CA");
+    let leaf = ca.leaf("localhost", &["localhost"], -1, 30);
+    let addr = in_background(move || async move { h3_server(&leaf).await });
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = write_file(dir.path(), "ca.pem", pem(&ca.der()));
+    let probes = write_file(
+        dir.path(),
+        "probes.yaml",
+        format!(
+            r#"modules:
+  h3:
+    prober: http
+    http:
+      enable_http3: true
+      enable_http2: false
+      valid_http_versions: ["HTTP/3.0"]
+      tls_config: {{ca_file: "{}"}}
+probes:
+  - name: over-quic
+    module: h3
+    target: https://localhost:{}/
+"#,
+            ca_file.display(),
+            addr.port()
+        ),
+    );
+    let out = std::process::Command::new(LOOKOUT)
+        .current_dir(dir.path())
+        .args(["--once", "--output=prometheus", &format!("--config.probes={}", probes.display())])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let version = stdout.lines().find(|l| l.starts_with("probe_http_version{"));
+    assert!(version.is_some_and(|l| l.ends_with(" 3")), "{stdout}");
 }
 
 #[test]
