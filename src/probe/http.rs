@@ -416,13 +416,8 @@ pub async fn probe(
         // As blackbox: present only in modules with a CEL check.
         report.set(&PROBE_FAILED_DUE_TO_CEL, 0.0);
     }
-    let mut body = probe.body.as_ref().map(RequestBody::read).transpose()?;
-    let added_headers = (probe.added_headers.iter())
-        .map(|(name, value)| Ok((name.clone(), value.read()?)))
-        .collect::<Result<Vec<_>, Failure>>()?;
     let authorization = probe.credentials.header()?;
-    // Fetched once the target is resolved, as blackbox's client asks for it when it sends.
-    let mut oauth2_token = None;
+    let mut sent = Sent::default();
     let mut redirects = 0;
     loop {
         // As Go's client: credentials, cookies and the Host and server name overrides are for
@@ -434,14 +429,12 @@ pub async fn probe(
         let hop = Hop {
             uri: &uri,
             method: &method,
-            body: body.clone(),
             authorization: authorization.as_ref().filter(|_| same_host).cloned(),
-            added_headers: &added_headers,
             first: redirects == 0,
             same_host,
             guard,
         };
-        let answer = fetch(probe, hop, &mut oauth2_token, report).await?;
+        let answer = fetch(probe, hop, &mut sent, report).await?;
         let status = answer.response.status();
         let location = answer
             .response
@@ -475,7 +468,7 @@ pub async fn probe(
             // As Go's client: 301/302/303 turn a request into GET without body; 307/308 keep it.
             if matches!(status.as_u16(), 301..=303) && method != Method::HEAD {
                 method = Method::GET;
-                body = None;
+                sent.body = None;
             }
             uri = next;
             continue;
@@ -495,11 +488,8 @@ enum Body {
 struct Hop<'a> {
     uri: &'a Uri,
     method: &'a Method,
-    body: Option<Bytes>,
     /// Already withheld from other hosts.
     authorization: Option<HeaderValue>,
-    /// `http_headers` with files read.
-    added_headers: &'a [(HeaderName, HeaderValue)],
     /// The first hop records the resolution (as blackbox does for the target).
     first: bool,
     /// Whether the hop goes to the target's own host: host-bound headers and names apply.
@@ -524,12 +514,37 @@ impl Drop for Connection {
     }
 }
 
-/// One hop: resolve, connect (directly or through the proxy), TLS, request. `oauth2_token` is
-/// the module's OAuth2 token once fetched (at the first hop, after the resolution).
+/// What a probe's requests carry that is read or fetched once, at the first hop after the
+/// target is resolved (where blackbox opens `body_file` and its client reads header files
+/// and asks for a token).
+#[derive(Default)]
+struct Sent {
+    body: Option<Bytes>,
+    /// `http_headers` with their files read.
+    added_headers: Vec<(HeaderName, HeaderValue)>,
+    oauth2_token: Option<HeaderValue>,
+}
+
+impl Sent {
+    async fn load(probe: &HttpProbe, report: &mut Report) -> Result<Sent, Failure> {
+        let body = probe.body.as_ref().map(RequestBody::read).transpose()?;
+        let added_headers = (probe.added_headers.iter())
+            .map(|(name, value)| Ok((name.clone(), value.read()?)))
+            .collect::<Result<Vec<_>, Failure>>()?;
+        let oauth2_token = match &probe.oauth2 {
+            Some(oauth2) => Some(oauth2.authorization(report).await?),
+            None => None,
+        };
+        Ok(Sent { body, added_headers, oauth2_token })
+    }
+}
+
+/// One hop: resolve, connect (directly or through the proxy), TLS, request; `sent` is loaded
+/// at the first.
 async fn fetch(
     probe: &HttpProbe,
     mut hop: Hop<'_>,
-    oauth2_token: &mut Option<HeaderValue>,
+    sent: &mut Sent,
     report: &mut Report,
 ) -> Result<Answer, Failure> {
     let uri = hop.uri;
@@ -560,17 +575,15 @@ async fn fetch(
     if let (Some(guard), Some(addr)) = (hop.guard, addr) {
         guard.check_address(addr)?;
     }
-    if let Some(oauth2) = &probe.oauth2 {
-        if oauth2_token.is_none() {
-            *oauth2_token = Some(oauth2.authorization(report).await?);
-        }
-        if hop.same_host {
-            hop.authorization = oauth2_token.clone();
-        }
+    if hop.first {
+        *sent = Sent::load(probe, report).await?;
+    }
+    if let (Some(token), true) = (&sent.oauth2_token, hop.same_host) {
+        hop.authorization = Some(token.clone());
     }
 
     if let (true, Some(addr)) = (probe.http3, addr) {
-        return fetch_h3(probe, hop, addr, report).await;
+        return fetch_h3(probe, hop, sent, addr, report).await;
     }
 
     let started = Instant::now();
@@ -612,13 +625,13 @@ async fn fetch(
         let handshaken = Instant::now();
         add_phase(report, "tls", handshaken - connected);
         let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-        let request = build_request(probe, hop, &authority, h2, false)?;
+        let request = build_request(probe, hop, sent, &authority, h2, false)?;
         (exchange(stream, h2, request, report).await?, true, handshaken)
     } else {
         // A redirect from https to http: the response that counts was not over TLS.
         super::tls::clear_metrics(report);
         let via_plain_proxy = proxy.is_some();
-        let request = build_request(probe, hop, &authority, false, via_plain_proxy)?;
+        let request = build_request(probe, hop, sent, &authority, false, via_plain_proxy)?;
         (exchange(stream, false, request, report).await?, false, connected)
     };
     let (response, connection) = response;
@@ -633,6 +646,7 @@ async fn fetch(
 async fn fetch_h3(
     probe: &HttpProbe,
     hop: Hop<'_>,
+    sent: &Sent,
     addr: SocketAddr,
     report: &mut Report,
 ) -> Result<Answer, Failure> {
@@ -649,9 +663,9 @@ async fn fetch_h3(
         (true, None, Some(host_header)) => host_header,
         _ => host,
     };
-    let body = hop.body.clone().unwrap_or_default();
+    let body = sent.body.clone().unwrap_or_default();
     let authority = uri.authority().map_or("", |a| a.as_str()).to_string();
-    let mut request = build_request(probe, hop, &authority, true, false)?.map(|_| body);
+    let mut request = build_request(probe, hop, sent, &authority, true, false)?.map(|_| body);
     *request.version_mut() = Version::HTTP_3;
     let (response, connection, handshaken, handshake) =
         super::http3::exchange(&probe.tls, addr, name, request, report).await?;
@@ -1020,6 +1034,7 @@ fn fill(mut decoder: impl Read, kind: Compression, out: &mut HeldBody) -> Result
 fn build_request(
     probe: &HttpProbe,
     hop: Hop<'_>,
+    sent: &Sent,
     authority: &str,
     h2: bool,
     absolute_form: bool,
@@ -1050,11 +1065,11 @@ fn build_request(
         }
     }
     // As Prometheus' client: http_headers are added to every request, after `headers`.
-    for (name, value) in hop.added_headers {
+    for (name, value) in &sent.added_headers {
         headers.append(name.clone(), value.clone());
     }
     builder
-        .body(Full::new(hop.body.unwrap_or_default()))
+        .body(Full::new(sent.body.clone().unwrap_or_default()))
         .map_err(|e| Failure::new(FailureReason::InvalidTarget, format!("building request: {e}")))
 }
 

@@ -92,6 +92,8 @@ http:
     let o = lookout::probe::run(&prepared, &target, timeout).await;
     assert_eq!(reason(&o), "request_file");
     assert!(o.failure.as_ref().unwrap().message.contains("body.json"), "{:?}", o.failure);
+    // As blackbox, the file is opened once the target is resolved.
+    assert_eq!(o.value(&PROBE_IP_PROTOCOL), Some(4.0));
     std::fs::write(&body, "from-a-file").unwrap();
     let o = lookout::probe::run(&prepared, &target, timeout).await;
     assert_eq!(reason(&o), "request_file");
