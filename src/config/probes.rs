@@ -918,3 +918,23 @@ impl TlsConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::accepts;
+
+    #[test]
+    fn accept_encoding_weighed_as_blackbox() {
+        assert!(accepts("", "gzip"));
+        assert!(accepts("gzip", "gzip"));
+        assert!(accepts("deflate, gzip;q=0.5", "gzip"));
+        assert!(accepts("*", "br"));
+        // The highest quality that names the encoding or `*` decides.
+        assert!(accepts("gzip;q=0.5, *;q=0", "gzip"));
+        assert!(!accepts("*;q=0.0", "gzip"));
+        assert!(!accepts("gzip;q=0, deflate", "gzip"));
+        assert!(!accepts("deflate", "gzip"));
+        // Qualities are rounded to three decimals: 0.0001 is 0.
+        assert!(!accepts("gzip;q=0.0001", "gzip"));
+    }
+}
