@@ -171,7 +171,7 @@ pub struct HttpModule {
     #[serde(default)]
     pub method: Option<Spanned<String>>,
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     pub body: Option<String>,
     #[serde(default)]
@@ -743,11 +743,15 @@ impl HttpModule {
             self.compression,
             self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("accept-encoding")),
         ) {
-            if !accepts(accept, compression.token()) {
-                return Err(section_error(format!(
-                    "compression {:?} conflicts with the Accept-Encoding header {accept:?}",
-                    compression.token()
-                )));
+            if !accepts(&accept.value, compression.token()) {
+                return Err(source.error_at_span(
+                    accept,
+                    format!(
+                        "compression {:?} conflicts with the Accept-Encoding header {:?}",
+                        compression.token(),
+                        accept.value
+                    ),
+                ));
             }
         }
         self.tls_config.validate(source)

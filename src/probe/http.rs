@@ -26,7 +26,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, Uri, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use serde_saphyr::{Location, Spanned};
+use serde_saphyr::Spanned;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -108,20 +108,12 @@ enum RequestBody {
 }
 
 impl HttpProbe {
-    /// Prepares module `name`'s `http:` section (serde's defaults when it has none).
+    /// Prepares a module's `http:` section (serde's defaults when it has none).
     pub fn prepare(
-        name: &str,
         section: Option<Spanned<HttpModule>>,
         source: &Source,
     ) -> Result<HttpProbe, ConfigError> {
-        let (config, place) = match section {
-            Some(Spanned { value, referenced, defined }) => {
-                (value, Spanned::new((), referenced, defined))
-            }
-            None => (HttpModule::default(), Spanned::new((), Location::UNKNOWN, Location::UNKNOWN)),
-        };
-        let key = format!("modules.{name}.http");
-        let section_error = |message: String| source.error_in(&key, &place, message);
+        let config = section.map_or_else(HttpModule::default, |s| s.value);
 
         let mut valid_http_versions = Vec::with_capacity(config.valid_http_versions.len());
         for version in &config.valid_http_versions {
@@ -149,9 +141,11 @@ impl HttpProbe {
         let mut headers = HeaderMap::with_capacity(config.headers.len());
         let mut host = None;
         for (name, value) in &config.headers {
-            let invalid = || section_error(format!("invalid header {name:?}: {value:?}"));
+            let invalid = || {
+                source.error_at_span(value, format!("invalid header {name:?}: {:?}", value.value))
+            };
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid())?;
-            let value = HeaderValue::from_str(value).map_err(|_| invalid())?;
+            let value = HeaderValue::from_str(&value.value).map_err(|_| invalid())?;
             if name == header::HOST {
                 host = Some(value);
             } else {

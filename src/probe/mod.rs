@@ -61,7 +61,7 @@ impl PreparedModule {
         let kind = module.prober.value.clone();
         let prober = match module.kind() {
             ProberKind::Http => {
-                Prober::Http(Box::new(http::HttpProbe::prepare(name, module.http, source)?))
+                Prober::Http(Box::new(http::HttpProbe::prepare(module.http, source)?))
             }
             ProberKind::Tcp => Prober::Tcp(Box::new(tcp::TcpProbe::prepare(
                 module.tcp.map(|t| t.value).unwrap_or_default(),

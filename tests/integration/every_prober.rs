@@ -112,14 +112,17 @@ fn upstream_blackbox_test_configurations() {
             "invalid-http-body-not-match-regexp.yml",
             ":7:11: key 'modules.http_headers.http.fail_if_body_not_matches_regexp[0]'",
         ),
-        ("invalid-http-compression-mismatch.yml", ":6:7: key 'modules.http_headers.http'"),
+        (
+            "invalid-http-compression-mismatch.yml",
+            ":8:28: key 'modules.http_headers.http.headers.Accept-Encoding'",
+        ),
         (
             "invalid-http-compression-mismatch-special-case.yml",
-            ":6:7: key 'modules.http_headers.http'",
+            ":8:28: key 'modules.http_headers.http.headers.accEpt-enCoding'",
         ),
         (
             "invalid-http-request-compression-reject-all-encodings.yml",
-            ":8:7: key 'modules.http_headers.http'",
+            ":10:28: key 'modules.http_headers.http.headers.Accept-Encoding'",
         ),
         (
             "invalid-http-header-match-regexp.yml",
