@@ -211,6 +211,25 @@ impl Source {
         })
     }
 
+    /// Warns (with the file's place) when a file a module names does not exist yet: the
+    /// configuration still loads, and the probes that need it fail until it appears.
+    /// Returns whether the file is missing.
+    pub fn warn_if_missing(&self, path: &serde_saphyr::Spanned<String>, what: &str) -> bool {
+        let missing = !std::path::Path::new(&path.value).exists();
+        if missing {
+            let place = self.error_at_span(path, "");
+            tracing::warn!(
+                "{}:{}:{}: key '{}': {what} {:?} does not exist (yet): probes that need it fail until it does",
+                place.file.display(),
+                place.line,
+                place.column,
+                place.key,
+                path.value
+            );
+        }
+        missing
+    }
+
     pub fn error_at_span<T>(
         &self,
         spanned: &serde_saphyr::Spanned<T>,

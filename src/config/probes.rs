@@ -181,7 +181,7 @@ pub struct HttpModule {
     #[serde(default)]
     pub method: Option<Spanned<String>>,
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     pub body: Option<String>,
     #[serde(default)]
@@ -220,6 +220,96 @@ pub struct HttpModule {
     pub compression: Option<Compression>,
     #[serde(default)]
     pub proxy_url: Option<Spanned<String>>,
+    /// Hosts, domains and CIDR ranges reached without `proxy_url`, comma-separated.
+    #[serde(default)]
+    pub no_proxy: Option<Spanned<String>>,
+    /// The proxy from `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY` (read at start), as Go's client.
+    #[serde(default)]
+    pub proxy_from_environment: Option<Spanned<bool>>,
+    /// Headers sent to the proxy with CONNECT; values are secrets.
+    #[serde(default)]
+    pub proxy_connect_header: BTreeMap<String, Vec<Spanned<String>>>,
+    /// With a proxy, leave the name to the proxy: no resolve phase, no `probe_ip_protocol`.
+    #[serde(default)]
+    pub skip_resolve_phase_with_proxy: bool,
+    /// Headers added to the request, each with values, secrets and files.
+    #[serde(default)]
+    pub http_headers: BTreeMap<String, Spanned<HttpHeader>>,
+    /// The request body read from a file at each probe (exclusive with `body`).
+    #[serde(default)]
+    pub body_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub fail_if_body_json_matches_cel: Option<Spanned<String>>,
+    #[serde(default)]
+    pub fail_if_body_json_not_matches_cel: Option<Spanned<String>>,
+    #[serde(default)]
+    pub enable_http3: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub oauth2: Option<Spanned<OAuth2>>,
+}
+
+/// One header of `http_headers`, as Prometheus' common HTTP client configuration: every
+/// value is sent, values then secrets then the contents of files.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HttpHeader {
+    #[serde(default)]
+    pub values: Vec<String>,
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    #[serde(default)]
+    pub files: Vec<Spanned<String>>,
+}
+
+/// Headers Prometheus' HTTP client sets itself, which `http_headers` may not name.
+pub const RESERVED_HEADERS: [&str; 18] = [
+    "Authorization",
+    "Host",
+    "Content-Encoding",
+    "Content-Length",
+    "Content-Type",
+    "User-Agent",
+    "Connection",
+    "Keep-Alive",
+    "Proxy-Authenticate",
+    "Proxy-Authorization",
+    "Www-Authenticate",
+    "Accept-Encoding",
+    "X-Prometheus-Remote-Write-Version",
+    "X-Prometheus-Remote-Read-Version",
+    "X-Prometheus-Scrape-Timeout-Seconds",
+    "X-Amz-Date",
+    "X-Amz-Security-Token",
+    "X-Amz-Content-Sha256",
+];
+
+/// `oauth2:` with the client-credentials grant: a token fetched from `token_url` and sent as
+/// a bearer token.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2 {
+    #[serde(default)]
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    #[serde(default)]
+    pub client_secret_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub token_url: String,
+    #[serde(default)]
+    pub endpoint_params: BTreeMap<String, String>,
+    #[serde(default)]
+    pub tls_config: TlsConfig,
+    #[serde(default)]
+    pub proxy_url: Option<Spanned<String>>,
+    #[serde(default)]
+    pub no_proxy: Option<Spanned<String>>,
+    #[serde(default)]
+    pub proxy_from_environment: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub proxy_connect_header: BTreeMap<String, Vec<Spanned<String>>>,
 }
 
 fn yes() -> bool {
@@ -852,14 +942,33 @@ impl HttpModule {
             self.basic_auth.is_some(),
             self.bearer_token.is_some() || self.bearer_token_file.is_some(),
             self.authorization.is_some(),
+            self.oauth2.is_some(),
         ];
         if auth_kinds.iter().filter(|k| **k).count() > 1
             || (self.bearer_token.is_some() && self.bearer_token_file.is_some())
         {
             return Err(section_error(
-                "at most one of basic_auth, bearer_token, bearer_token_file and authorization may be set".to_string(),
+                "at most one of basic_auth, oauth2, bearer_token, bearer_token_file and authorization may be set".to_string(),
             ));
         }
+        if let Some(oauth2) = &self.oauth2 {
+            oauth2.value.validate(source, oauth2)?;
+        }
+        self.proxy_keys().validate(source, &section_error)?;
+        for (name, header) in &self.http_headers {
+            if let Some(reserved) = RESERVED_HEADERS.iter().find(|r| r.eq_ignore_ascii_case(name)) {
+                return Err(source.error_at_span(
+                    header,
+                    format!("http_headers: setting header {reserved:?} is not allowed"),
+                ));
+            }
+        }
+        if let (Some(_), Some(file)) = (&self.body, &self.body_file) {
+            return Err(
+                source.error_at_span(file, "setting body and body_file both is not allowed")
+            );
+        }
+        self.validate_http3(source)?;
         if let Some(Err(e)) = self.basic_auth.as_ref().map(BasicAuth::check) {
             return Err(section_error(format!("basic_auth: {e}")));
         }
@@ -870,14 +979,163 @@ impl HttpModule {
             self.compression,
             self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("accept-encoding")),
         ) {
-            if !accept.to_ascii_lowercase().contains(compression.token()) {
-                return Err(section_error(format!(
-                    "compression {:?} conflicts with the Accept-Encoding header {accept:?}",
-                    compression.token()
-                )));
+            if !accepts(&accept.value, compression.token()) {
+                return Err(source.error_at_span(
+                    accept,
+                    format!(
+                        "compression {:?} conflicts with the Accept-Encoding header {:?}",
+                        compression.token(),
+                        accept.value
+                    ),
+                ));
             }
         }
         self.tls_config.validate(source)
+    }
+}
+
+/// Whether an Accept-Encoding header lets the server use `encoding`, as blackbox decides it:
+/// entries by falling quality, the first naming the encoding or `*` says (quality above 0).
+fn accepts(accept_encoding: &str, encoding: &str) -> bool {
+    if accept_encoding.is_empty() {
+        return true;
+    }
+    let mut entries: Vec<(&str, f32)> = accept_encoding
+        .split(',')
+        .map(|part| match part.rsplit_once(';') {
+            None => (part.trim(), 1.0),
+            Some((name, q)) => {
+                let q = q.trim();
+                let q = q.strip_prefix("q=").unwrap_or(q).parse::<f32>().unwrap_or(0.0);
+                (name.trim(), (q * 1000.0).round() / 1000.0)
+            }
+        })
+        .collect();
+    // Stable, as Go's sort.SliceStable: equal qualities keep their order.
+    entries.sort_by(|a, b| b.1.total_cmp(&a.1));
+    entries
+        .iter()
+        .find(|(name, _)| *name == encoding || *name == "*")
+        .is_some_and(|(_, quality)| *quality > 0.0)
+}
+
+impl HttpModule {
+    pub fn proxy_keys(&self) -> ProxyKeys<'_> {
+        ProxyKeys {
+            proxy_url: self.proxy_url.as_ref(),
+            no_proxy: self.no_proxy.as_ref(),
+            proxy_from_environment: self.proxy_from_environment.as_ref(),
+            proxy_connect_header: &self.proxy_connect_header,
+        }
+    }
+
+    /// Upstream's rules: `HTTP/3.0` is a valid version only with `enable_http3`, which allows
+    /// neither HTTP/1.1 nor HTTP/2.0 as valid versions and needs `enable_http2` turned off (it
+    /// is on by default).
+    fn validate_http3(&self, source: &Source) -> Result<(), ConfigError> {
+        let http3 = self.enable_http3.as_ref().filter(|e| e.value);
+        let version = |name: &str| self.valid_http_versions.iter().find(|v| v.value == name);
+        match http3 {
+            None => match version("HTTP/3.0") {
+                Some(v) => Err(source.error_at_span(
+                    v,
+                    "HTTP/3.0 cannot be a valid HTTP version when enable_http3 is false",
+                )),
+                None => Ok(()),
+            },
+            Some(enabled) => {
+                if let Some(v) = version("HTTP/1.1").or_else(|| version("HTTP/2.0")) {
+                    return Err(source.error_at_span(
+                        v,
+                        "HTTP/3 and HTTP/2.0/1.1 cannot be used together: only HTTP/3.0 is allowed when enable_http3 is true",
+                    ));
+                }
+                if self.enable_http2 {
+                    return Err(source.error_at_span(
+                        enabled,
+                        "when enable_http3 is true, enable_http2 must be set to false",
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl OAuth2 {
+    pub fn proxy_keys(&self) -> ProxyKeys<'_> {
+        ProxyKeys {
+            proxy_url: self.proxy_url.as_ref(),
+            no_proxy: self.no_proxy.as_ref(),
+            proxy_from_environment: self.proxy_from_environment.as_ref(),
+            proxy_connect_header: &self.proxy_connect_header,
+        }
+    }
+
+    fn validate(&self, source: &Source, place: &Spanned<OAuth2>) -> Result<(), ConfigError> {
+        let error = |message: &str| source.error_at_span(place, format!("oauth2: {message}"));
+        if self.client_id.is_empty() {
+            return Err(error("client_id must be configured"));
+        }
+        if self.token_url.is_empty() {
+            return Err(error("token_url must be configured"));
+        }
+        if let (Some(_), Some(file)) = (&self.client_secret, &self.client_secret_file) {
+            return Err(source.error_at_span(
+                file,
+                "oauth2: at most one of client_secret and client_secret_file may be set",
+            ));
+        }
+        self.proxy_keys().validate(source, &|message| error(&message))?;
+        self.tls_config.validate(source)
+    }
+}
+
+/// The proxy keys of Prometheus' common HTTP client configuration, in a module and in its
+/// `oauth2:` section.
+pub struct ProxyKeys<'a> {
+    pub proxy_url: Option<&'a Spanned<String>>,
+    pub no_proxy: Option<&'a Spanned<String>>,
+    pub proxy_from_environment: Option<&'a Spanned<bool>>,
+    pub proxy_connect_header: &'a BTreeMap<String, Vec<Spanned<String>>>,
+}
+
+impl ProxyKeys<'_> {
+    fn validate(
+        &self,
+        source: &Source,
+        section_error: &dyn Fn(String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        let from_environment = self.proxy_from_environment.filter(|e| e.value);
+        if !self.proxy_connect_header.is_empty()
+            && from_environment.is_none()
+            && self.proxy_url.is_none()
+        {
+            return Err(section_error(
+                "if proxy_connect_header is configured, proxy_url or proxy_from_environment must also be configured".to_string(),
+            ));
+        }
+        if let (Some(env), Some(_)) = (from_environment, self.proxy_url) {
+            return Err(source.error_at_span(
+                env,
+                "if proxy_from_environment is configured, proxy_url must not be configured",
+            ));
+        }
+        if let Some(no_proxy) = self.no_proxy {
+            if from_environment.is_some() {
+                return Err(source.error_at_span(
+                    no_proxy,
+                    "if proxy_from_environment is configured, no_proxy must not be configured",
+                ));
+            }
+            if self.proxy_url.is_none() {
+                return Err(source.error_at_span(
+                    no_proxy,
+                    "if no_proxy is configured, proxy_url must also be configured",
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -914,5 +1172,25 @@ impl TlsConfig {
             (None, Some(k)) => Err(source.error_at_span(k, "a client key needs cert_file or cert")),
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts;
+
+    #[test]
+    fn accept_encoding_weighed_as_blackbox() {
+        assert!(accepts("", "gzip"));
+        assert!(accepts("gzip", "gzip"));
+        assert!(accepts("deflate, gzip;q=0.5", "gzip"));
+        assert!(accepts("*", "br"));
+        // The highest quality that names the encoding or `*` decides.
+        assert!(accepts("gzip;q=0.5, *;q=0", "gzip"));
+        assert!(!accepts("*;q=0.0", "gzip"));
+        assert!(!accepts("gzip;q=0, deflate", "gzip"));
+        assert!(!accepts("deflate", "gzip"));
+        // Qualities are rounded to three decimals: 0.0001 is 0.
+        assert!(!accepts("gzip;q=0.0001", "gzip"));
     }
 }

@@ -81,6 +81,11 @@ pub const PROBE_FAILED_DUE_TO_BYTES: FamilyDef =
 /// Its labels are named by the module (`query_response` steps' `labels`), so none are declared.
 pub const PROBE_EXPECT_INFO: FamilyDef =
     gauge("probe_expect_info", "Explicit content matched", &[]);
+pub const PROBE_FAILED_DUE_TO_CEL: FamilyDef = gauge(
+    "probe_failed_due_to_cel",
+    "Indicates if probe failed due to CEL expression not matching",
+    &[],
+);
 pub const PROBE_DNS_LOOKUP_TIME_SECONDS: FamilyDef = gauge(
     "probe_dns_lookup_time_seconds",
     "Returns the time taken for probe dns lookup in seconds",
@@ -256,6 +261,7 @@ pub const PROBE_FAMILIES: &[&FamilyDef] = &[
     &PROBE_FAILED_DUE_TO_REGEX,
     &PROBE_FAILED_DUE_TO_BYTES,
     &PROBE_EXPECT_INFO,
+    &PROBE_FAILED_DUE_TO_CEL,
     &PROBE_DNS_LOOKUP_TIME_SECONDS,
     &PROBE_IP_PROTOCOL,
     &PROBE_IP_ADDR_HASH,

@@ -6,16 +6,19 @@
 //! headers, regexes, proxy, TLS client) once at load, reporting bad values with their place in
 //! probes.yaml; [`probe`] then only follows the target.
 
-use super::dial::ProbeStream;
+use super::body_cel::{self, CelCheck};
+use super::oauth2::OAuth2Client;
+use super::proxy::ProxyChoice;
 use super::tls::TlsClient;
 use super::{dial, Failure, FailureReason, Guard, Report};
 use crate::config::probes::{Authorization, BasicAuth, Compression, HeaderMatch, HttpModule};
 use crate::config::values::{BytesPattern, IpProtocol};
 use crate::config::{ConfigError, Source};
 use crate::metrics::families::{
-    PROBE_FAILED_DUE_TO_REGEX, PROBE_HTTP_CONTENT_LENGTH, PROBE_HTTP_DURATION_SECONDS,
-    PROBE_HTTP_LAST_MODIFIED_TIMESTAMP_SECONDS, PROBE_HTTP_REDIRECTS, PROBE_HTTP_SSL,
-    PROBE_HTTP_STATUS_CODE, PROBE_HTTP_UNCOMPRESSED_BODY_LENGTH, PROBE_HTTP_VERSION,
+    PROBE_FAILED_DUE_TO_CEL, PROBE_FAILED_DUE_TO_REGEX, PROBE_HTTP_CONTENT_LENGTH,
+    PROBE_HTTP_DURATION_SECONDS, PROBE_HTTP_LAST_MODIFIED_TIMESTAMP_SECONDS, PROBE_HTTP_REDIRECTS,
+    PROBE_HTTP_SSL, PROBE_HTTP_STATUS_CODE, PROBE_HTTP_UNCOMPRESSED_BODY_LENGTH,
+    PROBE_HTTP_VERSION,
 };
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -23,12 +26,12 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, Uri, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use serde_saphyr::{Location, Spanned};
+use serde_saphyr::Spanned;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 const MAX_REDIRECTS: u32 = 10;
@@ -51,6 +54,10 @@ const SAME_HOST_ONLY: [HeaderName; 4] = [
     HeaderName::from_static("cookie2"),
 ];
 
+/// A response body over HTTP/1.1, HTTP/2 or HTTP/3.
+pub(super) type ProbeBody =
+    http_body_util::combinators::UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
 /// A module's `http:` section, prepared at load.
 pub struct HttpProbe {
     method: Method,
@@ -59,7 +66,9 @@ pub struct HttpProbe {
     /// The configured `Host` header: sent instead of the URL's authority, and the TLS server
     /// name unless `tls_config.server_name` is set; for the target's own host only.
     host: Option<HeaderValue>,
-    body: Option<Bytes>,
+    /// `http_headers`, added after `headers` in order: values, secrets, then files.
+    added_headers: Vec<(HeaderName, AddedValue)>,
+    body: Option<RequestBody>,
     body_size_limit: Option<u64>,
     compression: Option<Compression>,
     follow_redirects: bool,
@@ -71,28 +80,40 @@ pub struct HttpProbe {
     fail_if_body_not_matches: Vec<regex::bytes::Regex>,
     /// `fail_if_header_matches` (true) then `fail_if_header_not_matches` (false).
     header_rules: Vec<(HeaderMatch, bool)>,
+    /// `fail_if_body_json_matches_cel` then `fail_if_body_json_not_matches_cel`.
+    cel_checks: Vec<CelCheck>,
     preferred_ip_protocol: IpProtocol,
     ip_protocol_fallback: bool,
     credentials: Credentials,
-    proxy: Option<Uri>,
+    oauth2: Option<OAuth2Client>,
+    proxy: ProxyChoice,
+    /// With a proxy, the target's name is left to it: no resolve phase.
+    skip_resolve_with_proxy: bool,
+    /// `enable_http3`: every request over HTTP/3 (QUIC), to https URLs.
+    http3: bool,
     tls: TlsClient,
 }
 
+/// A value of `http_headers`. Secrets are marked sensitive, so they are never printed.
+enum AddedValue {
+    Value(HeaderValue),
+    /// Read at each probe, trimmed, as upstream.
+    File(String),
+}
+
+/// The request body: `body`, or `body_file` read at each probe.
+enum RequestBody {
+    Inline(Bytes),
+    File(String),
+}
+
 impl HttpProbe {
-    /// Prepares module `name`'s `http:` section (serde's defaults when it has none).
+    /// Prepares a module's `http:` section (serde's defaults when it has none).
     pub fn prepare(
-        name: &str,
         section: Option<Spanned<HttpModule>>,
         source: &Source,
     ) -> Result<HttpProbe, ConfigError> {
-        let (config, place) = match section {
-            Some(Spanned { value, referenced, defined }) => {
-                (value, Spanned::new((), referenced, defined))
-            }
-            None => (HttpModule::default(), Spanned::new((), Location::UNKNOWN, Location::UNKNOWN)),
-        };
-        let key = format!("modules.{name}.http");
-        let section_error = |message: String| source.error_in(&key, &place, message);
+        let config = section.map_or_else(HttpModule::default, |s| s.value);
 
         let mut valid_http_versions = Vec::with_capacity(config.valid_http_versions.len());
         for version in &config.valid_http_versions {
@@ -100,10 +121,13 @@ impl HttpProbe {
                 "HTTP/1.0" => Version::HTTP_10,
                 "HTTP/1.1" => Version::HTTP_11,
                 "HTTP/2.0" | "HTTP/2" => Version::HTTP_2,
+                "HTTP/3.0" => Version::HTTP_3,
                 other => {
                     return Err(source.error_at_span(
                         version,
-                        format!("unknown HTTP version {other:?} (HTTP/1.0, HTTP/1.1, HTTP/2.0)"),
+                        format!(
+                        "unknown HTTP version {other:?} (HTTP/1.0, HTTP/1.1, HTTP/2.0, HTTP/3.0)"
+                    ),
                     ))
                 }
             });
@@ -117,29 +141,44 @@ impl HttpProbe {
         let mut headers = HeaderMap::with_capacity(config.headers.len());
         let mut host = None;
         for (name, value) in &config.headers {
-            let invalid = || section_error(format!("invalid header {name:?}: {value:?}"));
+            let invalid = || {
+                source.error_at_span(value, format!("invalid header {name:?}: {:?}", value.value))
+            };
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid())?;
-            let value = HeaderValue::from_str(value).map_err(|_| invalid())?;
+            let value = HeaderValue::from_str(&value.value).map_err(|_| invalid())?;
             if name == header::HOST {
                 host = Some(value);
             } else {
                 headers.insert(name, value);
             }
         }
-        let proxy = match &config.proxy_url {
-            None => None,
-            Some(proxy) => match proxy.value.parse::<Uri>() {
-                Ok(uri) if uri.scheme_str() == Some("http") && uri.host().is_some() => Some(uri),
-                _ => {
-                    return Err(source.error_at_span(
-                        proxy,
-                        format!("proxy_url {:?} must be http://host:port", proxy.value),
-                    ))
-                }
-            },
+        let added_headers = added_headers(&config, source)?;
+        let body = match (&config.body, &config.body_file) {
+            (_, Some(file)) => {
+                source.warn_if_missing(file, "body_file");
+                Some(RequestBody::File(file.value.clone()))
+            }
+            (Some(body), None) => Some(RequestBody::Inline(Bytes::from(body.clone()))),
+            (None, None) => None,
         };
-        let alpn: &[&[u8]] =
-            if config.enable_http2 { &[b"h2", b"http/1.1"] } else { &[b"http/1.1"] };
+        let mut cel_checks = Vec::new();
+        if let Some(expression) = &config.fail_if_body_json_matches_cel {
+            cel_checks.push(CelCheck::compile(expression, true, source)?);
+        }
+        if let Some(expression) = &config.fail_if_body_json_not_matches_cel {
+            cel_checks.push(CelCheck::compile(expression, false, source)?);
+        }
+        let proxy = ProxyChoice::prepare(&config.proxy_keys(), source)?;
+        let oauth2 = match &config.oauth2 {
+            Some(oauth2) => Some(OAuth2Client::prepare(oauth2, source)?),
+            None => None,
+        };
+        let http3 = config.enable_http3.as_ref().is_some_and(|e| e.value);
+        let alpn: &[&[u8]] = match (http3, config.enable_http2) {
+            (true, _) => &[super::http3::ALPN],
+            (false, true) => &[b"h2", b"http/1.1"],
+            (false, false) => &[b"http/1.1"],
+        };
         let tls = TlsClient::new(&config.tls_config, alpn, source)?;
         let credentials = Credentials::of(&config);
         let regexes = |patterns: Vec<BytesPattern>| patterns.into_iter().map(|p| p.0).collect();
@@ -150,7 +189,8 @@ impl HttpProbe {
             method,
             headers,
             host,
-            body: config.body.map(Bytes::from),
+            added_headers,
+            body,
             body_size_limit: config.body_size_limit.map(|l| l.0),
             compression: config.compression,
             follow_redirects: config.follow_redirects,
@@ -161,18 +201,94 @@ impl HttpProbe {
             fail_if_body_matches: regexes(config.fail_if_body_matches_regexp),
             fail_if_body_not_matches: regexes(config.fail_if_body_not_matches_regexp),
             header_rules,
+            cel_checks,
             preferred_ip_protocol: config.preferred_ip_protocol,
             ip_protocol_fallback: config.ip_protocol_fallback,
             credentials,
+            oauth2,
             proxy,
+            skip_resolve_with_proxy: config.skip_resolve_phase_with_proxy,
+            http3,
             tls,
         })
+    }
+
+    /// Whether lookout resolves the target's name itself: unless a proxy is configured and
+    /// `skip_resolve_phase_with_proxy` leaves the name to it (HTTP/3 uses no proxy).
+    fn resolves_target(&self) -> bool {
+        self.http3 || !(self.skip_resolve_with_proxy && self.proxy.is_configured())
     }
 
     /// The `Host` header's host, which names the server for TLS unless `server_name` is set.
     fn host_name(&self) -> Option<&str> {
         let host = self.host.as_ref()?.to_str().ok()?;
         host.split(':').next()
+    }
+}
+
+/// `http_headers` as sent: every value of every header, values then secrets then files.
+fn added_headers(
+    config: &HttpModule,
+    source: &Source,
+) -> Result<Vec<(HeaderName, AddedValue)>, ConfigError> {
+    let mut added = Vec::new();
+    for (name, header) in &config.http_headers {
+        let header_name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            source.error_at_span(header, format!("http_headers: invalid header name {name:?}"))
+        })?;
+        let values = header.value.values.iter().map(|v| (v, false));
+        let secrets = header.value.secrets.iter().map(|v| (v, true));
+        for (text, secret) in values.chain(secrets) {
+            let mut value = HeaderValue::from_str(text).map_err(|_| {
+                // A secret is never shown, not even in an error.
+                let shown = if secret { "a secret".to_string() } else { format!("{text:?}") };
+                source.error_at_span(
+                    header,
+                    format!("http_headers: {shown} is not a valid value of header {name:?}"),
+                )
+            })?;
+            value.set_sensitive(secret);
+            added.push((header_name.clone(), AddedValue::Value(value)));
+        }
+        for file in &header.value.files {
+            source.warn_if_missing(file, "http_headers file");
+            added.push((header_name.clone(), AddedValue::File(file.value.clone())));
+        }
+    }
+    Ok(added)
+}
+
+impl AddedValue {
+    /// The value to send; a file's content is a secret.
+    fn read(&self) -> Result<HeaderValue, Failure> {
+        match self {
+            AddedValue::Value(value) => Ok(value.clone()),
+            AddedValue::File(path) => {
+                let failed = |e: String| {
+                    Failure::new(FailureReason::RequestFile, format!("header file {path}: {e}"))
+                };
+                let text = Secret::File(path.clone()).read().map_err(|f| failed(f.message))?;
+                let mut value = HeaderValue::from_str(&text)
+                    .map_err(|_| failed("content is not a valid header value".into()))?;
+                value.set_sensitive(true);
+                Ok(value)
+            }
+        }
+    }
+}
+
+impl RequestBody {
+    fn read(&self) -> Result<Bytes, Failure> {
+        match self {
+            RequestBody::Inline(bytes) => Ok(bytes.clone()),
+            RequestBody::File(path) => {
+                crate::files::read(path.as_ref(), crate::files::MAX_CONFIG_BYTES)
+                    .map(Bytes::from)
+                    .map_err(|e| {
+                        Failure::new(FailureReason::RequestFile, format!("body_file {path}: {e}"))
+                    })
+            }
+        }
     }
 }
 
@@ -252,7 +368,7 @@ impl Credentials {
 }
 
 impl Secret {
-    fn read(&self) -> Result<String, Failure> {
+    pub(super) fn read(&self) -> Result<String, Failure> {
         match self {
             Secret::Inline(text) => Ok(text.clone()),
             Secret::File(path) => {
@@ -274,8 +390,11 @@ pub async fn probe(
     guard: Option<&Guard<'_>>,
     report: &mut Report,
 ) -> Result<(), Failure> {
-    // As blackbox: the other phases appear once the target's name is resolved.
-    add_phase(report, "resolve", Duration::ZERO);
+    // As blackbox: the other phases appear once the target's name is resolved; with the name
+    // left to a proxy there is no resolve phase.
+    if probe.resolves_target() {
+        add_phase(report, "resolve", Duration::ZERO);
+    }
     // As blackbox: these are 0 until a response sets them, so a probe that fails before
     // one (a TLS verification failure, a refused connection) still has them.
     for family in [
@@ -290,11 +409,19 @@ pub async fn probe(
         report.set(family, 0.0);
     }
 
-    let mut uri = parse_target(target)?;
+    let mut uri = if probe.http3 {
+        parse_target(&super::http3::https_target(target))?
+    } else {
+        parse_target(target)?
+    };
     let original_host = uri.host().map(str::to_string);
     let mut method = probe.method.clone();
-    let mut body = probe.body.clone();
+    if !probe.cel_checks.is_empty() {
+        // As blackbox: present only in modules with a CEL check.
+        report.set(&PROBE_FAILED_DUE_TO_CEL, 0.0);
+    }
     let authorization = probe.credentials.header()?;
+    let mut sent = Sent::default();
     let mut redirects = 0;
     loop {
         // As Go's client: credentials, cookies and the Host and server name overrides are for
@@ -306,13 +433,12 @@ pub async fn probe(
         let hop = Hop {
             uri: &uri,
             method: &method,
-            body: body.clone(),
-            authorization: authorization.as_ref().filter(|_| same_host),
+            authorization: authorization.as_ref().filter(|_| same_host).cloned(),
             first: redirects == 0,
             same_host,
             guard,
         };
-        let answer = fetch(probe, hop, report).await?;
+        let answer = fetch(probe, hop, &mut sent, report).await?;
         let status = answer.response.status();
         let location = answer
             .response
@@ -346,7 +472,7 @@ pub async fn probe(
             // As Go's client: 301/302/303 turn a request into GET without body; 307/308 keep it.
             if matches!(status.as_u16(), 301..=303) && method != Method::HEAD {
                 method = Method::GET;
-                body = None;
+                sent.body = None;
             }
             uri = next;
             continue;
@@ -366,9 +492,8 @@ enum Body {
 struct Hop<'a> {
     uri: &'a Uri,
     method: &'a Method,
-    body: Option<Bytes>,
     /// Already withheld from other hosts.
-    authorization: Option<&'a HeaderValue>,
+    authorization: Option<HeaderValue>,
     /// The first hop records the resolution (as blackbox does for the target).
     first: bool,
     /// Whether the hop goes to the target's own host: host-bound headers and names apply.
@@ -378,7 +503,7 @@ struct Hop<'a> {
 
 /// The response to a hop, with the connection that carries its body.
 struct Answer {
-    response: Response<Incoming>,
+    response: Response<ProbeBody>,
     ssl: bool,
     head_received: Instant,
     _connection: Connection,
@@ -393,31 +518,98 @@ impl Drop for Connection {
     }
 }
 
-async fn fetch(probe: &HttpProbe, hop: Hop<'_>, report: &mut Report) -> Result<Answer, Failure> {
+/// What a probe's requests carry that is read or fetched once, at the first hop after the
+/// target is resolved (where blackbox opens `body_file` and its client reads header files
+/// and asks for a token).
+#[derive(Default)]
+struct Sent {
+    body: Option<Bytes>,
+    /// `http_headers` with their files read.
+    added_headers: Vec<(HeaderName, HeaderValue)>,
+    oauth2_token: Option<HeaderValue>,
+}
+
+impl Sent {
+    async fn load(probe: &HttpProbe, report: &mut Report) -> Result<Sent, Failure> {
+        let body = probe.body.as_ref().map(RequestBody::read).transpose()?;
+        let added_headers = (probe.added_headers.iter())
+            .map(|(name, value)| Ok((name.clone(), value.read()?)))
+            .collect::<Result<Vec<_>, Failure>>()?;
+        let oauth2_token = match &probe.oauth2 {
+            Some(oauth2) => Some(oauth2.authorization(report).await?),
+            None => None,
+        };
+        Ok(Sent { body, added_headers, oauth2_token })
+    }
+}
+
+/// One hop: resolve, connect (directly or through the proxy), TLS, request; `sent` is loaded
+/// at the first.
+async fn fetch(
+    probe: &HttpProbe,
+    mut hop: Hop<'_>,
+    sent: &mut Sent,
+    report: &mut Report,
+) -> Result<Answer, Failure> {
     let uri = hop.uri;
     let https = uri.scheme_str() == Some("https");
     let host = uri.host().unwrap_or_default();
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
 
-    let resolved =
-        dial::resolve(host, probe.preferred_ip_protocol, probe.ip_protocol_fallback, report)
-            .await?;
-    add_phase(report, "resolve", resolved.lookup);
+    let proxy = probe.proxy.for_target(uri);
+    // As blackbox: with skip_resolve_phase_with_proxy the name is the proxy's to resolve,
+    // and the probe has no resolve phase nor probe_ip_protocol.
+    let resolve = probe.resolves_target();
+    let mut addr = None;
+    if resolve {
+        let resolved =
+            dial::resolve(host, probe.preferred_ip_protocol, probe.ip_protocol_fallback, report)
+                .await?;
+        add_phase(report, "resolve", resolved.lookup);
+        if hop.first {
+            dial::record(&resolved, report);
+        }
+        addr = Some(SocketAddr::new(resolved.ip, port));
+    }
     if hop.first {
-        for phase in PHASES {
+        for phase in PHASES.into_iter().filter(|p| resolve || *p != "resolve") {
             add_phase(report, phase, Duration::ZERO);
         }
-        dial::record(&resolved, report);
     }
-    let addr = SocketAddr::new(resolved.ip, port);
-    if let Some(guard) = hop.guard {
+    if let (Some(guard), Some(addr)) = (hop.guard, addr) {
         guard.check_address(addr)?;
+    }
+    if hop.first {
+        *sent = Sent::load(probe, report).await?;
+    }
+    if let (Some(token), true) = (&sent.oauth2_token, hop.same_host) {
+        hop.authorization = Some(token.clone());
+    }
+
+    if let (true, Some(addr)) = (probe.http3, addr) {
+        return fetch_h3(probe, hop, sent, addr, report).await;
     }
 
     let started = Instant::now();
-    let stream = match &probe.proxy {
-        None => dial::connect(addr, None, report).await?,
-        Some(proxy) => connect_proxy(proxy, https.then_some((host, port)), report).await?,
+    let stream = match (proxy, addr) {
+        (Some(proxy), _) => {
+            probe.proxy.connect(proxy, https.then_some((host, port)), report).await?
+        }
+        (None, Some(addr)) => dial::connect(addr, None, report).await?,
+        (None, None) => {
+            let resolved = dial::resolve(
+                host,
+                probe.preferred_ip_protocol,
+                probe.ip_protocol_fallback,
+                report,
+            )
+            .await?;
+            let addr = SocketAddr::new(resolved.ip, port);
+            if let Some(guard) = hop.guard {
+                guard.check_address(addr)?;
+            }
+            dial::connect(addr, None, report).await?
+        }
     };
     let connected = Instant::now();
     add_phase(report, "connect", connected - started);
@@ -437,23 +629,58 @@ async fn fetch(probe: &HttpProbe, hop: Hop<'_>, report: &mut Report) -> Result<A
         let handshaken = Instant::now();
         add_phase(report, "tls", handshaken - connected);
         let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-        let request = build_request(probe, hop, &authority, h2, false)?;
+        let request = build_request(probe, hop, sent, &authority, h2, false)?;
         (exchange(stream, h2, request, report).await?, true, handshaken)
     } else {
         // A redirect from https to http: the response that counts was not over TLS.
         super::tls::clear_metrics(report);
-        let via_plain_proxy = probe.proxy.is_some();
-        let request = build_request(probe, hop, &authority, false, via_plain_proxy)?;
+        let via_plain_proxy = proxy.is_some();
+        let request = build_request(probe, hop, sent, &authority, false, via_plain_proxy)?;
         (exchange(stream, false, request, report).await?, false, connected)
     };
     let (response, connection) = response;
+    let response = response.map(|body| body.map_err(Into::into).boxed_unsync());
     let head_received = Instant::now();
     add_phase(report, "processing", head_received - ready);
     report.log(format_args!("received {:?} {}", response.version(), response.status()));
     Ok(Answer { response, ssl, head_received, _connection: connection })
 }
 
-async fn exchange<S>(
+/// A hop over HTTP/3 (the proxy, as in blackbox, is not used).
+async fn fetch_h3(
+    probe: &HttpProbe,
+    hop: Hop<'_>,
+    sent: &Sent,
+    addr: SocketAddr,
+    report: &mut Report,
+) -> Result<Answer, Failure> {
+    let uri = hop.uri;
+    if uri.scheme_str() != Some("https") {
+        return Err(Failure::new(
+            FailureReason::Http,
+            format!("{uri}: HTTP/3 is spoken over https only"),
+        ));
+    }
+    let host = uri.host().unwrap_or_default();
+    let name = match (hop.same_host, probe.tls.server_name(), probe.host_name()) {
+        (true, Some(name), _) => name,
+        (true, None, Some(host_header)) => host_header,
+        _ => host,
+    };
+    let body = sent.body.clone().unwrap_or_default();
+    let authority = uri.authority().map_or("", |a| a.as_str()).to_string();
+    let mut request = build_request(probe, hop, sent, &authority, true, false)?.map(|_| body);
+    *request.version_mut() = Version::HTTP_3;
+    let (response, connection, handshaken, handshake) =
+        super::http3::exchange(&probe.tls, addr, name, request, report).await?;
+    add_phase(report, "tls", handshake);
+    let head_received = Instant::now();
+    add_phase(report, "processing", head_received - handshaken);
+    report.log(format_args!("received {:?} {}", response.version(), response.status()));
+    Ok(Answer { response, ssl: true, head_received, _connection: connection })
+}
+
+pub(super) async fn exchange<S>(
     io: S,
     h2: bool,
     request: Request<Full<Bytes>>,
@@ -524,8 +751,9 @@ async fn finish(
         report.set(&PROBE_HTTP_LAST_MODIFIED_TIMESTAMP_SECONDS, seconds);
     }
 
-    let needs_body =
-        !probe.fail_if_body_matches.is_empty() || !probe.fail_if_body_not_matches.is_empty();
+    let needs_body = !probe.fail_if_body_matches.is_empty()
+        || !probe.fail_if_body_not_matches.is_empty()
+        || !probe.cel_checks.is_empty();
     let decompress_with = probe.compression.filter(|c| *c != Compression::Identity);
     let limit = probe.body_size_limit;
     if read == Body::Unread {
@@ -536,11 +764,16 @@ async fn finish(
         }
         if needs_body {
             // blackbox reads the body its client already closed, and fails.
-            report.set(&PROBE_FAILED_DUE_TO_REGEX, 1.0);
-            return Err(Failure::new(
-                FailureReason::BodyRegex,
-                "the body of a redirect that is not followed is not read",
-            ));
+            let message = "the body of a redirect that is not followed is not read";
+            if probe.cel_checks.is_empty()
+                || !probe.fail_if_body_matches.is_empty()
+                || !probe.fail_if_body_not_matches.is_empty()
+            {
+                report.set(&PROBE_FAILED_DUE_TO_REGEX, 1.0);
+                return Err(Failure::new(FailureReason::BodyRegex, message));
+            }
+            report.set(&PROBE_FAILED_DUE_TO_CEL, 1.0);
+            return Err(Failure::new(FailureReason::BodyCel, message));
         }
         return check_version_and_ssl(&parts.version, ssl, probe);
     }
@@ -566,6 +799,12 @@ async fn finish(
     if let Some(failure) = check_body(&body.data, probe) {
         report.set(&PROBE_FAILED_DUE_TO_REGEX, 1.0);
         return Err(failure);
+    }
+    if !probe.cel_checks.is_empty() {
+        if let Err(failure) = body_cel::check(&body.data, &probe.cel_checks) {
+            report.set(&PROBE_FAILED_DUE_TO_CEL, 1.0);
+            return Err(failure);
+        }
     }
     if let Some(failure) = check_headers(&parts.headers, probe) {
         report.set(&PROBE_FAILED_DUE_TO_REGEX, 1.0);
@@ -718,7 +957,7 @@ impl HeldBody {
 
 /// Reads the body to its end, counting bytes; keeps them only when `keep` is set.
 async fn read_body(
-    mut body: Incoming,
+    mut body: ProbeBody,
     keep: bool,
     limit: Option<u64>,
 ) -> Result<(u64, HeldBody), Failure> {
@@ -799,6 +1038,7 @@ fn fill(mut decoder: impl Read, kind: Compression, out: &mut HeldBody) -> Result
 fn build_request(
     probe: &HttpProbe,
     hop: Hop<'_>,
+    sent: &Sent,
     authority: &str,
     h2: bool,
     absolute_form: bool,
@@ -828,50 +1068,13 @@ fn build_request(
             headers.insert(name.clone(), value.clone());
         }
     }
+    // As Prometheus' client: http_headers are added to every request, after `headers`.
+    for (name, value) in &sent.added_headers {
+        headers.append(name.clone(), value.clone());
+    }
     builder
-        .body(Full::new(hop.body.unwrap_or_default()))
+        .body(Full::new(sent.body.clone().unwrap_or_default()))
         .map_err(|e| Failure::new(FailureReason::InvalidTarget, format!("building request: {e}")))
-}
-
-/// Connects to an HTTP proxy; for an https target, opens a CONNECT tunnel to `tunnel_to`.
-async fn connect_proxy(
-    proxy: &Uri,
-    tunnel_to: Option<(&str, u16)>,
-    report: &mut Report,
-) -> Result<ProbeStream, Failure> {
-    let proxy_failure = |message: String| Failure::new(FailureReason::Proxy, message);
-    let host = proxy.host().unwrap_or_default();
-    let port = proxy.port_u16().unwrap_or(80);
-    let resolved = dial::resolve(host, crate::config::values::IpProtocol::V4, true, report).await?;
-    let mut stream = dial::connect(SocketAddr::new(resolved.ip, port), None, report)
-        .await
-        .map_err(|f| proxy_failure(format!("proxy {proxy}: {}", f.message)))?;
-    let Some((target_host, target_port)) = tunnel_to else {
-        return Ok(stream);
-    };
-    let request = format!(
-        "CONNECT {target_host}:{target_port} HTTP/1.1\r\nHost: {target_host}:{target_port}\r\n\r\n"
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| proxy_failure(format!("proxy {proxy}: {e}")))?;
-    // Read the proxy's answer byte by byte so no tunnelled byte is consumed with it.
-    let mut head = Vec::with_capacity(128);
-    while !head.ends_with(b"\r\n\r\n") {
-        if head.len() > 8192 {
-            return Err(proxy_failure(format!("proxy {proxy}: response head too long")));
-        }
-        let byte =
-            stream.read_u8().await.map_err(|e| proxy_failure(format!("proxy {proxy}: {e}")))?;
-        head.push(byte);
-    }
-    let status_line = String::from_utf8_lossy(&head).lines().next().unwrap_or_default().to_string();
-    if status_line.split_whitespace().nth(1) != Some("200") {
-        return Err(proxy_failure(format!("proxy {proxy} refused CONNECT: {status_line}")));
-    }
-    report.log(format_args!("proxy {proxy} opened a tunnel to {target_host}:{target_port}"));
-    Ok(stream)
 }
 
 fn add_phase(report: &mut Report, phase: &'static str, duration: Duration) {

@@ -9,6 +9,7 @@
 //! plus one arm in [`PreparedModule::prepare`] and one in [`run`] (and its section's schema in
 //! `config::probes`).
 
+mod body_cel;
 pub mod certs;
 pub mod dial;
 pub mod dns;
@@ -17,7 +18,10 @@ pub mod grpc;
 pub mod guard;
 pub mod history;
 pub mod http;
+mod http3;
 pub mod icmp;
+mod oauth2;
+mod proxy;
 pub mod query_response;
 mod report;
 pub mod scheduler;
@@ -63,7 +67,7 @@ impl PreparedModule {
         let section = |prober: &str| format!("modules.{name}.{prober}");
         let prober = match module.kind() {
             ProberKind::Http => {
-                Prober::Http(Box::new(http::HttpProbe::prepare(name, module.http, source)?))
+                Prober::Http(Box::new(http::HttpProbe::prepare(module.http, source)?))
             }
             ProberKind::Tcp => Prober::Tcp(Box::new(tcp::TcpProbe::prepare(
                 module.tcp.map(|t| t.value).unwrap_or_default(),

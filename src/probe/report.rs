@@ -42,10 +42,13 @@ pub enum FailureReason {
     DnsRecordRegex,
     GrpcStatus,
     WebsocketUpgrade,
+    RequestFile,
+    BodyCel,
+    OAuth2,
 }
 
 impl FailureReason {
-    pub const ALL: [FailureReason; 28] = [
+    pub const ALL: [FailureReason; 31] = [
         FailureReason::InvalidTarget,
         FailureReason::Dns,
         FailureReason::ConnectRefused,
@@ -74,6 +77,9 @@ impl FailureReason {
         FailureReason::DnsRecordRegex,
         FailureReason::GrpcStatus,
         FailureReason::WebsocketUpgrade,
+        FailureReason::RequestFile,
+        FailureReason::BodyCel,
+        FailureReason::OAuth2,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -106,6 +112,9 @@ impl FailureReason {
             FailureReason::DnsRecordRegex => "dns_record_regex",
             FailureReason::GrpcStatus => "grpc_status",
             FailureReason::WebsocketUpgrade => "websocket_upgrade",
+            FailureReason::RequestFile => "request_file",
+            FailureReason::BodyCel => "body_cel",
+            FailureReason::OAuth2 => "oauth2",
         }
     }
 }
@@ -146,6 +155,11 @@ impl Report {
     }
 
     /// Sets a gauge without labels, replacing an earlier value.
+    /// The log so far (each line with its time since the start).
+    pub fn log_lines(&self) -> &[String] {
+        &self.log
+    }
+
     pub fn set(&mut self, family: &'static FamilyDef, value: f64) {
         self.set_labeled(family, [], value);
     }

@@ -25,6 +25,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
+use serde_saphyr::Spanned;
 use std::sync::{Arc, OnceLock};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::client::TlsStream;
@@ -33,24 +34,38 @@ use tokio_rustls::TlsConnector;
 /// Go's `time.Time{}` as a Unix timestamp (January 1st of year 1).
 const GO_ZERO_TIME: f64 = -62_135_596_800.0;
 
-/// A module's TLS client. When a file it names (CA, client certificate or key) does not
-/// exist yet, loading only warns and each handshake tries again, failing with
-/// `certificate_file` until the file is there (blackbox reads them at each probe); a file that
-/// exists but cannot be used is a load error.
+/// A module's TLS client. When a file it names does not exist yet at load, it is built at
+/// the first probe that finds the files (until then such probes fail with
+/// `certificate_file`).
 pub struct TlsClient {
-    built: OnceLock<Built>,
-    /// What to build from while a named file is missing.
-    pending: Option<(TlsConfig, Vec<Vec<u8>>)>,
     server_name: Option<String>,
+    state: State,
 }
 
-struct Built {
+enum State {
+    Ready(Box<Ready>),
+    Waiting(Box<Waiting>),
+}
+
+/// A client whose files were missing at load: what to build it from, and it once built.
+struct Waiting {
+    config: TlsConfig,
+    alpn: Vec<Vec<u8>>,
+    built: OnceLock<Ready>,
+}
+
+/// What a built TLS client holds.
+struct Ready {
+    config: Arc<ClientConfig>,
     connector: TlsConnector,
     /// Built on first use when it rests on the system trust store, which most modules never need.
     verifier: OnceLock<Option<Arc<WebPkiServerVerifier>>>,
     insecure_skip_verify: bool,
     client_certs: Vec<CertInfo>,
 }
+
+/// Why a client could not be built: the key it is about, if one, and what went wrong.
+type BuildError<'a> = (Option<&'a Spanned<String>>, String);
 
 fn provider() -> Arc<CryptoProvider> {
     static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
@@ -74,44 +89,59 @@ fn system_roots() -> Arc<RootCertStore> {
 }
 
 impl TlsClient {
+    /// Builds the client, or warns and waits when a file it names does not exist yet; a file
+    /// that exists but is not what it should be is an error.
     pub fn new(
         config: &TlsConfig,
         alpn: &[&[u8]],
         source: &Source,
     ) -> Result<TlsClient, ConfigError> {
+        let files = [
+            ("ca_file", &config.ca_file),
+            ("cert_file", &config.cert_file),
+            ("key_file", &config.key_file),
+        ];
+        let mut missing = false;
+        for (key, file) in files {
+            if let Some(file) = file {
+                missing |= source.warn_if_missing(file, key);
+            }
+        }
         let server_name = config.server_name.clone();
-        if let Some(missing) = missing_file(config) {
-            tracing::warn!(
-                "{}: {missing} does not exist (yet): probes with this TLS configuration fail until it does",
-                source.path.display()
-            );
+        if missing {
             let alpn = alpn.iter().map(|p| p.to_vec()).collect();
             return Ok(TlsClient {
-                built: OnceLock::new(),
-                pending: Some((config.clone(), alpn)),
                 server_name,
+                state: State::Waiting(Box::new(Waiting {
+                    config: config.clone(),
+                    alpn,
+                    built: OnceLock::new(),
+                })),
             });
         }
-        let built = OnceLock::new();
-        let _ = built.set(Built::new(config, alpn, source)?);
-        Ok(TlsClient { built, pending: None, server_name })
+        let ready = Ready::build(config, alpn).map_err(|(key, message)| match key {
+            Some(key) => source.error_at_span(key, message),
+            None => source.error_at(0, 0, message),
+        })?;
+        Ok(TlsClient { server_name, state: State::Ready(Box::new(ready)) })
     }
 
-    /// The client, built now if a file it needs has appeared since loading.
-    fn built(&self) -> Result<&Built, Failure> {
-        if let Some(built) = self.built.get() {
-            return Ok(built);
+    /// The built client, building it now if its files were missing at load.
+    fn ready(&self) -> Result<&Ready, Failure> {
+        match &self.state {
+            State::Ready(ready) => Ok(ready),
+            State::Waiting(waiting) => {
+                let Waiting { config, alpn, built } = waiting.as_ref();
+                if let Some(ready) = built.get() {
+                    return Ok(ready);
+                }
+                let alpn: Vec<&[u8]> = alpn.iter().map(Vec::as_slice).collect();
+                let ready = Ready::build(config, &alpn).map_err(|(_, message)| {
+                    Failure::new(FailureReason::CertificateFile, message)
+                })?;
+                Ok(built.get_or_init(|| ready))
+            }
         }
-        let (config, alpn) = self.pending.as_ref().expect("a client is built or pending");
-        let failed = |message: String| Failure::new(FailureReason::CertificateFile, message);
-        if let Some(missing) = missing_file(config) {
-            return Err(failed(format!("{missing} does not exist")));
-        }
-        let alpn: Vec<&[u8]> = alpn.iter().map(Vec::as_slice).collect();
-        let source = Source::from_text(std::path::Path::new("tls_config"), "")
-            .map_err(|e| failed(e.message))?;
-        let built = Built::new(config, &alpn, &source).map_err(|e| failed(e.message))?;
-        Ok(self.built.get_or_init(|| built))
     }
 
     /// Handshakes over `io`, records the TLS metrics, and fails unless the chain verifies
@@ -126,7 +156,34 @@ impl TlsClient {
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
-        self.built()?.handshake(io, name, report).await
+        self.ready()?.handshake(io, name, report).await
+    }
+
+    /// The server name to send and verify (recording the client certificates' metrics),
+    /// before a handshake over QUIC.
+    pub fn begin(
+        &self,
+        name: &str,
+        report: &mut Report,
+    ) -> Result<(String, ServerName<'static>), Failure> {
+        self.ready()?.begin(name, report)
+    }
+
+    /// The rustls configuration (ALPN as prepared), for QUIC.
+    pub fn config(&self) -> Result<Arc<ClientConfig>, Failure> {
+        Ok(self.ready()?.config.clone())
+    }
+
+    /// After a QUIC handshake: see [`Ready::inspect`].
+    pub fn inspect(
+        &self,
+        chain: &[CertificateDer<'static>],
+        version: &str,
+        cipher: Option<String>,
+        name: &ServerName<'static>,
+        report: &mut Report,
+    ) -> Result<(), Failure> {
+        self.ready()?.inspect(chain, version, cipher, name, report)
     }
 
     /// The configured `server_name`, which replaces the target's host for SNI and verification.
@@ -177,30 +234,18 @@ impl<'a> Pem<'a> {
     }
 }
 
-/// The first file the configuration names that does not exist.
-fn missing_file(config: &TlsConfig) -> Option<&str> {
-    [&config.ca_file, &config.cert_file, &config.key_file]
-        .into_iter()
-        .flatten()
-        .map(|f| f.value.as_str())
-        .find(|path| !std::path::Path::new(path).exists())
-}
-
-impl Built {
-    fn new(config: &TlsConfig, alpn: &[&[u8]], source: &Source) -> Result<Built, ConfigError> {
+impl Ready {
+    fn build<'a>(config: &'a TlsConfig, alpn: &[&[u8]]) -> Result<Ready, BuildError<'a>> {
         let verifier = OnceLock::new();
         if let Some(ca) = Pem::of(&config.ca_file, &config.ca, "ca") {
-            let certs = ca.certificates().map_err(|e| source.error_at_span(ca.at, e))?;
+            let certs = ca.certificates().map_err(|e| (Some(ca.at), e))?;
             let mut store = RootCertStore::empty();
             let (added, _) = store.add_parsable_certificates(certs);
             if added == 0 {
-                return Err(
-                    source.error_at_span(ca.at, format!("{}: no usable CA certificate", ca.name()))
-                );
+                return Err((Some(ca.at), format!("{}: no usable CA certificate", ca.name())));
             }
-            let built = build_verifier(Arc::new(store)).map_err(|e| {
-                source.error_at_span(ca.at, format!("building the certificate verifier: {e}"))
-            })?;
+            let built = build_verifier(Arc::new(store))
+                .map_err(|e| (Some(ca.at), format!("building the certificate verifier: {e}")))?;
             let _ = verifier.set(built);
         }
         let versions = protocol_versions(
@@ -209,7 +254,7 @@ impl Built {
         );
         let builder = ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&versions)
-            .map_err(|e| source.error_at(0, 0, format!("tls_config: {e}")))?
+            .map_err(|e| (None, format!("tls_config: {e}")))?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(KeepChain(provider())));
         let mut client_certs = Vec::new();
@@ -218,18 +263,16 @@ impl Built {
             Pem::of(&config.key_file, &config.key, "key"),
         ) {
             (Some(cert), Some(key)) => {
-                let chain = cert.certificates().map_err(|e| source.error_at_span(cert.at, e))?;
+                let chain = cert.certificates().map_err(|e| (Some(cert.at), e))?;
                 for der in &chain {
-                    client_certs.push(CertInfo::parse(der).map_err(|e| {
-                        source.error_at_span(cert.at, format!("{}: {e}", cert.name()))
-                    })?);
+                    client_certs.push(
+                        CertInfo::parse(der)
+                            .map_err(|e| (Some(cert.at), format!("{}: {e}", cert.name())))?,
+                    );
                 }
-                let key_der = key.private_key().map_err(|e| source.error_at_span(key.at, e))?;
+                let key_der = key.private_key().map_err(|e| (Some(key.at), e))?;
                 builder.with_client_auth_cert(chain, key_der).map_err(|e| {
-                    source.error_at_span(
-                        key.at,
-                        format!("client certificate and key do not fit: {e}"),
-                    )
+                    (Some(key.at), format!("client certificate and key do not fit: {e}"))
                 })?
             }
             _ => builder.with_no_client_auth(),
@@ -237,8 +280,10 @@ impl Built {
         client_config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         // Every probe measures a full handshake, as blackbox's fresh transport does.
         client_config.resumption = rustls::client::Resumption::disabled();
-        Ok(Built {
-            connector: TlsConnector::from(Arc::new(client_config)),
+        let client_config = Arc::new(client_config);
+        Ok(Ready {
+            connector: TlsConnector::from(client_config.clone()),
+            config: client_config,
             verifier,
             insecure_skip_verify: config.insecure_skip_verify,
             client_certs,
@@ -254,6 +299,29 @@ impl Built {
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
+        let (name_text, name) = self.begin(name, report)?;
+        let stream = self.connector.connect(name.clone(), io).await.map_err(|e| {
+            Failure::new(
+                FailureReason::TlsHandshake,
+                format!("TLS handshake with {name_text}: {e}"),
+            )
+        })?;
+        let (_, conn) = stream.get_ref();
+        let chain: Vec<CertificateDer<'static>> =
+            conn.peer_certificates().map(|c| c.to_vec()).unwrap_or_default();
+        let version = conn.protocol_version().map(version_name).unwrap_or("unknown");
+        let cipher = conn.negotiated_cipher_suite().map(|s| cipher_name(s.suite()));
+        self.inspect(&chain, version, cipher, &name, report)?;
+        Ok(stream)
+    }
+
+    /// The server name to send and verify, and the client certificates' metrics, before a
+    /// handshake over TCP or QUIC.
+    fn begin(
+        &self,
+        name: &str,
+        report: &mut Report,
+    ) -> Result<(String, ServerName<'static>), Failure> {
         let name_text =
             name.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(name).to_string();
         let name = ServerName::try_from(name_text.clone()).map_err(|e| {
@@ -265,26 +333,31 @@ impl Built {
         for cert in &self.client_certs {
             certs::record(report, Origin::Client, cert);
         }
-        let stream = self.connector.connect(name.clone(), io).await.map_err(|e| {
-            Failure::new(
-                FailureReason::TlsHandshake,
-                format!("TLS handshake with {name_text}: {e}"),
-            )
-        })?;
-        let (_, conn) = stream.get_ref();
-        let chain: Vec<CertificateDer<'static>> =
-            conn.peer_certificates().map(|c| c.to_vec()).unwrap_or_default();
-        let version = conn.protocol_version().map(version_name).unwrap_or("unknown");
-        let cipher =
-            conn.negotiated_cipher_suite().map(|s| cipher_name(s.suite())).unwrap_or_default();
+        Ok((name_text, name))
+    }
+
+    /// After a handshake: records the TLS metrics, and fails unless the chain verifies (or
+    /// `insecure_skip_verify` is set).
+    fn inspect(
+        &self,
+        chain: &[CertificateDer<'static>],
+        version: &str,
+        cipher: Option<String>,
+        name: &ServerName<'static>,
+        report: &mut Report,
+    ) -> Result<(), Failure> {
+        let name_text = name.to_str();
         report.log(format_args!(
-            "TLS handshake done: {version}, {cipher}, {} certificate(s)",
+            "TLS handshake done: {version}, {}, {} certificate(s)",
+            cipher.as_deref().unwrap_or("cipher unknown"),
             chain.len()
         ));
         report.replace(&PROBE_TLS_VERSION_INFO, [version.to_string()], 1.0);
-        report.replace(&PROBE_TLS_CIPHER_INFO, [cipher], 1.0);
+        if let Some(cipher) = cipher {
+            report.replace(&PROBE_TLS_CIPHER_INFO, [cipher], 1.0);
+        }
 
-        let verdict = self.verify(&chain, &name);
+        let verdict = self.verify(chain, name);
         let infos: Vec<CertInfo> =
             chain.iter().filter_map(|der| CertInfo::parse(der).ok()).collect();
         record_chain(
@@ -294,12 +367,12 @@ impl Built {
             verdict.as_ref().err().map(|e| verify_label(e)),
         );
         match verdict {
-            Ok(()) => Ok(stream),
+            Ok(()) => Ok(()),
             Err(e) if self.insecure_skip_verify => {
                 report.log(format_args!(
                     "certificate not trusted ({e}), continuing: insecure_skip_verify is set"
                 ));
-                Ok(stream)
+                Ok(())
             }
             Err(e) => Err(Failure::new(
                 FailureReason::TlsVerify,
@@ -421,10 +494,13 @@ pub fn verify_label(error: &rustls::Error) -> &'static str {
     }
 }
 
+/// The version QUIC always speaks, as `probe_tls_version_info` names it.
+pub const TLS13: &str = "TLS 1.3";
+
 fn version_name(version: rustls::ProtocolVersion) -> &'static str {
     match version {
         rustls::ProtocolVersion::TLSv1_2 => "TLS 1.2",
-        rustls::ProtocolVersion::TLSv1_3 => "TLS 1.3",
+        rustls::ProtocolVersion::TLSv1_3 => TLS13,
         _ => "unknown",
     }
 }

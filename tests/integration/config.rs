@@ -40,7 +40,7 @@ fn bad_values_are_located() {
         ("modules:\n  m:\n    prober: http\nprobes:\n  - name: a\n    module: m\n    target: x\n    labels:\n      __bad: x\n", "9:14", "label name \"__bad\""),
         ("modules:\n  m:\n    prober: http\nprobes:\n  - name: a\n    module: m\n    target: x\n    labels:\n      reason: x\n", "9:15", "nor a label lookout sets"),
         ("modules:\n  m:\n    prober: http\n    http:\n      tls_config:\n        max_version: TLS11\n", "6:22", "TLS 1.2 and 1.3 only"),
-        ("modules:\n  m:\n    prober: http\n    http:\n      tls_config:\n        ca_file: /dev/null\n", "6:18", "/dev/null"),
+        ("modules:\n  m:\n    prober: http\n    http:\n      tls_config:\n        ca_file: /etc/passwd\n", "6:18", "/etc/passwd: no PEM certificate found"),
         ("modules:\n  m:\n    prober: http\n    http:\n      bearer_token: a\n      basic_auth:\n        username: u\n", "5:7", "at most one of"),
         ("modules:\n  m:\n    prober: http\n    tcp:\n      tls: true\n", "3:13", "has a `tcp:` section"),
         ("modules:\n  m:\n    prober: http\nprobes:\n  - name: a\n    module: m\n    target: x\n    interval: 10ms\n", "8:15", "at least 100ms"),

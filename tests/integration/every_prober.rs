@@ -128,6 +128,48 @@ fn upstream_blackbox_test_configurations() {
         ),
         ("blackbox-bad.yml", ":50:7: key 'modules.dns_test.dns.invalid_extra_field'"),
         ("blackbox-bad2.yml", ":6:7: key 'modules.http_post_2xx.http': at most one of"),
+        ("invalid-http-body-config.yml", ":7:18: key 'modules.http_test.http.body_file'"),
+        (
+            "invalid-http-body-match-regexp.yml",
+            ":7:11: key 'modules.http_headers.http.fail_if_body_matches_regexp[0]'",
+        ),
+        (
+            "invalid-http-body-not-match-regexp.yml",
+            ":7:11: key 'modules.http_headers.http.fail_if_body_not_matches_regexp[0]'",
+        ),
+        (
+            "invalid-http-compression-mismatch.yml",
+            ":8:28: key 'modules.http_headers.http.headers.Accept-Encoding'",
+        ),
+        (
+            "invalid-http-compression-mismatch-special-case.yml",
+            ":8:28: key 'modules.http_headers.http.headers.accEpt-enCoding'",
+        ),
+        (
+            "invalid-http-request-compression-reject-all-encodings.yml",
+            ":10:28: key 'modules.http_headers.http.headers.Accept-Encoding'",
+        ),
+        (
+            "invalid-http-header-match-regexp.yml",
+            ":9:19: key 'modules.http_headers.http.fail_if_header_not_matches[0].regexp'",
+        ),
+        ("invalid-http-header-match.yml", "missing field `regexp`"),
+        (
+            "invalid-http-http3-http2-enabled.yml",
+            ":6:21: key 'modules.http_headers.http.enable_http3'",
+        ),
+        (
+            "invalid-http-http3-http2-version.yml",
+            ":8:29: key 'modules.http_headers.http.valid_http_versions'",
+        ),
+        (
+            "invalid-http-http3-http2.yml",
+            ":8:29: key 'modules.http_headers.http.valid_http_versions'",
+        ),
+        (
+            "invalid-no-versions-http3-enabled.yml",
+            ":6:21: key 'modules.http_headers.http.enable_http3'",
+        ),
     ] {
         let out = check(file);
         let err = String::from_utf8_lossy(&out.stderr);

@@ -12,6 +12,7 @@ mod every_prober;
 mod faults;
 mod grpc_prober;
 mod http_prober;
+mod http_schema;
 mod icmp_prober;
 mod logs;
 mod nginx_formats;

@@ -5,7 +5,7 @@
 //! serve all cases.
 //!
 //! Peers are real servers on loopback: nginx (plain, TLS of every kind, HTTP/2, a proxy, basic
-//! auth, gzip, static files), Knot and dnsmasq, a tonic-health gRPC server, and a small
+//! auth, gzip, static files), a CONNECT proxy and an OAuth2 token endpoint, Knot and dnsmasq, a tonic-health gRPC server, and a small
 //! STARTTLS line server.
 //!
 //! Where Debian's blackbox 0.23 is older than upstream blackbox, lookout follows upstream; those
@@ -139,6 +139,10 @@ struct Peers {
     self_signed: u16,
     mtls: u16,
     proxy: u16,
+    /// A proxy that tunnels CONNECT (and records what it was sent).
+    connect_proxy: u16,
+    /// An OAuth2 token endpoint with a resource that wants its token.
+    oauth: u16,
     starttls: SocketAddr,
     grpc: SocketAddr,
     grpc_tls: SocketAddr,
@@ -292,6 +296,14 @@ http {{
     let (chain, key) = (vec![good.der.clone()], good.key_der());
     let dns_over_tls = in_background(move || tls_proxy(chain, key, knot));
     let starttls = starttls_server(good);
+    let connect_proxy = in_background(|| {
+        crate::http_schema::recording_proxy(std::sync::Arc::new(std::sync::Mutex::new(Vec::new())))
+    })
+    .port();
+    let oauth = in_background(|| {
+        crate::http_schema::oauth2_server(std::sync::Arc::new(std::sync::Mutex::new(Vec::new())))
+    })
+    .port();
     Peers {
         plain,
         tls,
@@ -301,6 +313,8 @@ http {{
         self_signed: self_signed_port,
         mtls,
         proxy,
+        connect_proxy,
+        oauth,
         starttls,
         grpc,
         grpc_tls,
@@ -372,6 +386,10 @@ fn modules(dir: &Path) -> String {
   http_version_2: {{ prober: http, http: {{ preferred_ip_protocol: ip4, valid_http_versions: ["HTTP/2.0"] }} }}
   http_not_ssl: {{ prober: http, http: {{ preferred_ip_protocol: ip4, fail_if_not_ssl: true }} }}
   http_proxy: {{ prober: http, http: {{ preferred_ip_protocol: ip4, proxy_url: "http://127.0.0.1:{{PROXY}}" }} }}
+  http_proxy_skip_resolve: {{ prober: http, http: {{ preferred_ip_protocol: ip4, proxy_url: "http://127.0.0.1:{{PROXY}}", skip_resolve_phase_with_proxy: true }} }}
+  https_connect_header: {{ prober: http, http: {{ preferred_ip_protocol: ip4, proxy_url: "http://127.0.0.1:{{CONNECT}}", proxy_connect_header: {{ Proxy-Authorization: ["Bearer parity"] }}, tls_config: {{ ca_file: {d}/ca.pem, server_name: localhost }} }} }}
+  http_oauth2: {{ prober: http, http: {{ preferred_ip_protocol: ip4, oauth2: {{ client_id: id-1, client_secret: secret-1, scopes: [a, b], token_url: "http://127.0.0.1:{{OAUTH}}/token", endpoint_params: {{ audience: probe }} }} }} }}
+  http_oauth2_wrong: {{ prober: http, http: {{ preferred_ip_protocol: ip4, oauth2: {{ client_id: id-1, client_secret: wrong, token_url: "http://127.0.0.1:{{OAUTH}}/token" }} }} }}
   https: {{ prober: http, http: {{ preferred_ip_protocol: ip4, tls_config: {{ ca_file: {d}/ca.pem, server_name: localhost }} }} }}
   https_h1: {{ prober: http, http: {{ preferred_ip_protocol: ip4, enable_http2: false, tls_config: {{ ca_file: {d}/ca.pem, server_name: localhost }} }} }}
   https_system_roots: {{ prober: http, http: {{ preferred_ip_protocol: ip4 }} }}
@@ -468,6 +486,11 @@ fn cases(p: &Peers) -> Vec<(&'static str, String)> {
         ("http_version_2", format!("http://{plain}/")),
         ("http_not_ssl", format!("http://{plain}/")),
         ("http_proxy", format!("http://{plain}/")),
+        ("http_proxy_skip_resolve", format!("http://{plain}/")),
+        ("http_proxy_skip_resolve", "http://only-the-proxy-knows.invalid/".to_string()),
+        ("https_connect_header", https(p.tls)),
+        ("http_oauth2", format!("http://127.0.0.1:{}/protected", p.oauth)),
+        ("http_oauth2_wrong", format!("http://127.0.0.1:{}/protected", p.oauth)),
         ("http_2xx", format!("http://{closed}/")),
         ("http_2xx", "http://nonexistent.invalid/".to_string()),
         ("https", https(p.tls)),
@@ -560,7 +583,10 @@ fn lookout_answers_as_blackbox_exporter_does() {
     );
     let dir = tempfile::tempdir().unwrap();
     let peers = nginx(dir.path());
-    let config = modules(dir.path()).replace("{PROXY}", &peers.proxy.to_string());
+    let config = modules(dir.path())
+        .replace("{PROXY}", &peers.proxy.to_string())
+        .replace("{CONNECT}", &peers.connect_proxy.to_string())
+        .replace("{OAUTH}", &peers.oauth.to_string());
     let config_path = write_file(dir.path(), "blackbox.yml", &config);
 
     let blackbox_addr: SocketAddr = format!("127.0.0.1:{}", closed_port()).parse().unwrap();
