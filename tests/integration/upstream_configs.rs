@@ -82,7 +82,7 @@ fn shipped_configs_load_unchanged() {
         assert_eq!(out.status.code(), Some(0), "{file} without {awaiting:?}: {err}");
         // Files a module names that do not exist here are warned about, not refused.
         if file == "example.yml" {
-            assert!(err.contains("/certs/my_cert.crt does not exist"), "{err}");
+            assert!(err.contains("\"/certs/my_cert.crt\" does not exist"), "{err}");
         }
     }
 }
