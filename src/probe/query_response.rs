@@ -149,9 +149,12 @@ pub async fn run(
         }
         if let Some(send) = &send {
             report.log(format_args!("step {index}: sending {:?}", send.escape_ascii().to_string()));
+            // One write, as blackbox's: the peer receives the line and its newline together,
+            // never the newline alone after it has answered (PostgreSQL's SSLRequest is
+            // answered with one byte and followed by the TLS handshake).
+            let line = [send.as_slice(), b"\n"].concat();
             let stream = conn.get_mut();
-            stream.write_all(send).await.map_err(io_failure)?;
-            stream.write_all(b"\n").await.map_err(io_failure)?;
+            stream.write_all(&line).await.map_err(io_failure)?;
             stream.flush().await.map_err(io_failure)?;
         }
         if step.starttls {

@@ -70,7 +70,8 @@ pub fn reason(outcome: &Outcome) -> &'static str {
 // ---------------------------------------------------------------- HTTP server
 
 /// Routes: `/` hello; `/status?code=N`; `/redirect?n=N`; `/to?url=U` (302 to U); `/loop`; `/echo` (method, body,
-/// headers); `/gzip`, `/deflate`, `/br`; `/headers?name=value…` (sets response headers);
+/// headers); `/gzip`, `/deflate`, `/br`; `/headers?name=value…` (sets response headers; `body=`
+/// sets the body);
 /// `/big?bytes=N`. The compressed routes answer 406 unless asked for their encoding.
 async fn route(request: Request<Incoming>) -> Response<Full<Bytes>> {
     let query: Vec<(String, String)> =
@@ -153,8 +154,9 @@ async fn route(request: Request<Incoming>) -> Response<Full<Bytes>> {
             r
         }
         "/headers" => {
-            let mut r = respond(200, b"with headers".to_vec());
-            for (k, v) in &query {
+            let body = param("body").unwrap_or_else(|| "with headers".into());
+            let mut r = respond(200, body.into_bytes());
+            for (k, v) in query.iter().filter(|(k, _)| k != "body") {
                 r.headers_mut().append(
                     hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
                     v.parse().unwrap(),

@@ -28,7 +28,7 @@ async fn read_head(stream: &mut tokio::net::TcpStream) -> String {
 }
 
 /// A server answering every request with `body` (as JSON).
-async fn fixed_server(body: &'static str) -> SocketAddr {
+pub(crate) async fn fixed_server(body: &'static str) -> SocketAddr {
     raw_server(move |mut stream| async move {
         read_head(&mut stream).await;
         let reply = format!(
@@ -298,7 +298,7 @@ http:
 
 /// A proxy that records each request head; CONNECT is tunnelled to the named host, any other
 /// request answered by the proxy itself with "via proxy".
-pub async fn recording_proxy(heads: Arc<Mutex<Vec<String>>>) -> SocketAddr {
+pub(crate) async fn recording_proxy(heads: Arc<Mutex<Vec<String>>>) -> SocketAddr {
     raw_server(move |mut stream| {
         let heads = heads.clone();
         async move {
@@ -421,7 +421,7 @@ probes:
 }
 
 /// An HTTP/3 server (quinn + h3) answering "hello over h3" with its certificate.
-async fn h3_server(leaf: &Leaf) -> SocketAddr {
+pub(crate) async fn h3_server(leaf: &Leaf) -> SocketAddr {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])

@@ -3,28 +3,14 @@
 //! module in them is run through `/probe` against a server on loopback that speaks its protocol.
 
 use crate::common::*;
+use crate::http_schema::{fixed_server, h3_server, recording_proxy};
 use crate::peers::{dns, grpc_server, tls_acceptor, Health};
 use crate::unix_prober::unix_service;
 use crate::websocket_prober::{websocket_server, Seen};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-
-/// Modules of the shipped files that use the HTTP keys of upstream's 0.28 schema the http
-/// branch adds (http_headers, body_file, CEL, enable_http3, oauth2, the proxy keys). Until it
-/// is merged they are left out of both tests below; once it is, this list must be emptied
-/// (the `shipped_configs_load_unchanged` test then checks the whole files) and each module
-/// given its case in `every_shipped_module_runs`.
-const AWAITING_HTTP_KEYS: [(&str, &str); 8] = [
-    ("blackbox.yml", "http_3xx"),
-    ("example.yml", "http_2xx_example"),
-    ("example.yml", "http_with_proxy"),
-    ("example.yml", "http_with_proxy_and_headers"),
-    ("example.yml", "http_post_body_file"),
-    ("example.yml", "http_json_cel_match"),
-    ("example.yml", "http_2xx_oauth_client_credentials"),
-    ("example.yml", "http_with_header_from_files"),
-];
 
 fn corpus(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/blackbox-configs").join(file)
@@ -38,53 +24,30 @@ fn check(path: &Path) -> std::process::Output {
         .unwrap()
 }
 
-/// `file`'s text without the modules awaiting the http branch.
-fn without_awaiting(file: &str) -> String {
-    let text = std::fs::read_to_string(corpus(file)).unwrap();
-    let mut kept = String::new();
-    let mut skipping = false;
-    for line in text.lines() {
-        if let Some(name) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':')) {
-            if !name.starts_with(' ') {
-                skipping = AWAITING_HTTP_KEYS.contains(&(file, name));
-            }
-        }
-        if !skipping {
-            kept.push_str(line);
-            kept.push('\n');
-        }
-    }
-    kept
-}
-
 #[test]
 fn shipped_configs_load_unchanged() {
-    let dir = tempfile::tempdir().unwrap();
     for file in ["blackbox.yml", "example.yml"] {
-        let whole = check(&corpus(file));
-        let err = String::from_utf8_lossy(&whole.stderr);
-        let awaiting: Vec<&str> =
-            AWAITING_HTTP_KEYS.iter().filter(|(f, _)| *f == file).map(|(_, m)| *m).collect();
-        if awaiting.is_empty() {
-            assert_eq!(whole.status.code(), Some(0), "{file}: {err}");
-            continue;
-        }
-        // Until the http branch is in, only its keys may stop the whole file.
-        if whole.status.code() != Some(0) {
-            assert!(
-                awaiting.iter().any(|m| err.contains(&format!("key 'modules.{m}.http"))),
-                "{file}: {err}"
-            );
-        }
-        let rest = write_file(dir.path(), file, without_awaiting(file));
-        let out = check(&rest);
+        let out = check(&corpus(file));
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(0), "{file} without {awaiting:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{file}: {err}");
         // Files a module names that do not exist here are warned about, not refused.
         if file == "example.yml" {
-            assert!(err.contains("\"/certs/my_cert.crt\" does not exist"), "{err}");
+            for missing in ["/certs/my_cert.crt", "/files/body.txt", "/path/to/api-key.txt"] {
+                assert!(err.contains(&format!("\"{missing}\" does not exist")), "{err}");
+            }
         }
     }
+}
+
+/// A copy of the module `module` of `text`, named `name`, with `from` (a file or server that
+/// cannot exist here) replaced by `to`.
+fn pointed_here(text: &str, module: &str, name: &str, from: &str, to: &str) -> String {
+    let mut lines = text.lines().skip_while(|l| *l != format!("  {module}:"));
+    assert!(lines.next().is_some(), "no module {module}");
+    let body: Vec<&str> = lines.take_while(|l| l.starts_with("   ")).collect();
+    let body = body.join("\n");
+    assert!(body.contains(from), "{module} does not name {from}");
+    format!("  {name}:\n{}\n", body.replace(from, to))
 }
 
 /// A line-protocol peer: `script` is what it says (`> line`), waits for (`< prefix`), and
@@ -111,11 +74,15 @@ async fn scripted<S: AsyncRead + AsyncWrite + Unpin + Send>(
                 }
             }
         } else if *step == "tls" {
+            // What was read ahead would be lost to the handshake: a client sends nothing
+            // between its last line and its ClientHello.
+            assert!(conn.buffer().is_empty(), "read ahead of TLS: {:?}", conn.buffer());
             let Ok(tls) = acceptor.accept(conn.into_inner()).await else { return };
             conn = BufReader::new(Box::new(tls));
         } else if let Some(bytes) = step.strip_prefix("bytes ") {
-            // The PostgreSQL SSLRequest: 8 bytes in, one byte out.
-            let mut request = [0u8; 8];
+            // The PostgreSQL SSLRequest (8 bytes, then the newline that ends every `send`, as
+            // in blackbox) in, one byte out.
+            let mut request = [0u8; 9];
             if tokio::io::AsyncReadExt::read_exact(&mut conn, &mut request).await.is_err() {
                 return;
             }
@@ -207,8 +174,35 @@ fn every_shipped_module_runs() {
     let ws = in_background(|| websocket_server(None, Seen::default()));
     let socket = unix_service(dir.path(), None);
     let dns = dns();
+    let h3_leaf = ca.leaf("localhost", &["localhost"], -1, 60);
+    let h3 = in_background(move || async move { h3_server(&h3_leaf).await });
+    let https_leaf = ca.leaf("localhost", &["localhost"], -1, 60);
+    let (chain, key) = (vec![https_leaf.der.clone()], https_leaf.key_der());
+    let https = in_background(move || https_server(chain, key, None, false));
+    let json = in_background(|| fixed_server(r#"{"foo": "bar", "baz": "qux"}"#));
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let proxy = in_background({
+        let heads = heads.clone();
+        move || recording_proxy(heads)
+    });
     let local = |addr: SocketAddr| format!("localhost:{}", addr.port());
     let http = format!("http://127.0.0.1:{}/", web.port());
+
+    // example.yml's modules that name a proxy or file that cannot exist here, pointed at a
+    // proxy on loopback and at files that exist.
+    let example = std::fs::read_to_string(corpus("example.yml")).unwrap();
+    let body_file = write_file(dir.path(), "body.txt", "a body from a file");
+    let key_file = write_file(dir.path(), "api-key.txt", "key-1\n");
+    let (their_proxy, our_proxy) = ("http://127.0.0.1:3128", format!("http://{proxy}"));
+    let here = [
+        ("http_with_proxy", their_proxy, our_proxy.clone()),
+        ("http_with_proxy_and_headers", their_proxy, our_proxy),
+        ("http_post_body_file", "/files/body.txt", body_file.display().to_string()),
+        ("http_with_header_from_files", "/path/to/api-key.txt", key_file.display().to_string()),
+    ]
+    .iter()
+    .map(|(m, from, to)| pointed_here(&example, m, &format!("{m}_here"), from, to))
+    .collect::<String>();
 
     // (file, module, target, expected: "ok" or the failure reason).
     let cases: Vec<(&str, &str, String, &str)> = vec![
@@ -228,6 +222,7 @@ fn every_shipped_module_runs() {
         ("blackbox.yml", "icmp_ttl5", "127.0.0.1".into(), "ok"),
         ("blackbox.yml", "websocket", format!("ws://{ws}/"), "ok"),
         ("blackbox.yml", "postgresql", local(postgres), "ok"),
+        ("blackbox.yml", "http_3xx", format!("https://{}/", local(h3)), "ok"),
         ("example.yml", "http_post_2xx", http.clone(), "ok"),
         ("example.yml", "http_basic_auth_example", http.clone(), "ok"),
         // Its CA file does not exist here.
@@ -257,11 +252,48 @@ fn every_shipped_module_runs() {
         ("example.yml", "postgresql", local(postgres), "ok"),
         ("example.yml", "websocket_example_basic_auth", format!("wss://{}/", local(wss)), "ok"),
         ("example.yml", "websocket_example_bearer_token", format!("ws://{ws}/"), "ok"),
+        (
+            "example.yml",
+            "http_2xx_example",
+            format!(
+                "{http}headers?Access-Control-Allow-Origin=example.com\
+                 &body=Download+the+latest+version+here"
+            ),
+            "ok",
+        ),
+        // Nothing listens on the proxy port the module names. Through the proxy on loopback,
+        // a name only the proxy could resolve is reached (skip_resolve_phase_with_proxy).
+        ("example.yml", "http_with_proxy", http.clone(), "proxy"),
+        (
+            "example.yml",
+            "http_with_proxy_here",
+            "http://only-the-proxy-knows.invalid/".into(),
+            "ok",
+        ),
+        (
+            "example.yml",
+            "http_with_proxy_and_headers",
+            format!("https://{}/", local(https)),
+            "proxy",
+        ),
+        (
+            "example.yml",
+            "http_with_proxy_and_headers_here",
+            format!("https://{}/", local(https)),
+            "ok",
+        ),
+        ("example.yml", "http_post_body_file", format!("{http}echo"), "request_file"),
+        ("example.yml", "http_post_body_file_here", format!("{http}echo"), "ok"),
+        ("example.yml", "http_json_cel_match", format!("http://{json}/"), "ok"),
+        // Its token endpoint, api.example.com, cannot be reached from here: no token.
+        ("example.yml", "http_2xx_oauth_client_credentials", http.clone(), "oauth2"),
+        ("example.yml", "http_with_header_from_files", http.clone(), "request_file"),
+        ("example.yml", "http_with_header_from_files_here", http.clone(), "ok"),
     ];
     for file in ["blackbox.yml", "example.yml"] {
-        // Every module of the file (but those awaiting the http branch) has its case.
-        let loaded = without_awaiting(file);
-        let modules = loaded
+        // Every module of the file has its case.
+        let text = std::fs::read_to_string(corpus(file)).unwrap();
+        let modules = text
             .lines()
             .filter_map(|l| l.strip_prefix("  ")?.strip_suffix(':'))
             .filter(|name| !name.starts_with(' '));
@@ -275,7 +307,8 @@ fn every_shipped_module_runs() {
             "probe_endpoint:\n  allowed_unix_sockets: ['{}']\n",
             socket.display().to_string().replace('.', "\\.")
         );
-        let probes = write_file(dir.path(), file, format!("{loaded}{allow}"));
+        let extra = if file == "example.yml" { here.as_str() } else { "" };
+        let probes = write_file(dir.path(), file, format!("{text}{extra}{allow}"));
         let addr = format!("127.0.0.1:{}", closed_port()).parse().unwrap();
         let server = Server::spawn_with_env(
             dir.path(),
@@ -303,4 +336,11 @@ fn every_shipped_module_runs() {
             }
         }
     }
+    // The shipped proxy_connect_header went with the CONNECT (names are case-insensitive).
+    let heads = heads.lock().unwrap();
+    assert!(
+        heads.iter().any(|h| h.starts_with("CONNECT ")
+            && h.to_ascii_lowercase().contains("\r\nproxy-authorization: bearer token\r\n")),
+        "{heads:?}"
+    );
 }
