@@ -65,6 +65,7 @@ impl Config {
                 .map_err(|f| source.error_at_span(&p.target, f.message))?;
             jobs.push(Arc::new(Job {
                 interval: p.interval(),
+                interval_when_failing: p.interval_when_failing(),
                 module: module.clone(),
                 name: p.name.value,
                 target: p.target.value,

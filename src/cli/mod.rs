@@ -52,6 +52,14 @@ struct Cli {
     /// decompression); a probe that would need more fails with body_too_large.
     #[arg(long = "probe.body-memory-limit", default_value = "256MiB")]
     body_memory_limit: ByteSize,
+    /// Scheduled probe runs in flight at once; a run due while all are taken waits, and is
+    /// counted in lookout_probe_starts_waited_total.
+    #[arg(
+        long = "probe.max-concurrency",
+        default_value_t = crate::probe::scheduler::DEFAULT_MAX_CONCURRENCY,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    max_concurrency: usize,
     /// Where log sources save how far they have read, so a restart resumes there.
     #[arg(long = "positions.file", default_value = "lookout-positions.json")]
     positions: PathBuf,
@@ -174,6 +182,7 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<Verdict, Error> {
     let paths = ConfigPaths { probes: cli.probes.clone(), log_rules: cli.log_rules.clone() };
     crate::probe::http::limit_body_memory(cli.body_memory_limit.0);
+    crate::probe::scheduler::limit_concurrency(cli.max_concurrency);
     match cli.command {
         Some(Command::Check) => check::run(&paths, cli.web_config.as_deref()),
         Some(Command::Healthcheck { cert_file, key_file }) => healthcheck::run(

@@ -431,6 +431,9 @@ pub struct ScheduledProbe {
     pub target: Spanned<String>,
     #[serde(default)]
     pub interval: Option<Spanned<PromDuration>>,
+    /// While the last run failed, the next comes after this instead of `interval`.
+    #[serde(default)]
+    pub interval_when_failing: Option<Spanned<PromDuration>>,
     #[serde(default)]
     pub labels: BTreeMap<String, Spanned<String>>,
 }
@@ -438,6 +441,10 @@ pub struct ScheduledProbe {
 impl ScheduledProbe {
     pub fn interval(&self) -> Duration {
         self.interval.as_ref().map_or(DEFAULT_INTERVAL, |i| i.value.0)
+    }
+
+    pub fn interval_when_failing(&self) -> Option<Duration> {
+        self.interval_when_failing.as_ref().map(|i| i.value.0)
     }
 }
 
@@ -518,7 +525,7 @@ impl ProbesFile {
                     ),
                 ));
             }
-            if let Some(interval) = &probe.interval {
+            for interval in [&probe.interval, &probe.interval_when_failing].into_iter().flatten() {
                 if interval.value.0 < Duration::from_millis(100) {
                     return Err(source.error_at_span(interval, "interval must be at least 100ms"));
                 }

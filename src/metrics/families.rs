@@ -290,6 +290,17 @@ pub const PROBE_RUN_SECONDS: FamilyDef = counter(
     "Time spent in scheduled probe runs, by probe",
     &["probe"],
 );
+pub const PROBE_START_LATENESS_SECONDS: FamilyDef = FamilyDef {
+    name: "lookout_probe_start_lateness_seconds",
+    help: "How long after its slot a scheduled probe run started",
+    kind: Kind::Histogram,
+    labels: &[],
+};
+pub const PROBE_STARTS_WAITED: FamilyDef = counter(
+    "lookout_probe_starts_waited",
+    "Scheduled probe runs that waited for a free slot under --probe.max-concurrency",
+    &[],
+);
 pub const PROBE_REQUESTS: FamilyDef = counter(
     "lookout_probe_requests",
     "Probes run through /probe, by module and result",
@@ -323,6 +334,8 @@ pub const SELF_FAMILIES: &[&FamilyDef] = &[
     &BUILD_INFO,
     &PROBE_RUNS,
     &PROBE_RUN_SECONDS,
+    &PROBE_START_LATENESS_SECONDS,
+    &PROBE_STARTS_WAITED,
     &PROBE_REQUESTS,
     &PROBE_REQUEST_ERRORS,
     &HTTP_REQUESTS,

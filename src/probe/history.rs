@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 /// One finished run, as small as the page needs it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Run {
-    /// Seconds since the Unix epoch when it finished.
-    pub at: u64,
+    /// Seconds since the Unix epoch when it finished (u32 lasts until 2106).
+    pub at: u32,
     /// How long it took, in seconds.
     pub seconds: f32,
     /// The HTTP status code, 0 when there was none.
@@ -22,7 +22,9 @@ pub struct Run {
 impl Run {
     pub fn of(outcome: &Outcome, finished_at: SystemTime) -> Run {
         Run {
-            at: finished_at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            at: finished_at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX)),
             seconds: outcome.duration.as_secs_f32(),
             status: outcome.value(&PROBE_HTTP_STATUS_CODE).map_or(0, |s| s as u16),
             failure: outcome.failure.as_ref().map(|f| f.reason),
@@ -34,7 +36,7 @@ impl Run {
     }
 
     pub fn finished_at(&self) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(self.at)
+        SystemTime::UNIX_EPOCH + Duration::from_secs(self.at.into())
     }
 }
 
@@ -60,7 +62,11 @@ impl History {
         let capacity = self.capacity;
         let runs = match self.by_probe.get_mut(probe) {
             Some(runs) => runs,
-            None => self.by_probe.entry(probe.to_string()).or_default(),
+            // Exactly the runs kept: a doubling buffer would hold up to twice as many.
+            None => self
+                .by_probe
+                .entry(probe.to_string())
+                .or_insert_with(|| VecDeque::with_capacity(capacity)),
         };
         while runs.len() >= capacity {
             runs.pop_front();
@@ -81,6 +87,7 @@ impl History {
             if keep {
                 runs.drain(..runs.len().saturating_sub(capacity));
                 runs.shrink_to(capacity);
+                runs.reserve_exact(capacity - runs.len());
             }
             keep
         });
@@ -91,7 +98,7 @@ impl History {
 mod tests {
     use super::*;
 
-    fn run(at: u64, failure: Option<FailureReason>) -> Run {
+    fn run(at: u32, failure: Option<FailureReason>) -> Run {
         Run { at, seconds: 0.1, status: 200, failure }
     }
 
@@ -101,7 +108,7 @@ mod tests {
         for at in 0..5 {
             history.push("a", run(at, None));
         }
-        let kept: Vec<u64> = history.runs("a").map(|r| r.at).collect();
+        let kept: Vec<u32> = history.runs("a").map(|r| r.at).collect();
         assert_eq!(kept, [2, 3, 4]);
         assert_eq!(history.runs("unknown").count(), 0);
     }
@@ -114,7 +121,7 @@ mod tests {
             history.push("goes", run(at, None));
         }
         history.retain(&["stays", "new"], 2);
-        let kept: Vec<u64> = history.runs("stays").map(|r| r.at).collect();
+        let kept: Vec<u32> = history.runs("stays").map(|r| r.at).collect();
         assert_eq!(kept, [3, 4]);
         assert_eq!(history.runs("goes").count(), 0);
         history.push("stays", run(5, None));
@@ -123,6 +130,6 @@ mod tests {
 
     #[test]
     fn a_run_takes_a_few_bytes() {
-        assert_eq!(std::mem::size_of::<Run>(), 16);
+        assert_eq!(std::mem::size_of::<Run>(), 12);
     }
 }

@@ -10,6 +10,7 @@
 //! `config::probes`).
 
 pub mod certs;
+pub mod compact;
 pub mod dial;
 pub mod dns;
 pub mod file;

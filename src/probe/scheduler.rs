@@ -3,17 +3,39 @@
 //!
 //! Start times are spread over the interval by a hash of the probe's name (as Prometheus
 //! spreads scrapes), a probe never overlaps itself, and its timeout never exceeds its interval.
+//! One task keeps every probe's next start in a heap and spawns a run only when it is due, so an
+//! idle probe costs a heap entry, not a task holding a whole probe future; at most
+//! `--probe.max-concurrency` runs are in flight, and how late each starts is recorded.
 
+use super::compact::CompactOutcome;
 use super::history::{History, Run};
 use super::{Outcome, PreparedModule};
 use crate::metrics::exposition::{Family, Labels, Name};
 use crate::metrics::self_metrics::SelfMetrics;
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
+
+/// Runs in flight at once when `--probe.max-concurrency` is not given.
+pub const DEFAULT_MAX_CONCURRENCY: usize = 2048;
+
+/// Permits for scheduled runs in flight, shared by every configuration a reload brings.
+static CONCURRENCY: OnceLock<Arc<Semaphore>> = OnceLock::new();
+
+/// Sets how many scheduled runs may be in flight at once (`--probe.max-concurrency`); only the
+/// first call, before any probe runs, counts.
+pub fn limit_concurrency(runs: usize) {
+    let _ = CONCURRENCY.set(Arc::new(Semaphore::new(runs.clamp(1, Semaphore::MAX_PERMITS))));
+}
+
+fn concurrency() -> Arc<Semaphore> {
+    CONCURRENCY.get_or_init(|| Arc::new(Semaphore::new(DEFAULT_MAX_CONCURRENCY))).clone()
+}
 
 /// One scheduled probe, ready to run.
 pub struct Job {
@@ -21,13 +43,17 @@ pub struct Job {
     pub module: Arc<PreparedModule>,
     pub target: String,
     pub interval: Duration,
+    /// While the last run failed, the next comes after this instead of `interval`.
+    pub interval_when_failing: Option<Duration>,
     pub labels: BTreeMap<String, String>,
 }
 
 impl Job {
-    /// The module's timeout, or the interval when it has none; never more than the interval.
+    /// The module's timeout, or the interval when it has none; never more than the interval
+    /// it runs at (the shorter one while failing).
     pub fn timeout(&self) -> Duration {
-        self.module.timeout.map_or(self.interval, |t| t.min(self.interval))
+        let interval = self.interval_when_failing.map_or(self.interval, |i| i.min(self.interval));
+        self.module.timeout.map_or(interval, |t| t.min(interval))
     }
 
     /// `probe`, `module`, `target`, then the probe's own labels, as put on every series.
@@ -41,10 +67,11 @@ impl Job {
         labels
     }
 
-    /// This probe's phase within its interval, from a hash of its name.
+    /// This probe's phase within its interval, from a hash of its name and target.
     fn phase(&self) -> u64 {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         self.name.hash(&mut hasher);
+        self.target.hash(&mut hasher);
         hasher.finish() % self.interval_ms()
     }
 
@@ -59,22 +86,58 @@ impl Job {
         let interval = self.interval_ms();
         Duration::from_millis((self.phase() + interval - now_ms % interval) % interval)
     }
+
+    /// When to run next, after the run due at `slot` ended at `now`: `interval_when_failing`
+    /// after a failed slot while one is set, else the next slot of the regular grid. Slots
+    /// that passed while the run was in flight are skipped, so a probe never overlaps itself.
+    fn next_slot(&self, slot: Instant, success: bool, now: Instant, wall: SystemTime) -> Instant {
+        match self.interval_when_failing {
+            Some(step) if !success => {
+                let mut next = slot + step;
+                while next <= now {
+                    next += step;
+                }
+                next
+            }
+            _ => {
+                let next = now + self.until_next_run(wall);
+                // The grid slot this run was started for (the clocks may differ by a few ms).
+                if next <= slot + Duration::from_millis(5) {
+                    next + self.interval
+                } else {
+                    next
+                }
+            }
+        }
+    }
 }
 
 /// The last result of a scheduled probe.
 pub struct StoredResult {
-    pub job_key: String,
-    pub name: String,
-    pub module: String,
-    pub target: String,
-    pub outcome: Outcome,
+    pub job: Arc<Job>,
+    pub outcome: CompactOutcome,
     pub finished_at: SystemTime,
+}
+
+impl StoredResult {
     /// The outcome's families with the job's identity labels put in front of every sample.
-    pub families: Vec<Family>,
+    pub fn families(&self) -> Vec<Family> {
+        let identity = self.job.identity_labels();
+        let mut families = self.outcome.expand().families;
+        for family in &mut families {
+            for sample in &mut family.samples {
+                let mut labels = identity.clone();
+                labels.append(&mut sample.labels);
+                sample.labels = labels;
+            }
+        }
+        families
+    }
 }
 
 #[derive(Default)]
 pub struct Results {
+    /// By probe name, then target.
     by_probe: RwLock<BTreeMap<String, Arc<StoredResult>>>,
     /// The last runs of every probe, for the status page.
     history: RwLock<History>,
@@ -82,32 +145,11 @@ pub struct Results {
 }
 
 impl Results {
-    pub fn store(&self, job: &Job, outcome: Outcome) {
-        let identity = job.identity_labels();
-        let families = outcome
-            .families
-            .iter()
-            .map(|family| {
-                let mut family = family.clone();
-                for sample in &mut family.samples {
-                    let mut labels = identity.clone();
-                    labels.append(&mut sample.labels);
-                    sample.labels = labels;
-                }
-                family
-            })
-            .collect();
+    pub fn store(&self, job: &Arc<Job>, outcome: Outcome) {
         let finished_at = SystemTime::now();
         let run = Run::of(&outcome, finished_at);
-        let stored = StoredResult {
-            job_key: job_key(job),
-            name: job.name.clone(),
-            module: job.module.name.clone(),
-            target: job.target.clone(),
-            outcome,
-            finished_at,
-            families,
-        };
+        let stored =
+            StoredResult { job: job.clone(), outcome: CompactOutcome::of(outcome), finished_at };
         self.history.write().expect("history lock").push(&job.name, run);
         self.by_probe.write().expect("results lock").insert(job.name.clone(), Arc::new(stored));
     }
@@ -117,7 +159,7 @@ impl Results {
         self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1
     }
 
-    fn store_if_current(&self, generation: u64, job: &Job, outcome: Outcome) {
+    fn store_if_current(&self, generation: u64, job: &Arc<Job>, outcome: Outcome) {
         if self.generation.load(std::sync::atomic::Ordering::Acquire) == generation {
             self.store(job, outcome);
         }
@@ -136,19 +178,33 @@ impl Results {
     /// probes that are gone; keeps at most `history` runs of each.
     pub fn retain_jobs(&self, jobs: &[&Job], history: usize) {
         let keys: std::collections::HashSet<String> = jobs.iter().map(|j| job_key(j)).collect();
-        self.by_probe.write().expect("results lock").retain(|_, r| keys.contains(&r.job_key));
+        self.by_probe.write().expect("results lock").retain(|_, r| keys.contains(&job_key(&r.job)));
         let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
         self.history.write().expect("history lock").retain(&names, history);
     }
 }
 
 fn job_key(job: &Job) -> String {
-    format!("{}\u{0}{}\u{0}{}\u{0}{:?}", job.name, job.module.name, job.target, job.labels)
+    format!(
+        "{}\u{0}{}\u{0}{}\u{0}{:?}\u{0}{:?}",
+        job.name, job.module.name, job.target, job.labels, job.interval_when_failing
+    )
 }
 
-/// The running probe tasks; dropping it stops them.
+/// The task that starts probes when they are due; dropping it stops them.
 pub struct Scheduler {
-    tasks: Vec<JoinHandle<()>>,
+    task: JoinHandle<()>,
+}
+
+/// What the scheduling task shares with the runs it spawns.
+struct Shared {
+    results: Arc<Results>,
+    metrics: Arc<SelfMetrics>,
+    generation: u64,
+    /// Permits for runs in flight (`--probe.max-concurrency`), shared across reloads.
+    limit: Arc<Semaphore>,
+    /// A run that ended: the job's index, the slot it was due at, whether it passed.
+    ended: mpsc::UnboundedSender<(usize, Instant, bool)>,
 }
 
 impl Scheduler {
@@ -158,42 +214,120 @@ impl Scheduler {
         metrics: Arc<SelfMetrics>,
         generation: u64,
     ) -> Scheduler {
-        let tasks = jobs
-            .into_iter()
-            .map(|job| {
-                let results = results.clone();
-                let metrics = metrics.clone();
-                tokio::spawn(async move {
-                    let mut ticker = tokio::time::interval_at(Instant::now() + job.until_next_run(SystemTime::now()), job.interval);
-                    // A run that overruns delays the next one instead of stacking them.
-                    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-                    loop {
-                        ticker.tick().await;
-                        let outcome = super::run(&job.module, &job.target, job.timeout()).await;
-                        metrics.record_probe_run(&job.name, outcome.success, outcome.duration);
-                        if let Some(failure) = &outcome.failure {
-                            tracing::debug!(probe = %job.name, target = %job.target, "probe failed: {failure}");
+        let (ended, mut ended_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared { results, metrics, generation, limit: concurrency(), ended });
+        let task = tokio::spawn(async move {
+            let (now, wall) = (Instant::now(), SystemTime::now());
+            let mut due: BinaryHeap<Reverse<(Instant, usize)>> = jobs
+                .iter()
+                .enumerate()
+                .map(|(i, job)| Reverse((now + job.until_next_run(wall), i)))
+                .collect();
+            loop {
+                let next = due.peek().map(|Reverse((at, _))| *at);
+                tokio::select! {
+                    () = tokio::time::sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {
+                        let now = Instant::now();
+                        while let Some(&Reverse((slot, i))) = due.peek() {
+                            if slot > now {
+                                break;
+                            }
+                            due.pop();
+                            tokio::spawn(run_one(jobs[i].clone(), i, slot, shared.clone()));
                         }
-                        results.store_if_current(generation, &job, outcome);
                     }
-                })
-            })
-            .collect();
-        Scheduler { tasks }
+                    Some((i, slot, success)) = ended_rx.recv() => {
+                        let next = jobs[i].next_slot(slot, success, Instant::now(), SystemTime::now());
+                        due.push(Reverse((next, i)));
+                    }
+                }
+            }
+        });
+        Scheduler { task }
     }
+}
+
+/// One run of `job`, due at `slot`: waits for a permit when the limit is reached (counted),
+/// records how late it started, stores the result and reports back for the next slot.
+async fn run_one(job: Arc<Job>, index: usize, slot: Instant, shared: Arc<Shared>) {
+    let permit = match shared.limit.clone().try_acquire_owned() {
+        Ok(permit) => permit,
+        Err(_) => {
+            shared.metrics.record_probe_start_waited();
+            match shared.limit.clone().acquire_owned().await {
+                Ok(permit) => permit,
+                Err(_) => return,
+            }
+        }
+    };
+    shared.metrics.record_probe_start_lateness(Instant::now().saturating_duration_since(slot));
+    let outcome = super::run(&job.module, &job.target, job.timeout()).await;
+    drop(permit);
+    shared.metrics.record_probe_run(&job.name, outcome.success, outcome.duration);
+    if let Some(failure) = &outcome.failure {
+        tracing::debug!(probe = %job.name, target = %job.target, "probe failed: {failure}");
+    }
+    let success = outcome.success;
+    shared.results.store_if_current(shared.generation, &job, outcome);
+    let _ = shared.ended.send((index, slot, success));
 }
 
 impl Drop for Scheduler {
     fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
+        self.task.abort();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn job(interval: u64, when_failing: Option<u64>) -> Job {
+        Job {
+            name: "p".into(),
+            module: Arc::new(PreparedModule {
+                name: "m".into(),
+                timeout: None,
+                prober: crate::probe::Prober::File(crate::probe::file::FileProbe),
+                kind: "file".into(),
+            }),
+            target: String::new(),
+            interval: Duration::from_secs(interval),
+            interval_when_failing: when_failing.map(Duration::from_secs),
+            labels: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_failing_probe_is_checked_sooner_until_it_passes() {
+        let job = job(300, Some(30));
+        assert_eq!(job.timeout(), Duration::from_secs(30), "the timeout fits the shorter interval");
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let slot = Instant::now();
+        let ended = slot + Duration::from_millis(20);
+        // Failed: 30 s after the slot, not 300.
+        assert_eq!(job.next_slot(slot, false, ended, wall), slot + Duration::from_secs(30));
+        // A failed run that outlasted several short slots skips them instead of piling up.
+        let late = slot + Duration::from_secs(65);
+        assert_eq!(job.next_slot(slot, false, late, wall), slot + Duration::from_secs(90));
+        // Passed: back on the 300 s grid.
+        let next = job.next_slot(slot, true, ended, wall);
+        assert_eq!(next, ended + job.until_next_run(wall));
+        assert!(next <= ended + Duration::from_secs(300));
+        // Without interval_when_failing a failure keeps the regular grid.
+        let plain = self::job(300, None);
+        assert_eq!(plain.next_slot(slot, false, ended, wall), ended + plain.until_next_run(wall));
+    }
+
+    #[test]
+    fn a_run_finishing_on_its_own_slot_waits_a_whole_interval() {
+        let job = job(10, None);
+        let slot = Instant::now();
+        let on_slot =
+            SystemTime::UNIX_EPOCH + Duration::from_millis(1_800_000_000_000 + job.phase());
+        assert_eq!(job.until_next_run(on_slot), Duration::ZERO);
+        assert_eq!(job.next_slot(slot, true, slot, on_slot), slot + Duration::from_secs(10));
+    }
 
     #[test]
     fn start_offsets_spread_within_the_interval() {
@@ -210,6 +344,7 @@ mod tests {
                 module: module.clone(),
                 target: String::new(),
                 interval: Duration::from_secs(10),
+                interval_when_failing: None,
                 labels: BTreeMap::new(),
             })
             .map(|job| {

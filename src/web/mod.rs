@@ -278,7 +278,7 @@ fn metrics(app: &App, request: &Request<Incoming>) -> Reply {
     let format =
         Format::negotiate(request.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let results = app.results.all();
-    let probe_families = results.iter().flat_map(|r| r.families.iter().cloned());
+    let probe_families = results.iter().flat_map(|r| r.families());
     let log_families = app.logs.families();
     let families =
         exposition::merge(probe_families.chain(log_families).chain(app.metrics.collect()));

@@ -72,7 +72,7 @@ impl ProbeView {
         let last = self.runs.last()?.success();
         let streak = self.runs.iter().rev().take_while(|r| r.success() == last).count();
         let first = &self.runs[self.runs.len() - streak];
-        Some((first.at, streak == self.runs.len()))
+        Some((first.at.into(), streak == self.runs.len()))
     }
 
     /// What the target last answered, in a word (HTTP status, gRPC serving status, DNS
@@ -142,7 +142,7 @@ impl Snapshot {
         let config = app.config();
         let now = SystemTime::now();
         let results: HashMap<String, Arc<StoredResult>> =
-            app.results.all().into_iter().map(|r| (r.name.clone(), r)).collect();
+            app.results.all().into_iter().map(|r| (r.job.name.clone(), r)).collect();
         let mut summary = Summary { probes: config.jobs.len(), ..Summary::default() };
         let mut probes: Vec<ProbeView> = config
             .jobs
@@ -327,7 +327,7 @@ pub fn badge(app: &App, rest: &str) -> Reply {
     if !matches!(kind, "status.svg" | "uptime.svg") || !config.jobs.iter().any(|j| j.name == name) {
         return not_found();
     }
-    let last = app.results.all().into_iter().find(|r| r.name == name);
+    let last = app.results.all().into_iter().find(|r| r.job.name == name);
     let body = if kind == "status.svg" {
         match last {
             None => svg::badge(&name, "pending", svg::GREY),
