@@ -67,6 +67,13 @@ impl Job {
         labels
     }
 
+    /// The same labels as pairs of borrowed strings, for writing them out without copies.
+    pub fn identity_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        [("probe", self.name.as_str()), ("module", &self.module.name), ("target", &self.target)]
+            .into_iter()
+            .chain(self.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+
     /// This probe's phase within its interval, from a hash of its name and target.
     fn phase(&self) -> u64 {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();

@@ -140,7 +140,7 @@ fn bad_config_exits_two() {
     assert_eq!(out.status.code(), Some(2), "refuses to start");
 }
 
-fn promtool_check(exposition: &str) {
+pub fn promtool_check(exposition: &str) {
     use std::io::Write;
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])

@@ -1,0 +1,108 @@
+//! Many scheduled probes: `/metrics` streamed in chunks, probes re-checked sooner while they
+//! fail, the start-lateness self-metrics.
+
+use crate::cli::promtool_check;
+use crate::common::*;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+/// `n` tcp probes of a closed port, every second: each fails at once with a handful of series.
+fn many_probes(n: usize, extra: &str) -> String {
+    let port = closed_port();
+    let mut yaml = String::from("modules:\n  tcp:\n    prober: tcp\n    timeout: 1s\nprobes:\n");
+    for i in 0..n {
+        yaml.push_str(&format!(
+            "  - {{name: p{i}, module: tcp, target: \"127.0.0.1:{port}\", interval: 1s{extra}}}\n"
+        ));
+    }
+    yaml
+}
+
+/// The response head and body of an HTTP/1.1 GET, the body decoded from its chunks.
+fn get_chunked(addr: std::net::SocketAddr, path: &str) -> (String, String, usize) {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let (mut rest, mut body, mut chunks) = (&raw[split + 4..], Vec::new(), 0);
+    loop {
+        let line = rest.windows(2).position(|w| w == b"\r\n").expect("chunk size line");
+        let size = usize::from_str_radix(std::str::from_utf8(&rest[..line]).unwrap(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        body.extend_from_slice(&rest[line + 2..line + 2 + size]);
+        rest = &rest[line + 4 + size..];
+        chunks += 1;
+    }
+    (head, String::from_utf8(body).unwrap(), chunks)
+}
+
+#[test]
+fn metrics_of_many_probes_are_streamed_in_chunks_and_stay_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &many_probes(600, ""));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (head, body, chunks) = loop {
+        let (head, body, chunks) = get_chunked(server.addr, "/metrics");
+        if body.matches("\nprobe_success{").count() == 600 || Instant::now() > deadline {
+            break (head, body, chunks);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    assert!(!head.contains("content-length"), "{head}");
+    assert!(chunks > 1, "{} bytes in {chunks} chunk(s)", body.len());
+    for i in 0..600 {
+        let series = format!("probe_success{{probe=\"p{i}\",module=\"tcp\",target=");
+        assert_eq!(body.matches(&series).count(), 1, "p{i} once");
+    }
+    for line in body.lines().filter(|l| l.starts_with("# TYPE ")) {
+        assert_eq!(body.matches(&format!("{line}\n")).count(), 1, "{line} once");
+    }
+    assert!(body.contains("lookout_probe_start_lateness_seconds_bucket{le=\"0.05\"}"), "{body}");
+    assert!(body.contains("lookout_probe_starts_waited_total 0"));
+    promtool_check(&body);
+}
+
+#[test]
+fn a_concurrency_limit_of_one_makes_runs_wait_and_counts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let probes = write_file(dir.path(), "probes.yaml", many_probes(50, ""));
+    let server = Server::spawn(
+        dir.path(),
+        &[format!("--config.probes={}", probes.display()), "--probe.max-concurrency=1".into()],
+    );
+    let body = crate::cli::wait_for(server.addr, "/metrics", "probe_success{probe=\"p49\"");
+    let waited = sample_value(&body, "lookout_probe_starts_waited_total").unwrap();
+    assert!(waited >= 1.0, "{body}");
+}
+
+#[test]
+fn a_failing_probe_is_rechecked_at_interval_when_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = closed_port();
+    let yaml = format!(
+        "modules:\n  tcp:\n    prober: tcp\n    timeout: 1s\nprobes:\n  \
+         - {{name: slow, module: tcp, target: \"127.0.0.1:{port}\", interval: 5s, interval_when_failing: 200ms}}\n"
+    );
+    let server = Server::start(dir.path(), &yaml);
+    // The first run falls somewhere within 5 s; from there on it fails every 200 ms.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let runs = |body: &str| {
+        sample_value(body, "lookout_probe_runs_total{probe=\"slow\",result=\"failure\"}")
+    };
+    let first = loop {
+        let body = get(server.addr, "/metrics", &[]).unwrap().body;
+        if let Some(n) = runs(&body) {
+            break n;
+        }
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    let later = runs(&get(server.addr, "/metrics", &[]).unwrap().body).unwrap();
+    assert!(later - first >= 4.0, "{first} then {later} runs in 1.5 s, not one in 5 s");
+}
