@@ -17,6 +17,8 @@ pub struct ConfigPaths {
     pub probes: PathBuf,
     /// `None`: the default path, which may be absent.
     pub log_rules: Option<PathBuf>,
+    /// The share of scheduled probes this replica runs (`--shard`); log sources are not shared.
+    pub shard: crate::probe::shard::Shard,
 }
 
 /// Both configuration files, parsed, validated and prepared.
@@ -32,6 +34,7 @@ pub struct Config {
     pub history: usize,
     /// The log counters (without `_total`) the status page's error count sums.
     pub error_metrics: Vec<String>,
+    pub shard: crate::probe::shard::Shard,
 }
 
 impl Config {
@@ -63,6 +66,9 @@ impl Config {
             module
                 .check_target(&p.target.value)
                 .map_err(|f| source.error_at_span(&p.target, f.message))?;
+            if !paths.shard.owns(&p.name.value, &p.target.value) {
+                continue;
+            }
             jobs.push(Arc::new(Job {
                 interval: p.interval(),
                 interval_when_failing: p.interval_when_failing(),
@@ -80,6 +86,7 @@ impl Config {
             warn_before,
             history: status_page.history(),
             error_metrics: status_page.error_metrics(),
+            shard: paths.shard,
         })
     }
 }

@@ -301,6 +301,13 @@ pub const PROBE_STARTS_WAITED: FamilyDef = counter(
     "Scheduled probe runs that waited for a free slot under --probe.max-concurrency",
     &[],
 );
+pub const SHARD_INFO: FamilyDef = gauge(
+    "lookout_shard_info",
+    "This replica's share of the scheduled probes (--shard): its index from 0, of count",
+    &["index", "count"],
+);
+pub const SHARD_PROBES: FamilyDef =
+    gauge("lookout_shard_probes", "Scheduled probes this replica runs, its share of them", &[]);
 pub const PROBE_REQUESTS: FamilyDef = counter(
     "lookout_probe_requests",
     "Probes run through /probe, by module and result",
@@ -336,6 +343,8 @@ pub const SELF_FAMILIES: &[&FamilyDef] = &[
     &PROBE_RUN_SECONDS,
     &PROBE_START_LATENESS_SECONDS,
     &PROBE_STARTS_WAITED,
+    &SHARD_INFO,
+    &SHARD_PROBES,
     &PROBE_REQUESTS,
     &PROBE_REQUEST_ERRORS,
     &HTTP_REQUESTS,

@@ -7,8 +7,9 @@ use super::exposition::Sample;
 use super::families::{
     BUILD_INFO, CONFIG_LAST_RELOAD_SUCCESSFUL, CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS,
     CONFIG_RELOADS, HTTP_REQUESTS, PROBE_REQUESTS, PROBE_REQUEST_ERRORS, PROBE_RUNS,
-    PROBE_RUN_SECONDS, PROBE_STARTS_WAITED, PROBE_START_LATENESS_SECONDS,
+    PROBE_RUN_SECONDS, PROBE_STARTS_WAITED, PROBE_START_LATENESS_SECONDS, SHARD_INFO, SHARD_PROBES,
 };
+use crate::probe::shard::Shard;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -49,6 +50,15 @@ fn unix_now() -> f64 {
 
 fn result_label(success: bool) -> String {
     if success { "success" } else { "failure" }.to_string()
+}
+
+/// Which share of the scheduled probes this replica runs, and how many that is.
+pub fn shard(shard: Shard, probes: usize) -> [Family; 2] {
+    let labels = SHARD_INFO.labels([shard.index.to_string(), shard.count.to_string()]);
+    [
+        Family::of(&SHARD_INFO).with(labels, 1.0),
+        Family::of(&SHARD_PROBES).with(vec![], probes as f64),
+    ]
 }
 
 impl SelfMetrics {

@@ -21,6 +21,7 @@ pub mod http;
 pub mod icmp;
 mod report;
 pub mod scheduler;
+pub mod shard;
 pub mod tcp;
 pub mod tls;
 

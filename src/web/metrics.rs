@@ -39,7 +39,10 @@ pub struct MetricsBody {
 
 impl MetricsBody {
     pub fn new(app: &App, format: Format, gzip: bool) -> MetricsBody {
-        let rest = exposition::merge(app.logs.families().into_iter().chain(app.metrics.collect()));
+        let config = app.config();
+        let shard = crate::metrics::self_metrics::shard(config.shard, config.jobs.len());
+        let own = app.metrics.collect().into_iter().chain(shard);
+        let rest = exposition::merge(app.logs.families().into_iter().chain(own));
         MetricsBody {
             format,
             results: app.results.all(),

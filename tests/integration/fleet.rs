@@ -106,3 +106,73 @@ fn a_failing_probe_is_rechecked_at_interval_when_failing() {
     let later = runs(&get(server.addr, "/metrics", &[]).unwrap().body).unwrap();
     assert!(later - first >= 4.0, "{first} then {later} runs in 1.5 s, not one in 5 s");
 }
+
+/// The probe names in an exposition's `probe_success` series.
+fn probes_in(body: &str) -> std::collections::BTreeSet<String> {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("probe_success{probe=\""))
+        .map(|l| l[..l.find('"').unwrap()].to_string())
+        .collect()
+}
+
+#[test]
+fn shards_together_run_every_probe_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let probes = write_file(dir.path(), "probes.yaml", many_probes(40, ""));
+    let config = format!("--config.probes={}", probes.display());
+    let first = Server::spawn(dir.path(), &[config.clone(), "--shard=0/2".into()]);
+    // The second replica as a StatefulSet pod would find it: its ordinal in the host name.
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", closed_port()).parse().unwrap();
+    let child = std::process::Command::new(LOOKOUT)
+        .current_dir(dir.path())
+        .args([config, format!("--web.listen-address={addr}")])
+        .env("HOSTNAME", "lookout-probes-1")
+        .env("LOOKOUT_SHARD_COUNT", "2")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let second = Server { child, addr };
+    crate::cli::wait_for(addr, "/-/ready", "Ready");
+    let mut seen = Vec::new();
+    for (server, index) in [(&first, 0), (&second, 1)] {
+        let info = format!("lookout_shard_info{{index=\"{index}\",count=\"2\"}} 1");
+        let body = crate::cli::wait_for(server.addr, "/metrics", &info);
+        let share = sample_value(&body, "lookout_shard_probes ").unwrap() as usize;
+        assert!((10..=30).contains(&share), "replica {index} runs {share} of 40");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let names = loop {
+            let names = probes_in(&get(server.addr, "/metrics", &[]).unwrap().body);
+            if names.len() == share || Instant::now() > deadline {
+                break names;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert_eq!(names.len(), share);
+        seen.push(names);
+    }
+    assert!(seen[0].is_disjoint(&seen[1]), "no probe runs twice");
+    assert_eq!(seen[0].len() + seen[1].len(), 40, "every probe runs");
+}
+
+#[test]
+fn a_shard_out_of_range_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let probes = write_file(dir.path(), "probes.yaml", many_probes(1, ""));
+    for (flags, env, message) in [
+        (vec!["--shard=2/2"], vec![], "INDEX must be from 0 to COUNT-1"),
+        (vec!["--shard.count=3"], vec![("HOSTNAME", "lookout")], "does not end in -N"),
+        (vec![], vec![("LOOKOUT_SHARD", "a/b")], "expected INDEX/COUNT"),
+    ] {
+        let out = std::process::Command::new(LOOKOUT)
+            .current_dir(dir.path())
+            .arg(format!("--config.probes={}", probes.display()))
+            .args(&flags)
+            .envs(env)
+            .arg("check")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {err}");
+        assert!(err.contains(message), "{err}");
+    }
+}
