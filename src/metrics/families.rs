@@ -308,6 +308,13 @@ pub const SHARD_INFO: FamilyDef = gauge(
 );
 pub const SHARD_PROBES: FamilyDef =
     gauge("lookout_shard_probes", "Scheduled probes this replica runs, its share of them", &[]);
+pub const SD_REFRESH_FAILURES: FamilyDef = counter(
+    "lookout_sd_refresh_failures",
+    "Service discovery reads that failed (the last good targets stay), by probe and mechanism",
+    &["probe", "mechanism"],
+);
+pub const SD_TARGETS: FamilyDef =
+    gauge("lookout_sd_targets", "Targets service discovery currently gives a probe", &["probe"]);
 pub const PROBE_REQUESTS: FamilyDef = counter(
     "lookout_probe_requests",
     "Probes run through /probe, by module and result",
@@ -345,6 +352,8 @@ pub const SELF_FAMILIES: &[&FamilyDef] = &[
     &PROBE_STARTS_WAITED,
     &SHARD_INFO,
     &SHARD_PROBES,
+    &SD_REFRESH_FAILURES,
+    &SD_TARGETS,
     &PROBE_REQUESTS,
     &PROBE_REQUEST_ERRORS,
     &HTTP_REQUESTS,

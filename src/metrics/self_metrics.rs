@@ -7,7 +7,8 @@ use super::exposition::Sample;
 use super::families::{
     BUILD_INFO, CONFIG_LAST_RELOAD_SUCCESSFUL, CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS,
     CONFIG_RELOADS, HTTP_REQUESTS, PROBE_REQUESTS, PROBE_REQUEST_ERRORS, PROBE_RUNS,
-    PROBE_RUN_SECONDS, PROBE_STARTS_WAITED, PROBE_START_LATENESS_SECONDS, SHARD_INFO, SHARD_PROBES,
+    PROBE_RUN_SECONDS, PROBE_STARTS_WAITED, PROBE_START_LATENESS_SECONDS, SD_REFRESH_FAILURES,
+    SD_TARGETS, SHARD_INFO, SHARD_PROBES,
 };
 use crate::probe::shard::Shard;
 use std::collections::BTreeMap;
@@ -24,6 +25,9 @@ struct Counters {
     lateness: [u64; LATENESS_BUCKETS.len() + 1],
     lateness_sum: f64,
     starts_waited: u64,
+    sd_failures: BTreeMap<(String, &'static str), u64>,
+    /// Per probe with discovery: targets discovered, and those this replica runs.
+    sd_targets: BTreeMap<String, (usize, usize)>,
     probe_runs: BTreeMap<(String, bool), u64>,
     probe_run_seconds: BTreeMap<String, f64>,
     probe_requests: BTreeMap<(String, bool), u64>,
@@ -52,16 +56,33 @@ fn result_label(success: bool) -> String {
     if success { "success" } else { "failure" }.to_string()
 }
 
-/// Which share of the scheduled probes this replica runs, and how many that is.
-pub fn shard(shard: Shard, probes: usize) -> [Family; 2] {
-    let labels = SHARD_INFO.labels([shard.index.to_string(), shard.count.to_string()]);
-    [
-        Family::of(&SHARD_INFO).with(labels, 1.0),
-        Family::of(&SHARD_PROBES).with(vec![], probes as f64),
-    ]
-}
-
 impl SelfMetrics {
+    /// Which share of the scheduled probes this replica runs, and how many that is: `fixed`
+    /// probes with a `target`, plus the discovered ones it runs.
+    pub fn shard(&self, shard: Shard, fixed: usize) -> [Family; 2] {
+        let discovered: usize = self.with(|c| c.sd_targets.values().map(|(_, owned)| owned).sum());
+        let labels = SHARD_INFO.labels([shard.index.to_string(), shard.count.to_string()]);
+        [
+            Family::of(&SHARD_INFO).with(labels, 1.0),
+            Family::of(&SHARD_PROBES).with(vec![], (fixed + discovered) as f64),
+        ]
+    }
+
+    /// A discovery source of `probe` failed to read (`mechanism`: file or http).
+    pub fn record_sd_failure(&self, probe: &str, mechanism: &'static str) {
+        self.with(|c| *c.sd_failures.entry((probe.to_string(), mechanism)).or_default() += 1);
+    }
+
+    /// Discovery gives `probe` these many targets, `owned` of them run by this replica.
+    pub fn set_sd_targets(&self, probe: &str, targets: usize, owned: usize) {
+        self.with(|c| c.sd_targets.insert(probe.to_string(), (targets, owned)));
+    }
+
+    /// Forgets the discovery figures of probes no longer configured with discovery.
+    pub fn retain_sd(&self, probes: &[&str]) {
+        self.with(|c| c.sd_targets.retain(|p, _| probes.contains(&p.as_str())));
+    }
+
     pub fn new() -> SelfMetrics {
         let counters = Counters {
             last_reload_ok: true,
@@ -170,6 +191,16 @@ impl SelfMetrics {
                 .samples
                 .push(Sample { suffix: "_count", ..Sample::new(vec![], cumulative as f64) });
             let waited = Family::of(&PROBE_STARTS_WAITED).with(vec![], c.starts_waited as f64);
+            let mut sd_failures = Family::of(&SD_REFRESH_FAILURES);
+            for ((probe, mechanism), n) in &c.sd_failures {
+                let labels = SD_REFRESH_FAILURES.labels([probe.clone(), mechanism.to_string()]);
+                sd_failures = sd_failures.with(labels, *n as f64);
+            }
+            let mut sd_targets = Family::of(&SD_TARGETS);
+            for (probe, (n, _)) in &c.sd_targets {
+                sd_targets = sd_targets.with(SD_TARGETS.labels([probe.clone()]), *n as f64);
+            }
+            families.extend([sd_failures, sd_targets]);
             families.extend([runs, seconds, lateness, waited, requests, rejections, http, reloads]);
             families.push(
                 Family::of(&CONFIG_LAST_RELOAD_SUCCESSFUL)

@@ -13,7 +13,7 @@ use super::{Outcome, PreparedModule};
 use crate::metrics::exposition::{Family, Labels, Name};
 use crate::metrics::self_metrics::SelfMetrics;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
@@ -144,8 +144,8 @@ impl StoredResult {
 
 #[derive(Default)]
 pub struct Results {
-    /// By probe name, then target.
-    by_probe: RwLock<BTreeMap<String, Arc<StoredResult>>>,
+    /// By probe name and target.
+    by_probe: RwLock<BTreeMap<(String, String), Arc<StoredResult>>>,
     /// The last runs of every probe, for the status page.
     history: RwLock<History>,
     generation: std::sync::atomic::AtomicU64,
@@ -157,8 +157,9 @@ impl Results {
         let run = Run::of(&outcome, finished_at);
         let stored =
             StoredResult { job: job.clone(), outcome: CompactOutcome::of(outcome), finished_at };
-        self.history.write().expect("history lock").push(&job.name, run);
-        self.by_probe.write().expect("results lock").insert(job.name.clone(), Arc::new(stored));
+        self.history.write().expect("history lock").push(&job.name, &job.target, run);
+        let key = (job.name.clone(), job.target.clone());
+        self.by_probe.write().expect("results lock").insert(key, Arc::new(stored));
     }
 
     /// Starts a new generation: results of tasks from earlier ones are no longer taken.
@@ -182,12 +183,33 @@ impl Results {
     }
 
     /// Forgets results of probes that are gone or whose definition changed, and the runs of
-    /// probes that are gone; keeps at most `history` runs of each.
-    pub fn retain_jobs(&self, jobs: &[&Job], history: usize) {
-        let keys: std::collections::HashSet<String> = jobs.iter().map(|j| job_key(j)).collect();
-        self.by_probe.write().expect("results lock").retain(|_, r| keys.contains(&job_key(&r.job)));
-        let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
-        self.history.write().expect("history lock").retain(&names, history);
+    /// probes that are gone; keeps at most `history` runs of each. Probes named in `discovered`
+    /// keep theirs: their discovery decides.
+    pub fn retain_jobs(&self, jobs: &[&Job], discovered: &[&str], history: usize) {
+        let keys: HashSet<String> = jobs.iter().map(|j| job_key(j)).collect();
+        let pairs: HashSet<(&str, &str)> =
+            jobs.iter().map(|j| (j.name.as_str(), j.target.as_str())).collect();
+        self.by_probe.write().expect("results lock").retain(|(name, _), r| {
+            keys.contains(&job_key(&r.job)) || discovered.contains(&name.as_str())
+        });
+        self.history.write().expect("history lock").retain(
+            |name, target| pairs.contains(&(name, target)) || discovered.contains(&name),
+            history,
+        );
+    }
+
+    /// Keeps of the probe `name` only the results and runs of `jobs` (its discovered targets):
+    /// a target that vanished leaves `/metrics` at the next scrape.
+    pub fn retain_targets(&self, name: &str, jobs: &[Arc<Job>]) {
+        let keys: HashSet<String> = jobs.iter().map(|j| job_key(j)).collect();
+        let targets: HashSet<&str> = jobs.iter().map(|j| j.target.as_str()).collect();
+        self.by_probe
+            .write()
+            .expect("results lock")
+            .retain(|(n, _), r| n != name || keys.contains(&job_key(&r.job)));
+        let mut history = self.history.write().expect("history lock");
+        let capacity = history.capacity();
+        history.retain(|n, target| n != name || targets.contains(target), capacity);
     }
 }
 
@@ -201,6 +223,15 @@ fn job_key(job: &Job) -> String {
 /// The task that starts probes when they are due; dropping it stops them.
 pub struct Scheduler {
     task: JoinHandle<()>,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+/// What the scheduling task is told while it runs.
+enum Command {
+    /// A run ended: the job's slot and serial, the slot it was due at, whether it passed.
+    Ended { index: usize, serial: u64, slot: Instant, success: bool },
+    /// The targets of a probe with discovery changed: these are all of them now.
+    Targets { probe: String, jobs: Vec<Arc<Job>> },
 }
 
 /// What the scheduling task shares with the runs it spawns.
@@ -210,8 +241,65 @@ struct Shared {
     generation: u64,
     /// Permits for runs in flight (`--probe.max-concurrency`), shared across reloads.
     limit: Arc<Semaphore>,
-    /// A run that ended: the job's index, the slot it was due at, whether it passed.
-    ended: mpsc::UnboundedSender<(usize, Instant, bool)>,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+/// The jobs being scheduled: a slab whose slots are reused, each with a serial so a heap entry
+/// or a run of a job that was replaced meanwhile is known as stale.
+#[derive(Default)]
+struct Jobs {
+    slots: Vec<Option<(Arc<Job>, u64)>>,
+    free: Vec<usize>,
+    serial: u64,
+    due: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+}
+
+impl Jobs {
+    fn add(&mut self, job: Arc<Job>, now: Instant, wall: SystemTime) {
+        self.serial += 1;
+        let at = now + job.until_next_run(wall);
+        let index = match self.free.pop() {
+            Some(index) => {
+                self.slots[index] = Some((job, self.serial));
+                index
+            }
+            None => {
+                self.slots.push(Some((job, self.serial)));
+                self.slots.len() - 1
+            }
+        };
+        self.due.push(Reverse((at, index, self.serial)));
+    }
+
+    fn get(&self, index: usize, serial: u64) -> Option<&Arc<Job>> {
+        self.slots.get(index)?.as_ref().filter(|(_, s)| *s == serial).map(|(job, _)| job)
+    }
+
+    /// Makes `jobs` the targets of `probe`: a target whose job is unchanged keeps its schedule.
+    fn replace(&mut self, probe: &str, jobs: Vec<Arc<Job>>, results: &Results) {
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        let mut kept: HashSet<String> = HashSet::new();
+        let wanted: HashSet<String> = jobs.iter().map(|j| job_key(j)).collect();
+        for index in 0..self.slots.len() {
+            let Some((job, _)) = &self.slots[index] else { continue };
+            if job.name != probe {
+                continue;
+            }
+            let key = job_key(job);
+            if wanted.contains(&key) {
+                kept.insert(key);
+            } else {
+                self.slots[index] = None;
+                self.free.push(index);
+            }
+        }
+        results.retain_targets(probe, &jobs);
+        for job in jobs {
+            if !kept.contains(&job_key(&job)) {
+                self.add(job, now, wall);
+            }
+        }
+    }
 }
 
 impl Scheduler {
@@ -221,42 +309,72 @@ impl Scheduler {
         metrics: Arc<SelfMetrics>,
         generation: u64,
     ) -> Scheduler {
-        let (ended, mut ended_rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared { results, metrics, generation, limit: concurrency(), ended });
+        let (commands, mut received) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            results,
+            metrics,
+            generation,
+            limit: concurrency(),
+            commands: commands.clone(),
+        });
         let task = tokio::spawn(async move {
+            let mut scheduled = Jobs::default();
             let (now, wall) = (Instant::now(), SystemTime::now());
-            let mut due: BinaryHeap<Reverse<(Instant, usize)>> = jobs
-                .iter()
-                .enumerate()
-                .map(|(i, job)| Reverse((now + job.until_next_run(wall), i)))
-                .collect();
+            for job in jobs {
+                scheduled.add(job, now, wall);
+            }
             loop {
-                let next = due.peek().map(|Reverse((at, _))| *at);
+                let next = scheduled.due.peek().map(|Reverse((at, _, _))| *at);
                 tokio::select! {
                     () = tokio::time::sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {
                         let now = Instant::now();
-                        while let Some(&Reverse((slot, i))) = due.peek() {
+                        while let Some(&Reverse((slot, index, serial))) = scheduled.due.peek() {
                             if slot > now {
                                 break;
                             }
-                            due.pop();
-                            tokio::spawn(run_one(jobs[i].clone(), i, slot, shared.clone()));
+                            scheduled.due.pop();
+                            if let Some(job) = scheduled.get(index, serial) {
+                                let run = run_one(job.clone(), index, serial, slot, shared.clone());
+                                tokio::spawn(run);
+                            }
                         }
                     }
-                    Some((i, slot, success)) = ended_rx.recv() => {
-                        let next = jobs[i].next_slot(slot, success, Instant::now(), SystemTime::now());
-                        due.push(Reverse((next, i)));
-                    }
+                    Some(command) = received.recv() => match command {
+                        Command::Ended { index, serial, slot, success } => {
+                            if let Some(job) = scheduled.get(index, serial) {
+                                let next = job.next_slot(slot, success, Instant::now(), SystemTime::now());
+                                scheduled.due.push(Reverse((next, index, serial)));
+                            }
+                        }
+                        Command::Targets { probe, jobs } => {
+                            scheduled.replace(&probe, jobs, &shared.results);
+                        }
+                    },
                 }
             }
         });
-        Scheduler { task }
+        Scheduler { task, commands }
+    }
+
+    /// A handle that sets the targets of probes with discovery while this scheduler runs.
+    pub fn targets(&self) -> TargetSink {
+        TargetSink(self.commands.clone())
+    }
+}
+
+/// Gives a running scheduler the current targets of a probe with discovery.
+#[derive(Clone)]
+pub struct TargetSink(mpsc::UnboundedSender<Command>);
+
+impl TargetSink {
+    pub fn set(&self, probe: &str, jobs: Vec<Arc<Job>>) {
+        let _ = self.0.send(Command::Targets { probe: probe.to_string(), jobs });
     }
 }
 
 /// One run of `job`, due at `slot`: waits for a permit when the limit is reached (counted),
 /// records how late it started, stores the result and reports back for the next slot.
-async fn run_one(job: Arc<Job>, index: usize, slot: Instant, shared: Arc<Shared>) {
+async fn run_one(job: Arc<Job>, index: usize, serial: u64, slot: Instant, shared: Arc<Shared>) {
     let permit = match shared.limit.clone().try_acquire_owned() {
         Ok(permit) => permit,
         Err(_) => {
@@ -276,7 +394,7 @@ async fn run_one(job: Arc<Job>, index: usize, slot: Instant, shared: Arc<Shared>
     }
     let success = outcome.success;
     shared.results.store_if_current(shared.generation, &job, outcome);
-    let _ = shared.ended.send((index, slot, success));
+    let _ = shared.commands.send(Command::Ended { index, serial, slot, success });
 }
 
 impl Drop for Scheduler {

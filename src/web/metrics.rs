@@ -40,7 +40,7 @@ pub struct MetricsBody {
 impl MetricsBody {
     pub fn new(app: &App, format: Format, gzip: bool) -> MetricsBody {
         let config = app.config();
-        let shard = crate::metrics::self_metrics::shard(config.shard, config.jobs.len());
+        let shard = app.metrics.shard(config.shard, config.jobs.len());
         let own = app.metrics.collect().into_iter().chain(shard);
         let rest = exposition::merge(app.logs.families().into_iter().chain(own));
         MetricsBody {

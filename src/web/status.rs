@@ -141,15 +141,19 @@ impl Snapshot {
     pub fn take(app: &App, query: &Query) -> Snapshot {
         let config = app.config();
         let now = SystemTime::now();
-        let results: HashMap<String, Arc<StoredResult>> =
-            app.results.all().into_iter().map(|r| (r.job.name.clone(), r)).collect();
+        let results: HashMap<(String, String), Arc<StoredResult>> = app
+            .results
+            .all()
+            .into_iter()
+            .map(|r| ((r.job.name.clone(), r.job.target.clone()), r))
+            .collect();
         let mut summary = Summary { probes: config.jobs.len(), ..Summary::default() };
         let mut probes: Vec<ProbeView> = config
             .jobs
             .iter()
             .enumerate()
             .map(|(job, j)| {
-                let last = results.get(&j.name).cloned();
+                let last = results.get(&(j.name.clone(), j.target.clone())).cloned();
                 let state = match &last {
                     None => State::Pending,
                     Some(r) if r.outcome.success => State::Up,
@@ -204,7 +208,7 @@ impl Snapshot {
         {
             let history = app.results.history();
             for probe in &mut probes {
-                probe.runs = history.runs(&probe.name).copied().collect();
+                probe.runs = history.runs(&probe.name, &probe.target).copied().collect();
             }
         }
         let total = error_count::total(&app.logs.families(), &config.error_metrics);
@@ -324,7 +328,8 @@ pub fn badge(app: &App, rest: &str) -> Reply {
     let Some((name, kind)) = rest.rsplit_once('/') else { return not_found() };
     let Some(name) = percent_decode(name) else { return not_found() };
     let config = app.config();
-    if !matches!(kind, "status.svg" | "uptime.svg") || !config.jobs.iter().any(|j| j.name == name) {
+    let Some(job) = config.jobs.iter().find(|j| j.name == name) else { return not_found() };
+    if !matches!(kind, "status.svg" | "uptime.svg") {
         return not_found();
     }
     let last = app.results.all().into_iter().find(|r| r.job.name == name);
@@ -336,8 +341,9 @@ pub fn badge(app: &App, rest: &str) -> Reply {
         }
     } else {
         let history = app.results.history();
-        let (ok, all) =
-            history.runs(&name).fold((0, 0), |(ok, all), r| (ok + r.success() as usize, all + 1));
+        let (ok, all) = history
+            .runs(&name, &job.target)
+            .fold((0, 0), |(ok, all), r| (ok + r.success() as usize, all + 1));
         match all {
             0 => svg::badge(&name, "no runs", svg::GREY),
             _ => {

@@ -176,3 +176,172 @@ fn a_shard_out_of_range_is_refused() {
         assert!(err.contains(message), "{err}");
     }
 }
+
+/// A probes.yaml whose one probe `found` takes its targets from `sd` (a YAML flow mapping key).
+fn discovering(sd: &str) -> String {
+    format!(
+        "modules:\n  tcp:\n    prober: tcp\n    timeout: 1s\nprobes:\n  \
+         - name: found\n    module: tcp\n    interval: 1s\n    labels: {{tier: edge}}\n    {sd}\n"
+    )
+}
+
+/// The `target` labels of `found`'s probe_success series, once they are `expected`.
+fn wait_targets(addr: std::net::SocketAddr, expected: &[String]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let body = get(addr, "/metrics", &[]).unwrap().body;
+        let mut targets: Vec<String> = body
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("probe_success{probe=\"found\",module=\"tcp\",target=\"")
+            })
+            .map(|l| l[..l.find('"').unwrap()].to_string())
+            .collect();
+        targets.sort();
+        let mut want = expected.to_vec();
+        want.sort();
+        if targets == want {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "targets {targets:?}, expected {want:?}:\n{body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn file_sd_follows_json_and_yaml_files_and_keeps_the_last_good_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let targets = dir.path().join("targets");
+    std::fs::create_dir(&targets).unwrap();
+    let t: Vec<String> = (0..4).map(|_| format!("127.0.0.1:{}", closed_port())).collect();
+    write_file(
+        &targets,
+        "a.json",
+        format!(r#"[{{"targets": ["{}", "{}"], "labels": {{"env": "prod"}}}}]"#, t[0], t[1]),
+    );
+    write_file(
+        &targets,
+        "b.yml",
+        format!("- targets: [\"{}\"]\n  labels: {{env: test, tier: core}}\n", t[2]),
+    );
+    write_file(&targets, "ignored.txt", "not matched");
+    let sd =
+        "file_sd_configs: [{files: [\"targets/*.json\", \"targets/*.yml\"], refresh_interval: 1m}]";
+    let server = Server::start(dir.path(), &discovering(sd));
+    let body = wait_targets(server.addr, &t[..3]);
+    // The group's labels are the probe's labels, over the probe's own.
+    let yaml_series = format!(
+        "probe_success{{probe=\"found\",module=\"tcp\",target=\"{}\",env=\"test\",tier=\"core\"}}",
+        t[2]
+    );
+    assert!(body.contains(&yaml_series), "{body}");
+    let json_series = format!("target=\"{}\",env=\"prod\",tier=\"edge\"}}", t[0]);
+    assert!(body.contains(&json_series), "{body}");
+    assert!(body.contains("lookout_sd_targets{probe=\"found\"} 3"), "{body}");
+    promtool_check(&body);
+
+    // A change applies without a reload; a target that goes leaves /metrics.
+    write_file(&targets, "a.json", format!(r#"[{{"targets": ["{}", "{}"]}}]"#, t[0], t[3]));
+    wait_targets(server.addr, &[t[0].clone(), t[3].clone(), t[2].clone()]);
+
+    // A broken file keeps its last good targets and is counted.
+    write_file(&targets, "b.yml", "- targets: [unclosed\n");
+    write_file(&targets, "a.json", "[{\"targets\": [1]}]");
+    let failures = "lookout_sd_refresh_failures_total{probe=\"found\",mechanism=\"file\"}";
+    let body = crate::cli::wait_for(server.addr, "/metrics", failures);
+    assert!(sample_value(&body, failures).unwrap() >= 2.0, "{body}");
+    wait_targets(server.addr, &[t[0].clone(), t[3].clone(), t[2].clone()]);
+
+    // A file that is deleted takes its targets with it.
+    std::fs::remove_file(targets.join("b.yml")).unwrap();
+    wait_targets(server.addr, &[t[0].clone(), t[3].clone()]);
+}
+
+/// An HTTP server that answers every request with the current (status, body) of `answer`.
+fn sd_server(answer: std::sync::Arc<std::sync::Mutex<(u16, String)>>) -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let (status, body) = answer.lock().unwrap().clone();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
+#[test]
+fn http_sd_reads_prometheus_target_groups_and_survives_bad_answers() {
+    let t: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", closed_port())).collect();
+    let groups = |targets: &[String]| {
+        let list: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
+        (200, format!(r#"[{{"targets": [{}], "labels": {{"dc": "fra"}}}}]"#, list.join(",")))
+    };
+    let answer = std::sync::Arc::new(std::sync::Mutex::new(groups(&t[..2])));
+    let addr = sd_server(answer.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let sd = format!("http_sd_configs: [{{url: \"http://{addr}/sd\", refresh_interval: 1s}}]");
+    let server = Server::start(dir.path(), &discovering(&sd));
+    let body = wait_targets(server.addr, &t[..2]);
+    assert!(body.contains(&format!("target=\"{}\",dc=\"fra\",tier=\"edge\"}}", t[0])), "{body}");
+
+    let failures = "lookout_sd_refresh_failures_total{probe=\"found\",mechanism=\"http\"}";
+    for bad in
+        [(500, "oops".to_string()), (200, "{\"targets\": 1}".to_string()), (200, "[".to_string())]
+    {
+        let before =
+            sample_value(&get(server.addr, "/metrics", &[]).unwrap().body, failures).unwrap_or(0.0);
+        *answer.lock().unwrap() = bad;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let body = get(server.addr, "/metrics", &[]).unwrap().body;
+            if sample_value(&body, failures).unwrap_or(0.0) > before {
+                break;
+            }
+            assert!(Instant::now() < deadline, "a bad answer is counted:\n{body}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // The last good list stays.
+        wait_targets(server.addr, &t[..2]);
+    }
+    *answer.lock().unwrap() = groups(&t[1..]);
+    wait_targets(server.addr, &t[1..]);
+}
+
+#[test]
+fn target_and_discovery_are_exclusive_and_sd_values_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = "modules:\n  tcp:\n    prober: tcp\nprobes:\n";
+    let cases = [
+        (
+            format!("{head}  - name: a\n    module: tcp\n    target: x:1\n    file_sd_configs: [{{files: [t.json]}}]\n"),
+            "7:13",
+            "`target` and `file_sd_configs`/`http_sd_configs` are exclusive",
+        ),
+        (format!("{head}  - name: a\n    module: tcp\n"), "5:11", "needs a `target`"),
+        (
+            format!("{head}  - name: a\n    module: tcp\n    file_sd_configs: [{{files: [t.txt]}}]\n"),
+            "7:32",
+            "must end in .json, .yml or .yaml",
+        ),
+        (
+            format!("{head}  - name: a\n    module: tcp\n    http_sd_configs: [{{url: \"ftp://x/\"}}]\n"),
+            "7:29",
+            "url must start with http://",
+        ),
+        (
+            format!("{head}  - name: a\n    module: tcp\n    http_sd_configs: [{{url: \"http://x/\", refresh_interval: 10ms}}]\n"),
+            "7:60",
+            "refresh_interval must be at least 1s",
+        ),
+    ];
+    let cases: Vec<(&str, &str, &str)> =
+        cases.iter().map(|(y, p, m)| (y.as_str(), *p, *m)).collect();
+    assert_config_errors(dir.path(), "probes.yaml", "--config.probes", &["check".into()], &cases);
+}
