@@ -13,7 +13,7 @@ use crate::app::App;
 use crate::logs::SourceSummary;
 use crate::probe::certs::Expiry;
 use crate::probe::history::Run;
-use crate::probe::scheduler::StoredResult;
+use crate::probe::scheduler::{Job, StoredResult};
 use http::StatusCode;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -147,9 +147,13 @@ impl Snapshot {
             .into_iter()
             .map(|r| ((r.job.name.clone(), r.job.target.clone()), r))
             .collect();
-        let mut summary = Summary { probes: config.jobs.len(), ..Summary::default() };
-        let mut probes: Vec<ProbeView> = config
-            .jobs
+        // Probes with a target, then the discovered targets that have run.
+        let discovered =
+            results.values().filter(|r| config.discoveries.iter().any(|d| d.name == r.job.name));
+        let jobs: Vec<Arc<Job>> =
+            config.jobs.iter().cloned().chain(discovered.map(|r| r.job.clone())).collect();
+        let mut summary = Summary { probes: jobs.len(), ..Summary::default() };
+        let mut probes: Vec<ProbeView> = jobs
             .iter()
             .enumerate()
             .map(|(job, j)| {

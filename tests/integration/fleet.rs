@@ -239,6 +239,8 @@ fn file_sd_follows_json_and_yaml_files_and_keeps_the_last_good_list() {
     assert!(body.contains(&json_series), "{body}");
     assert!(body.contains("lookout_sd_targets{probe=\"found\"} 3"), "{body}");
     promtool_check(&body);
+    let status = get(server.addr, "/api/v1/status", &[]).unwrap().body;
+    assert!(t[..3].iter().all(|t| status.contains(t.as_str())), "status page lists them: {status}");
 
     // A change applies without a reload; a target that goes leaves /metrics.
     write_file(&targets, "a.json", format!(r#"[{{"targets": ["{}", "{}"]}}]"#, t[0], t[3]));
