@@ -102,7 +102,13 @@ impl Source {
             return serde_saphyr::from_str("{}")
                 .map_err(|e| self.error_at(0, 0, e.without_snippet().to_string()));
         }
-        serde_saphyr::from_str(&self.text).map_err(|e| {
+        // The parser's default budget (250,000 nodes) stops at about 27,000 scheduled probes; the
+        // file is at most MAX_CONFIG_BYTES, so a node per byte bounds it as well.
+        let budget = self.text.len().max(250_000);
+        let options = serde_saphyr::options! {
+            budget: serde_saphyr::budget! { max_nodes: budget, max_events: 4 * budget },
+        };
+        serde_saphyr::from_str_with_options(&self.text, options).map_err(|e| {
             let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
             let mut message = strip_position_prefix(&e.without_snippet().to_string()).to_string();
             let written_line = self.written.lines().nth((line as usize).saturating_sub(1));

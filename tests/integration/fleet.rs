@@ -347,3 +347,16 @@ fn target_and_discovery_are_exclusive_and_sd_values_are_checked() {
         cases.iter().map(|(y, p, m)| (y.as_str(), *p, *m)).collect();
     assert_config_errors(dir.path(), "probes.yaml", "--config.probes", &["check".into()], &cases);
 }
+
+#[test]
+fn a_probes_file_with_tens_of_thousands_of_probes_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let probes = write_file(dir.path(), "probes.yaml", many_probes(40_000, ""));
+    let out = std::process::Command::new(LOOKOUT)
+        .current_dir(dir.path())
+        .arg(format!("--config.probes={}", probes.display()))
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
