@@ -198,6 +198,18 @@ impl Results {
         );
     }
 
+    /// Drops the result and runs `job` stored, unless another job has replaced them since.
+    fn forget(&self, job: &Arc<Job>) {
+        let key = (job.name.clone(), job.target.clone());
+        let mut results = self.by_probe.write().expect("results lock");
+        if results.get(&key).is_some_and(|r| Arc::ptr_eq(&r.job, job)) {
+            results.remove(&key);
+            let mut history = self.history.write().expect("history lock");
+            let capacity = history.capacity();
+            history.retain(|name, target| (name, target) != (&job.name, &job.target), capacity);
+        }
+    }
+
     /// Keeps of the probe `name` only the results and runs of `jobs` (its discovered targets):
     /// a target that vanished leaves `/metrics` at the next scrape.
     pub fn retain_targets(&self, name: &str, jobs: &[Arc<Job>]) {
@@ -228,8 +240,8 @@ pub struct Scheduler {
 
 /// What the scheduling task is told while it runs.
 enum Command {
-    /// A run ended: the job's slot and serial, the slot it was due at, whether it passed.
-    Ended { index: usize, serial: u64, slot: Instant, success: bool },
+    /// A run of `job` ended: its slot and serial, the slot it was due at, whether it passed.
+    Ended { job: Arc<Job>, index: usize, serial: u64, slot: Instant, success: bool },
     /// The targets of a probe with discovery changed: these are all of them now.
     Targets { probe: String, jobs: Vec<Arc<Job>> },
 }
@@ -340,10 +352,13 @@ impl Scheduler {
                         }
                     }
                     Some(command) = received.recv() => match command {
-                        Command::Ended { index, serial, slot, success } => {
-                            if let Some(job) = scheduled.get(index, serial) {
+                        Command::Ended { job, index, serial, slot, success } => {
+                            if scheduled.get(index, serial).is_some() {
                                 let next = job.next_slot(slot, success, Instant::now(), SystemTime::now());
                                 scheduled.due.push(Reverse((next, index, serial)));
+                            } else {
+                                // Its target went while it ran: what it stored goes too.
+                                shared.results.forget(&job);
                             }
                         }
                         Command::Targets { probe, jobs } => {
@@ -394,7 +409,7 @@ async fn run_one(job: Arc<Job>, index: usize, serial: u64, slot: Instant, shared
     }
     let success = outcome.success;
     shared.results.store_if_current(shared.generation, &job, outcome);
-    let _ = shared.commands.send(Command::Ended { index, serial, slot, success });
+    let _ = shared.commands.send(Command::Ended { job, index, serial, slot, success });
 }
 
 impl Drop for Scheduler {
@@ -442,6 +457,21 @@ mod tests {
         // Without interval_when_failing a failure keeps the regular grid.
         let plain = self::job(300, None);
         assert_eq!(plain.next_slot(slot, false, ended, wall), ended + plain.until_next_run(wall));
+    }
+
+    #[test]
+    fn a_result_stored_after_its_target_went_is_dropped_but_not_a_newer_one() {
+        let results = Results::default();
+        let outcome =
+            || crate::probe::Report::new(std::time::Instant::now()).finish(Ok(()), Duration::ZERO);
+        let (old, new) = (Arc::new(job(10, None)), Arc::new(job(10, None)));
+        results.store(&old, outcome());
+        results.forget(&old);
+        assert!(results.all().is_empty());
+        assert_eq!(results.history().runs("p", "").count(), 0);
+        results.store(&new, outcome());
+        results.forget(&old);
+        assert_eq!(results.all().len(), 1, "the newer job's result stays");
     }
 
     #[test]
