@@ -5,7 +5,8 @@ Starts nginx and `BINARY` with N probes (every INTERVAL seconds), waits one inte
 little for every probe to have a result, takes the median resident memory over the next
 interval (steady), then scrapes /metrics three times (plain, gzip, plain) while sampling
 resident memory every 5 ms (peak during scrape). Memory per probe is the difference of two runs'
-steady figures divided by the difference of their N.
+steady figures divided by the difference of their N. Also prints how many runs started within
+10 ms and 50 ms of their slot (lookout_probe_start_lateness_seconds).
 
     python3 bench/scale_memory.py target/release/lookout 1000 15
     python3 bench/scale_memory.py target/release/lookout 10000 15
@@ -92,6 +93,14 @@ def main():
                   % (" (gzip)" if zipped else "", took, len(body), ok, n))
         stop[0] = True
         sampler.join()
+        buckets = {}
+        for line in text.splitlines():
+            if line.startswith("lookout_probe_start_lateness_seconds_bucket{le="):
+                buckets[line.split('"')[1]] = float(line.rsplit(" ", 1)[1])
+        if buckets.get("+Inf"):
+            print("runs started within 10 ms of their slot: %.2f%%, within 50 ms: %.2f%% (of %d)"
+                  % (100 * buckets["0.01"] / buckets["+Inf"], 100 * buckets["0.05"] / buckets["+Inf"],
+                     buckets["+Inf"]))
         print("N=%d steady %.1f MiB, peak during scrapes %.1f MiB (%.2f x steady)"
               % (n, steady, peak[0], peak[0] / steady))
     finally:
