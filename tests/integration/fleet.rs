@@ -69,15 +69,34 @@ fn metrics_of_many_probes_are_streamed_in_chunks_and_stay_valid() {
 
 #[test]
 fn a_concurrency_limit_of_one_makes_runs_wait_and_counts_them() {
+    // A listener that never answers: each run waits for its whole 300 ms timeout, so ten probes
+    // every second need three runs at a time and, with one allowed, most wait.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let mut yaml = String::from(
+        "modules:\n  slow:\n    prober: tcp\n    timeout: 300ms\n    tcp:\n      query_response: [{expect: never}]\nprobes:\n",
+    );
+    for i in 0..10 {
+        yaml.push_str(&format!(
+            "  - {{name: p{i}, module: slow, target: \"127.0.0.1:{port}\", interval: 1s}}\n"
+        ));
+    }
     let dir = tempfile::tempdir().unwrap();
-    let probes = write_file(dir.path(), "probes.yaml", many_probes(50, ""));
+    let probes = write_file(dir.path(), "probes.yaml", yaml);
     let server = Server::spawn(
         dir.path(),
         &[format!("--config.probes={}", probes.display()), "--probe.max-concurrency=1".into()],
     );
-    let body = crate::cli::wait_for(server.addr, "/metrics", "probe_success{probe=\"p49\"");
-    let waited = sample_value(&body, "lookout_probe_starts_waited_total").unwrap();
-    assert!(waited >= 1.0, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = get(server.addr, "/metrics", &[]).unwrap().body;
+        let waited = sample_value(&body, "lookout_probe_starts_waited_total").unwrap();
+        if waited >= 3.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]
