@@ -401,7 +401,8 @@ async fn run_one(job: Arc<Job>, index: usize, serial: u64, slot: Instant, shared
         }
     };
     shared.metrics.record_probe_start_lateness(Instant::now().saturating_duration_since(slot));
-    let outcome = super::run(&job.module, &job.target, job.timeout()).await;
+    // The stored result keeps no log: none is built.
+    let outcome = super::run_guarded(&job.module, &job.target, job.timeout(), None, false).await;
     drop(permit);
     shared.metrics.record_probe_run(&job.name, outcome.success, outcome.duration);
     if let Some(failure) = &outcome.failure {
