@@ -1,7 +1,9 @@
 //! The running state: the loaded configuration, scheduled results, self-metrics, and the
 //! reload that swaps a new configuration in only when all of it is valid.
 
+use crate::config::probes::{DEFAULT_FILE_SD_REFRESH, DEFAULT_HTTP_SD_REFRESH};
 use crate::config::{ConfigError, LogRulesFile, ProbesFile, Source, DEFAULT_LOG_RULES};
+use crate::discovery::Discovery;
 use crate::logs::positions::Positions;
 use crate::logs::{LogRuntime, SourcePlan};
 use crate::metrics::self_metrics::SelfMetrics;
@@ -17,12 +19,17 @@ pub struct ConfigPaths {
     pub probes: PathBuf,
     /// `None`: the default path, which may be absent.
     pub log_rules: Option<PathBuf>,
+    /// The share of scheduled probes this replica runs (`--shard`); log sources are not shared.
+    pub shard: crate::probe::shard::Shard,
 }
 
 /// Both configuration files, parsed, validated and prepared.
 pub struct Config {
     pub modules: BTreeMap<String, Arc<PreparedModule>>,
+    /// The scheduled probes with a `target` (this replica's share of them).
     pub jobs: Vec<Arc<Job>>,
+    /// The scheduled probes whose targets are discovered.
+    pub discoveries: Vec<Arc<Discovery>>,
     pub probe_endpoint: crate::config::probes::ProbeEndpoint,
     /// Compiled log sources.
     pub log_plans: Vec<Arc<SourcePlan>>,
@@ -32,6 +39,7 @@ pub struct Config {
     pub history: usize,
     /// The log counters (without `_total`) the status page's error count sums.
     pub error_metrics: Vec<String>,
+    pub shard: crate::probe::shard::Shard,
 }
 
 impl Config {
@@ -57,28 +65,62 @@ impl Config {
             prepared.insert(name, Arc::new(module));
         }
         let mut jobs = Vec::with_capacity(probes.len());
+        let mut discoveries = Vec::new();
+        // Discovery files are named relative to probes.yaml, as Prometheus does.
+        let base = paths.probes.parent().unwrap_or(std::path::Path::new(""));
         for p in probes {
             let module: &Arc<PreparedModule> = &prepared[&p.module.value];
+            let (interval, interval_when_failing) = (p.interval(), p.interval_when_failing());
+            let labels = p.labels.into_iter().map(|(k, v)| (k, v.value)).collect();
+            let Some(target) = p.target else {
+                let files = p.file_sd_configs.into_iter().map(|c| {
+                    let patterns = c.value.files.into_iter().map(|f| base.join(f.value));
+                    let refresh =
+                        c.value.refresh_interval.map_or(DEFAULT_FILE_SD_REFRESH, |r| r.value.0);
+                    (patterns.map(|p| p.to_string_lossy().into_owned()).collect(), refresh)
+                });
+                let urls = p.http_sd_configs.into_iter().map(|c| {
+                    let refresh =
+                        c.value.refresh_interval.map_or(DEFAULT_HTTP_SD_REFRESH, |r| r.value.0);
+                    (c.value.url.value, refresh)
+                });
+                discoveries.push(Arc::new(Discovery {
+                    name: p.name.value,
+                    module: module.clone(),
+                    interval,
+                    interval_when_failing,
+                    labels,
+                    files: files.collect(),
+                    urls: urls.collect(),
+                }));
+                continue;
+            };
             // The prober's own parser decides, so a target `check` accepts is one it can run.
             module
-                .check_target(&p.target.value)
-                .map_err(|f| source.error_at_span(&p.target, f.message))?;
+                .check_target(&target.value)
+                .map_err(|f| source.error_at_span(&target, f.message))?;
+            if !paths.shard.owns(&p.name.value, &target.value) {
+                continue;
+            }
             jobs.push(Arc::new(Job {
-                interval: p.interval(),
+                interval,
+                interval_when_failing,
                 module: module.clone(),
                 name: p.name.value,
-                target: p.target.value,
-                labels: p.labels.into_iter().map(|(k, v)| (k, v.value)).collect(),
+                target: target.value,
+                labels,
             }));
         }
         Ok(Config {
             modules: prepared,
             jobs,
+            discoveries,
             probe_endpoint,
             log_plans,
             warn_before,
             history: status_page.history(),
             error_metrics: status_page.error_metrics(),
+            shard: paths.shard,
         })
     }
 }
@@ -95,6 +137,8 @@ pub struct App {
     /// Seconds taken off Prometheus' scrape timeout for `/probe`, as blackbox's `--timeout-offset`.
     pub timeout_offset: f64,
     scheduler: Mutex<Option<Scheduler>>,
+    /// The discovery tasks of the running configuration.
+    discovering: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     reload_lock: Mutex<()>,
     /// The ports lookout's endpoint listens on, once it does: `/probe` keeps away from them.
     pub listening: std::sync::OnceLock<Vec<u16>>,
@@ -120,6 +164,7 @@ impl App {
             results: Arc::new(Results::default()),
             metrics: Arc::new(SelfMetrics::new()),
             scheduler: Mutex::new(None),
+            discovering: Mutex::new(Vec::new()),
             listening: std::sync::OnceLock::new(),
             probe_slots: std::sync::OnceLock::new(),
         })
@@ -147,13 +192,24 @@ impl App {
         // Results an aborted task may still store carry the old generation and are ignored.
         let generation = self.results.next_generation();
         let jobs: Vec<&Job> = config.jobs.iter().map(|j| j.as_ref()).collect();
-        self.results.retain_jobs(&jobs, config.history);
-        *scheduler = Some(Scheduler::start(
+        let discovered: Vec<&str> = config.discoveries.iter().map(|d| d.name.as_str()).collect();
+        self.results.retain_jobs(&jobs, &discovered, config.history);
+        self.metrics.retain_sd(&discovered);
+        let started = Scheduler::start(
             config.jobs.clone(),
             self.results.clone(),
             self.metrics.clone(),
             generation,
-        ));
+        );
+        let mut discovering = self.discovering.lock().expect("discovery lock");
+        for task in discovering.drain(..) {
+            task.abort();
+        }
+        for discovery in &config.discoveries {
+            let run = discovery.clone().run(started.targets(), self.metrics.clone(), config.shard);
+            discovering.push(tokio::spawn(run));
+        }
+        *scheduler = Some(started);
     }
 
     /// Loads both files again; on any error the running configuration stays. Reloads run one

@@ -9,6 +9,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod discovery;
 pub mod files;
 pub mod logs;
 pub mod metrics;

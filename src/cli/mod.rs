@@ -13,6 +13,7 @@ mod test_rules;
 use crate::app::ConfigPaths;
 use crate::config::values::ByteSize;
 use crate::config::ConfigError;
+use crate::probe::shard::Shard;
 use clap::{Parser, Subcommand};
 use std::fmt;
 use std::path::PathBuf;
@@ -52,6 +53,21 @@ struct Cli {
     /// decompression); a probe that would need more fails with body_too_large.
     #[arg(long = "probe.body-memory-limit", default_value = "256MiB")]
     body_memory_limit: ByteSize,
+    /// Scheduled probe runs in flight at once; a run due while all are taken waits, and is
+    /// counted in lookout_probe_starts_waited_total.
+    #[arg(
+        long = "probe.max-concurrency",
+        default_value_t = crate::probe::scheduler::DEFAULT_MAX_CONCURRENCY,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    max_concurrency: usize,
+    /// Run only this replica's share of the scheduled probes: INDEX/COUNT, INDEX from 0.
+    #[arg(long = "shard", env = "LOOKOUT_SHARD", global = true)]
+    shard: Option<String>,
+    /// With this and no --shard, INDEX is the number ending the host name (a StatefulSet pod's
+    /// ordinal, as in lookout-2).
+    #[arg(long = "shard.count", env = "LOOKOUT_SHARD_COUNT", global = true)]
+    shard_count: Option<u32>,
     /// Where log sources save how far they have read, so a restart resumes there.
     #[arg(long = "positions.file", default_value = "lookout-positions.json")]
     positions: PathBuf,
@@ -172,8 +188,13 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<Verdict, Error> {
-    let paths = ConfigPaths { probes: cli.probes.clone(), log_rules: cli.log_rules.clone() };
+    let paths = ConfigPaths {
+        probes: cli.probes.clone(),
+        log_rules: cli.log_rules.clone(),
+        shard: shard(cli.shard.as_deref(), cli.shard_count)?,
+    };
     crate::probe::http::limit_body_memory(cli.body_memory_limit.0);
+    crate::probe::scheduler::limit_concurrency(cli.max_concurrency);
     match cli.command {
         Some(Command::Check) => check::run(&paths, cli.web_config.as_deref()),
         Some(Command::Healthcheck { cert_file, key_file }) => healthcheck::run(
@@ -193,6 +214,21 @@ fn run(cli: Cli) -> Result<Verdict, Error> {
             positions_retention: cli.positions_retention,
             timeout_offset: cli.timeout_offset,
         }),
+    }
+}
+
+/// This replica's share from `--shard`, or from the host name with `--shard.count`.
+fn shard(shard: Option<&str>, count: Option<u32>) -> Result<Shard, Error> {
+    let usage = |e: String| Error::Usage(format!("--shard: {e}"));
+    match (shard, count) {
+        (Some(shard), _) => Shard::parse(shard).map_err(usage),
+        (None, Some(count)) => {
+            let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).or_else(|| {
+                std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().into())
+            });
+            Shard::of_pod(&host.unwrap_or_default(), count).map_err(usage)
+        }
+        (None, None) => Ok(Shard::ALL),
     }
 }
 

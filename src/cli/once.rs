@@ -40,7 +40,7 @@ async fn run(config: &Config, output: Output) -> (String, bool) {
         });
     }
     while tasks.join_next().await.is_some() {}
-    let order = |r: &Arc<StoredResult>| config.jobs.iter().position(|j| j.name == r.name);
+    let order = |r: &Arc<StoredResult>| config.jobs.iter().position(|j| j.name == r.job.name);
     let mut all = results.all();
     all.sort_by_key(order);
     let ok = all.iter().all(|r| r.outcome.success);
@@ -63,7 +63,7 @@ async fn run(config: &Config, output: Output) -> (String, bool) {
             text
         }
         Output::Prometheus => {
-            let probes = all.iter().flat_map(|r| r.families.iter().cloned());
+            let probes = all.iter().flat_map(|r| r.families());
             let logs = sources.iter().flat_map(|(plan, state)| state.exposition(plan));
             exposition::encode(&exposition::merge(probes.chain(logs)), Format::Text)
         }
@@ -172,10 +172,10 @@ fn table(results: &[Arc<StoredResult>], warn_before: Duration) -> String {
         "REASON".into(),
     ]];
     for r in results {
-        let o = &r.outcome;
+        let o = &r.outcome.expand();
         rows.push([
-            r.name.clone(),
-            r.target.clone(),
+            r.job.name.clone(),
+            r.job.target.clone(),
             if o.success { "ok".into() } else { "FAIL".into() },
             o.status().unwrap_or_else(|| "-".into()),
             format!("{:.3}s", o.duration.as_secs_f64()),
@@ -211,7 +211,7 @@ fn table(results: &[Arc<StoredResult>], warn_before: Duration) -> String {
                 Expiry::Fine => String::new(),
             };
             rows.push([
-                r.name.clone(),
+                r.job.name.clone(),
                 c.label("subject_cn").to_string(),
                 source,
                 format!("{:.1}", c.days_left),
@@ -278,11 +278,11 @@ fn json(results: &[Arc<StoredResult>], sources: &[Counted]) -> String {
     let probes: Vec<serde_json::Value> = results
         .iter()
         .map(|r| {
-            let o = &r.outcome;
+            let o = &r.outcome.expand();
             serde_json::json!({
-                "probe": r.name,
-                "module": r.module,
-                "target": r.target,
+                "probe": r.job.name,
+                "module": r.job.module.name,
+                "target": r.job.target,
                 "success": o.success,
                 "duration_seconds": o.duration.as_secs_f64(),
                 "status_code": o.value(&PROBE_HTTP_STATUS_CODE).filter(|c| *c > 0.0),

@@ -104,7 +104,13 @@ impl Source {
         }
         // A `!!binary` scalar stays its base64 text, as Go's yaml keeps arbitrary bytes in a
         // string where Rust's cannot: [`Source::bytes_of`] decodes it where bytes are meant.
-        let options = serde_saphyr::options! { ignore_binary_tag_for_string: true };
+        // The parser's default budget (250,000 nodes) stops at about 27,000 scheduled probes; the
+        // file is at most MAX_CONFIG_BYTES, so a node per byte bounds it as well.
+        let budget = self.text.len().max(250_000);
+        let options = serde_saphyr::options! {
+            ignore_binary_tag_for_string: true,
+            budget: serde_saphyr::budget! { max_nodes: budget, max_events: 4 * budget },
+        };
         serde_saphyr::from_str_with_options(&self.text, options).map_err(|e| {
             let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
             let mut message = strip_position_prefix(&e.without_snippet().to_string()).to_string();

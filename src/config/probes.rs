@@ -665,16 +665,60 @@ pub struct GrpcModule {
 pub struct ScheduledProbe {
     pub name: Spanned<String>,
     pub module: Spanned<String>,
-    pub target: Spanned<String>,
+    /// One target, or none when the targets come from `*_sd_configs`.
+    #[serde(default)]
+    pub target: Option<Spanned<String>>,
+    /// Prometheus' file-based discovery: target groups in JSON or YAML files.
+    #[serde(default)]
+    pub file_sd_configs: Vec<Spanned<FileSdConfig>>,
+    /// Prometheus' HTTP discovery: target groups as JSON from a URL.
+    #[serde(default)]
+    pub http_sd_configs: Vec<Spanned<HttpSdConfig>>,
     #[serde(default)]
     pub interval: Option<Spanned<PromDuration>>,
+    /// While the last run failed, the next comes after this instead of `interval`.
+    #[serde(default)]
+    pub interval_when_failing: Option<Spanned<PromDuration>>,
     #[serde(default)]
     pub labels: BTreeMap<String, Spanned<String>>,
 }
 
+/// `file_sd_configs:` entry, as Prometheus spells it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSdConfig {
+    /// Paths (relative to probes.yaml's folder) with globs in the last part; `.json`, `.yml`
+    /// or `.yaml`.
+    pub files: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub refresh_interval: Option<Spanned<PromDuration>>,
+}
+
+/// `http_sd_configs:` entry, as Prometheus spells it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSdConfig {
+    pub url: Spanned<String>,
+    #[serde(default)]
+    pub refresh_interval: Option<Spanned<PromDuration>>,
+}
+
+/// Prometheus' defaults: files are re-read every 5 minutes, URLs asked every minute.
+pub const DEFAULT_FILE_SD_REFRESH: Duration = Duration::from_secs(300);
+pub const DEFAULT_HTTP_SD_REFRESH: Duration = Duration::from_secs(60);
+
 impl ScheduledProbe {
+    /// Whether the targets come from service discovery.
+    pub fn discovers(&self) -> bool {
+        !self.file_sd_configs.is_empty() || !self.http_sd_configs.is_empty()
+    }
+
     pub fn interval(&self) -> Duration {
         self.interval.as_ref().map_or(DEFAULT_INTERVAL, |i| i.value.0)
+    }
+
+    pub fn interval_when_failing(&self) -> Option<Duration> {
+        self.interval_when_failing.as_ref().map(|i| i.value.0)
     }
 }
 
@@ -764,7 +808,60 @@ impl ProbesFile {
                     ),
                 ));
             }
-            if let Some(interval) = &probe.interval {
+            match (&probe.target, probe.discovers()) {
+                (Some(target), true) => {
+                    return Err(source.error_at_span(
+                        target,
+                        "`target` and `file_sd_configs`/`http_sd_configs` are exclusive: one target, or the targets discovered",
+                    ))
+                }
+                (None, false) => {
+                    return Err(source.error_at_span(
+                        &probe.name,
+                        "a probe needs a `target`, `file_sd_configs` or `http_sd_configs`",
+                    ))
+                }
+                _ => {}
+            }
+            for sd in &probe.file_sd_configs {
+                if sd.value.files.is_empty() {
+                    return Err(source.error_at_span(sd, "file_sd_configs: `files` is empty"));
+                }
+                for file in &sd.value.files {
+                    let known = [".json", ".yml", ".yaml"];
+                    if !known.iter().any(|ext| file.value.ends_with(ext)) {
+                        return Err(source.error_at_span(
+                            file,
+                            "file_sd_configs: files must end in .json, .yml or .yaml",
+                        ));
+                    }
+                    if let Err(e) = glob::Pattern::new(&file.value) {
+                        return Err(source.error_at_span(file, format!("bad glob: {e}")));
+                    }
+                }
+            }
+            for sd in &probe.http_sd_configs {
+                if !sd.value.url.value.starts_with("http://") {
+                    return Err(source.error_at_span(
+                        &sd.value.url,
+                        "http_sd_configs: url must start with http://",
+                    ));
+                }
+                if sd.value.url.value.parse::<http::Uri>().is_err() {
+                    return Err(source.error_at_span(&sd.value.url, "http_sd_configs: not a URL"));
+                }
+            }
+            let refreshes = probe.file_sd_configs.iter().map(|c| &c.value.refresh_interval);
+            let refreshes =
+                refreshes.chain(probe.http_sd_configs.iter().map(|c| &c.value.refresh_interval));
+            for refresh in refreshes.flatten() {
+                if refresh.value.0 < Duration::from_secs(1) {
+                    return Err(
+                        source.error_at_span(refresh, "refresh_interval must be at least 1s")
+                    );
+                }
+            }
+            for interval in [&probe.interval, &probe.interval_when_failing].into_iter().flatten() {
                 if interval.value.0 < Duration::from_millis(100) {
                     return Err(source.error_at_span(interval, "interval must be at least 100ms"));
                 }

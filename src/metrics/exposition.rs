@@ -123,30 +123,52 @@ impl Format {
 
 pub fn encode(families: &[Family], format: Format) -> String {
     let mut out = String::with_capacity(families.len() * 128);
-    for family in families.iter().filter(|f| !f.samples.is_empty()) {
-        encode_family(&mut out, family, format);
-    }
+    encode_into(&mut out, families, format);
     if format == Format::OpenMetrics {
         out.push_str("# EOF\n");
     }
     out
 }
 
-fn encode_family(out: &mut String, family: &Family, format: Format) {
-    let suffix = if family.kind == Kind::Counter { "_total" } else { "" };
-    let meta_suffix = if format == Format::Text { suffix } else { "" };
-    let kind = match family.kind {
+/// Appends the families, without OpenMetrics' closing `# EOF`.
+pub fn encode_into(out: &mut String, families: &[Family], format: Format) {
+    for family in families.iter().filter(|f| !f.samples.is_empty()) {
+        encode_family(out, family, format);
+    }
+}
+
+/// `# HELP` and `# TYPE` of a family, as `format` spells them.
+pub fn write_header(out: &mut String, name: &str, help: &str, kind: Kind, format: Format) {
+    let meta_suffix = if format == Format::Text { counter_suffix(kind) } else { "" };
+    let kind = match kind {
         Kind::Gauge => "gauge",
         Kind::Counter => "counter",
         Kind::Histogram => "histogram",
     };
-    let _ = write!(out, "# HELP {}{} ", family.name, meta_suffix);
-    escape_help(out, &family.help, format);
-    let _ = writeln!(out, "\n# TYPE {}{} {}", family.name, meta_suffix, kind);
+    let _ = write!(out, "# HELP {name}{meta_suffix} ");
+    escape_help(out, help, format);
+    let _ = writeln!(out, "\n# TYPE {name}{meta_suffix} {kind}");
+}
+
+fn counter_suffix(kind: Kind) -> &'static str {
+    if kind == Kind::Counter {
+        "_total"
+    } else {
+        ""
+    }
+}
+
+/// The start of a sample line: its name with the suffixes its kind and sample take.
+pub fn write_sample_name(out: &mut String, name: &str, kind: Kind, suffix: &str) {
+    out.push_str(name);
+    out.push_str(counter_suffix(kind));
+    out.push_str(suffix);
+}
+
+fn encode_family(out: &mut String, family: &Family, format: Format) {
+    write_header(out, &family.name, &family.help, family.kind, format);
     for sample in &family.samples {
-        out.push_str(&family.name);
-        out.push_str(suffix);
-        out.push_str(sample.suffix);
+        write_sample_name(out, &family.name, family.kind, sample.suffix);
         write_labels(out, &sample.labels);
         out.push(' ');
         write_value(out, sample.value);
@@ -165,20 +187,22 @@ fn encode_family(out: &mut String, family: &Family, format: Format) {
 }
 
 fn write_labels(out: &mut String, labels: &Labels) {
-    if labels.is_empty() {
-        return;
-    }
-    out.push('{');
-    for (i, (name, value)) in labels.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
+    write_label_pairs(out, labels.iter().map(|(name, value)| (name.as_ref(), value.as_str())));
+}
+
+/// `{name="value",…}` with values escaped; nothing for no labels.
+pub fn write_label_pairs<'a>(out: &mut String, labels: impl Iterator<Item = (&'a str, &'a str)>) {
+    let mark = out.len();
+    for (name, value) in labels {
+        out.push(if out.len() == mark { '{' } else { ',' });
         out.push_str(name);
         out.push_str("=\"");
         escape_label_value(out, value);
         out.push('"');
     }
-    out.push('}');
+    if out.len() > mark {
+        out.push('}');
+    }
 }
 
 fn escape_help(out: &mut String, help: &str, format: Format) {
@@ -203,7 +227,7 @@ fn escape_label_value(out: &mut String, value: &str) {
     }
 }
 
-fn write_value(out: &mut String, v: f64) {
+pub fn write_value(out: &mut String, v: f64) {
     if v.is_nan() {
         out.push_str("NaN");
     } else if v.is_infinite() {

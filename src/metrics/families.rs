@@ -321,6 +321,31 @@ pub const PROBE_RUN_SECONDS: FamilyDef = counter(
     "Time spent in scheduled probe runs, by probe",
     &["probe"],
 );
+pub const PROBE_START_LATENESS_SECONDS: FamilyDef = FamilyDef {
+    name: "lookout_probe_start_lateness_seconds",
+    help: "How long after its slot a scheduled probe run started",
+    kind: Kind::Histogram,
+    labels: &[],
+};
+pub const PROBE_STARTS_WAITED: FamilyDef = counter(
+    "lookout_probe_starts_waited",
+    "Scheduled probe runs that waited for a free slot under --probe.max-concurrency",
+    &[],
+);
+pub const SHARD_INFO: FamilyDef = gauge(
+    "lookout_shard_info",
+    "This replica's share of the scheduled probes (--shard): its index from 0, of count",
+    &["index", "count"],
+);
+pub const SHARD_PROBES: FamilyDef =
+    gauge("lookout_shard_probes", "Scheduled probes this replica runs, its share of them", &[]);
+pub const SD_REFRESH_FAILURES: FamilyDef = counter(
+    "lookout_sd_refresh_failures",
+    "Service discovery reads that failed (the last good targets stay), by probe and mechanism",
+    &["probe", "mechanism"],
+);
+pub const SD_TARGETS: FamilyDef =
+    gauge("lookout_sd_targets", "Targets service discovery currently gives a probe", &["probe"]);
 pub const PROBE_REQUESTS: FamilyDef = counter(
     "lookout_probe_requests",
     "Probes run through /probe, by module and result",
@@ -354,6 +379,12 @@ pub const SELF_FAMILIES: &[&FamilyDef] = &[
     &BUILD_INFO,
     &PROBE_RUNS,
     &PROBE_RUN_SECONDS,
+    &PROBE_START_LATENESS_SECONDS,
+    &PROBE_STARTS_WAITED,
+    &SHARD_INFO,
+    &SHARD_PROBES,
+    &SD_REFRESH_FAILURES,
+    &SD_TARGETS,
     &PROBE_REQUESTS,
     &PROBE_REQUEST_ERRORS,
     &HTTP_REQUESTS,

@@ -3,17 +3,31 @@
 //! set, never from a request, so a scraper cannot grow them.
 
 use super::exposition::Family;
+use super::exposition::Sample;
 use super::families::{
     BUILD_INFO, CONFIG_LAST_RELOAD_SUCCESSFUL, CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS,
     CONFIG_RELOADS, HTTP_REQUESTS, PROBE_REQUESTS, PROBE_REQUEST_ERRORS, PROBE_RUNS,
-    PROBE_RUN_SECONDS,
+    PROBE_RUN_SECONDS, PROBE_STARTS_WAITED, PROBE_START_LATENESS_SECONDS, SD_REFRESH_FAILURES,
+    SD_TARGETS, SHARD_INFO, SHARD_PROBES,
 };
+use crate::probe::shard::Shard;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+/// Upper bounds of the start-lateness buckets, in seconds: the 50 ms a slot may be missed by
+/// sits in the middle.
+const LATENESS_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+
 #[derive(Default)]
 struct Counters {
+    /// Runs per lateness bucket (the last one: later than every bound), and their sum.
+    lateness: [u64; LATENESS_BUCKETS.len() + 1],
+    lateness_sum: f64,
+    starts_waited: u64,
+    sd_failures: BTreeMap<(String, &'static str), u64>,
+    /// Per probe with discovery: targets discovered, and those this replica runs.
+    sd_targets: BTreeMap<String, (usize, usize)>,
     probe_runs: BTreeMap<(String, bool), u64>,
     probe_run_seconds: BTreeMap<String, f64>,
     probe_requests: BTreeMap<(String, bool), u64>,
@@ -43,6 +57,32 @@ fn result_label(success: bool) -> String {
 }
 
 impl SelfMetrics {
+    /// Which share of the scheduled probes this replica runs, and how many that is: `fixed`
+    /// probes with a `target`, plus the discovered ones it runs.
+    pub fn shard(&self, shard: Shard, fixed: usize) -> [Family; 2] {
+        let discovered: usize = self.with(|c| c.sd_targets.values().map(|(_, owned)| owned).sum());
+        let labels = SHARD_INFO.labels([shard.index.to_string(), shard.count.to_string()]);
+        [
+            Family::of(&SHARD_INFO).with(labels, 1.0),
+            Family::of(&SHARD_PROBES).with(vec![], (fixed + discovered) as f64),
+        ]
+    }
+
+    /// A discovery source of `probe` failed to read (`mechanism`: file or http).
+    pub fn record_sd_failure(&self, probe: &str, mechanism: &'static str) {
+        self.with(|c| *c.sd_failures.entry((probe.to_string(), mechanism)).or_default() += 1);
+    }
+
+    /// Discovery gives `probe` these many targets, `owned` of them run by this replica.
+    pub fn set_sd_targets(&self, probe: &str, targets: usize, owned: usize) {
+        self.with(|c| c.sd_targets.insert(probe.to_string(), (targets, owned)));
+    }
+
+    /// Forgets the discovery figures of probes no longer configured with discovery.
+    pub fn retain_sd(&self, probes: &[&str]) {
+        self.with(|c| c.sd_targets.retain(|p, _| probes.contains(&p.as_str())));
+    }
+
     pub fn new() -> SelfMetrics {
         let counters = Counters {
             last_reload_ok: true,
@@ -61,6 +101,21 @@ impl SelfMetrics {
             *c.probe_runs.entry((probe.to_string(), success)).or_default() += 1;
             *c.probe_run_seconds.entry(probe.to_string()).or_default() += duration.as_secs_f64();
         });
+    }
+
+    /// A scheduled run started `lateness` after its slot.
+    pub fn record_probe_start_lateness(&self, lateness: Duration) {
+        let seconds = lateness.as_secs_f64();
+        let bucket = LATENESS_BUCKETS.iter().position(|b| seconds <= *b);
+        self.with(|c| {
+            c.lateness[bucket.unwrap_or(LATENESS_BUCKETS.len())] += 1;
+            c.lateness_sum += seconds;
+        });
+    }
+
+    /// A scheduled run found every `--probe.max-concurrency` slot taken and waited.
+    pub fn record_probe_start_waited(&self) {
+        self.with(|c| c.starts_waited += 1);
     }
 
     /// A `/probe` request that ran; `module` is a configured module name.
@@ -121,7 +176,32 @@ impl SelfMetrics {
             for (success, n) in &c.reloads {
                 reloads = reloads.with(CONFIG_RELOADS.labels([result_label(*success)]), *n as f64);
             }
-            families.extend([runs, seconds, requests, rejections, http, reloads]);
+            let mut lateness = Family::of(&PROBE_START_LATENESS_SECONDS);
+            let mut cumulative = 0;
+            for (i, n) in c.lateness.iter().enumerate() {
+                cumulative += n;
+                let le = LATENESS_BUCKETS.get(i).map_or("+Inf".to_string(), |b| b.to_string());
+                lateness.samples.push(Sample {
+                    suffix: "_bucket",
+                    ..Sample::new(vec![("le".into(), le)], cumulative as f64)
+                });
+            }
+            lateness.samples.push(Sample { suffix: "_sum", ..Sample::new(vec![], c.lateness_sum) });
+            lateness
+                .samples
+                .push(Sample { suffix: "_count", ..Sample::new(vec![], cumulative as f64) });
+            let waited = Family::of(&PROBE_STARTS_WAITED).with(vec![], c.starts_waited as f64);
+            let mut sd_failures = Family::of(&SD_REFRESH_FAILURES);
+            for ((probe, mechanism), n) in &c.sd_failures {
+                let labels = SD_REFRESH_FAILURES.labels([probe.clone(), mechanism.to_string()]);
+                sd_failures = sd_failures.with(labels, *n as f64);
+            }
+            let mut sd_targets = Family::of(&SD_TARGETS);
+            for (probe, (n, _)) in &c.sd_targets {
+                sd_targets = sd_targets.with(SD_TARGETS.labels([probe.clone()]), *n as f64);
+            }
+            families.extend([sd_failures, sd_targets]);
+            families.extend([runs, seconds, lateness, waited, requests, rejections, http, reloads]);
             families.push(
                 Family::of(&CONFIG_LAST_RELOAD_SUCCESSFUL)
                     .with(vec![], if c.last_reload_ok { 1.0 } else { 0.0 }),

@@ -11,6 +11,7 @@
 
 mod body_cel;
 pub mod certs;
+pub mod compact;
 pub mod dial;
 pub mod dns;
 pub mod file;
@@ -25,6 +26,7 @@ mod proxy;
 pub mod query_response;
 mod report;
 pub mod scheduler;
+pub mod shard;
 pub mod tcp;
 pub mod tls;
 pub mod unix;
@@ -131,21 +133,23 @@ fn random_id() -> u16 {
     u16::from_be_bytes(bytes)
 }
 
-/// Runs one probe of `target` with `module`, bounded by `timeout`: a scheduled probe, which
-/// may reach whatever the operator configured.
+/// Runs one probe of `target` with `module`, bounded by `timeout`, keeping its debug log: a
+/// probe the operator configured, which may reach whatever that names.
 pub async fn run(module: &PreparedModule, target: &str, timeout: Duration) -> Outcome {
-    run_guarded(module, target, timeout, None).await
+    run_guarded(module, target, timeout, None, true).await
 }
 
-/// [`run`] for a `/probe` request: every hop is checked by `guard` before it is contacted.
+/// [`run`] with every hop checked by `guard` (if any) before it is contacted (a `/probe`
+/// request), and the debug log kept only when `keep_log` asks for it.
 pub async fn run_guarded(
     module: &PreparedModule,
     target: &str,
     timeout: Duration,
     guard: Option<&Guard<'_>>,
+    keep_log: bool,
 ) -> Outcome {
     let start = Instant::now();
-    let mut report = Report::new(start);
+    let mut report = if keep_log { Report::new(start) } else { Report::without_log(start) };
     report.log(format_args!(
         "beginning probe: module {} ({}), target {target}, timeout {:?}",
         module.name,

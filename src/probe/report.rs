@@ -142,14 +142,24 @@ pub struct Report {
     start: Instant,
     families: Vec<Family>,
     log: Vec<String>,
+    /// Whether log lines are kept: formatting them is a cost a run nobody reads need not pay.
+    keep_log: bool,
 }
 
 impl Report {
     pub fn new(start: Instant) -> Report {
-        Report { start, families: Vec::with_capacity(24), log: Vec::new() }
+        Report { start, families: Vec::with_capacity(24), log: Vec::new(), keep_log: true }
+    }
+
+    /// A report that keeps no log lines (scheduled runs, `/probe` without `debug=true`).
+    pub fn without_log(start: Instant) -> Report {
+        Report { keep_log: false, ..Report::new(start) }
     }
 
     pub fn log(&mut self, message: impl fmt::Display) {
+        if !self.keep_log {
+            return;
+        }
         let elapsed = self.start.elapsed().as_secs_f64();
         self.log.push(format!("{elapsed:>9.6}s {message}"));
     }
@@ -314,6 +324,19 @@ impl Outcome {
 #[cfg(test)]
 mod tests {
     use super::FailureReason;
+
+    #[test]
+    fn a_report_without_log_keeps_the_metrics_and_no_lines() {
+        use crate::metrics::families::PROBE_SUCCESS;
+        let mut report = super::Report::without_log(std::time::Instant::now());
+        report.log("not kept");
+        let outcome = report.finish(Ok(()), std::time::Duration::ZERO);
+        assert!(outcome.log.is_empty());
+        assert_eq!(outcome.value(&PROBE_SUCCESS), Some(1.0));
+        let mut report = super::Report::new(std::time::Instant::now());
+        report.log("kept");
+        assert_eq!(report.finish(Ok(()), std::time::Duration::ZERO).log.len(), 2);
+    }
 
     #[test]
     fn every_failure_reason_is_documented() {

@@ -4,6 +4,7 @@
 
 pub mod connections;
 pub mod error_count;
+pub mod metrics;
 pub mod probe_endpoint;
 pub mod security;
 pub mod status;
@@ -11,11 +12,11 @@ pub mod status_page;
 pub mod svg;
 
 use crate::app::App;
-use crate::metrics::exposition::{self, Format};
+use crate::metrics::exposition::Format;
 use bytes::Bytes;
 use connections::{Activity, Connections};
 use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -29,6 +30,9 @@ use tokio::net::TcpListener;
 
 /// Smaller bodies are sent as they are: compressing them gains nothing.
 const GZIP_FROM_BYTES: usize = 1024;
+
+/// What every handler answers with: a whole body, or `/metrics` written as it is read.
+pub type ResponseBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
 /// A finished response.
 #[derive(Debug)]
@@ -47,12 +51,12 @@ impl Reply {
         Reply { status: StatusCode::OK, content_type: format.content_type(), body }
     }
 
-    fn into_response(self) -> Response<Full<Bytes>> {
+    fn into_response(self) -> Response<ResponseBody> {
         self.into_response_encoded(false)
     }
 
     /// With `gzip`, a body worth compressing is sent gzip-encoded (Prometheus asks for it).
-    fn into_response_encoded(self, gzip: bool) -> Response<Full<Bytes>> {
+    fn into_response_encoded(self, gzip: bool) -> Response<ResponseBody> {
         use std::io::Write;
         let compressed = (gzip && self.body.len() >= GZIP_FROM_BYTES)
             .then(|| {
@@ -66,16 +70,25 @@ impl Reply {
             .flatten();
         let encoded = compressed.is_some();
         let body = compressed.map_or_else(|| Bytes::from(self.body), Bytes::from);
-        let mut response = Response::new(Full::new(body));
-        *response.status_mut() = self.status;
-        let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static(self.content_type));
-        headers.insert(header::VARY, header::HeaderValue::from_static("Accept-Encoding"));
-        if encoded {
-            headers.insert(header::CONTENT_ENCODING, header::HeaderValue::from_static("gzip"));
-        }
-        response
+        respond(self.status, self.content_type, encoded, Full::new(body).boxed())
     }
+}
+
+fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    gzip: bool,
+    body: ResponseBody,
+) -> Response<ResponseBody> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
+    headers.insert(header::VARY, header::HeaderValue::from_static("Accept-Encoding"));
+    if gzip {
+        headers.insert(header::CONTENT_ENCODING, header::HeaderValue::from_static("gzip"));
+    }
+    response
 }
 
 /// Serves until `shutdown` completes, with at most `max_connections` open; with `security`,
@@ -223,7 +236,7 @@ async fn serve_connection<S>(
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-async fn route(app: &App, request: Request<Incoming>, peer: Peer) -> Response<Full<Bytes>> {
+async fn route(app: &App, request: Request<Incoming>, peer: Peer) -> Response<ResponseBody> {
     let gzip = request
         .headers()
         .get(header::ACCEPT_ENCODING)
@@ -233,8 +246,14 @@ async fn route(app: &App, request: Request<Incoming>, peer: Peer) -> Response<Fu
                 .any(|e| e.split(';').next().is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip")))
         });
     let path = request.uri().path();
+    if matches!(request.method(), &Method::GET | &Method::HEAD) && path == "/metrics" {
+        let accept = request.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
+        let format = Format::negotiate(accept);
+        app.metrics.record_http_request("metrics", 200);
+        let body = metrics::MetricsBody::new(app, format, gzip);
+        return respond(StatusCode::OK, format.content_type(), gzip, body.boxed());
+    }
     let (handler, reply) = match (request.method(), path) {
-        (&Method::GET | &Method::HEAD, "/metrics") => ("metrics", metrics(app, &request)),
         (&Method::GET | &Method::HEAD, "/probe") => {
             let own = peer.is_own_prober(request.headers());
             (
@@ -272,17 +291,6 @@ async fn route(app: &App, request: Request<Incoming>, peer: Peer) -> Response<Fu
     };
     app.metrics.record_http_request(handler, reply.status.as_u16());
     reply.into_response_encoded(gzip)
-}
-
-fn metrics(app: &App, request: &Request<Incoming>) -> Reply {
-    let format =
-        Format::negotiate(request.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    let results = app.results.all();
-    let probe_families = results.iter().flat_map(|r| r.families.iter().cloned());
-    let log_families = app.logs.families();
-    let families =
-        exposition::merge(probe_families.chain(log_families).chain(app.metrics.collect()));
-    Reply::metrics(format, exposition::encode(&families, format))
 }
 
 /// Entries of a `/queries` page by default, and at most.

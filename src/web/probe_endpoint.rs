@@ -110,7 +110,7 @@ pub async fn handle(
     };
     let listening = app.listening.get().map_or(&[][..], Vec::as_slice);
     let guard = Guard::new(&config.probe_endpoint, listening);
-    let outcome = crate::probe::run_guarded(&module, &target, timeout, Some(&guard)).await;
+    let outcome = crate::probe::run_guarded(&module, &target, timeout, Some(&guard), debug).await;
     app.metrics.record_probe_request(&module.name, outcome.success);
     if debug {
         let mut text = String::from("Logs for the probe:\n");

@@ -13,7 +13,7 @@ use crate::app::App;
 use crate::logs::SourceSummary;
 use crate::probe::certs::Expiry;
 use crate::probe::history::Run;
-use crate::probe::scheduler::StoredResult;
+use crate::probe::scheduler::{Job, StoredResult};
 use http::StatusCode;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -72,7 +72,7 @@ impl ProbeView {
         let last = self.runs.last()?.success();
         let streak = self.runs.iter().rev().take_while(|r| r.success() == last).count();
         let first = &self.runs[self.runs.len() - streak];
-        Some((first.at, streak == self.runs.len()))
+        Some((first.at.into(), streak == self.runs.len()))
     }
 
     /// What the target last answered, in a word (HTTP status, gRPC serving status, DNS
@@ -141,15 +141,23 @@ impl Snapshot {
     pub fn take(app: &App, query: &Query) -> Snapshot {
         let config = app.config();
         let now = SystemTime::now();
-        let results: HashMap<String, Arc<StoredResult>> =
-            app.results.all().into_iter().map(|r| (r.name.clone(), r)).collect();
-        let mut summary = Summary { probes: config.jobs.len(), ..Summary::default() };
-        let mut probes: Vec<ProbeView> = config
-            .jobs
+        let results: HashMap<(String, String), Arc<StoredResult>> = app
+            .results
+            .all()
+            .into_iter()
+            .map(|r| ((r.job.name.clone(), r.job.target.clone()), r))
+            .collect();
+        // Probes with a target, then the discovered targets that have run.
+        let discovered =
+            results.values().filter(|r| config.discoveries.iter().any(|d| d.name == r.job.name));
+        let jobs: Vec<Arc<Job>> =
+            config.jobs.iter().cloned().chain(discovered.map(|r| r.job.clone())).collect();
+        let mut summary = Summary { probes: jobs.len(), ..Summary::default() };
+        let mut probes: Vec<ProbeView> = jobs
             .iter()
             .enumerate()
             .map(|(job, j)| {
-                let last = results.get(&j.name).cloned();
+                let last = results.get(&(j.name.clone(), j.target.clone())).cloned();
                 let state = match &last {
                     None => State::Pending,
                     Some(r) if r.outcome.success => State::Up,
@@ -204,7 +212,7 @@ impl Snapshot {
         {
             let history = app.results.history();
             for probe in &mut probes {
-                probe.runs = history.runs(&probe.name).copied().collect();
+                probe.runs = history.runs(&probe.name, &probe.target).copied().collect();
             }
         }
         let total = error_count::total(&app.logs.families(), &config.error_metrics);
@@ -324,10 +332,11 @@ pub fn badge(app: &App, rest: &str) -> Reply {
     let Some((name, kind)) = rest.rsplit_once('/') else { return not_found() };
     let Some(name) = percent_decode(name) else { return not_found() };
     let config = app.config();
-    if !matches!(kind, "status.svg" | "uptime.svg") || !config.jobs.iter().any(|j| j.name == name) {
+    let Some(job) = config.jobs.iter().find(|j| j.name == name) else { return not_found() };
+    if !matches!(kind, "status.svg" | "uptime.svg") {
         return not_found();
     }
-    let last = app.results.all().into_iter().find(|r| r.name == name);
+    let last = app.results.all().into_iter().find(|r| r.job.name == name);
     let body = if kind == "status.svg" {
         match last {
             None => svg::badge(&name, "pending", svg::GREY),
@@ -336,8 +345,9 @@ pub fn badge(app: &App, rest: &str) -> Reply {
         }
     } else {
         let history = app.results.history();
-        let (ok, all) =
-            history.runs(&name).fold((0, 0), |(ok, all), r| (ok + r.success() as usize, all + 1));
+        let (ok, all) = history
+            .runs(&name, &job.target)
+            .fold((0, 0), |(ok, all), r| (ok + r.success() as usize, all + 1));
         match all {
             0 => svg::badge(&name, "no runs", svg::GREY),
             _ => {

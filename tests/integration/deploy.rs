@@ -712,3 +712,85 @@ fn every_alert_has_a_runbook_entry() {
         }
     }
 }
+
+/// The documents of a multi-document YAML file in deploy/.
+fn documents(file: &str) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(Path::new(ROOT).join("deploy").join(file)).unwrap();
+    text.split("\n---\n")
+        .map(|d| serde_saphyr::from_str(d).unwrap_or_else(|e| panic!("{file}: {e}")))
+        .collect()
+}
+
+#[test]
+fn kubernetes_manifests_validate_for_1_30_and_keep_their_promises() {
+    let dir = Path::new(ROOT).join("deploy/kubernetes");
+    let manifests: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    assert!(!manifests.is_empty());
+    // Offline schemas of the stated version; strict: a misspelt field fails.
+    let mut validate = Command::new("kubernetes-validate");
+    validate.args(["--kubernetes-version", "1.30.0", "--strict", "--no-warn"]).args(&manifests);
+    let out = validate.output().expect(
+        "kubernetes-validate must be installed (PyPI kubernetes-validate); .ci/run installs it",
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let docs = documents("kubernetes/lookout.yaml");
+    let kind = |k: &str| docs.iter().find(|d| d["kind"] == k).unwrap_or_else(|| panic!("{k}"));
+    let (probes, service, logs) = (kind("StatefulSet"), kind("Service"), kind("DaemonSet"));
+    // Every replica is one shard: --shard.count is the replica count, the index the ordinal.
+    let replicas = probes["spec"]["replicas"].as_u64().unwrap();
+    let args = &probes["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert!(args.as_array().unwrap().contains(&format!("--shard.count={replicas}").into()));
+    assert_eq!(service["spec"]["clusterIP"], "None", "headless");
+    assert_eq!(probes["spec"]["serviceName"], service["metadata"]["name"]);
+    for set in [probes, logs] {
+        let pod = &set["spec"]["template"]["spec"];
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+        let container = &pod["containers"][0];
+        assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/-/ready");
+        assert_eq!(container["livenessProbe"]["exec"]["command"][1], "healthcheck");
+        assert!(container["resources"]["requests"]["memory"].is_string());
+        assert!(container["securityContext"]["capabilities"].get("add").is_none());
+    }
+    let pod = &probes["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["sysctls"][0]["name"], "net.ipv4.ping_group_range");
+    let pod = &logs["spec"]["template"]["spec"];
+    let mounts = pod["containers"][0]["volumeMounts"].as_array().unwrap();
+    for path in ["/var/log/pods", "/var/log/containers"] {
+        let mount = mounts.iter().find(|m| m["mountPath"] == path).unwrap();
+        assert_eq!(mount["readOnly"], true, "{path} read-only");
+    }
+    let positions = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "positions");
+    assert!(positions.unwrap()["hostPath"]["path"].is_string(), "positions on the node");
+
+    // Debian's promtool is built without Kubernetes discovery, so it checks the file with the
+    // kubernetes_sd_configs block swapped for a static one; the block is checked here.
+    let prometheus = yaml("deploy/kubernetes/prometheus.yml");
+    let job = &prometheus["scrape_configs"][0];
+    assert_eq!(job["kubernetes_sd_configs"][0]["role"], "pod");
+    let keeps: Vec<&serde_json::Value> = job["relabel_configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "keep")
+        .collect();
+    assert!(keeps.iter().any(|r| r["regex"] == "lookout"));
+    let text = std::fs::read_to_string(dir.join("prometheus.yml")).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let checked = text.replace(
+        "kubernetes_sd_configs:\n      - role: pod",
+        "static_configs:\n      - targets: [\"lookout-probes-0.lookout-probes:9925\"]",
+    );
+    assert_ne!(checked, text);
+    let path = write_file(work.path(), "prometheus.yml", checked);
+    run_ok(Command::new("promtool").arg("check").arg("config").arg(&path));
+}

@@ -10,6 +10,7 @@ mod dns_prober;
 mod edges;
 mod every_prober;
 mod faults;
+mod fleet;
 mod grpc_prober;
 mod http_prober;
 mod http_schema;

@@ -1,0 +1,381 @@
+//! Many scheduled probes: `/metrics` streamed in chunks, probes re-checked sooner while they
+//! fail, the start-lateness self-metrics.
+
+use crate::cli::promtool_check;
+use crate::common::*;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+/// `n` tcp probes of a closed port, every second: each fails at once with a handful of series.
+fn many_probes(n: usize, extra: &str) -> String {
+    let port = closed_port();
+    let mut yaml = String::from("modules:\n  tcp:\n    prober: tcp\n    timeout: 1s\nprobes:\n");
+    for i in 0..n {
+        yaml.push_str(&format!(
+            "  - {{name: p{i}, module: tcp, target: \"127.0.0.1:{port}\", interval: 1s{extra}}}\n"
+        ));
+    }
+    yaml
+}
+
+/// The response head and body of an HTTP/1.1 GET, the body decoded from its chunks.
+fn get_chunked(addr: std::net::SocketAddr, path: &str) -> (String, String, usize) {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let (mut rest, mut body, mut chunks) = (&raw[split + 4..], Vec::new(), 0);
+    loop {
+        let line = rest.windows(2).position(|w| w == b"\r\n").expect("chunk size line");
+        let size = usize::from_str_radix(std::str::from_utf8(&rest[..line]).unwrap(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        body.extend_from_slice(&rest[line + 2..line + 2 + size]);
+        rest = &rest[line + 4 + size..];
+        chunks += 1;
+    }
+    (head, String::from_utf8(body).unwrap(), chunks)
+}
+
+#[test]
+fn metrics_of_many_probes_are_streamed_in_chunks_and_stay_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &many_probes(600, ""));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (head, body, chunks) = loop {
+        let (head, body, chunks) = get_chunked(server.addr, "/metrics");
+        if body.matches("\nprobe_success{").count() == 600 || Instant::now() > deadline {
+            break (head, body, chunks);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    assert!(!head.contains("content-length"), "{head}");
+    assert!(chunks > 1, "{} bytes in {chunks} chunk(s)", body.len());
+    for i in 0..600 {
+        let series = format!("probe_success{{probe=\"p{i}\",module=\"tcp\",target=");
+        assert_eq!(body.matches(&series).count(), 1, "p{i} once");
+    }
+    for line in body.lines().filter(|l| l.starts_with("# TYPE ")) {
+        assert_eq!(body.matches(&format!("{line}\n")).count(), 1, "{line} once");
+    }
+    assert!(body.contains("lookout_probe_start_lateness_seconds_bucket{le=\"0.05\"}"), "{body}");
+    assert!(body.contains("lookout_probe_starts_waited_total 0"));
+    promtool_check(&body);
+}
+
+#[test]
+fn a_concurrency_limit_of_one_makes_runs_wait_and_counts_them() {
+    // A listener that never answers: each run waits for its whole 300 ms timeout, so ten probes
+    // every second need three runs at a time and, with one allowed, most wait.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let mut yaml = String::from(
+        "modules:\n  slow:\n    prober: tcp\n    timeout: 300ms\n    tcp:\n      query_response: [{expect: never}]\nprobes:\n",
+    );
+    for i in 0..10 {
+        yaml.push_str(&format!(
+            "  - {{name: p{i}, module: slow, target: \"127.0.0.1:{port}\", interval: 1s}}\n"
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let probes = write_file(dir.path(), "probes.yaml", yaml);
+    let server = Server::spawn(
+        dir.path(),
+        &[format!("--config.probes={}", probes.display()), "--probe.max-concurrency=1".into()],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = get(server.addr, "/metrics", &[]).unwrap().body;
+        let waited = sample_value(&body, "lookout_probe_starts_waited_total").unwrap();
+        if waited >= 3.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_failing_probe_is_rechecked_at_interval_when_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = closed_port();
+    let yaml = format!(
+        "modules:\n  tcp:\n    prober: tcp\n    timeout: 1s\nprobes:\n  \
+         - {{name: slow, module: tcp, target: \"127.0.0.1:{port}\", interval: 5s, interval_when_failing: 200ms}}\n"
+    );
+    let server = Server::start(dir.path(), &yaml);
+    // The first run falls somewhere within 5 s; from there on it fails every 200 ms.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let runs = |body: &str| {
+        sample_value(body, "lookout_probe_runs_total{probe=\"slow\",result=\"failure\"}")
+    };
+    let first = loop {
+        let body = get(server.addr, "/metrics", &[]).unwrap().body;
+        if let Some(n) = runs(&body) {
+            break n;
+        }
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    let later = runs(&get(server.addr, "/metrics", &[]).unwrap().body).unwrap();
+    assert!(later - first >= 4.0, "{first} then {later} runs in 1.5 s, not one in 5 s");
+}
+
+/// The probe names in an exposition's `probe_success` series.
+fn probes_in(body: &str) -> std::collections::BTreeSet<String> {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("probe_success{probe=\""))
+        .map(|l| l[..l.find('"').unwrap()].to_string())
+        .collect()
+}
+
+#[test]
+fn shards_together_run_every_probe_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let probes = write_file(dir.path(), "probes.yaml", many_probes(40, ""));
+    let config = format!("--config.probes={}", probes.display());
+    let first = Server::spawn(dir.path(), &[config.clone(), "--shard=0/2".into()]);
+    // The second replica as a StatefulSet pod would find it: its ordinal in the host name.
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", closed_port()).parse().unwrap();
+    let child = std::process::Command::new(LOOKOUT)
+        .current_dir(dir.path())
+        .args([config, format!("--web.listen-address={addr}")])
+        .env("HOSTNAME", "lookout-probes-1")
+        .env("LOOKOUT_SHARD_COUNT", "2")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let second = Server { child, addr };
+    crate::cli::wait_for(addr, "/-/ready", "Ready");
+    let mut seen = Vec::new();
+    for (server, index) in [(&first, 0), (&second, 1)] {
+        let info = format!("lookout_shard_info{{index=\"{index}\",count=\"2\"}} 1");
+        let body = crate::cli::wait_for(server.addr, "/metrics", &info);
+        let share = sample_value(&body, "lookout_shard_probes ").unwrap() as usize;
+        assert!((10..=30).contains(&share), "replica {index} runs {share} of 40");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let names = loop {
+            let names = probes_in(&get(server.addr, "/metrics", &[]).unwrap().body);
+            if names.len() == share || Instant::now() > deadline {
+                break names;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert_eq!(names.len(), share);
+        seen.push(names);
+    }
+    assert!(seen[0].is_disjoint(&seen[1]), "no probe runs twice");
+    assert_eq!(seen[0].len() + seen[1].len(), 40, "every probe runs");
+}
+
+#[test]
+fn a_shard_out_of_range_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let probes = write_file(dir.path(), "probes.yaml", many_probes(1, ""));
+    for (flags, env, message) in [
+        (vec!["--shard=2/2"], vec![], "INDEX must be from 0 to COUNT-1"),
+        (vec!["--shard.count=3"], vec![("HOSTNAME", "lookout")], "does not end in -N"),
+        (vec![], vec![("LOOKOUT_SHARD", "a/b")], "expected INDEX/COUNT"),
+    ] {
+        let out = std::process::Command::new(LOOKOUT)
+            .current_dir(dir.path())
+            .arg(format!("--config.probes={}", probes.display()))
+            .args(&flags)
+            .envs(env)
+            .arg("check")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {err}");
+        assert!(err.contains(message), "{err}");
+    }
+}
+
+/// A probes.yaml whose one probe `found` takes its targets from `sd` (a YAML flow mapping key).
+fn discovering(sd: &str) -> String {
+    format!(
+        "modules:\n  tcp:\n    prober: tcp\n    timeout: 1s\nprobes:\n  \
+         - name: found\n    module: tcp\n    interval: 1s\n    labels: {{tier: edge}}\n    {sd}\n"
+    )
+}
+
+/// The `target` labels of `found`'s probe_success series, once they are `expected`.
+fn wait_targets(addr: std::net::SocketAddr, expected: &[String]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let body = get(addr, "/metrics", &[]).unwrap().body;
+        let mut targets: Vec<String> = body
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("probe_success{probe=\"found\",module=\"tcp\",target=\"")
+            })
+            .map(|l| l[..l.find('"').unwrap()].to_string())
+            .collect();
+        targets.sort();
+        let mut want = expected.to_vec();
+        want.sort();
+        if targets == want {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "targets {targets:?}, expected {want:?}:\n{body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn file_sd_follows_json_and_yaml_files_and_keeps_the_last_good_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let targets = dir.path().join("targets");
+    std::fs::create_dir(&targets).unwrap();
+    let t: Vec<String> = (0..4).map(|_| format!("127.0.0.1:{}", closed_port())).collect();
+    write_file(
+        &targets,
+        "a.json",
+        format!(r#"[{{"targets": ["{}", "{}"], "labels": {{"env": "prod"}}}}]"#, t[0], t[1]),
+    );
+    write_file(
+        &targets,
+        "b.yml",
+        format!("- targets: [\"{}\"]\n  labels: {{env: test, tier: core}}\n", t[2]),
+    );
+    write_file(&targets, "ignored.txt", "not matched");
+    let sd =
+        "file_sd_configs: [{files: [\"targets/*.json\", \"targets/*.yml\"], refresh_interval: 1m}]";
+    let server = Server::start(dir.path(), &discovering(sd));
+    let body = wait_targets(server.addr, &t[..3]);
+    // The group's labels are the probe's labels, over the probe's own.
+    let yaml_series = format!(
+        "probe_success{{probe=\"found\",module=\"tcp\",target=\"{}\",env=\"test\",tier=\"core\"}}",
+        t[2]
+    );
+    assert!(body.contains(&yaml_series), "{body}");
+    let json_series = format!("target=\"{}\",env=\"prod\",tier=\"edge\"}}", t[0]);
+    assert!(body.contains(&json_series), "{body}");
+    assert!(body.contains("lookout_sd_targets{probe=\"found\"} 3"), "{body}");
+    promtool_check(&body);
+    let status = get(server.addr, "/api/v1/status", &[]).unwrap().body;
+    assert!(t[..3].iter().all(|t| status.contains(t.as_str())), "status page lists them: {status}");
+
+    // A change applies without a reload; a target that goes leaves /metrics.
+    write_file(&targets, "a.json", format!(r#"[{{"targets": ["{}", "{}"]}}]"#, t[0], t[3]));
+    wait_targets(server.addr, &[t[0].clone(), t[3].clone(), t[2].clone()]);
+
+    // A broken file keeps its last good targets and is counted.
+    write_file(&targets, "b.yml", "- targets: [unclosed\n");
+    write_file(&targets, "a.json", "[{\"targets\": [1]}]");
+    let failures = "lookout_sd_refresh_failures_total{probe=\"found\",mechanism=\"file\"}";
+    let body = crate::cli::wait_for(server.addr, "/metrics", failures);
+    assert!(sample_value(&body, failures).unwrap() >= 2.0, "{body}");
+    wait_targets(server.addr, &[t[0].clone(), t[3].clone(), t[2].clone()]);
+
+    // A file that is deleted takes its targets with it.
+    std::fs::remove_file(targets.join("b.yml")).unwrap();
+    wait_targets(server.addr, &[t[0].clone(), t[3].clone()]);
+}
+
+/// An HTTP server that answers every request with the current (status, body) of `answer`.
+fn sd_server(answer: std::sync::Arc<std::sync::Mutex<(u16, String)>>) -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let (status, body) = answer.lock().unwrap().clone();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
+#[test]
+fn http_sd_reads_prometheus_target_groups_and_survives_bad_answers() {
+    let t: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", closed_port())).collect();
+    let groups = |targets: &[String]| {
+        let list: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
+        (200, format!(r#"[{{"targets": [{}], "labels": {{"dc": "fra"}}}}]"#, list.join(",")))
+    };
+    let answer = std::sync::Arc::new(std::sync::Mutex::new(groups(&t[..2])));
+    let addr = sd_server(answer.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let sd = format!("http_sd_configs: [{{url: \"http://{addr}/sd\", refresh_interval: 1s}}]");
+    let server = Server::start(dir.path(), &discovering(&sd));
+    let body = wait_targets(server.addr, &t[..2]);
+    assert!(body.contains(&format!("target=\"{}\",dc=\"fra\",tier=\"edge\"}}", t[0])), "{body}");
+
+    let failures = "lookout_sd_refresh_failures_total{probe=\"found\",mechanism=\"http\"}";
+    for bad in
+        [(500, "oops".to_string()), (200, "{\"targets\": 1}".to_string()), (200, "[".to_string())]
+    {
+        let before =
+            sample_value(&get(server.addr, "/metrics", &[]).unwrap().body, failures).unwrap_or(0.0);
+        *answer.lock().unwrap() = bad;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let body = get(server.addr, "/metrics", &[]).unwrap().body;
+            if sample_value(&body, failures).unwrap_or(0.0) > before {
+                break;
+            }
+            assert!(Instant::now() < deadline, "a bad answer is counted:\n{body}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // The last good list stays.
+        wait_targets(server.addr, &t[..2]);
+    }
+    *answer.lock().unwrap() = groups(&t[1..]);
+    wait_targets(server.addr, &t[1..]);
+}
+
+#[test]
+fn target_and_discovery_are_exclusive_and_sd_values_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = "modules:\n  tcp:\n    prober: tcp\nprobes:\n";
+    let cases = [
+        (
+            format!("{head}  - name: a\n    module: tcp\n    target: x:1\n    file_sd_configs: [{{files: [t.json]}}]\n"),
+            "7:13",
+            "`target` and `file_sd_configs`/`http_sd_configs` are exclusive",
+        ),
+        (format!("{head}  - name: a\n    module: tcp\n"), "5:11", "needs a `target`"),
+        (
+            format!("{head}  - name: a\n    module: tcp\n    file_sd_configs: [{{files: [t.txt]}}]\n"),
+            "7:32",
+            "must end in .json, .yml or .yaml",
+        ),
+        (
+            format!("{head}  - name: a\n    module: tcp\n    http_sd_configs: [{{url: \"ftp://x/\"}}]\n"),
+            "7:29",
+            "url must start with http://",
+        ),
+        (
+            format!("{head}  - name: a\n    module: tcp\n    http_sd_configs: [{{url: \"http://x/\", refresh_interval: 10ms}}]\n"),
+            "7:60",
+            "refresh_interval must be at least 1s",
+        ),
+    ];
+    let cases: Vec<(&str, &str, &str)> =
+        cases.iter().map(|(y, p, m)| (y.as_str(), *p, *m)).collect();
+    assert_config_errors(dir.path(), "probes.yaml", "--config.probes", &["check".into()], &cases);
+}
+
+#[test]
+fn a_probes_file_with_tens_of_thousands_of_probes_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let probes = write_file(dir.path(), "probes.yaml", many_probes(40_000, ""));
+    let out = std::process::Command::new(LOOKOUT)
+        .current_dir(dir.path())
+        .arg(format!("--config.probes={}", probes.display()))
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
