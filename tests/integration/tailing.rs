@@ -1,6 +1,8 @@
 //! The tailer against a model: random sequences of writes, polls, rotations (rename + create,
 //! copytruncate, delete + recreate) and restarts, checking that every line that can be read is
-//! counted exactly once — as Vector's file source is tested.
+//! counted exactly once — as Vector's file source is tested. The tailer is also woken as inotify
+//! wakes it: by write events alone (the create or rename event dropped, or still to come: events
+//! out of order), and by a queue overflow, which asks for a full scan.
 
 use lookout::config::log_rules::StartAt;
 use lookout::logs::framing::Framing;
@@ -103,6 +105,16 @@ impl Harness {
         }
     }
 
+    /// A poll woken by write events only, without a scan: the files already open are read.
+    fn poll_writes_only(&mut self) {
+        let seen = &mut self.seen;
+        self.tailer.poll_with(Duration::ZERO, false, &mut |record: &str| {
+            *seen.entry(record.split(' ').next().unwrap().to_string()).or_default() += 1
+        });
+        let opened = &self.opened;
+        self.unread.retain(|(g, _)| !opened.contains(g));
+    }
+
     /// The live file's unread lines are lost unless the tailer already has the file open.
     fn forget_unread_unless_open(&mut self) {
         let open = self.opened.contains(&self.generation);
@@ -165,9 +177,18 @@ fn run_model(seed: u64, steps: usize) {
                 h.write(n);
                 log.push(format!("write {n}"));
             }
-            45..=74 => {
+            45..=59 => {
                 h.poll();
                 log.push("poll".into());
+            }
+            60..=69 => {
+                h.poll_writes_only();
+                log.push("write events".into());
+            }
+            70..=74 => {
+                // inotify's queue overflowed: the waker asks for a full scan.
+                h.poll();
+                log.push("overflow".into());
             }
             75..=82 => {
                 h.rename_and_create();
