@@ -413,3 +413,38 @@ fn writes_wake_the_tailer_and_exhausted_watches_fall_back_to_polling() {
         }
     }
 }
+
+#[test]
+fn shipped_kubernetes_rules_label_by_namespace_and_container() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("node");
+    let truth = run(Command::new("python3").arg(GENPODS).arg("pods").arg(&root).args([
+        "--lines",
+        "1000",
+        "--interval",
+        "0",
+    ]));
+    let truth: serde_json::Value = serde_json::from_slice(&truth).unwrap();
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/log_rules.kubernetes.yaml");
+    let mut files: Vec<PathBuf> = Vec::new();
+    for pod in std::fs::read_dir(root.join("pods")).unwrap().flatten() {
+        if let Ok(logs) = std::fs::read_dir(pod.path().join("nginx")) {
+            files.extend(logs.flatten().map(|e| e.path()));
+        }
+    }
+    let out = run(Command::new(LOOKOUT)
+        .env("PODS", root.join("pods"))
+        .args(["--config.log-rules", rules, "replay", "--source", "nginx"])
+        .args(&files));
+    let out = String::from_utf8(out).unwrap();
+    for ns in ["shop", "billing"] {
+        let series = format!("http_requests_total{{container=\"nginx\",namespace=\"{ns}\",");
+        assert_eq!(total(&out, &series), truth[ns]["requests"].as_f64().unwrap(), "{out}");
+        assert_eq!(
+            total(&out, &format!("{series}status=\"5xx\"}}")),
+            truth[ns]["5xx"].as_f64().unwrap()
+        );
+    }
+    assert!(!out.contains("pod=\""), "no series per pod");
+    crate::logs::promtool(&out);
+}

@@ -104,7 +104,7 @@ fn shipped_nginx_rules_match_ground_truth() {
     promtool(&out);
 }
 
-fn promtool(exposition: &str) {
+pub(crate) fn promtool(exposition: &str) {
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
