@@ -165,11 +165,7 @@ fn an_unfinished_partial_line_is_bounded_by_max_line_bytes() {
 }
 
 /// lookout serving `rules` with `env`, its log in `dir/lookout.log`.
-fn serve(
-    dir: &Path,
-    rules: &Path,
-    env: &[(&str, &str)],
-) -> (std::process::Child, std::net::SocketAddr) {
+fn serve(dir: &Path, rules: &Path, env: &[(&str, &str)]) -> Server {
     let probes = write_file(dir, "probes.yaml", "modules: {}\n");
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", closed_port()).parse().unwrap();
     let log = std::fs::File::create(dir.join("lookout.log")).unwrap();
@@ -187,9 +183,10 @@ fn serve(
         .stderr(log)
         .spawn()
         .unwrap();
+    let server = Server { child, addr };
     for _ in 0..100 {
         if std::net::TcpStream::connect(addr).is_ok() {
-            return (child, addr);
+            return server;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -240,7 +237,8 @@ fn a_kubernetes_node_under_load_is_counted_once_per_namespace_and_container() {
     labels: { namespace: namespace }
 ",
     );
-    let (mut child, addr) = serve(dir.path(), &rules, &[]);
+    let server = serve(dir.path(), &rules, &[]);
+    let addr = server.addr;
     let truth = run(Command::new("python3").arg(GENPODS).arg("pods").arg(&root).args([
         "--lines",
         "3000",
@@ -261,8 +259,7 @@ fn a_kubernetes_node_under_load_is_counted_once_per_namespace_and_container() {
     // Time for anything read twice (links, rotations, compressed copies) to show.
     std::thread::sleep(Duration::from_millis(1500));
     let body = metrics(addr);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     let log = std::fs::read_to_string(dir.path().join("lookout.log")).unwrap();
     for ns in ["shop", "billing"] {
         assert_eq!(
@@ -366,12 +363,12 @@ fn replay_reads_compressed_rotations_oldest_first() {
         ),
     )
     .unwrap();
-    let (mut child, addr) = serve(dir.path(), &live, &[]);
+    let server = serve(dir.path(), &live, &[]);
+    let addr = server.addr;
     let body = wait_for(addr, Duration::from_secs(10), |b| total(b, "requests_total") >= 20.0);
     std::thread::sleep(Duration::from_millis(500));
     let body2 = metrics(addr);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     assert_eq!(total(&body2, "requests_total"), 20.0, "{body}");
 }
 
@@ -396,12 +393,12 @@ fn writes_wake_the_tailer_and_exhausted_watches_fall_back_to_polling() {
         );
         let env: Vec<(&str, &str)> =
             env.map(|v| (lookout::logs::wake::MAX_WATCHES_ENV, v)).into_iter().collect();
-        let (mut child, addr) = serve(dir.path(), &rules, &env);
+        let server = serve(dir.path(), &rules, &env);
+        let addr = server.addr;
         std::thread::sleep(Duration::from_millis(300));
         std::fs::OpenOptions::new().append(true).open(&log).unwrap().write_all(b"one\n").unwrap();
         let body = wait_for(addr, within, |b| total(b, "lines_total") == 1.0);
-        let _ = child.kill();
-        let _ = child.wait();
+        drop(server);
         let text = std::fs::read_to_string(dir.path().join("lookout.log")).unwrap();
         assert!(text.contains(mechanism), "{text}");
         if env.is_empty() {
