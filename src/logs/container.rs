@@ -31,6 +31,14 @@ pub struct PodPath {
 }
 
 impl PodPath {
+    fn new(namespace: &str, pod: &str, container: &str) -> PodPath {
+        PodPath {
+            namespace: namespace.to_string(),
+            pod: pod.to_string(),
+            container: container.to_string(),
+        }
+    }
+
     /// The names in a path shaped `…/<namespace>_<pod>_<uid>/<container>/<N>.log` (kubelet's
     /// `/var/log/pods`, wherever its root is), also once rotated (`N.log.<time>`, `.gz`); or, for
     /// a `/var/log/containers/<pod>_<namespace>_<container>-<id>.log` link that does not lead
@@ -60,11 +68,7 @@ impl PodPath {
         if [namespace, pod, uid, container].iter().any(|s| s.is_empty()) {
             return None;
         }
-        Some(PodPath {
-            namespace: namespace.to_string(),
-            pod: pod.to_string(),
-            container: container.to_string(),
-        })
+        Some(PodPath::new(namespace, pod, container))
     }
 
     fn of_containers_link(path: &Path) -> Option<PodPath> {
@@ -76,11 +80,7 @@ impl PodPath {
         if [pod, namespace, container, id].iter().any(|s| s.is_empty()) {
             return None;
         }
-        Some(PodPath {
-            namespace: namespace.to_string(),
-            pod: pod.to_string(),
-            container: container.to_string(),
-        })
+        Some(PodPath::new(namespace, pod, container))
     }
 }
 

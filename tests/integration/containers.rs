@@ -4,6 +4,7 @@
 //! and the wake-up mechanism (inotify, or polling when watches run out).
 
 use crate::common::*;
+use crate::logs::total;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -43,14 +44,6 @@ fn replay(rules: &Path, source: &str, files: &[PathBuf]) -> String {
         .args(["--config.log-rules", rules.to_str().unwrap(), "replay", "--source", source])
         .args(files));
     String::from_utf8(out).unwrap()
-}
-
-fn total(exposition: &str, prefix: &str) -> f64 {
-    exposition
-        .lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 const NGINX_RULES: &str = "
@@ -183,14 +176,7 @@ fn serve(dir: &Path, rules: &Path, env: &[(&str, &str)]) -> Server {
         .stderr(log)
         .spawn()
         .unwrap();
-    let server = Server { child, addr };
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(addr).is_ok() {
-            return server;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("lookout did not start");
+    Server::ready(child, addr)
 }
 
 fn metrics(addr: std::net::SocketAddr) -> String {

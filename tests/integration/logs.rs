@@ -27,7 +27,7 @@ fn replay(rules: &str, source: &str, file: &Path) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn total(exposition: &str, prefix: &str) -> f64 {
+pub(crate) fn total(exposition: &str, prefix: &str) -> f64 {
     exposition
         .lines()
         .filter(|l| l.starts_with(prefix))

@@ -93,12 +93,18 @@ impl Harness {
         }
     }
 
-    fn poll(&mut self) {
+    /// Polls as the tailer's thread does; `rescan`: as woken by a create, rename, delete or
+    /// overflow, or for the safety-net scan, rather than by write events alone.
+    fn poll_as(&mut self, rescan: bool) {
         let seen = &mut self.seen;
         // A zero idle flush: nothing is pending without multiline anyway.
-        self.tailer.poll(Duration::ZERO, &mut |record: &str| {
+        self.tailer.poll_with(Duration::ZERO, rescan, &mut |record: &str| {
             *seen.entry(record.split(' ').next().unwrap().to_string()).or_default() += 1
         });
+    }
+
+    fn poll(&mut self) {
+        self.poll_as(true);
         self.unread.clear();
         if !self.opened.contains(&self.generation) {
             self.opened.push(self.generation);
@@ -107,10 +113,7 @@ impl Harness {
 
     /// A poll woken by write events only, without a scan: the files already open are read.
     fn poll_writes_only(&mut self) {
-        let seen = &mut self.seen;
-        self.tailer.poll_with(Duration::ZERO, false, &mut |record: &str| {
-            *seen.entry(record.split(' ').next().unwrap().to_string()).or_default() += 1
-        });
+        self.poll_as(false);
         let opened = &self.opened;
         self.unread.retain(|(g, _)| !opened.contains(g));
     }
