@@ -125,6 +125,9 @@ struct Watched {
     decoder: Option<Box<dyn Read + Send>>,
     /// The Kubernetes names in the file's path, for a container source.
     pod: Option<PodPath>,
+    /// Found compressed once its first bytes were written (a compressor's output being
+    /// written): let go of, unread.
+    compressed: bool,
     /// Seen at its path in the last scan; if not, it was rotated away and is being drained,
     /// or its directory cannot be seen for now.
     at_path: bool,
@@ -336,6 +339,11 @@ impl Tailer {
         let mut index = 0;
         while index < self.files.len() {
             let read = self.read_file(index, out);
+            if self.files[index].compressed {
+                let w = self.files.remove(index);
+                self.note_compressed(w.path);
+                continue;
+            }
             let w = &mut self.files[index];
             if read > 0 {
                 w.last_growth = now;
@@ -411,6 +419,11 @@ impl Tailer {
         }
         paths.sort_by_cached_key(|p| rotation_order(p));
         paths.dedup();
+        // Compressed files that went (deleted by logrotate) are forgotten.
+        if !self.compressed.is_empty() {
+            let listed: HashSet<&Path> = paths.iter().map(PathBuf::as_path).collect();
+            self.compressed.retain(|p| listed.contains(p.as_path()));
+        }
         for path in paths {
             let meta = match std::fs::metadata(&path) {
                 Ok(meta) if meta.is_file() => meta,
@@ -438,14 +451,7 @@ impl Tailer {
                 continue;
             }
             match self.open(&path, meta.len()) {
-                Ok(None) => {
-                    tracing::debug!(
-                        source = %self.source,
-                        "{} is compressed: old content, not followed",
-                        path.display()
-                    );
-                    self.compressed.insert(path);
-                }
+                Ok(None) => self.note_compressed(path),
                 Ok(Some(w)) => {
                     if self.files.iter().any(|old| old.path == path) {
                         self.stats.rotations += 1;
@@ -459,6 +465,16 @@ impl Tailer {
         }
         self.first_scan = false;
         self.note_unreadable(problems);
+    }
+
+    /// Leaves a compressed file alone from now on, and says so once.
+    fn note_compressed(&mut self, path: PathBuf) {
+        tracing::debug!(
+            source = %self.source,
+            "{} is compressed: old content, not followed",
+            path.display()
+        );
+        self.compressed.insert(path);
     }
 
     /// Warns once about each path that became unreadable, and says when it is readable again.
@@ -510,6 +526,7 @@ impl Tailer {
                 pipeline,
                 decoder: Some(decoder.map_err(|e| Unreadable::of(&e))?),
                 pod,
+                compressed: false,
                 at_path: true,
                 last_growth: Instant::now(),
                 hidden_since: None,
@@ -538,6 +555,7 @@ impl Tailer {
             pipeline,
             decoder: None,
             pod,
+            compressed: false,
             at_path: true,
             last_growth: Instant::now(),
             hidden_since: None,
@@ -554,6 +572,10 @@ impl Tailer {
                 stats.read_errors += 1;
                 return 0;
             };
+            if w.offset == 0 && meta.len() > 0 && Compression::of(&mut w.file).is_some() {
+                w.compressed = true;
+                return 0;
+            }
             if meta.len() < w.offset
                 || (w.identity.fingerprint_len > 0 && !w.identity.same_start(&mut w.file))
             {

@@ -254,6 +254,11 @@ fn a_kubernetes_node_under_load_is_counted_once_per_namespace_and_container() {
             "{ns}\n{body}\n{log}"
         );
         assert_eq!(total(&body, &format!("errors_total{{namespace=\"{ns}\"}}")), want(ns, "5xx"));
+        assert_eq!(
+            total(&body, "lookout_log_records_total{source=\"web\",result=\"unmatched\"}"),
+            0.0,
+            "no compressed bytes read as lines"
+        );
     }
     // The Spring records of each namespace: those of the plain file genpods.py wrapped.
     let spring_rules = write_file(
