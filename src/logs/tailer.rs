@@ -230,9 +230,13 @@ pub fn rotation_order(path: &Path) -> (String, u8, std::cmp::Reverse<u64>, Strin
             return (base.to_string(), 0, std::cmp::Reverse(n), String::new());
         }
     }
-    if let Some((base, date)) = plain.rsplit_once(['.', '-']) {
-        let digits = date.bytes().filter(u8::is_ascii_digit).count();
-        if digits >= 8 && date.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b'T') {
+    let dated = |date: &str| {
+        date.bytes().filter(u8::is_ascii_digit).count() >= 8
+            && date.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b'T')
+    };
+    // kubelet's `0.log.20260101-000000`, then logrotate's `dateext` `access.log-20260101`.
+    for split in ['.', '-'] {
+        if let Some((base, date)) = plain.rsplit_once(split).filter(|(_, d)| dated(d)) {
             return (base.to_string(), 1, std::cmp::Reverse(0), date.to_string());
         }
     }
@@ -641,5 +645,47 @@ impl Tailer {
                 p.record(&self.source, &w.path, &w.identity, w.committed());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rotation_order;
+    use std::path::PathBuf;
+
+    #[test]
+    fn rotations_sort_oldest_first() {
+        let mut paths: Vec<PathBuf> = [
+            "a/access.log",
+            "a/access.log.1",
+            "a/access.log.10.gz",
+            "a/access.log.2.zst",
+            "k/0.log",
+            "k/0.log.20260102-000000",
+            "k/0.log.20260101-000000.gz",
+            "d/app.log-20260102.gz",
+            "d/app.log",
+            "d/app.log-20260101",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        paths.sort_by_cached_key(|p| rotation_order(p));
+        let order: Vec<&str> = paths.iter().map(|p| p.to_str().unwrap()).collect();
+        assert_eq!(
+            order,
+            [
+                "a/access.log.10.gz",
+                "a/access.log.2.zst",
+                "a/access.log.1",
+                "a/access.log",
+                "d/app.log-20260101",
+                "d/app.log-20260102.gz",
+                "d/app.log",
+                "k/0.log.20260101-000000.gz",
+                "k/0.log.20260102-000000",
+                "k/0.log",
+            ]
+        );
     }
 }
