@@ -87,7 +87,7 @@ fn root(pattern: &str) -> (PathBuf, RecursiveMode) {
         }
         root.push(component);
     }
-    match components.next() {
+    let (mut root, mode) = match components.next() {
         // A glob in the file name only: the directory it is in.
         None if root != path => (root, RecursiveMode::NonRecursive),
         // No glob: the file's directory (renames and re-creations happen there).
@@ -95,7 +95,12 @@ fn root(pattern: &str) -> (PathBuf, RecursiveMode) {
             (path.parent().map(Path::to_path_buf).unwrap_or_default(), RecursiveMode::NonRecursive)
         }
         Some(_) => (root, RecursiveMode::Recursive),
+    };
+    // A relative path's files are in the working directory.
+    if root.as_os_str().is_empty() {
+        root = PathBuf::from(".");
     }
+    (root, mode)
 }
 
 /// Directories a watch of `dir` takes (inotify watches one directory each).
@@ -171,5 +176,7 @@ mod tests {
             r("/var/log/pods/*/*/*.log"),
             ("/var/log/pods".into(), RecursiveMode::Recursive)
         );
+        assert_eq!(r("access.log"), (".".into(), RecursiveMode::NonRecursive));
+        assert_eq!(r("*.log"), (".".into(), RecursiveMode::NonRecursive));
     }
 }
