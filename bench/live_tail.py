@@ -111,8 +111,13 @@ def main():
                 if len(files) == 1:
                     files[0].write(b"".join(chunk))
                 else:
+                    # Round robin over the files, one write per file per round.
+                    parts = [[] for _ in files]
                     for i, line in enumerate(chunk):
-                        files[(written + i) % len(files)].write(line)
+                        parts[(written + i) % len(files)].append(line)
+                    for f, part in zip(files, parts):
+                        if part:
+                            f.write(b"".join(part))
                 written += len(chunk)
                 timeline.append((time.monotonic(), written))
             if time.monotonic() >= next_sample:
