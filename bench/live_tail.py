@@ -40,6 +40,12 @@ def lines_read(port):
     return float(m.group(1)) if m else 0.0
 
 
+def files_followed(port):
+    body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=2).read().decode()
+    m = re.search(r'^lookout_log_files\{source="nginx"\} (\S+)$', body, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
 def percentile(values, q):
     values = sorted(values)
     return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
@@ -88,6 +94,13 @@ def main():
             except OSError:
                 time.sleep(0.05)
         time.sleep(1.0)
+        if args.idle_files:
+            # Past the first scan, which opens every file.
+            for _ in range(600):
+                if files_followed(port) >= count:
+                    break
+                time.sleep(0.1)
+            time.sleep(1.0)
         cpu0 = cpu_seconds(proc.pid)
         if args.idle_files:
             time.sleep(args.seconds)
