@@ -84,7 +84,7 @@ def main():
                              "--config.log-rules", os.path.join(work, "rules.yaml"),
                              "--positions.file", os.path.join(work, "positions.json"),
                              "--web.listen-address", "127.0.0.1:%d" % port], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "lookout.log"), "w"))
     open(os.path.join(work, "probes.yaml"), "w").write("modules: {}\n")
     try:
         for _ in range(100):

@@ -33,8 +33,14 @@ pub struct Waker {
 }
 
 impl Waker {
-    /// Watches the directories of `patterns`, unless `forced` says to poll or inotify fails.
-    pub fn new(source: &str, patterns: &[String], forced: Option<Watch>, scan: Duration) -> Waker {
+    /// Watches the directories of `patterns`, unless `forced` says to poll or inotify fails;
+    /// `scan` and `poll` are the intervals said in the log line of each case.
+    pub fn new(
+        source: &str,
+        patterns: &[String],
+        forced: Option<Watch>,
+        (scan, poll): (Duration, Duration),
+    ) -> Waker {
         let signal: Signal = Arc::default();
         let watcher = match forced {
             Some(Watch::Poll) => None,
@@ -51,7 +57,7 @@ impl Waker {
                 source,
                 "following files through inotify, with a scan every {scan:?} as a safety net"
             ),
-            None => tracing::info!(source, "following files by polling every {scan:?}"),
+            None => tracing::info!(source, "following files by polling every {poll:?}"),
         }
         Waker { watcher, signal }
     }
