@@ -16,11 +16,12 @@ use super::container::Meta;
 use super::plan::SourcePlan;
 use super::positions::Positions;
 use super::state::{SourceState, SourceSummary};
-use super::tailer::{Records, Tailer};
+use super::tailer::{Look, Records, Tailer};
 use super::wake::{Waker, Woken};
 use crate::metrics::exposition::Family;
 use crate::metrics::families::{LOG_POSITIONS_LOAD_ERRORS, LOG_POSITION_SAVE_ERRORS};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
@@ -357,14 +358,20 @@ fn follow(source: &LiveSource, mut tailer: Tailer, stop: &AtomicBool, shared: &S
     let waker = Waker::new(&plan.name, &plan.patterns, plan.watch, intervals);
     let scan_every = if waker.inotify() { plan.safety_scan } else { plan.poll_interval };
     let mut next_scan = Instant::now();
-    let mut woken = Woken { data: true, rescan: true };
+    let mut woken = Woken { data: true, rescan: true, written: Vec::new() };
     loop {
         let now = Instant::now();
         let rescan = woken.rescan || now >= next_scan;
         if rescan {
             next_scan = now + scan_every;
         }
-        tailer.poll_with(idle_flush, rescan, &mut Counting { source, now, held: None });
+        let written = identities(&woken.written);
+        let look = match (rescan, woken.data && !written.is_empty()) {
+            (true, _) => Look::Scan,
+            (false, true) => Look::Written(&written),
+            (false, false) => Look::Files,
+        };
+        tailer.poll_with(idle_flush, look, &mut Counting { source, now, held: None });
         let progress = tailer.take_progress();
         {
             let mut staged = source.staged();
@@ -381,7 +388,7 @@ fn follow(source: &LiveSource, mut tailer: Tailer, stop: &AtomicBool, shared: &S
             until = until.min(Instant::now() + idle_flush / 2);
         }
         woken = Woken::default();
-        while woken == Woken::default() && Instant::now() < until {
+        while !woken.data && !woken.rescan && Instant::now() < until {
             if stop.load(Ordering::Acquire) {
                 return tailer;
             }
@@ -391,6 +398,12 @@ fn follow(source: &LiveSource, mut tailer: Tailer, stop: &AtomicBool, shared: &S
             return tailer;
         }
     }
+}
+
+/// The (device, inode) of the files at `paths`, as the tailer knows its files.
+fn identities(paths: &[PathBuf]) -> HashSet<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| (m.dev(), m.ino())).collect()
 }
 
 /// Counts records into a source's state, holding its lock from the first record of a chunk

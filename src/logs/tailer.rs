@@ -243,6 +243,17 @@ pub fn rotation_order(path: &Path) -> (String, u8, std::cmp::Reverse<u64>, Strin
     (plain.to_string(), 2, std::cmp::Reverse(0), String::new())
 }
 
+/// How far a poll looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look<'a> {
+    /// Scan the paths for new, renamed and deleted files, and read every file.
+    Scan,
+    /// Read every file followed (only writes happened since the last poll).
+    Files,
+    /// Read only these files, by (device, inode): the ones write events named.
+    Written(&'a HashSet<(u64, u64)>),
+}
+
 pub struct Tailer {
     source: String,
     patterns: Vec<String>,
@@ -318,14 +329,13 @@ impl Tailer {
     /// Scans the paths, reads what is new and hands each complete record to `out`.
     /// `idle_flush`: emit a pending multiline record once its file has been quiet this long.
     pub fn poll(&mut self, idle_flush: Duration, out: &mut impl Records) {
-        self.poll_with(idle_flush, true, out)
+        self.poll_with(idle_flush, Look::Scan, out)
     }
 
-    /// As `poll`; `rescan`: look for new, renamed and deleted files too, not only at what the
-    /// files followed hold (known to be needed when only writes happened since the last poll).
-    pub fn poll_with(&mut self, idle_flush: Duration, rescan: bool, out: &mut impl Records) {
+    /// As `poll`, looking only as far as `look` says.
+    pub fn poll_with(&mut self, idle_flush: Duration, look: Look, out: &mut impl Records) {
         out.before_io();
-        if rescan {
+        if look == Look::Scan {
             self.scan();
         }
         let now = Instant::now();
@@ -342,7 +352,14 @@ impl Tailer {
         let retention = self.positions.as_ref().map(|p| p.retention());
         let mut index = 0;
         while index < self.files.len() {
-            let read = self.read_file(index, out);
+            let w = &self.files[index];
+            let id = (w.identity.dev, w.identity.ino);
+            // A file rotated away is read at every poll: events may no longer name it (deleted,
+            // moved out of the watched directory), and it is let go once quiet.
+            let read = match look {
+                Look::Written(written) if w.at_path && !written.contains(&id) => 0,
+                _ => self.read_file(index, out),
+            };
             if self.files[index].compressed {
                 let w = self.files.remove(index);
                 self.note_compressed(w.path);

@@ -15,11 +15,15 @@ use std::time::{Duration, Instant};
 /// Test hook: inotify behaves as if `max_user_watches` allowed this many directories.
 pub const MAX_WATCHES_ENV: &str = "LOOKOUT_TEST_INOTIFY_MAX_WATCHES";
 
+/// Files named by write events beyond which a wake-up reads every file.
+const MAX_WRITTEN: usize = 1024;
+
 /// What events said since the last wait.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Woken {
-    /// Something was written.
+    /// Something was written: these files (none when more were than are kept).
     pub data: bool,
+    pub written: Vec<PathBuf>,
     /// A file or directory appeared, moved or went, or events were lost: scan the paths.
     pub rescan: bool,
 }
@@ -70,7 +74,7 @@ impl Waker {
     pub fn wait(&self, until: Instant) -> Woken {
         let (lock, condvar) = &*self.signal;
         let mut woken = lock.lock().unwrap_or_else(PoisonError::into_inner);
-        while *woken == Woken::default() {
+        while !woken.data && !woken.rescan {
             let now = Instant::now();
             if now >= until {
                 break;
@@ -141,6 +145,12 @@ fn watch(patterns: &[String], signal: Signal) -> Result<notify::RecommendedWatch
                 if matches!(e.kind, EventKind::Modify(notify::event::ModifyKind::Data(_)))
                     && !e.need_rescan() =>
             {
+                if !woken.data || !woken.written.is_empty() {
+                    woken.written.extend(e.paths);
+                }
+                if woken.written.len() > MAX_WRITTEN {
+                    woken.written = Vec::new();
+                }
                 woken.data = true;
             }
             Ok(e) if matches!(e.kind, EventKind::Access(_)) && !e.need_rescan() => return,

@@ -7,7 +7,7 @@
 use lookout::config::log_rules::StartAt;
 use lookout::logs::framing::Framing;
 use lookout::logs::positions::{Positions, DEFAULT_RETENTION};
-use lookout::logs::tailer::{Tailer, Unreadable};
+use lookout::logs::tailer::{Look, Tailer, Unreadable};
 use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -98,7 +98,11 @@ impl Harness {
     fn poll_as(&mut self, rescan: bool) {
         let seen = &mut self.seen;
         // A zero idle flush: nothing is pending without multiline anyway.
-        self.tailer.poll_with(Duration::ZERO, rescan, &mut |record: &str| {
+        // Write events name the live path's file as it is now.
+        let written: std::collections::HashSet<(u64, u64)> =
+            std::fs::metadata(&self.live).map(|m| (m.dev(), m.ino())).into_iter().collect();
+        let look = if rescan { Look::Scan } else { Look::Written(&written) };
+        self.tailer.poll_with(Duration::ZERO, look, &mut |record: &str| {
             *seen.entry(record.split(' ').next().unwrap().to_string()).or_default() += 1
         });
     }
