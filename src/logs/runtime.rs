@@ -403,7 +403,13 @@ fn follow(source: &LiveSource, mut tailer: Tailer, stop: &AtomicBool, shared: &S
 /// The (device, inode) of the files at `paths`, as the tailer knows its files.
 fn identities(paths: &[PathBuf]) -> HashSet<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
-    paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| (m.dev(), m.ino())).collect()
+    // A file written many times since the last poll is named as often: looked at once.
+    let paths: std::collections::BTreeSet<&PathBuf> = paths.iter().collect();
+    paths
+        .into_iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| (m.dev(), m.ino()))
+        .collect()
 }
 
 /// Counts records into a source's state, holding its lock from the first record of a chunk
