@@ -436,29 +436,3 @@ fn shipped_kubernetes_rules_label_by_namespace_and_container() {
     assert!(!out.contains("pod=\""), "no series per pod");
     crate::logs::promtool(&out);
 }
-
-#[test]
-fn container_and_watch_mistakes_are_located() {
-    let dir = tempfile::tempdir().unwrap();
-    let probes = write_file(dir.path(), "probes.yaml", "modules: {}\n");
-    let source = "sources:\n  - name: web\n    paths: [a.log]\n    format: nginx\n";
-    let cases = [
-        (format!("{source}    container: podman\n"), "5:16", "unknown variant `podman`"),
-        (format!("{source}    watch: fanotify\n"), "5:12", "unknown variant `fanotify`"),
-        // The Kubernetes fields are a container source's only.
-        (
-            format!("{source}metrics:\n  - name: x_total\n    type: counter\n    source: web\n    labels: {{ ns: namespace }}\n"),
-            "9:19",
-            "unknown field \"namespace\"",
-        ),
-    ];
-    let cases: Vec<(&str, &str, &str)> =
-        cases.iter().map(|(y, p, m)| (y.as_str(), *p, *m)).collect();
-    assert_config_errors(
-        dir.path(),
-        "rules.yaml",
-        "--config.log-rules",
-        &[format!("--config.probes={}", probes.display()), "check".into()],
-        &cases,
-    );
-}

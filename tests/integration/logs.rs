@@ -286,6 +286,10 @@ fn log_rule_errors_are_located() {
         ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginx\nmetrics:\n  - name: x_total\n    type: counter\n    source: nope\n", "8:13", "unknown source"),
         ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginx\nmetrics:\n  - name: x_total\n    type: counter\n    source: web\n  - name: x\n    type: gauge\n    source: web\n    value: status\n", "9:11", "clashes"),
         ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginx\nmetrics:\n  - name: probe_success\n    type: gauge\n    source: web\n    value: status\n", "6:11", "lookout's own"),
+        ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginx\n    container: podman\n", "5:16", "unknown variant `podman`"),
+        ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginx\n    watch: fanotify\n", "5:12", "unknown variant `fanotify`"),
+        // The Kubernetes fields are a container source's only.
+        ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginx\nmetrics:\n  - name: x_total\n    type: counter\n    source: web\n    labels: { ns: namespace }\n", "9:19", "unknown field \"namespace\""),
     ];
     assert_config_errors(
         dir.path(),
