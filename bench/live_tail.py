@@ -78,6 +78,8 @@ def main():
     rules = open(os.path.join(HERE, "nginx.yaml")).read().replace(
         "    log_format: combined_timed\n", "    log_format: combined_timed\n    watch: %s\n" % args.watch, 1)
     open(os.path.join(work, "rules.yaml"), "w").write(rules)
+    # Before lookout starts: it reads it at once.
+    open(os.path.join(work, "probes.yaml"), "w").write("modules: {}\n")
     port = free_port()
     env = dict(os.environ, NGINX_ACCESS_LOG=paths[0] if count == 1 else os.path.join(logs, "*.log"))
     proc = subprocess.Popen([args.binary, "--config.probes", os.path.join(work, "probes.yaml"),
@@ -85,7 +87,6 @@ def main():
                              "--positions.file", os.path.join(work, "positions.json"),
                              "--web.listen-address", "127.0.0.1:%d" % port], env=env,
                             stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "lookout.log"), "w"))
-    open(os.path.join(work, "probes.yaml"), "w").write("modules: {}\n")
     try:
         for _ in range(100):
             try:
