@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
 """Live tailing under load: append nginx lines at a fixed rate while lookout follows the file,
-and report how far behind it falls and the CPU it spends.
+and report how far behind it falls, the write-to-counter latency and the CPU it spends.
 
   python3 bench/live_tail.py [--rate 100000] [--seconds 10] [--binary target/release/lookout]
+                             [--watch inotify|poll] [--files N] [--idle-files N]
 
-Lines come from ../shared/fixtures/genlogs.py; lookout runs with bench/nginx.yaml.
+--files N spreads the rate over N files (each written at rate/N lines/s); --idle-files N
+follows N files nobody writes to and reports only the CPU spent over --seconds. The latency of
+a line is the time from its write to the first scrape whose lookout_log_lines_total covers it
+(scrapes every 20 ms; so it includes the wait for the positions save that publishes counts).
+Lines come from ../shared/fixtures/genlogs.py; lookout runs with bench/nginx.yaml, `watch:` set.
 """
 import argparse
 import os
@@ -35,6 +40,17 @@ def lines_read(port):
     return float(m.group(1)) if m else 0.0
 
 
+def files_followed(port):
+    body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=2).read().decode()
+    m = re.search(r'^lookout_log_files\{source="nginx"\} (\S+)$', body, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def percentile(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+
 def cpu_seconds(pid):
     fields = open("/proc/%d/stat" % pid).read().rsplit(") ", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -45,21 +61,32 @@ def main():
     p.add_argument("--rate", type=int, default=100_000)
     p.add_argument("--seconds", type=int, default=10)
     p.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "lookout"))
+    p.add_argument("--watch", choices=["inotify", "poll"], default="inotify")
+    p.add_argument("--files", type=int, default=1)
+    p.add_argument("--idle-files", type=int, default=0)
     args = p.parse_args()
     work = tempfile.mkdtemp(prefix="lookout-live-")
-    total = args.rate * args.seconds
-    source = subprocess.run([sys.executable, GENLOGS, "nginx", "--format", "timed", "--lines", str(total), "--seed", "2"],
+    total = 0 if args.idle_files else args.rate * args.seconds
+    source = subprocess.run([sys.executable, GENLOGS, "nginx", "--format", "timed", "--lines", str(max(total, 1)), "--seed", "2"],
                             capture_output=True, check=True).stdout.splitlines(keepends=True)
-    log = os.path.join(work, "access.log")
-    open(log, "w").close()
+    logs = os.path.join(work, "logs")
+    os.mkdir(logs)
+    count = args.idle_files or args.files
+    paths = [os.path.join(logs, "access-%05d.log" % i) for i in range(count)]
+    for path in paths:
+        open(path, "w").close()
+    rules = open(os.path.join(HERE, "nginx.yaml")).read().replace(
+        "    log_format: combined_timed\n", "    log_format: combined_timed\n    watch: %s\n" % args.watch, 1)
+    open(os.path.join(work, "rules.yaml"), "w").write(rules)
+    # Before lookout starts: it reads it at once.
+    open(os.path.join(work, "probes.yaml"), "w").write("modules: {}\n")
     port = free_port()
-    env = dict(os.environ, NGINX_ACCESS_LOG=log)
+    env = dict(os.environ, NGINX_ACCESS_LOG=paths[0] if count == 1 else os.path.join(logs, "*.log"))
     proc = subprocess.Popen([args.binary, "--config.probes", os.path.join(work, "probes.yaml"),
-                             "--config.log-rules", os.path.join(HERE, "nginx.yaml"),
+                             "--config.log-rules", os.path.join(work, "rules.yaml"),
                              "--positions.file", os.path.join(work, "positions.json"),
                              "--web.listen-address", "127.0.0.1:%d" % port], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    open(os.path.join(work, "probes.yaml"), "w").write("modules: {}\n")
+                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "lookout.log"), "w"))
     try:
         for _ in range(100):
             try:
@@ -67,25 +94,53 @@ def main():
                 break
             except OSError:
                 time.sleep(0.05)
-        time.sleep(0.5)
+        time.sleep(1.0)
+        if args.idle_files:
+            # Past the first scan, which opens every file.
+            for _ in range(600):
+                if files_followed(port) >= count:
+                    break
+                time.sleep(0.1)
+            time.sleep(1.0)
         cpu0 = cpu_seconds(proc.pid)
+        if args.idle_files:
+            time.sleep(args.seconds)
+            cpu = cpu_seconds(proc.pid) - cpu0
+            print("idle: %d quiet files, watch %s: lookout CPU %.3f s over %d s (%.2f%% of one core)"
+                  % (count, args.watch, cpu, args.seconds, 100 * cpu / args.seconds))
+            return
         tick = 0.01
-        per_tick = max(1, int(args.rate * tick))
         written = 0
         max_lag = 0.0
+        # (time, lines written by then) of each write, and (time, lines counted) of each scrape
+        timeline = []
+        scrapes = []
         start = time.monotonic()
         next_sample = start
-        with open(log, "ab", buffering=0) as f:
-            while written < total:
-                due = int((time.monotonic() - start) * args.rate)
-                if due > written:
-                    chunk = source[written:min(due, total)]
-                    f.write(b"".join(chunk))
-                    written += len(chunk)
-                if time.monotonic() >= next_sample:
-                    max_lag = max(max_lag, written - lines_read(port))
-                    next_sample += 0.1
-                time.sleep(tick / 2)
+        files = [open(path, "ab", buffering=0) for path in paths]
+        while written < total:
+            due = int((time.monotonic() - start) * args.rate)
+            if due > written:
+                chunk = source[written:min(due, total)]
+                if len(files) == 1:
+                    files[0].write(b"".join(chunk))
+                else:
+                    # Round robin over the files, one write per file per round.
+                    parts = [[] for _ in files]
+                    for i, line in enumerate(chunk):
+                        parts[(written + i) % len(files)].append(line)
+                    for f, part in zip(files, parts):
+                        if part:
+                            f.write(b"".join(part))
+                written += len(chunk)
+                timeline.append((time.monotonic(), written))
+            if time.monotonic() >= next_sample:
+                now = time.monotonic()
+                read = lines_read(port)
+                max_lag = max(max_lag, written - read)
+                scrapes.append((time.monotonic(), read))
+                next_sample = now + 0.02
+            time.sleep(tick / 2)
         elapsed = time.monotonic() - start
         caught_up = None
         for _ in range(100):
@@ -95,8 +150,22 @@ def main():
                 break
             time.sleep(0.02)
         cpu = cpu_seconds(proc.pid) - cpu0
-        print("live tailing: %d lines in %.1f s (%.0f lines/s written)" % (written, elapsed, written / elapsed))
+        scrapes.append((time.monotonic(), lines_read(port)))
+        # Each write's latency: until the first scrape whose count covers its last line.
+        latencies = []
+        k = 0
+        for t, w in timeline:
+            while k < len(scrapes) and (scrapes[k][0] < t or scrapes[k][1] < w):
+                k += 1
+            if k < len(scrapes):
+                latencies.append(scrapes[k][0] - t)
+        for f in files:
+            f.close()
+        print("live tailing (watch %s, %d file(s)): %d lines in %.1f s (%.0f lines/s written)"
+              % (args.watch, len(files), written, elapsed, written / elapsed))
         print("max lag while writing: %.0f lines = %.2f s at this rate" % (max_lag, max_lag / args.rate))
+        print("write-to-counter latency: p50 %.0f ms, p99 %.0f ms (%d writes, scrapes every 20 ms)"
+              % (1000 * percentile(latencies, 0.5), 1000 * percentile(latencies, 0.99), len(latencies)))
         print("caught up %.2f s after the last write" % caught_up if caught_up is not None else "did NOT catch up within 2 s")
         print("lookout CPU: %.2f s over %.1f s (%.0f%% of one core)" % (cpu, elapsed, 100 * cpu / elapsed))
     finally:

@@ -3,6 +3,7 @@
 
 use lookout::config::log_rules::LogRulesFile;
 use lookout::config::Source;
+use lookout::logs::container::Meta;
 use lookout::logs::parse::nginx::{preset, NginxFormat};
 use lookout::logs::parse::spring::{SpringFormat, FIELDS};
 use lookout::logs::record::Values;
@@ -85,14 +86,16 @@ fn source(rules_file: &str, name: &str) -> (Arc<SourcePlan>, SourceState) {
 fn nginx_record_through_benchmark_rules(bencher: divan::Bencher) {
     let (plan, mut state) = source("bench/nginx.yaml", "nginx");
     let now = Instant::now();
-    bencher.bench_local(|| state.process(&plan, divan::black_box(NGINX_LINE), now));
+    bencher
+        .bench_local(|| state.process(&plan, divan::black_box(NGINX_LINE), Meta::default(), now));
 }
 
 #[divan::bench]
 fn spring_record_through_shipped_rules(bencher: divan::Bencher) {
     let (plan, mut state) = source("log_rules.yaml", "spring");
     let now = Instant::now();
-    bencher.bench_local(|| state.process(&plan, divan::black_box(SPRING_LINE), now));
+    bencher
+        .bench_local(|| state.process(&plan, divan::black_box(SPRING_LINE), Meta::default(), now));
 }
 
 #[divan::bench]
@@ -104,6 +107,7 @@ fn encode_exposition(bencher: divan::Bencher) {
             state.process(
                 &plan,
                 &NGINX_LINE.replace("GET", method).replace("\" 200 ", &format!("\" {status} ")),
+                Meta::default(),
                 now,
             );
         }

@@ -70,6 +70,15 @@ pub struct SourceSpec {
     pub max_line_bytes: Option<usize>,
     #[serde(default)]
     pub poll_interval: Option<PromDuration>,
+    /// The wrapper of a container runtime around each line: `docker` (json-file), `cri`
+    /// (containerd, CRI-O) or `auto`; adds fields `stream`, `container_time`, and `namespace`,
+    /// `pod`, `container` from a Kubernetes log path.
+    #[serde(default)]
+    pub container: Option<Container>,
+    /// How the tailer learns that files changed: `inotify` (with a scan every `poll_interval`
+    /// as a safety net) or `poll` (every `poll_interval`); by default inotify where it can.
+    #[serde(default)]
+    pub watch: Option<Watch>,
     /// More fields from named captures of a regex run on a field.
     #[serde(default)]
     pub extract: Vec<Extract>,
@@ -80,6 +89,23 @@ pub struct SourceSpec {
     /// Keep a bounded hash → SQL index from two fields, served on `/queries`.
     #[serde(default)]
     pub queries: Option<QueryIndexSpec>,
+}
+
+/// Which wrapper a container runtime puts around the lines of a source's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Container {
+    Docker,
+    Cri,
+    /// Each line tells: a Docker line is a JSON object, a CRI line starts with a timestamp.
+    Auto,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Watch {
+    Inotify,
+    Poll,
 }
 
 #[derive(Debug, Deserialize)]

@@ -2,9 +2,13 @@
 //! over the length limit is cut (and counted) without holding more than the limit in memory;
 //! with a multiline start pattern, lines that do not start a record continue the one before.
 //!
-//! Both stages track how many bytes of the file they still hold, so the offset saved in the
+//! Container sources have a stage between the two: the [`Unwrapper`] takes the runtime's
+//! wrapper off each line and joins the pieces of long lines (see `container`).
+//!
+//! Every stage tracks how many bytes of the file they still hold, so the offset saved in the
 //! positions file never passes a record that has not been processed.
 
+use super::container::{Container, Meta, Unwrapper};
 use regex::Regex;
 use std::borrow::Cow;
 
@@ -115,6 +119,9 @@ impl Framing {
 pub struct Framer {
     framing: Framing,
     record: String,
+    /// The stream and runtime time of the pending record's first line.
+    stream: Option<&'static str>,
+    time: Option<String>,
     /// Lines in the pending record.
     count: usize,
     /// File bytes of the pending record.
@@ -124,7 +131,15 @@ pub struct Framer {
 
 impl Framer {
     pub fn new(framing: Framing) -> Framer {
-        Framer { framing, record: String::new(), count: 0, pending: 0, dropped_lines: 0 }
+        Framer {
+            framing,
+            record: String::new(),
+            stream: None,
+            time: None,
+            count: 0,
+            pending: 0,
+            dropped_lines: 0,
+        }
     }
 
     pub fn pending(&self) -> u64 {
@@ -132,19 +147,31 @@ impl Framer {
     }
 
     pub fn push(&mut self, line: &str, raw: u64, emit: &mut impl FnMut(&str)) {
+        self.push_with(line, raw, Meta::default(), &mut |r, _| emit(r));
+    }
+
+    /// As `push`, for a line with facts from its container runtime; a record keeps those of
+    /// its first line.
+    pub fn push_with(
+        &mut self,
+        line: &str,
+        raw: u64,
+        meta: Meta,
+        emit: &mut impl FnMut(&str, Meta),
+    ) {
         if self.framing.lines > 1 {
-            return self.push_counted(line, raw, emit);
+            return self.push_counted(line, raw, meta, emit);
         }
         let Some(start) = &self.framing.start else {
-            emit(line);
+            emit(line, meta);
             return;
         };
         if start.is_match(line) {
-            self.flush(emit);
-            self.record.push_str(line);
+            self.flush_with(emit);
+            self.begin(line, meta);
         } else if self.pending == 0 {
             // A continuation with nothing before it (the file began mid-record): a record of its own.
-            self.record.push_str(line);
+            self.begin(line, meta);
         } else if self.record.len() + line.len() < MAX_RECORD_BYTES {
             self.record.push('\n');
             self.record.push_str(line);
@@ -154,27 +181,52 @@ impl Framer {
         self.pending += raw;
     }
 
+    fn begin(&mut self, line: &str, meta: Meta) {
+        self.record.push_str(line);
+        self.stream = meta.stream;
+        match (&mut self.time, meta.time) {
+            (Some(kept), Some(time)) => {
+                kept.clear();
+                kept.push_str(time);
+            }
+            (kept, time) => *kept = time.map(str::to_string),
+        }
+    }
+
     /// A record of a fixed number of lines; a line that cannot start one while none is open
     /// (the file began mid-record, or someone else wrote to it) is a record of its own.
-    fn push_counted(&mut self, line: &str, raw: u64, emit: &mut impl FnMut(&str)) {
+    fn push_counted(
+        &mut self,
+        line: &str,
+        raw: u64,
+        meta: Meta,
+        emit: &mut impl FnMut(&str, Meta),
+    ) {
         if self.count == 0 && !self.framing.start.as_ref().is_none_or(|s| s.is_match(line)) {
-            emit(line);
+            emit(line, meta);
             return;
         }
         if self.count > 0 {
             self.record.push('\n');
+            self.record.push_str(line);
+        } else {
+            self.begin(line, meta);
         }
-        self.record.push_str(line);
         self.count += 1;
         self.pending += raw;
         if self.count == self.framing.lines {
-            self.flush(emit);
+            self.flush_with(emit);
         }
     }
 
     pub fn flush(&mut self, emit: &mut impl FnMut(&str)) {
+        self.flush_with(&mut |r, _| emit(r));
+    }
+
+    pub fn flush_with(&mut self, emit: &mut impl FnMut(&str, Meta)) {
         if self.pending > 0 {
-            emit(&self.record);
+            let meta = Meta { stream: self.stream, time: self.time.as_deref(), pod: None };
+            emit(&self.record, meta);
             self.record.clear();
             self.pending = 0;
         }
@@ -195,6 +247,102 @@ pub fn line_text(line: &[u8]) -> Cow<'_, str> {
     match std::str::from_utf8(line) {
         Ok(text) => Cow::Borrowed(text),
         Err(_) => String::from_utf8_lossy(line),
+    }
+}
+
+/// What a record went through: line counts and lines cut, dropped or of a broken wrapper.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FrameStats {
+    pub lines: u64,
+    pub cut_lines: u64,
+    pub dropped_lines: u64,
+    pub wrapper_errors: u64,
+}
+
+/// The stages from a file's bytes to its records: lines, the container wrapper when the source
+/// has one, records.
+pub struct Pipeline {
+    splitter: LineSplitter,
+    unwrapper: Option<Unwrapper>,
+    framer: Framer,
+    lines: u64,
+}
+
+impl Pipeline {
+    pub fn new(max_line_bytes: usize, container: Option<Container>, framing: Framing) -> Pipeline {
+        Pipeline {
+            // A wrapper line holds its runtime's fields and escapes besides the text.
+            splitter: LineSplitter::new(match container {
+                Some(_) => max_line_bytes.saturating_mul(2).saturating_add(512),
+                None => max_line_bytes,
+            }),
+            unwrapper: container.map(|c| Unwrapper::new(c, max_line_bytes)),
+            framer: Framer::new(framing),
+            lines: 0,
+        }
+    }
+
+    /// File bytes read but not yet part of a record handed out.
+    pub fn pending(&self) -> u64 {
+        self.splitter.pending()
+            + self.unwrapper.as_ref().map_or(0, Unwrapper::pending)
+            + self.framer.pending()
+    }
+
+    pub fn stats(&self) -> FrameStats {
+        FrameStats {
+            lines: self.lines,
+            cut_lines: self.splitter.cut_lines + self.unwrapper.as_ref().map_or(0, |u| u.cut_lines),
+            dropped_lines: self.framer.dropped_lines,
+            wrapper_errors: self.unwrapper.as_ref().map_or(0, |u| u.errors),
+        }
+    }
+
+    pub fn push(&mut self, data: &[u8], emit: &mut impl FnMut(&str, Meta)) {
+        let (framer, lines) = (&mut self.framer, &mut self.lines);
+        match &mut self.unwrapper {
+            None => self.splitter.push(data, &mut |line, raw| {
+                *lines += 1;
+                framer.push_with(&line_text(line), raw, Meta::default(), emit)
+            }),
+            Some(unwrapper) => self.splitter.push(data, &mut |wrapper, raw| {
+                *lines += 1;
+                unwrapper.push(wrapper, raw, &mut |line, raw, meta| {
+                    framer.push_with(&line_text(line), raw, meta, emit)
+                })
+            }),
+        }
+    }
+
+    /// Emits the pending record (its file has been quiet for a while).
+    pub fn flush(&mut self, emit: &mut impl FnMut(&str, Meta)) {
+        self.framer.flush_with(emit);
+    }
+
+    /// Hands out everything held, as at the end of a file that will not grow again.
+    pub fn finish(&mut self, emit: &mut impl FnMut(&str, Meta)) {
+        let framer = &mut self.framer;
+        let unwrapper = &mut self.unwrapper;
+        self.splitter.finish(&mut |line, raw| match unwrapper {
+            None => framer.push_with(&line_text(line), raw, Meta::default(), emit),
+            Some(u) => u.push(line, raw, &mut |line, raw, meta| {
+                framer.push_with(&line_text(line), raw, meta, emit)
+            }),
+        });
+        if let Some(u) = &mut self.unwrapper {
+            u.finish(&mut |line, raw, meta| framer.push_with(&line_text(line), raw, meta, emit));
+        }
+        self.framer.flush_with(emit);
+    }
+
+    /// The file was truncated: a partial line is lost with the copy, the record being
+    /// assembled was read whole and is handed out.
+    pub fn truncated(&mut self, emit: &mut impl FnMut(&str, Meta)) {
+        self.splitter.reset();
+        if let Some(u) = &mut self.unwrapper {
+            u.reset();
+        }
+        self.framer.flush_with(emit);
     }
 }
 

@@ -5,6 +5,7 @@
 //! and keeps their states across reloads; `offline` reads files or text to their end for the
 //! one-shot commands.
 
+pub mod container;
 pub mod framing;
 pub mod offline;
 pub mod parse;
@@ -16,6 +17,7 @@ pub mod runtime;
 pub mod sql;
 pub mod state;
 pub mod tailer;
+pub mod wake;
 
 pub use plan::{compile, SourcePlan};
 pub use runtime::LogRuntime;

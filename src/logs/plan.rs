@@ -3,7 +3,8 @@
 //! what it has counted lives in a [`SourceState`](super::state::SourceState), so a reload
 //! replaces plans without touching counts.
 
-use super::framing::Framing;
+use super::container::Meta;
+use super::framing::{Framing, Pipeline};
 use super::parse::nginx::grammar::Grammar;
 use super::parse::{self, Parsed, Parser};
 use super::positions::Positions;
@@ -12,8 +13,8 @@ use super::rules::Rule;
 use super::sql;
 use super::tailer::Tailer;
 use crate::config::log_rules::{
-    LogFormat, LogRulesFile, SourceSpec, StartAt, DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_QUERIES,
-    DEFAULT_MAX_QUERY_BYTES,
+    Container, LogFormat, LogRulesFile, SourceSpec, StartAt, Watch, DEFAULT_MAX_LINE_BYTES,
+    DEFAULT_MAX_QUERIES, DEFAULT_MAX_QUERY_BYTES,
 };
 use crate::config::{ConfigError, Source};
 use regex::Regex;
@@ -23,6 +24,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const DEFAULT_POLL: Duration = Duration::from_millis(250);
+/// The safety-net scan when inotify tells of changes.
+const DEFAULT_SAFETY_SCAN: Duration = Duration::from_secs(10);
+
+/// The fields a container source adds to its records, where the parser left them empty.
+struct ContainerFields {
+    stream: usize,
+    time: usize,
+    namespace: usize,
+    pod: usize,
+    container: usize,
+}
 
 /// More fields from the named captures of a regex run on a field.
 struct Extract {
@@ -66,6 +78,12 @@ pub struct SourcePlan {
     pub start_at: StartAt,
     pub max_line_bytes: usize,
     pub poll_interval: Duration,
+    /// How often files are scanned when inotify tells of changes.
+    pub safety_scan: Duration,
+    /// Forced wake-up mechanism; none: inotify where it can be had.
+    pub watch: Option<Watch>,
+    pub container: Option<Container>,
+    container_fields: Option<ContainerFields>,
     pub framing: Framing,
     parser: Parser,
     schema: Schema,
@@ -162,6 +180,13 @@ impl SourcePlan {
             (None, Parser::Nginx(format)) => format.framing(),
             (None, _) => Framing::default(),
         };
+        let container_fields = spec.container.map(|_| ContainerFields {
+            stream: schema.add("stream"),
+            time: schema.add("container_time"),
+            namespace: schema.add("namespace"),
+            pod: schema.add("pod"),
+            container: schema.add("container"),
+        });
         let resolve = |name: &serde_saphyr::Spanned<String>, schema: &mut Schema| {
             schema.resolve(&name.value, open).map_err(|e| source.error_at_span(name, e))
         };
@@ -211,6 +236,12 @@ impl SourcePlan {
             poll_interval: spec
                 .poll_interval
                 .map_or(DEFAULT_POLL, |p| p.0.max(Duration::from_millis(10))),
+            safety_scan: spec
+                .poll_interval
+                .map_or(DEFAULT_SAFETY_SCAN, |p| p.0.max(Duration::from_millis(10))),
+            watch: spec.watch,
+            container: spec.container,
+            container_fields,
             framing,
             parser,
             schema,
@@ -228,6 +259,12 @@ impl SourcePlan {
             && self.start_at == other.start_at
             && self.max_line_bytes == other.max_line_bytes
             && self.framing.same_as(&other.framing)
+            && self.container == other.container
+    }
+
+    /// The stages from bytes to records of one file of this source.
+    pub fn pipeline(&self) -> Pipeline {
+        Pipeline::new(self.max_line_bytes, self.container, self.framing.clone())
     }
 
     /// A tailer for this source's files, resuming from `positions` when given.
@@ -245,6 +282,7 @@ impl SourcePlan {
             self.framing.clone(),
             positions,
         )
+        .with_container(self.container)
     }
 
     /// An empty value for each field of the schema.
@@ -253,10 +291,25 @@ impl SourcePlan {
     }
 
     /// Parses a record into `values` and derives the extracted and SQL fields.
-    pub fn fields<'a>(&self, record: &'a str, values: &mut Values<'a>) -> Parsed {
+    pub fn fields<'a>(&self, record: &'a str, meta: Meta<'a>, values: &mut Values<'a>) -> Parsed {
         let parsed = self.parser.parse(record, &self.schema, values);
         if parsed != Parsed::Record {
             return parsed;
+        }
+        if let Some(c) = &self.container_fields {
+            let pod = meta.pod;
+            let facts = [
+                (c.stream, meta.stream),
+                (c.time, meta.time),
+                (c.namespace, pod.map(|p| p.namespace.as_str())),
+                (c.pod, pod.map(|p| p.pod.as_str())),
+                (c.container, pod.map(|p| p.container.as_str())),
+            ];
+            for (field, value) in facts {
+                if values[field].is_none() {
+                    values[field] = value.map(Cow::Borrowed);
+                }
+            }
         }
         for e in &self.extracts {
             // A capture of text borrowed from the record is borrowed too; of a value made

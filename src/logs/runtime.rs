@@ -12,13 +12,16 @@
 //! `/queries` read it under that lock. A reload swaps in new plans and carries each source's
 //! state over (see [`SourceState::carry_over`]).
 
+use super::container::Meta;
 use super::plan::SourcePlan;
 use super::positions::Positions;
 use super::state::{SourceState, SourceSummary};
-use super::tailer::{Records, Tailer};
+use super::tailer::{Look, Records, Tailer};
+use super::wake::{Waker, Woken};
 use crate::metrics::exposition::Family;
 use crate::metrics::families::{LOG_POSITIONS_LOAD_ERRORS, LOG_POSITION_SAVE_ERRORS};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
@@ -346,29 +349,29 @@ pub struct QueryPage {
     pub next: Option<String>,
 }
 
-/// Sleeps for `period` in short steps; false once `stop` is set.
-fn sleep_unless_stopped(period: Duration, stop: &AtomicBool) -> bool {
-    let until = Instant::now() + period;
-    loop {
-        if stop.load(Ordering::Acquire) {
-            return false;
-        }
-        let now = Instant::now();
-        if now >= until {
-            return true;
-        }
-        std::thread::sleep((until - now).min(STOP_CHECK));
-    }
-}
-
 /// Follows a source's files until `stop`; hands its tailer back.
 fn follow(source: &LiveSource, mut tailer: Tailer, stop: &AtomicBool, shared: &Shared) -> Tailer {
     let plan = &source.plan;
     // A multiline record is complete once its file has been quiet for a while.
     let idle_flush = (plan.poll_interval * 4).max(Duration::from_millis(500));
+    let intervals = (plan.safety_scan, plan.poll_interval);
+    let waker = Waker::new(&plan.name, &plan.patterns, plan.watch, intervals);
+    let scan_every = if waker.inotify() { plan.safety_scan } else { plan.poll_interval };
+    let mut next_scan = Instant::now();
+    let mut woken = Woken { data: true, rescan: true, written: Vec::new() };
     loop {
         let now = Instant::now();
-        tailer.poll(idle_flush, &mut Counting { source, now, held: None });
+        let rescan = woken.rescan || now >= next_scan;
+        if rescan {
+            next_scan = now + scan_every;
+        }
+        let written = identities(&woken.written);
+        let look = match (rescan, woken.data && !written.is_empty()) {
+            (true, _) => Look::Scan,
+            (false, true) => Look::Written(&written),
+            (false, false) => Look::Files,
+        };
+        tailer.poll_with(idle_flush, look, &mut Counting { source, now, held: None });
         let progress = tailer.take_progress();
         {
             let mut staged = source.staged();
@@ -379,10 +382,34 @@ fn follow(source: &LiveSource, mut tailer: Tailer, stop: &AtomicBool, shared: &S
             *staged = Some(state.exposition(plan));
         }
         shared.want_save();
-        if !sleep_unless_stopped(plan.poll_interval, stop) {
+        // A held record is handed out once its file has been quiet for `idle_flush`.
+        let mut until = next_scan;
+        if tailer.holds_records() {
+            until = until.min(Instant::now() + idle_flush / 2);
+        }
+        woken = Woken::default();
+        while !woken.data && !woken.rescan && Instant::now() < until {
+            if stop.load(Ordering::Acquire) {
+                return tailer;
+            }
+            woken = waker.wait(until.min(Instant::now() + STOP_CHECK));
+        }
+        if stop.load(Ordering::Acquire) {
             return tailer;
         }
     }
+}
+
+/// The (device, inode) of the files at `paths`, as the tailer knows its files.
+fn identities(paths: &[PathBuf]) -> HashSet<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    // A file written many times since the last poll is named as often: looked at once.
+    let paths: std::collections::BTreeSet<&PathBuf> = paths.iter().collect();
+    paths
+        .into_iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| (m.dev(), m.ino()))
+        .collect()
 }
 
 /// Counts records into a source's state, holding its lock from the first record of a chunk
@@ -394,9 +421,10 @@ struct Counting<'a> {
 }
 
 impl Records for Counting<'_> {
-    fn record(&mut self, record: &str) {
+    fn record(&mut self, record: &str, meta: Meta) {
         let source = self.source;
-        self.held.get_or_insert_with(|| source.state()).process(&source.plan, record, self.now);
+        let state = self.held.get_or_insert_with(|| source.state());
+        state.process(&source.plan, record, meta, self.now);
     }
 
     fn before_io(&mut self) {

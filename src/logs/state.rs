@@ -3,6 +3,7 @@
 //! [`SourcePlan`](super::plan::SourcePlan) so that a reload keeps every count whose rule did not
 //! change, and so that a scrape reads counts without waiting for the files being read.
 
+use super::container::Meta;
 use super::parse::Parsed;
 use super::plan::{QueryIndexPlan, SourcePlan};
 use super::rules::RuleState;
@@ -125,9 +126,9 @@ impl SourceState {
     }
 
     /// Runs one record through the plan's parser and field extractors, then every rule.
-    pub fn process(&mut self, plan: &SourcePlan, record: &str, now: Instant) {
+    pub fn process(&mut self, plan: &SourcePlan, record: &str, meta: Meta, now: Instant) {
         let mut values = plan.values();
-        match plan.fields(record, &mut values) {
+        match plan.fields(record, meta, &mut values) {
             Parsed::Record => self.records.matched += 1,
             Parsed::Unmatched => {
                 self.records.unmatched += 1;
@@ -155,6 +156,8 @@ impl SourceState {
     /// what it holds now.
     pub fn add_tail(&mut self, progress: Progress, now: Instant) {
         self.tail.add(&progress.stats);
+        // A line whose container wrapper is broken is a broken record.
+        self.records.errors += progress.stats.wrapper_errors;
         self.lag_bytes = progress.lag_bytes;
         self.files = progress.files;
         self.unreadable = progress.unreadable;

@@ -8,11 +8,16 @@
 //! - copytruncate: the size drops below the offset, or the first bytes change: read from 0;
 //! - delete + recreate: as rename, the old handle is drained before it is let go.
 //!
+//! Compressed files (gzip, zstd; known by their first bytes) are old content: a live source
+//! leaves them alone, a source read once (`replay`, `--once`) reads them through a decoder.
+//! Read once, the rotations of a log are taken oldest first (see [`rotation_order`]).
+//!
 //! After a poll, [`Tailer::record_positions`] puts each file's offset up to the last record
 //! handed out in the shared positions table, which one writer saves to disk. So a restart
 //! skips nothing and reads nothing twice.
 
-use super::framing::{self, Framer, Framing, LineSplitter};
+use super::container::{Container, Meta, PodPath};
+use super::framing::{Framing, Pipeline};
 use super::positions::{Identity, Positions};
 use crate::config::log_rules::StartAt;
 use std::collections::{BTreeMap, HashSet};
@@ -83,6 +88,8 @@ pub struct TailStats {
     pub cut_lines: u64,
     pub dropped_lines: u64,
     pub read_errors: u64,
+    /// Lines whose container wrapper could not be read.
+    pub wrapper_errors: u64,
 }
 
 impl TailStats {
@@ -94,6 +101,7 @@ impl TailStats {
         self.cut_lines += other.cut_lines;
         self.dropped_lines += other.dropped_lines;
         self.read_errors += other.read_errors;
+        self.wrapper_errors += other.wrapper_errors;
     }
 }
 
@@ -112,8 +120,14 @@ struct Watched {
     file: File,
     identity: Identity,
     offset: u64,
-    splitter: LineSplitter,
-    framer: Framer,
+    pipeline: Pipeline,
+    /// What the records of a compressed file are read from (read once only).
+    decoder: Option<Box<dyn Read + Send>>,
+    /// The Kubernetes names in the file's path, for a container source.
+    pod: Option<PodPath>,
+    /// Found compressed once its first bytes were written (a compressor's output being
+    /// written): let go of, unread.
+    compressed: bool,
     /// Seen at its path in the last scan; if not, it was rotated away and is being drained,
     /// or its directory cannot be seen for now.
     at_path: bool,
@@ -126,7 +140,7 @@ struct Watched {
 
 impl Watched {
     fn committed(&self) -> u64 {
-        self.offset - self.splitter.pending() - self.framer.pending()
+        self.offset - self.pipeline.pending()
     }
 }
 
@@ -148,7 +162,7 @@ fn hidden(w: &Watched) -> bool {
 
 /// Where a tailer hands the records it reads. Any `FnMut(&str)` is one.
 pub trait Records {
-    fn record(&mut self, record: &str);
+    fn record(&mut self, record: &str, meta: Meta);
 
     /// Called before the tailer reads or looks at files, which may block: a receiver that holds
     /// a lock others wait for lets go of it here.
@@ -156,14 +170,88 @@ pub trait Records {
 }
 
 impl<F: FnMut(&str)> Records for F {
-    fn record(&mut self, record: &str) {
+    fn record(&mut self, record: &str, _: Meta) {
         self(record)
     }
 }
 
+/// A receiver of a file's records, each with the file's Kubernetes names.
+fn of_file<'a>(pod: &'a Option<PodPath>, out: &'a mut impl Records) -> impl FnMut(&str, Meta) + 'a {
+    move |record, meta| out.record(record, Meta { pod: pod.as_ref(), ..meta })
+}
+
 /// A file that will not grow again: its last line counts even without a newline.
 fn finish(w: &mut Watched, out: &mut impl Records) {
-    super::framing::finish(&mut w.splitter, &mut w.framer, &mut |r: &str| out.record(r));
+    w.pipeline.finish(&mut of_file(&w.pod, out));
+}
+
+/// Which compression a file's first bytes announce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compression {
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    fn of(file: &mut File) -> Option<Compression> {
+        let mut magic = [0u8; 4];
+        let n = file.read(&mut magic).ok()?;
+        file.seek(SeekFrom::Start(0)).ok()?;
+        match &magic[..n] {
+            [0x1f, 0x8b, ..] => Some(Compression::Gzip),
+            [0x28, 0xb5, 0x2f, 0xfd] => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+
+    fn decoder(self, file: File) -> std::io::Result<Box<dyn Read + Send>> {
+        let file = std::io::BufReader::new(file);
+        Ok(match self {
+            // Several members (`cat a.gz b.gz`) read as one stream, as gunzip does.
+            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(file)),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(file)?),
+        })
+    }
+}
+
+/// The order in which rotations of one log were written: for `access.log`, `access.log.2.gz`
+/// (logrotate's numbers: higher is older), then `access.log.1`, then dated rotations
+/// (`access.log-20260101`, kubelet's `0.log.20260101-000000`) oldest first, then `access.log`.
+/// Paths sort by the log they rotate, then by that order.
+pub fn rotation_order(path: &Path) -> (String, u8, std::cmp::Reverse<u64>, String) {
+    let text = path.to_string_lossy();
+    let plain = ["gz", "zst", "zstd"]
+        .iter()
+        .find_map(|ext| text.strip_suffix(&format!(".{ext}")))
+        .unwrap_or(&text);
+    if let Some((base, n)) = plain.rsplit_once('.') {
+        if !n.is_empty() && n.len() <= 6 && n.bytes().all(|b| b.is_ascii_digit()) {
+            let n = n.parse().unwrap_or(0);
+            return (base.to_string(), 0, std::cmp::Reverse(n), String::new());
+        }
+    }
+    let dated = |date: &str| {
+        date.bytes().filter(u8::is_ascii_digit).count() >= 8
+            && date.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b'T')
+    };
+    // kubelet's `0.log.20260101-000000`, then logrotate's `dateext` `access.log-20260101`.
+    for split in ['.', '-'] {
+        if let Some((base, date)) = plain.rsplit_once(split).filter(|(_, d)| dated(d)) {
+            return (base.to_string(), 1, std::cmp::Reverse(0), date.to_string());
+        }
+    }
+    (plain.to_string(), 2, std::cmp::Reverse(0), String::new())
+}
+
+/// How far a poll looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look<'a> {
+    /// Scan the paths for new, renamed and deleted files, and read every file.
+    Scan,
+    /// Read every file followed (only writes happened since the last poll).
+    Files,
+    /// Read only these files, by (device, inode): the ones write events named.
+    Written(&'a HashSet<(u64, u64)>),
 }
 
 pub struct Tailer {
@@ -173,8 +261,13 @@ pub struct Tailer {
     start_at: StartAt,
     max_line_bytes: usize,
     framing: Framing,
+    container: Option<Container>,
     positions: Option<Arc<Positions>>,
     first_scan: bool,
+    /// Read once to the end (replay, `--once`): compressed files are read too.
+    once: bool,
+    /// Compressed files a live glob matched, left alone (each said once).
+    compressed: HashSet<PathBuf>,
     last_sweep: Option<Instant>,
     /// Paths that cannot be read, and why; each is warned about once.
     unreadable: BTreeMap<PathBuf, Unreadable>,
@@ -197,17 +290,27 @@ impl Tailer {
             start_at,
             max_line_bytes,
             framing,
+            container: None,
             positions,
             first_scan: true,
+            once: false,
+            compressed: HashSet::new(),
             last_sweep: None,
             unreadable: BTreeMap::new(),
             stats: TailStats::default(),
         }
     }
 
+    /// Reads the files as wrapped by a container runtime.
+    pub fn with_container(mut self, container: Option<Container>) -> Tailer {
+        self.container = container;
+        self
+    }
+
     fn lag_bytes(&self) -> u64 {
         self.files
             .iter()
+            .filter(|w| w.decoder.is_none())
             .filter_map(|w| w.file.metadata().ok().map(|m| m.len().saturating_sub(w.offset)))
             .sum()
     }
@@ -226,8 +329,15 @@ impl Tailer {
     /// Scans the paths, reads what is new and hands each complete record to `out`.
     /// `idle_flush`: emit a pending multiline record once its file has been quiet this long.
     pub fn poll(&mut self, idle_flush: Duration, out: &mut impl Records) {
+        self.poll_with(idle_flush, Look::Scan, out)
+    }
+
+    /// As `poll`, looking only as far as `look` says.
+    pub fn poll_with(&mut self, idle_flush: Duration, look: Look, out: &mut impl Records) {
         out.before_io();
-        self.scan();
+        if look == Look::Scan {
+            self.scan();
+        }
         let now = Instant::now();
         for w in self.files.iter_mut() {
             w.hidden_since = match (w.at_path, w.hidden_since) {
@@ -242,14 +352,26 @@ impl Tailer {
         let retention = self.positions.as_ref().map(|p| p.retention());
         let mut index = 0;
         while index < self.files.len() {
-            let read = self.read_file(index, out);
+            let w = &self.files[index];
+            let id = (w.identity.dev, w.identity.ino);
+            // A file rotated away is read at every poll: events may no longer name it (deleted,
+            // moved out of the watched directory), and it is let go once quiet.
+            let read = match look {
+                Look::Written(written) if w.at_path && !written.contains(&id) => 0,
+                _ => self.read_file(index, out),
+            };
+            if self.files[index].compressed {
+                let w = self.files.remove(index);
+                self.note_compressed(w.path);
+                continue;
+            }
             let w = &mut self.files[index];
             if read > 0 {
                 w.last_growth = now;
             }
             let quiet = now.duration_since(w.last_growth);
             if quiet >= idle_flush {
-                w.framer.flush(&mut |r: &str| out.record(r));
+                w.pipeline.flush(&mut of_file(&w.pod, out));
             }
             match w.hidden_since {
                 // Hidden for longer than positions are kept: let the handle go, unfinished.
@@ -287,6 +409,7 @@ impl Tailer {
     /// Reads every file to its end once and emits what is pending (replay and `--once`).
     pub fn read_to_end(&mut self, out: &mut impl Records) {
         self.start_at = StartAt::Beginning;
+        self.once = true;
         self.scan();
         for index in 0..self.files.len() {
             while self.read_file(index, out) > 0 {}
@@ -315,8 +438,13 @@ impl Tailer {
                 paths.push(PathBuf::from(pattern));
             }
         }
-        paths.sort();
+        paths.sort_by_cached_key(|p| rotation_order(p));
         paths.dedup();
+        // Compressed files that went (deleted by logrotate) are forgotten.
+        if !self.compressed.is_empty() {
+            let listed: HashSet<&Path> = paths.iter().map(PathBuf::as_path).collect();
+            self.compressed.retain(|p| listed.contains(p.as_path()));
+        }
         for path in paths {
             let meta = match std::fs::metadata(&path) {
                 Ok(meta) if meta.is_file() => meta,
@@ -340,8 +468,12 @@ impl Tailer {
             if self.files.iter().any(|w| w.path == path && w.at_path) {
                 continue;
             }
+            if self.compressed.contains(&path) {
+                continue;
+            }
             match self.open(&path, meta.len()) {
-                Ok(w) => {
+                Ok(None) => self.note_compressed(path),
+                Ok(Some(w)) => {
                     if self.files.iter().any(|old| old.path == path) {
                         self.stats.rotations += 1;
                     }
@@ -354,6 +486,16 @@ impl Tailer {
         }
         self.first_scan = false;
         self.note_unreadable(problems);
+    }
+
+    /// Leaves a compressed file alone from now on, and says so once.
+    fn note_compressed(&mut self, path: PathBuf) {
+        tracing::debug!(
+            source = %self.source,
+            "{} is compressed: old content, not followed",
+            path.display()
+        );
+        self.compressed.insert(path);
     }
 
     /// Warns once about each path that became unreadable, and says when it is readable again.
@@ -374,7 +516,8 @@ impl Tailer {
         self.unreadable = now;
     }
 
-    fn open(&mut self, path: &Path, len: u64) -> Result<Watched, Unreadable> {
+    /// Opens a file to follow; none for a compressed file followed live.
+    fn open(&mut self, path: &Path, len: u64) -> Result<Option<Watched>, Unreadable> {
         // Non-blocking, so a path swapped for a FIFO after the check above cannot hang the
         // source; only a regular file is kept.
         let mut file = std::fs::OpenOptions::new()
@@ -385,6 +528,30 @@ impl Tailer {
         let meta = file.metadata().map_err(|e| Unreadable::of(&e))?;
         if !meta.is_file() {
             return Err(Unreadable::NotAFile);
+        }
+        let pipeline = Pipeline::new(self.max_line_bytes, self.container, self.framing.clone());
+        let pod = self.container.and_then(|_| PodPath::of(path));
+        let compression = Compression::of(&mut file);
+        if let Some(compression) = compression {
+            if !self.once {
+                return Ok(None);
+            }
+            let identity =
+                Identity { dev: meta.dev(), ino: meta.ino(), fingerprint: 0, fingerprint_len: 0 };
+            let decoder = compression.decoder(file.try_clone().map_err(|e| Unreadable::of(&e))?);
+            return Ok(Some(Watched {
+                path: path.to_path_buf(),
+                file,
+                identity,
+                offset: 0,
+                pipeline,
+                decoder: Some(decoder.map_err(|e| Unreadable::of(&e))?),
+                pod,
+                compressed: false,
+                at_path: true,
+                last_growth: Instant::now(),
+                hidden_since: None,
+            }));
         }
         let mut identity =
             Identity { dev: meta.dev(), ino: meta.ino(), fingerprint: 0, fingerprint_len: 0 };
@@ -401,17 +568,19 @@ impl Tailer {
             None => 0,
         };
         file.seek(SeekFrom::Start(offset)).map_err(|e| Unreadable::of(&e))?;
-        Ok(Watched {
+        Ok(Some(Watched {
             path: path.to_path_buf(),
             file,
             identity,
             offset,
-            splitter: LineSplitter::new(self.max_line_bytes),
-            framer: Framer::new(self.framing.clone()),
+            pipeline,
+            decoder: None,
+            pod,
+            compressed: false,
             at_path: true,
             last_growth: Instant::now(),
             hidden_since: None,
-        })
+        }))
     }
 
     /// Reads new bytes of one file (up to a limit); returns how many.
@@ -419,55 +588,70 @@ impl Tailer {
         out.before_io();
         let stats = &mut self.stats;
         let w = &mut self.files[index];
-        let Ok(meta) = w.file.metadata() else {
-            stats.read_errors += 1;
-            return 0;
-        };
-        if meta.len() < w.offset
-            || (w.identity.fingerprint_len > 0 && !w.identity.same_start(&mut w.file))
-        {
-            stats.truncations += 1;
-            w.offset = 0;
-            // The record being assembled was read whole; only a partial line is lost with the copy.
-            w.splitter.reset();
-            w.framer.flush(&mut |r: &str| out.record(r));
-            w.identity.fingerprint_len = 0;
-        }
-        if w.file.seek(SeekFrom::Start(w.offset)).is_err() {
-            stats.read_errors += 1;
-            return 0;
+        if w.decoder.is_none() {
+            let Ok(meta) = w.file.metadata() else {
+                stats.read_errors += 1;
+                return 0;
+            };
+            if w.offset == 0 && meta.len() > 0 && Compression::of(&mut w.file).is_some() {
+                w.compressed = true;
+                return 0;
+            }
+            if meta.len() < w.offset
+                || (w.identity.fingerprint_len > 0 && !w.identity.same_start(&mut w.file))
+            {
+                stats.truncations += 1;
+                w.offset = 0;
+                w.pipeline.truncated(&mut of_file(&w.pod, out));
+                w.identity.fingerprint_len = 0;
+            }
+            if w.file.seek(SeekFrom::Start(w.offset)).is_err() {
+                stats.read_errors += 1;
+                return 0;
+            }
         }
         let mut buffer = vec![0u8; READ_CHUNK];
         let mut total = 0u64;
-        let (cut_before, dropped_before) = (w.splitter.cut_lines, w.framer.dropped_lines);
+        let before = w.pipeline.stats();
         while total < MAX_READ_PER_POLL {
             out.before_io();
-            let n = match w.file.read(&mut buffer) {
+            let read = match &mut w.decoder {
+                Some(decoder) => decoder.read(&mut buffer),
+                None => w.file.read(&mut buffer),
+            };
+            let n = match read {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(_) => {
                     stats.read_errors += 1;
+                    // A corrupt compressed stream yields nothing more.
+                    w.decoder = w.decoder.take().map(|_| Box::new(std::io::empty()) as _);
                     break;
                 }
             };
             total += n as u64;
             w.offset += n as u64;
-            let framer = &mut w.framer;
-            let lines = &mut stats.lines;
-            let emit = &mut |r: &str| out.record(r);
-            w.splitter.push(&buffer[..n], &mut |line, raw| {
-                *lines += 1;
-                framer.push(&framing::line_text(line), raw, emit);
-            });
+            w.pipeline.push(&buffer[..n], &mut of_file(&w.pod, out));
         }
-        if w.identity.fingerprint_len < super::positions::FINGERPRINT_BYTES as u32 && total > 0 {
+        if w.decoder.is_none()
+            && w.identity.fingerprint_len < super::positions::FINGERPRINT_BYTES as u32
+            && total > 0
+        {
             out.before_io();
             w.identity.fingerprint_from(&mut w.file);
         }
+        let after = w.pipeline.stats();
         stats.bytes += total;
-        stats.cut_lines += w.splitter.cut_lines - cut_before;
-        stats.dropped_lines += w.framer.dropped_lines - dropped_before;
+        stats.lines += after.lines - before.lines;
+        stats.cut_lines += after.cut_lines - before.cut_lines;
+        stats.dropped_lines += after.dropped_lines - before.dropped_lines;
+        stats.wrapper_errors += after.wrapper_errors - before.wrapper_errors;
         total
+    }
+
+    /// Whether a record or line is held back, waiting for more of its file or for quiet.
+    pub fn holds_records(&self) -> bool {
+        self.files.iter().any(|w| w.pipeline.pending() > 0)
     }
 
     /// Records each file's committed offset (up to the last record handed out) in the
@@ -478,5 +662,47 @@ impl Tailer {
                 p.record(&self.source, &w.path, &w.identity, w.committed());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rotation_order;
+    use std::path::PathBuf;
+
+    #[test]
+    fn rotations_sort_oldest_first() {
+        let mut paths: Vec<PathBuf> = [
+            "a/access.log",
+            "a/access.log.1",
+            "a/access.log.10.gz",
+            "a/access.log.2.zst",
+            "k/0.log",
+            "k/0.log.20260102-000000",
+            "k/0.log.20260101-000000.gz",
+            "d/app.log-20260102.gz",
+            "d/app.log",
+            "d/app.log-20260101",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        paths.sort_by_cached_key(|p| rotation_order(p));
+        let order: Vec<&str> = paths.iter().map(|p| p.to_str().unwrap()).collect();
+        assert_eq!(
+            order,
+            [
+                "a/access.log.10.gz",
+                "a/access.log.2.zst",
+                "a/access.log.1",
+                "a/access.log",
+                "d/app.log-20260101",
+                "d/app.log-20260102.gz",
+                "d/app.log",
+                "k/0.log.20260101-000000.gz",
+                "k/0.log.20260102-000000",
+                "k/0.log",
+            ]
+        );
     }
 }

@@ -419,6 +419,11 @@ impl Server {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
+        Server::ready(child, addr)
+    }
+
+    /// `child`, a lookout started to serve on `addr`, once it accepts connections.
+    pub fn ready(child: std::process::Child, addr: SocketAddr) -> Server {
         let server = Server { child, addr };
         for _ in 0..100 {
             if std::net::TcpStream::connect(addr).is_ok() {

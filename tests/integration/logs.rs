@@ -27,7 +27,7 @@ fn replay(rules: &str, source: &str, file: &Path) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn total(exposition: &str, prefix: &str) -> f64 {
+pub(crate) fn total(exposition: &str, prefix: &str) -> f64 {
     exposition
         .lines()
         .filter(|l| l.starts_with(prefix))
@@ -104,7 +104,7 @@ fn shipped_nginx_rules_match_ground_truth() {
     promtool(&out);
 }
 
-fn promtool(exposition: &str) {
+pub(crate) fn promtool(exposition: &str) {
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
@@ -286,6 +286,10 @@ fn log_rule_errors_are_located() {
         ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginx\nmetrics:\n  - name: x_total\n    type: counter\n    source: nope\n", "8:13", "unknown source"),
         ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginx\nmetrics:\n  - name: x_total\n    type: counter\n    source: web\n  - name: x\n    type: gauge\n    source: web\n    value: status\n", "9:11", "clashes"),
         ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginx\nmetrics:\n  - name: probe_success\n    type: gauge\n    source: web\n    value: status\n", "6:11", "lookout's own"),
+        ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginx\n    container: podman\n", "5:16", "unknown variant `podman`"),
+        ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginx\n    watch: fanotify\n", "5:12", "unknown variant `fanotify`"),
+        // The Kubernetes fields are a container source's only.
+        ("sources:\n  - name: web\n    paths: [a.log]\n    format: nginx\nmetrics:\n  - name: x_total\n    type: counter\n    source: web\n    labels: { ns: namespace }\n", "9:19", "unknown field \"namespace\""),
     ];
     assert_config_errors(
         dir.path(),

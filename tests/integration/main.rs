@@ -5,6 +5,7 @@ mod cert_files;
 mod cli;
 mod common;
 mod config;
+mod containers;
 mod deploy;
 mod dns_prober;
 mod edges;

@@ -1,11 +1,13 @@
 //! The tailer against a model: random sequences of writes, polls, rotations (rename + create,
 //! copytruncate, delete + recreate) and restarts, checking that every line that can be read is
-//! counted exactly once — as Vector's file source is tested.
+//! counted exactly once — as Vector's file source is tested. The tailer is also woken as inotify
+//! wakes it: by write events alone (the create or rename event dropped, or still to come: events
+//! out of order), and by a queue overflow, which asks for a full scan.
 
 use lookout::config::log_rules::StartAt;
 use lookout::logs::framing::Framing;
 use lookout::logs::positions::{Positions, DEFAULT_RETENTION};
-use lookout::logs::tailer::{Tailer, Unreadable};
+use lookout::logs::tailer::{Look, Tailer, Unreadable};
 use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -91,16 +93,33 @@ impl Harness {
         }
     }
 
-    fn poll(&mut self) {
+    /// Polls as the tailer's thread does; `rescan`: as woken by a create, rename, delete or
+    /// overflow, or for the safety-net scan, rather than by write events alone.
+    fn poll_as(&mut self, rescan: bool) {
         let seen = &mut self.seen;
         // A zero idle flush: nothing is pending without multiline anyway.
-        self.tailer.poll(Duration::ZERO, &mut |record: &str| {
+        // Write events name the live path's file as it is now.
+        let written: std::collections::HashSet<(u64, u64)> =
+            std::fs::metadata(&self.live).map(|m| (m.dev(), m.ino())).into_iter().collect();
+        let look = if rescan { Look::Scan } else { Look::Written(&written) };
+        self.tailer.poll_with(Duration::ZERO, look, &mut |record: &str| {
             *seen.entry(record.split(' ').next().unwrap().to_string()).or_default() += 1
         });
+    }
+
+    fn poll(&mut self) {
+        self.poll_as(true);
         self.unread.clear();
         if !self.opened.contains(&self.generation) {
             self.opened.push(self.generation);
         }
+    }
+
+    /// A poll woken by write events only, without a scan: the files already open are read.
+    fn poll_writes_only(&mut self) {
+        self.poll_as(false);
+        let opened = &self.opened;
+        self.unread.retain(|(g, _)| !opened.contains(g));
     }
 
     /// The live file's unread lines are lost unless the tailer already has the file open.
@@ -165,9 +184,18 @@ fn run_model(seed: u64, steps: usize) {
                 h.write(n);
                 log.push(format!("write {n}"));
             }
-            45..=74 => {
+            45..=59 => {
                 h.poll();
                 log.push("poll".into());
+            }
+            60..=69 => {
+                h.poll_writes_only();
+                log.push("write events".into());
+            }
+            70..=74 => {
+                // inotify's queue overflowed: the waker asks for a full scan.
+                h.poll();
+                log.push("overflow".into());
             }
             75..=82 => {
                 h.rename_and_create();
