@@ -13,7 +13,6 @@ steady figures divided by the difference of their N. Also prints how many runs s
 """
 import gzip
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,13 +20,7 @@ import threading
 import time
 import urllib.request
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from live_tail import free_port  # the bench scripts' one way to pick a free port
 
 
 def rss_mib(pid, key="VmRSS"):
