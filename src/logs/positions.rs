@@ -12,6 +12,12 @@
 //! set changes (at most once a minute, or when many went missing at once), so the saves made
 //! several times a second stay as small as the set of live files.
 //!
+//! Saves come several times a second under load, and an `fsync` each would cost more than the
+//! reading they record. A save is atomic against a crash of lookout (written aside, renamed
+//! over: a restart after `kill -9` reads the last save); it is made durable against a crash of
+//! the machine at most [`SYNC_INTERVAL`] later, and at a stop. So a power loss may count again
+//! the records of that last second, never skip any.
+//!
 //! A file that cannot be parsed is moved aside (`<positions>.corrupt-<unix time>`) and lookout
 //! starts as on a first run, rather than not at all.
 
@@ -82,6 +88,8 @@ const DORMANT_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
 /// …unless this many went dormant since the last time.
 const DORMANT_FLUSH_BATCH: usize = 1024;
 const FORMAT_VERSION: u32 = 2;
+/// How long a save may stay in the page cache only, before it is synced to disk.
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// A positions file larger than this is not one (a million files take about 200 MB).
 const MAX_FILE_BYTES: u64 = 1 << 30;
 
@@ -118,6 +126,8 @@ struct FileFormat {
 pub struct Snapshot {
     main: Vec<Entry>,
     dormant: Option<Vec<Entry>>,
+    /// Synced at once (the last save, at a stop).
+    sync: bool,
 }
 
 #[derive(Default)]
@@ -172,7 +182,7 @@ pub struct Positions {
     known_sources: HashSet<String>,
     table: Mutex<Table>,
     /// One write at a time.
-    writing: Mutex<()>,
+    writing: Mutex<Durability>,
     /// Why the files could not be read when they were opened.
     load_problem: Option<String>,
 }
@@ -201,8 +211,8 @@ fn move_aside(path: &Path) -> String {
     }
 }
 
-/// Writes `entries` to `path` through a temporary file, synced, then renamed over.
-fn write_file(path: &Path, entries: &[Entry]) -> std::io::Result<()> {
+/// Writes `entries` to `path` through a temporary file renamed over it; `sync`: synced first.
+fn write_file(path: &Path, entries: &[Entry], sync: bool) -> std::io::Result<()> {
     // One entry a line: small, and still readable by a person.
     let mut text = format!("{{\"version\":{FORMAT_VERSION},\"files\":[\n").into_bytes();
     for (i, entry) in entries.iter().enumerate() {
@@ -215,8 +225,30 @@ fn write_file(path: &Path, entries: &[Entry]) -> std::io::Result<()> {
     let tmp = PathBuf::from(format!("{}.tmp", path.display()));
     let file = File::create(&tmp)?;
     std::io::Write::write_all(&mut &file, &text)?;
-    file.sync_all()?;
+    if sync {
+        file.sync_all()?;
+    }
     std::fs::rename(&tmp, path)
+}
+
+/// Makes a file renamed into place durable: its data, and its name in its directory. Opened
+/// without blocking, and its data synced only if it is a regular file: a FIFO or device put at
+/// the path must not hold the writer up.
+fn sync_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    if file.metadata()?.is_file() {
+        file.sync_all()?;
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    File::open(dir)?.sync_all()
+}
+
+/// Which save is on disk for good.
+struct Durability {
+    /// A save since the last sync is in the page cache only.
+    unsynced: bool,
+    last_sync: Instant,
 }
 
 /// Where a file stands, from what the file system shows.
@@ -299,7 +331,7 @@ impl Positions {
             retention,
             known_sources,
             table: Mutex::new(table),
-            writing: Mutex::new(()),
+            writing: Mutex::new(Durability { unsynced: false, last_sync: Instant::now() }),
             load_problem: (!problems.is_empty()).then(|| problems.join("; ")),
         }
     }
@@ -336,14 +368,18 @@ impl Positions {
 
     pub fn record(&self, source: &str, path: &Path, identity: &Identity, offset: u64) {
         let mut table = self.table();
-        let key = (source.to_string(), identity.dev, identity.ino);
-        table.gone_since.remove(&key);
-        let unchanged = table.get_mut(&key).is_some_and(|e| {
+        // A followed file is not gone; the map is empty but while files are going away.
+        if !table.gone_since.is_empty() {
+            table.gone_since.remove(&(source.to_string(), identity.dev, identity.ino));
+        }
+        // Most files did not move since the last poll: found without building a key.
+        let entry = table.entries.get(source).and_then(|f| f.get(&(identity.dev, identity.ino)));
+        if entry.is_some_and(|e| {
             e.offset == offset && e.fingerprint == identity.fingerprint && e.missing_since.is_none()
-        });
-        if unchanged {
+        }) {
             return;
         }
+        let key = (source.to_string(), identity.dev, identity.ino);
         let entry = Entry {
             source: source.to_string(),
             path: path.display().to_string(),
@@ -459,11 +495,11 @@ impl Positions {
         }
     }
 
-    /// Writes everything that changed, the dormant file included (at a stop).
+    /// Writes everything that changed, the dormant file included, and syncs it (at a stop).
     pub fn save(&self) -> std::io::Result<()> {
         match self.snapshot(true) {
             Some(snapshot) => self.write(snapshot),
-            None => Ok(()),
+            None => self.settle(true),
         }
     }
 
@@ -490,21 +526,27 @@ impl Positions {
             let (dormant, main): (Vec<Entry>, Vec<Entry>) =
                 table.all().cloned().partition(|e| e.missing_since.is_some());
             table.in_dormant_file = dormant.iter().map(Entry::key).collect();
-            Some(Snapshot { main: sorted(main), dormant: Some(sorted(dormant)) })
+            Some(Snapshot {
+                main: sorted(main),
+                dormant: Some(sorted(dormant)),
+                sync: flush_dormant,
+            })
         } else {
             let main = table.all().filter(|e| !table.in_dormant_file.contains(&e.key())).cloned();
-            Some(Snapshot { main: sorted(main.collect()), dormant: None })
+            Some(Snapshot { main: sorted(main.collect()), dormant: None, sync: flush_dormant })
         }
     }
 
-    /// Writes a snapshot: the dormant file first, so no entry is ever in neither file.
+    /// Writes a snapshot: the dormant file first, so no entry is ever in neither file. The
+    /// dormant file, written rarely, is synced each time; the main file at most once in
+    /// [`SYNC_INTERVAL`] (see [`Positions::settle`]).
     pub fn write(&self, snapshot: Snapshot) -> std::io::Result<()> {
-        let _writing = self.writing.lock().expect("positions write lock");
+        let mut durability = self.writing.lock().expect("positions write lock");
         let result = match &snapshot.dormant {
-            Some(dormant) => write_file(&self.dormant_path, dormant),
+            Some(dormant) => write_file(&self.dormant_path, dormant, true),
             None => Ok(()),
         }
-        .and_then(|()| write_file(&self.path, &snapshot.main));
+        .and_then(|()| write_file(&self.path, &snapshot.main, false));
         if result.is_err() {
             let mut table = self.table();
             table.dirty = true;
@@ -513,7 +555,25 @@ impl Positions {
                 table.in_dormant_file.clear();
                 table.dormant_changed = true;
             }
+            return result;
         }
-        result
+        durability.unsynced = true;
+        self.sync_if_due(&mut durability, snapshot.sync)
+    }
+
+    /// Syncs the last save if it has waited [`SYNC_INTERVAL`] (or at once with `now`).
+    pub fn settle(&self, now: bool) -> std::io::Result<()> {
+        let mut durability = self.writing.lock().expect("positions write lock");
+        self.sync_if_due(&mut durability, now)
+    }
+
+    fn sync_if_due(&self, durability: &mut Durability, now: bool) -> std::io::Result<()> {
+        if !durability.unsynced || !(now || durability.last_sync.elapsed() >= SYNC_INTERVAL) {
+            return Ok(());
+        }
+        sync_file(&self.path)?;
+        durability.unsynced = false;
+        durability.last_sync = Instant::now();
+        Ok(())
     }
 }

@@ -29,6 +29,12 @@ use std::time::{Duration, Instant};
 
 /// How often the positions writer saves when no source asks it to sooner.
 const SAVE_INTERVAL: Duration = Duration::from_millis(250);
+/// The least time between two polls of a source woken by writes.
+const MIN_POLL_GAP: Duration = Duration::from_millis(10);
+/// The most: what a write waits at worst, besides the save that publishes it.
+const MAX_POLL_GAP: Duration = Duration::from_millis(100);
+/// A poll woken by writes waits this many times as long as the last one took.
+const BUSY_SHARE_INVERSE: u32 = 8;
 /// How often a sleeping thread looks whether it should stop.
 const STOP_CHECK: Duration = Duration::from_millis(50);
 
@@ -143,8 +149,13 @@ impl Shared {
             let staged: Vec<Option<Vec<Family>>> = guards.iter_mut().map(|g| g.take()).collect();
             (staged, self.positions.as_ref().and_then(|p| p.snapshot(last)))
         };
-        if let (Some(positions), Some(table)) = (&self.positions, table) {
-            if let Err(e) = positions.write(table) {
+        if let Some(positions) = &self.positions {
+            let saved = match table {
+                Some(table) => positions.write(table),
+                // Nothing new: the last save is made durable once it is due.
+                None => positions.settle(last),
+            };
+            if let Err(e) = saved {
                 self.save_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!("saving positions: {e}");
             }
@@ -365,7 +376,7 @@ fn follow(source: &LiveSource, mut tailer: Tailer, stop: &AtomicBool, shared: &S
         if rescan {
             next_scan = now + scan_every;
         }
-        let written = identities(&woken.written);
+        let written: HashSet<PathBuf> = woken.written.drain(..).collect();
         let look = match (rescan, woken.data && !written.is_empty()) {
             (true, _) => Look::Scan,
             (false, true) => Look::Written(&written),
@@ -382,6 +393,7 @@ fn follow(source: &LiveSource, mut tailer: Tailer, stop: &AtomicBool, shared: &S
             *staged = Some(state.exposition(plan));
         }
         shared.want_save();
+        let poll_took = now.elapsed();
         // A held record is handed out once its file has been quiet for `idle_flush`.
         let mut until = next_scan;
         if tailer.holds_records() {
@@ -394,22 +406,19 @@ fn follow(source: &LiveSource, mut tailer: Tailer, stop: &AtomicBool, shared: &S
             }
             woken = waker.wait(until.min(Instant::now() + STOP_CHECK));
         }
+        // Writes that come in a stream are read in batches: a poll costs about the same for one
+        // line of a file as for a thousand. The more a poll costs (many busy files), the longer
+        // the next one waits, so polling takes a bounded share of a core.
+        let gap = (poll_took * BUSY_SHARE_INVERSE).clamp(MIN_POLL_GAP, MAX_POLL_GAP);
+        let since = now.elapsed();
+        if !woken.rescan && since < gap {
+            std::thread::sleep(gap - since);
+            woken.merge(waker.wait(Instant::now()));
+        }
         if stop.load(Ordering::Acquire) {
             return tailer;
         }
     }
-}
-
-/// The (device, inode) of the files at `paths`, as the tailer knows its files.
-fn identities(paths: &[PathBuf]) -> HashSet<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    // A file written many times since the last poll is named as often: looked at once.
-    let paths: std::collections::BTreeSet<&PathBuf> = paths.iter().collect();
-    paths
-        .into_iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| (m.dev(), m.ino()))
-        .collect()
 }
 
 /// Counts records into a source's state, holding its lock from the first record of a chunk

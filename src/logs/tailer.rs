@@ -22,8 +22,8 @@ use super::positions::{Identity, Positions};
 use crate::config::log_rules::StartAt;
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::io::Read;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -120,6 +120,8 @@ struct Watched {
     file: File,
     identity: Identity,
     offset: u64,
+    /// The file's size when it was last looked at, for the lag.
+    seen_len: u64,
     pipeline: Pipeline,
     /// What the records of a compressed file are read from (read once only).
     decoder: Option<Box<dyn Read + Send>>,
@@ -193,10 +195,9 @@ enum Compression {
 }
 
 impl Compression {
-    fn of(file: &mut File) -> Option<Compression> {
+    fn of(file: &File) -> Option<Compression> {
         let mut magic = [0u8; 4];
-        let n = file.read(&mut magic).ok()?;
-        file.seek(SeekFrom::Start(0)).ok()?;
+        let n = file.read_at(&mut magic, 0).ok()?;
         match &magic[..n] {
             [0x1f, 0x8b, ..] => Some(Compression::Gzip),
             [0x28, 0xb5, 0x2f, 0xfd] => Some(Compression::Zstd),
@@ -250,8 +251,8 @@ pub enum Look<'a> {
     Scan,
     /// Read every file followed (only writes happened since the last poll).
     Files,
-    /// Read only these files, by (device, inode): the ones write events named.
-    Written(&'a HashSet<(u64, u64)>),
+    /// Read only the files write events named, by their paths.
+    Written(&'a HashSet<PathBuf>),
 }
 
 pub struct Tailer {
@@ -271,6 +272,9 @@ pub struct Tailer {
     last_sweep: Option<Instant>,
     /// Paths that cannot be read, and why; each is warned about once.
     unreadable: BTreeMap<PathBuf, Unreadable>,
+    /// Where files are read into; kept, as zeroing a fresh one per read costs more than the
+    /// read at a thousand busy files.
+    buffer: Vec<u8>,
     pub stats: TailStats,
 }
 
@@ -297,6 +301,7 @@ impl Tailer {
             compressed: HashSet::new(),
             last_sweep: None,
             unreadable: BTreeMap::new(),
+            buffer: Vec::new(),
             stats: TailStats::default(),
         }
     }
@@ -307,11 +312,12 @@ impl Tailer {
         self
     }
 
+    /// Bytes not read yet, as of each file's last look (a file no event named is as it was).
     fn lag_bytes(&self) -> u64 {
         self.files
             .iter()
             .filter(|w| w.decoder.is_none())
-            .filter_map(|w| w.file.metadata().ok().map(|m| m.len().saturating_sub(w.offset)))
+            .map(|w| w.seen_len.saturating_sub(w.offset))
             .sum()
     }
 
@@ -349,17 +355,22 @@ impl Tailer {
         self.sweep(now);
         // Rotated-away files first, so records keep their order.
         self.files.sort_by_key(|w| w.at_path);
+        let named = match look {
+            Look::Written(paths) => Some((paths, self.named_elsewise(paths))),
+            _ => None,
+        };
         let retention = self.positions.as_ref().map(|p| p.retention());
         let mut index = 0;
         while index < self.files.len() {
             let w = &self.files[index];
-            let id = (w.identity.dev, w.identity.ino);
             // A file rotated away is read at every poll: events may no longer name it (deleted,
             // moved out of the watched directory), and it is let go once quiet.
-            let read = match look {
-                Look::Written(written) if w.at_path && !written.contains(&id) => 0,
-                _ => self.read_file(index, out),
-            };
+            let unwritten = named.as_ref().is_some_and(|(paths, ids)| {
+                w.at_path
+                    && !paths.contains(&w.path)
+                    && !ids.contains(&(w.identity.dev, w.identity.ino))
+            });
+            let read = if unwritten { 0 } else { self.read_file(index, out) };
             if self.files[index].compressed {
                 let w = self.files.remove(index);
                 self.note_compressed(w.path);
@@ -392,6 +403,24 @@ impl Tailer {
             }
             index += 1;
         }
+    }
+
+    /// The (device, inode) of written files named by another path than the one they are
+    /// followed at (`./access.log` for `access.log`, a link): looked up, which the usual case
+    /// spares.
+    fn named_elsewise(&self, paths: &HashSet<PathBuf>) -> HashSet<(u64, u64)> {
+        let followed = self.files.iter().filter(|w| w.at_path && paths.contains(&w.path)).count();
+        if followed == paths.len() {
+            return HashSet::new();
+        }
+        let at_paths: HashSet<&Path> =
+            self.files.iter().filter(|w| w.at_path).map(|w| w.path.as_path()).collect();
+        paths
+            .iter()
+            .filter(|p| !at_paths.contains(p.as_path()))
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| (m.dev(), m.ino()))
+            .collect()
     }
 
     /// Every few seconds, has the positions table look at entries of files not followed.
@@ -445,6 +474,15 @@ impl Tailer {
             let listed: HashSet<&Path> = paths.iter().map(PathBuf::as_path).collect();
             self.compressed.retain(|p| listed.contains(p.as_path()));
         }
+        // The files followed by identity, and (once a file is new) the paths they were at: a
+        // scan of ten thousand files must not compare each with all.
+        let mut by_identity: std::collections::HashMap<(u64, u64), usize> = self
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, w)| ((w.identity.dev, w.identity.ino), i))
+            .collect();
+        let mut known_paths: Option<HashSet<PathBuf>> = None;
         for path in paths {
             let meta = match std::fs::metadata(&path) {
                 Ok(meta) if meta.is_file() => meta,
@@ -458,14 +496,10 @@ impl Tailer {
                 }
             };
             let (dev, ino) = (meta.dev(), meta.ino());
-            if let Some(w) =
-                self.files.iter_mut().find(|w| w.identity.dev == dev && w.identity.ino == ino)
-            {
+            if let Some(&i) = by_identity.get(&(dev, ino)) {
+                let w = &mut self.files[i];
                 w.path = path;
                 w.at_path = true;
-                continue;
-            }
-            if self.files.iter().any(|w| w.path == path && w.at_path) {
                 continue;
             }
             if self.compressed.contains(&path) {
@@ -474,9 +508,13 @@ impl Tailer {
             match self.open(&path, meta.len()) {
                 Ok(None) => self.note_compressed(path),
                 Ok(Some(w)) => {
-                    if self.files.iter().any(|old| old.path == path) {
+                    let files = &self.files;
+                    let known = known_paths
+                        .get_or_insert_with(|| files.iter().map(|w| w.path.clone()).collect());
+                    if known.contains(&path) {
                         self.stats.rotations += 1;
                     }
+                    by_identity.insert((dev, ino), self.files.len());
                     self.files.push(w);
                 }
                 Err(reason) => {
@@ -531,7 +569,7 @@ impl Tailer {
         }
         let pipeline = Pipeline::new(self.max_line_bytes, self.container, self.framing.clone());
         let pod = self.container.and_then(|_| PodPath::of(path));
-        let compression = Compression::of(&mut file);
+        let compression = Compression::of(&file);
         if let Some(compression) = compression {
             if !self.once {
                 return Ok(None);
@@ -544,6 +582,7 @@ impl Tailer {
                 file,
                 identity,
                 offset: 0,
+                seen_len: 0,
                 pipeline,
                 decoder: Some(decoder.map_err(|e| Unreadable::of(&e))?),
                 pod,
@@ -567,12 +606,12 @@ impl Tailer {
             None if self.first_scan && self.start_at == StartAt::End && !ran_before => len,
             None => 0,
         };
-        file.seek(SeekFrom::Start(offset)).map_err(|e| Unreadable::of(&e))?;
         Ok(Some(Watched {
             path: path.to_path_buf(),
             file,
             identity,
             offset,
+            seen_len: len,
             pipeline,
             decoder: None,
             pod,
@@ -593,7 +632,8 @@ impl Tailer {
                 stats.read_errors += 1;
                 return 0;
             };
-            if w.offset == 0 && meta.len() > 0 && Compression::of(&mut w.file).is_some() {
+            w.seen_len = meta.len();
+            if w.offset == 0 && meta.len() > 0 && Compression::of(&w.file).is_some() {
                 w.compressed = true;
                 return 0;
             }
@@ -605,19 +645,19 @@ impl Tailer {
                 w.pipeline.truncated(&mut of_file(&w.pod, out));
                 w.identity.fingerprint_len = 0;
             }
-            if w.file.seek(SeekFrom::Start(w.offset)).is_err() {
-                stats.read_errors += 1;
-                return 0;
-            }
         }
-        let mut buffer = vec![0u8; READ_CHUNK];
+        if self.buffer.is_empty() {
+            self.buffer = vec![0u8; READ_CHUNK];
+        }
+        let buffer = &mut self.buffer;
         let mut total = 0u64;
         let before = w.pipeline.stats();
         while total < MAX_READ_PER_POLL {
             out.before_io();
             let read = match &mut w.decoder {
-                Some(decoder) => decoder.read(&mut buffer),
-                None => w.file.read(&mut buffer),
+                Some(decoder) => decoder.read(buffer),
+                // At the offset, not the handle's position: no seek before each read.
+                None => w.file.read_at(buffer, w.offset),
             };
             let n = match read {
                 Ok(0) => break,
@@ -632,6 +672,10 @@ impl Tailer {
             total += n as u64;
             w.offset += n as u64;
             w.pipeline.push(&buffer[..n], &mut of_file(&w.pod, out));
+            // A short read of a file is its end for now; the next poll reads what follows.
+            if w.decoder.is_none() && n < buffer.len() {
+                break;
+            }
         }
         if w.decoder.is_none()
             && w.identity.fingerprint_len < super::positions::FINGERPRINT_BYTES as u32

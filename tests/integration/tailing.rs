@@ -98,9 +98,8 @@ impl Harness {
     fn poll_as(&mut self, rescan: bool) {
         let seen = &mut self.seen;
         // A zero idle flush: nothing is pending without multiline anyway.
-        // Write events name the live path's file as it is now.
-        let written: std::collections::HashSet<(u64, u64)> =
-            std::fs::metadata(&self.live).map(|m| (m.dev(), m.ino())).into_iter().collect();
+        // Write events name the live path.
+        let written: std::collections::HashSet<PathBuf> = [self.live.clone()].into();
         let look = if rescan { Look::Scan } else { Look::Written(&written) };
         self.tailer.poll_with(Duration::ZERO, look, &mut |record: &str| {
             *seen.entry(record.split(' ').next().unwrap().to_string()).or_default() += 1
