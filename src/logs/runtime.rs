@@ -366,7 +366,7 @@ fn follow(source: &LiveSource, mut tailer: Tailer, stop: &AtomicBool, shared: &S
     // A multiline record is complete once its file has been quiet for a while.
     let idle_flush = (plan.poll_interval * 4).max(Duration::from_millis(500));
     let intervals = (plan.safety_scan, plan.poll_interval);
-    let waker = Waker::new(&plan.name, &plan.patterns, plan.watch, intervals);
+    let mut waker = Waker::new(&plan.name, &plan.patterns, plan.watch, intervals);
     let scan_every = if waker.inotify() { plan.safety_scan } else { plan.poll_interval };
     let mut next_scan = Instant::now();
     let mut woken = Woken { data: true, rescan: true, written: Vec::new() };
