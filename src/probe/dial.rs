@@ -37,13 +37,19 @@ pub async fn resolve(
     let start = Instant::now();
     let candidates: Vec<IpAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![ip],
-        Err(_) => {
-            report.log(format_args!("resolving {host}"));
-            let found = tokio::net::lookup_host((host, 0))
-                .await
-                .map_err(|e| Failure::new(FailureReason::Dns, format!("resolving {host}: {e}")))?;
-            found.map(|addr| addr.ip()).collect()
-        }
+        Err(_) => match super::hosts::system().and_then(|hosts| hosts.lookup(host)) {
+            Some(listed) => {
+                report.log(format_args!("{host} is in /etc/hosts"));
+                listed
+            }
+            None => {
+                report.log(format_args!("resolving {host}"));
+                let found = tokio::net::lookup_host((host, 0)).await.map_err(|e| {
+                    Failure::new(FailureReason::Dns, format!("resolving {host}: {e}"))
+                })?;
+                found.map(|addr| addr.ip()).collect()
+            }
+        },
     };
     let lookup = start.elapsed();
     let wanted = |ip: &IpAddr| match preferred {

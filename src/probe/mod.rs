@@ -18,6 +18,7 @@ pub mod file;
 pub mod grpc;
 pub mod guard;
 pub mod history;
+pub mod hosts;
 pub mod http;
 mod http3;
 pub mod icmp;
