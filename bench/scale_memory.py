@@ -31,7 +31,7 @@ def rss_mib(pid, key="VmRSS"):
 
 
 def main():
-    binary, n, interval = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    binary, n, interval = os.path.abspath(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     w = tempfile.mkdtemp(prefix="lookout-scale-")
     http, port = free_port(), free_port()
     with open(w + "/nginx.conf", "w") as f:
@@ -45,6 +45,8 @@ def main():
         for i in range(n):
             f.write('  - {name: t%d, module: http_2xx, target: "http://127.0.0.1:%d/t/%d", '
                     "interval: %ds}\n" % (i, http, i, interval))
+    if not os.access(binary, os.X_OK):
+        sys.exit("%s: no such executable (cargo build --release)" % binary)
     subprocess.run(["nginx", "-c", w + "/nginx.conf"], check=True)
     ours = subprocess.Popen([binary, "--config.probes", w + "/probes.yml",
                              "--config.log-rules", os.path.join(os.path.dirname(__file__), "no_logs.yaml"),

@@ -26,7 +26,7 @@ use std::io::Read;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How much of a file is read in one go; larger files are read over several polls.
 const READ_CHUNK: usize = 256 * 1024;
@@ -34,6 +34,9 @@ const MAX_READ_PER_POLL: u64 = 64 << 20;
 /// How long a rotated-away file is still read after its last growth; also how often the
 /// positions of files no longer followed are swept.
 const DRAIN_GRACE: Duration = super::positions::GONE_GRACE;
+/// How long a file must have been unchanged before an unchanged size and change time are taken
+/// to mean nothing happened to it.
+const QUIET: Duration = Duration::from_secs(1);
 
 /// Why a path of a source cannot be read: a small fixed set, for a label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -122,6 +125,13 @@ struct Watched {
     offset: u64,
     /// The file's size when it was last looked at, for the lag.
     seen_len: u64,
+    /// The file's change time when it was last read to its end, its start checked: while its
+    /// size and change time stay so there is nothing to read or check (a safety-net scan of ten
+    /// thousand quiet files costs a `fstat` each).
+    read_through: Option<(i64, i64)>,
+    /// What the scan just found at the file's path (the same inode): read in place of a
+    /// `fstat` of the handle.
+    scanned: Option<std::fs::Metadata>,
     pipeline: Pipeline,
     /// What the records of a compressed file are read from (read once only).
     decoder: Option<Box<dyn Read + Send>>,
@@ -500,6 +510,7 @@ impl Tailer {
                 let w = &mut self.files[i];
                 w.path = path;
                 w.at_path = true;
+                w.scanned = Some(meta);
                 continue;
             }
             if self.compressed.contains(&path) {
@@ -583,6 +594,8 @@ impl Tailer {
                 identity,
                 offset: 0,
                 seen_len: 0,
+                read_through: None,
+                scanned: None,
                 pipeline,
                 decoder: Some(decoder.map_err(|e| Unreadable::of(&e))?),
                 pod,
@@ -612,6 +625,8 @@ impl Tailer {
             identity,
             offset,
             seen_len: len,
+            read_through: None,
+            scanned: None,
             pipeline,
             decoder: None,
             pod,
@@ -627,12 +642,20 @@ impl Tailer {
         out.before_io();
         let stats = &mut self.stats;
         let w = &mut self.files[index];
+        // The size and change time this read started from.
+        let mut looked = None;
         if w.decoder.is_none() {
-            let Ok(meta) = w.file.metadata() else {
+            let Some(meta) = w.scanned.take().or_else(|| w.file.metadata().ok()) else {
                 stats.read_errors += 1;
                 return 0;
             };
             w.seen_len = meta.len();
+            let changed = (meta.ctime(), meta.ctime_nsec());
+            if meta.len() == w.offset && w.read_through == Some(changed) {
+                return 0;
+            }
+            w.read_through = None;
+            looked = Some((meta.len(), changed));
             if w.offset == 0 && meta.len() > 0 && Compression::of(&w.file).is_some() {
                 w.compressed = true;
                 return 0;
@@ -683,6 +706,15 @@ impl Tailer {
         {
             out.before_io();
             w.identity.fingerprint_from(&mut w.file);
+        }
+        if let Some((_, changed)) = looked.filter(|&(len, _)| len == w.offset) {
+            // Only once the file has been quiet a while: file times tick coarsely (a clock tick
+            // of a few ms), so a change right after this read could bear the same time.
+            let (secs, nanos) = (u64::try_from(changed.0), u32::try_from(changed.1));
+            let at = secs.ok().zip(nanos.ok()).map(|(s, n)| UNIX_EPOCH + Duration::new(s, n));
+            if at.is_some_and(|at| SystemTime::now().duration_since(at).is_ok_and(|q| q > QUIET)) {
+                w.read_through = Some(changed);
+            }
         }
         let after = w.pipeline.stats();
         stats.bytes += total;
