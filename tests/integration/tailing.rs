@@ -468,6 +468,33 @@ fn the_last_line_of_a_file_read_to_its_end_counts_without_a_newline() {
     assert_eq!(got, ["one", "two"]);
 }
 
+#[test]
+fn a_quiet_file_rewritten_to_the_same_length_is_read_again() {
+    // A file read through and then quiet is skipped while its size and change time stay the
+    // same; a truncation and rewrite to the very same length must still be seen, right after a
+    // read and after the file has been quiet long enough to be skipped.
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("a.log");
+    let p = Arc::new(Positions::open(&dir.path().join("positions.json"), DEFAULT_RETENTION));
+    let mut tailer = tailer_with(live.display().to_string(), &p);
+    let mut got = Vec::new();
+    std::fs::write(&live, "aaaa-1\naaaa-2\n").unwrap();
+    poll_into(&mut tailer, &mut got);
+    std::fs::write(&live, "bbbb-1\nbbbb-2\n").unwrap();
+    poll_into(&mut tailer, &mut got);
+    assert_eq!(got, ["aaaa-1", "aaaa-2", "bbbb-1", "bbbb-2"]);
+    std::thread::sleep(Duration::from_millis(1100));
+    // Read through while quiet: skipped from now on, until something changes.
+    poll_into(&mut tailer, &mut got);
+    poll_into(&mut tailer, &mut got);
+    std::fs::write(&live, "cccc-1\ncccc-2\n").unwrap();
+    poll_into(&mut tailer, &mut got);
+    assert_eq!(got[4..], ["cccc-1", "cccc-2"]);
+    append_lines(&live, "dddd", 0..1);
+    poll_into(&mut tailer, &mut got);
+    assert_eq!(got[6..], ["dddd-0"]);
+}
+
 fn append_lines(path: &Path, prefix: &str, range: std::ops::Range<u32>) {
     let mut f = OpenOptions::new().append(true).create(true).open(path).unwrap();
     for i in range {
