@@ -131,7 +131,7 @@ struct Watched {
     read_through: Option<(i64, i64)>,
     /// What the scan just found at the file's path (the same inode): read in place of a
     /// `fstat` of the handle.
-    scanned: Option<std::fs::Metadata>,
+    scanned: Option<Stamp>,
     pipeline: Pipeline,
     /// What the records of a compressed file are read from (read once only).
     decoder: Option<Box<dyn Read + Send>>,
@@ -148,6 +148,19 @@ struct Watched {
     /// its path: its directory is missing or unreadable (renamed away, permissions, no file
     /// descriptors left). It is read on through its handle and never finished early.
     hidden_since: Option<Instant>,
+}
+
+/// A file's size and change time, as one look at it found them.
+#[derive(Clone, Copy)]
+struct Stamp {
+    len: u64,
+    changed: (i64, i64),
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Stamp {
+        Stamp { len: meta.len(), changed: (meta.ctime(), meta.ctime_nsec()) }
+    }
 }
 
 impl Watched {
@@ -510,7 +523,7 @@ impl Tailer {
                 let w = &mut self.files[i];
                 w.path = path;
                 w.at_path = true;
-                w.scanned = Some(meta);
+                w.scanned = Some(Stamp::of(&meta));
                 continue;
             }
             if self.compressed.contains(&path) {
@@ -645,22 +658,23 @@ impl Tailer {
         // The size and change time this read started from.
         let mut looked = None;
         if w.decoder.is_none() {
-            let Some(meta) = w.scanned.take().or_else(|| w.file.metadata().ok()) else {
+            let Some(stamp) =
+                w.scanned.take().or_else(|| w.file.metadata().ok().map(|m| Stamp::of(&m)))
+            else {
                 stats.read_errors += 1;
                 return 0;
             };
-            w.seen_len = meta.len();
-            let changed = (meta.ctime(), meta.ctime_nsec());
-            if meta.len() == w.offset && w.read_through == Some(changed) {
+            w.seen_len = stamp.len;
+            if stamp.len == w.offset && w.read_through == Some(stamp.changed) {
                 return 0;
             }
             w.read_through = None;
-            looked = Some((meta.len(), changed));
-            if w.offset == 0 && meta.len() > 0 && Compression::of(&w.file).is_some() {
+            looked = Some(stamp);
+            if w.offset == 0 && stamp.len > 0 && Compression::of(&w.file).is_some() {
                 w.compressed = true;
                 return 0;
             }
-            if meta.len() < w.offset
+            if stamp.len < w.offset
                 || (w.identity.fingerprint_len > 0 && !w.identity.same_start(&mut w.file))
             {
                 stats.truncations += 1;
@@ -707,7 +721,7 @@ impl Tailer {
             out.before_io();
             w.identity.fingerprint_from(&mut w.file);
         }
-        if let Some((_, changed)) = looked.filter(|&(len, _)| len == w.offset) {
+        if let Some(Stamp { changed, .. }) = looked.filter(|s| s.len == w.offset) {
             // Only once the file has been quiet a while: file times tick coarsely (a clock tick
             // of a few ms), so a change right after this read could bear the same time.
             let (secs, nanos) = (u64::try_from(changed.0), u32::try_from(changed.1));
