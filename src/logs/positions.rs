@@ -1,8 +1,7 @@
 //! The positions file: where reading stopped in each file, so a restart resumes exactly there.
 //!
 //! A file is identified by device, inode and a fingerprint of its first bytes: a new file that
-//! reuses an old inode has other first bytes and is read from its start. Files are written to
-//! a temporary name and renamed over the old one, so a crash never leaves half of one.
+//! reuses an old inode has other first bytes and is read from its start.
 //!
 //! Entries of files a source no longer follows are swept: a file gone from a directory that
 //! still lists is forgotten after a short grace; a file whose directory is missing or
@@ -12,11 +11,20 @@
 //! set changes (at most once a minute, or when many went missing at once), so the saves made
 //! several times a second stay as small as the set of live files.
 //!
-//! Saves come several times a second under load, and an `fsync` each would cost more than the
-//! reading they record. A save is atomic against a crash of lookout (written aside, renamed
-//! over: a restart after `kill -9` reads the last save); it is made durable against a crash of
-//! the machine at most [`SYNC_INTERVAL`] later, and at a stop. So a power loss may count again
-//! the records of that last second, never skip any.
+//! Saves come up to a hundred times a second under load. Each is numbered. The main file is
+//! written to a temporary name, synced and renamed over the old one: at most once in
+//! [`SYNC_INTERVAL`], and at a stop. The saves in between are written in place, in turn, to
+//! two slot files, `<positions>.live-0` and `.live-1`, each headed by its number, the number of
+//! the main file it follows and a checksum; they are never synced. A rename over a file makes
+//! ext4 write the new data out at once, which cost more than the reading it recorded; a write in
+//! place stays in the page cache. A restart reads the main file and takes the newer slot whose
+//! checksum holds and that follows that very main file:
+//! - after `kill -9`, the last save, or the one before it if the kill tore the last one (whose
+//!   counts were not shown yet, as counts are shown only once their positions are saved);
+//! - after a power loss, the newest save that reached the disk whole, at worst the main file
+//!   synced less than a second before: the records of that last second may be counted again,
+//!   none is skipped;
+//! - a main file deleted or put back by hand is not overridden by slots that followed another.
 //!
 //! A file that cannot be parsed is moved aside (`<positions>.corrupt-<unix time>`) and lookout
 //! starts as on a first run, rather than not at all.
@@ -118,6 +126,9 @@ impl Entry {
 #[derive(Serialize, Deserialize)]
 struct FileFormat {
     version: u32,
+    /// The number of the save (0 in files from before saves were numbered).
+    #[serde(default)]
+    seq: u64,
     files: Vec<Entry>,
 }
 
@@ -192,14 +203,71 @@ fn unix_now() -> u64 {
 }
 
 /// Reads one positions file; `Ok(None)` when it does not exist.
-fn read_file(path: &Path) -> Result<Option<Vec<Entry>>, String> {
+fn read_file(path: &Path) -> Result<Option<FileFormat>, String> {
     match crate::files::read(path, MAX_FILE_BYTES) {
         Ok(bytes) => serde_json::from_slice::<FileFormat>(&bytes)
-            .map(|f| Some(f.files))
+            .map(Some)
             .map_err(|e| format!("not a positions file: {e}")),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// What the first line of a slot file starts with.
+const SLOT_MAGIC: &str = "lookout-positions-slot";
+
+/// The slot files' paths.
+fn slot_paths(path: &Path) -> [PathBuf; 2] {
+    [0, 1].map(|i| PathBuf::from(format!("{}.live-{i}", path.display())))
+}
+
+/// A save written to a slot file.
+struct Slot {
+    seq: u64,
+    /// The number of the main file it follows.
+    base: u64,
+    /// `None` when the save is torn (its checksum does not hold) or does not parse.
+    files: Option<Vec<Entry>>,
+}
+
+/// The bytes of a slot file: a header line, then the main file's own format.
+fn slot_bytes(seq: u64, base: u64, body: &[u8]) -> Vec<u8> {
+    let header = format!(
+        "{SLOT_MAGIC} seq={seq} base={base} bytes={} crc32={:08x}\n",
+        body.len(),
+        crc32fast::hash(body)
+    );
+    let mut bytes = Vec::with_capacity(header.len() + body.len());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// Reads a slot file; `None` when it is missing or its header cannot be read.
+fn read_slot(path: &Path) -> Option<Slot> {
+    let bytes = crate::files::read(path, MAX_FILE_BYTES).ok()?;
+    let newline = memchr::memchr(b'\n', &bytes)?;
+    let header = std::str::from_utf8(&bytes[..newline]).ok()?;
+    let mut words = header.split(' ');
+    if words.next() != Some(SLOT_MAGIC) {
+        return None;
+    }
+    let mut field = |name: &str| {
+        let word = words.next()?.strip_prefix(name)?.strip_prefix('=')?;
+        Some(word)
+    };
+    let seq = field("seq")?.parse().ok()?;
+    let base = field("base")?.parse().ok()?;
+    let len: usize = field("bytes")?.parse().ok()?;
+    let crc = u32::from_str_radix(field("crc32")?, 16).ok()?;
+    // A slot that shrank keeps the old tail until it is truncated: read what the header says.
+    let files = bytes
+        .get(newline + 1..)
+        .and_then(|rest| rest.get(..len))
+        .filter(|body| crc32fast::hash(body) == crc)
+        .and_then(|body| serde_json::from_slice::<FileFormat>(body).ok())
+        .map(|f| f.files);
+    Some(Slot { seq, base, files })
 }
 
 /// Moves a file that cannot be read or parsed aside, so the next save does not destroy it.
@@ -211,10 +279,11 @@ fn move_aside(path: &Path) -> String {
     }
 }
 
-/// Writes `entries` to `path` through a temporary file renamed over it; `sync`: synced first.
-fn write_file(path: &Path, entries: &[Entry], sync: bool) -> std::io::Result<()> {
+/// The text of a positions file holding `entries`, as save number `seq`.
+fn encode(seq: u64, entries: &[Entry]) -> std::io::Result<Vec<u8>> {
     // One entry a line: small, and still readable by a person.
-    let mut text = format!("{{\"version\":{FORMAT_VERSION},\"files\":[\n").into_bytes();
+    let mut text =
+        format!("{{\"version\":{FORMAT_VERSION},\"seq\":{seq},\"files\":[\n").into_bytes();
     for (i, entry) in entries.iter().enumerate() {
         if i > 0 {
             text.extend_from_slice(b",\n");
@@ -222,13 +291,28 @@ fn write_file(path: &Path, entries: &[Entry], sync: bool) -> std::io::Result<()>
         serde_json::to_writer(&mut text, entry)?;
     }
     text.extend_from_slice(b"\n]}\n");
+    Ok(text)
+}
+
+/// Writes `text` to `path` through a temporary file renamed over it; `sync`: the data before the
+/// rename, and the directory after it.
+fn replace_file(path: &Path, text: &[u8], sync: bool) -> std::io::Result<()> {
     let tmp = PathBuf::from(format!("{}.tmp", path.display()));
     let file = File::create(&tmp)?;
-    std::io::Write::write_all(&mut &file, &text)?;
+    std::io::Write::write_all(&mut &file, text)?;
     if sync {
         file.sync_all()?;
     }
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path)?;
+    if sync {
+        sync_dir(path)?;
+    }
+    Ok(())
+}
+
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    File::open(dir)?.sync_all()
 }
 
 /// Makes a file renamed into place durable: its data, and its name in its directory. Opened
@@ -240,15 +324,78 @@ fn sync_file(path: &Path) -> std::io::Result<()> {
     if file.metadata()?.is_file() {
         file.sync_all()?;
     }
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    File::open(dir)?.sync_all()
+    sync_dir(path)
 }
 
-/// Which save is on disk for good.
+/// The two slot files, written in place.
+struct Slots {
+    files: [File; 2],
+    /// Their lengths, so a shorter save truncates the old tail away.
+    lens: [u64; 2],
+}
+
+impl Slots {
+    /// Opens (creates) the slot files; `None` if they are not regular files or cannot be opened:
+    /// then every save renames the main file.
+    fn open(path: &Path) -> Option<Slots> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let open = |path: &PathBuf| {
+            // Non-blocking and not through a symlink: a FIFO or a link put there is not used.
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+                .open(path);
+            match file.and_then(|f| f.metadata().map(|m| (f, m))) {
+                Ok((file, meta)) if meta.is_file() => Some((file, meta.len())),
+                Ok(_) => {
+                    tracing::warn!(
+                        "{} is not a regular file: positions saved by renames only",
+                        path.display()
+                    );
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!("{}: {e}: positions saved by renames only", path.display());
+                    None
+                }
+            }
+        };
+        let [a, b] = slot_paths(path);
+        let ((a, a_len), (b, b_len)) = (open(&a)?, open(&b)?);
+        Some(Slots { files: [a, b], lens: [a_len, b_len] })
+    }
+
+    /// Writes save `seq`, which follows main file `base`, over the older of the two slots.
+    fn write(&mut self, seq: u64, base: u64, body: &[u8]) -> std::io::Result<()> {
+        let slot = (seq % 2) as usize;
+        let bytes = slot_bytes(seq, base, body);
+        self.files[slot].write_all_at(&bytes, 0)?;
+        let len = bytes.len() as u64;
+        if self.lens[slot] > len {
+            // Not to zero: ext4 writes a file truncated to zero out at its close.
+            self.files[slot].set_len(len)?;
+        }
+        self.lens[slot] = len;
+        Ok(())
+    }
+}
+
+/// Which save is where, and which is on disk for good.
 struct Durability {
-    /// A save since the last sync is in the page cache only.
+    /// The number of the last save.
+    seq: u64,
+    /// The number of the main file on disk, if known: slots name it as the one they follow.
+    main_seq: Option<u64>,
+    /// The last save, with its number, when it is in a slot only.
+    pending: Option<(u64, Vec<u8>)>,
+    /// The main file was renamed into place and not synced yet.
     unsynced: bool,
     last_sync: Instant,
+    /// Opened at the first save that uses them; `Some(None)`: they cannot be used.
+    slots: Option<Option<Slots>>,
 }
 
 /// Where a file stands, from what the file system shows.
@@ -291,16 +438,31 @@ impl Positions {
         let dormant_path = PathBuf::from(format!("{}.dormant", path.display()));
         let mut problems = Vec::new();
         let mut read = |file: &Path| match read_file(file) {
-            Ok(entries) => entries.unwrap_or_default(),
+            Ok(read) => read,
             Err(e) => {
                 // Kept for a person to look at, rather than overwritten by the next save.
                 problems.push(format!("{}: {e}, {}", file.display(), move_aside(file)));
-                Vec::new()
+                None
             }
         };
         let main = read(path);
-        let dormant = read(&dormant_path);
-        let mut table = Table::default();
+        let dormant = read(&dormant_path).map(|f| f.files).unwrap_or_default();
+        let main_seq = main.as_ref().map(|f| f.seq);
+        let slots: Vec<Slot> = slot_paths(path).iter().filter_map(|p| read_slot(p)).collect();
+        // Numbers go on from the highest seen, so slots left by a main file since deleted never
+        // follow the next one.
+        let seq = slots.iter().map(|s| s.seq).chain(main_seq).max().unwrap_or(0);
+        let newer = slots
+            .into_iter()
+            .filter(|s| Some(s.base) == main_seq && s.seq > s.base)
+            .filter_map(|s| Some((s.seq, s.files?)))
+            .max_by_key(|(seq, _)| *seq);
+        let from_slot = newer.is_some();
+        let main = match newer {
+            Some((_, files)) => files,
+            None => main.map(|f| f.files).unwrap_or_default(),
+        };
+        let mut table = Table { dirty: from_slot, ..Table::default() };
         let in_main: HashSet<Key> = main.iter().map(Entry::key).collect();
         for entry in dormant {
             if !in_main.contains(&entry.key()) {
@@ -331,7 +493,14 @@ impl Positions {
             retention,
             known_sources,
             table: Mutex::new(table),
-            writing: Mutex::new(Durability { unsynced: false, last_sync: Instant::now() }),
+            writing: Mutex::new(Durability {
+                seq,
+                main_seq,
+                pending: None,
+                unsynced: false,
+                last_sync: Instant::now(),
+                slots: None,
+            }),
             load_problem: (!problems.is_empty()).then(|| problems.join("; ")),
         }
     }
@@ -539,14 +708,20 @@ impl Positions {
 
     /// Writes a snapshot: the dormant file first, so no entry is ever in neither file. The
     /// dormant file, written rarely, is synced each time; the main file at most once in
-    /// [`SYNC_INTERVAL`] (see [`Positions::settle`]).
+    /// [`SYNC_INTERVAL`] (see [`Positions::settle`]), the slots in between.
     pub fn write(&self, snapshot: Snapshot) -> std::io::Result<()> {
         let mut durability = self.writing.lock().expect("positions write lock");
+        let durability = &mut *durability;
+        durability.seq += 1;
+        let seq = durability.seq;
         let result = match &snapshot.dormant {
-            Some(dormant) => write_file(&self.dormant_path, dormant, true),
+            Some(dormant) => {
+                encode(seq, dormant).and_then(|text| replace_file(&self.dormant_path, &text, true))
+            }
             None => Ok(()),
         }
-        .and_then(|()| write_file(&self.path, &snapshot.main, false));
+        .and_then(|()| encode(seq, &snapshot.main))
+        .and_then(|text| self.write_main(durability, seq, text, snapshot.sync));
         if result.is_err() {
             let mut table = self.table();
             table.dirty = true;
@@ -557,21 +732,59 @@ impl Positions {
             }
             return result;
         }
-        durability.unsynced = true;
-        self.sync_if_due(&mut durability, snapshot.sync)
+        self.sync_if_due(durability, snapshot.sync)
     }
 
-    /// Syncs the last save if it has waited [`SYNC_INTERVAL`] (or at once with `now`).
+    /// Writes save `seq` to a slot, or renames it into place as the main file: when it is to be
+    /// synced now, when there is no main file yet for a slot to follow, or when the slots
+    /// cannot be used.
+    fn write_main(
+        &self,
+        durability: &mut Durability,
+        seq: u64,
+        text: Vec<u8>,
+        sync: bool,
+    ) -> std::io::Result<()> {
+        if let (false, Some(base)) = (sync, durability.main_seq) {
+            if let Some(slots) = durability.slots.get_or_insert_with(|| Slots::open(&self.path)) {
+                slots.write(seq, base, &text)?;
+                durability.pending = Some((seq, text));
+                return Ok(());
+            }
+        }
+        replace_file(&self.path, &text, sync)?;
+        durability.main_seq = Some(seq);
+        durability.pending = None;
+        durability.unsynced = !sync;
+        if sync {
+            durability.last_sync = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Makes the last save durable once it is due (or at once with `now`).
     pub fn settle(&self, now: bool) -> std::io::Result<()> {
         let mut durability = self.writing.lock().expect("positions write lock");
         self.sync_if_due(&mut durability, now)
     }
 
+    /// Makes the last save durable if it has waited [`SYNC_INTERVAL`] (or at once with `now`):
+    /// a save in a slot becomes the main file, synced; a main file renamed unsynced is synced.
     fn sync_if_due(&self, durability: &mut Durability, now: bool) -> std::io::Result<()> {
-        if !durability.unsynced || !(now || durability.last_sync.elapsed() >= SYNC_INTERVAL) {
+        let waiting = durability.unsynced || durability.pending.is_some();
+        if !waiting || !(now || durability.last_sync.elapsed() >= SYNC_INTERVAL) {
             return Ok(());
         }
-        sync_file(&self.path)?;
+        match durability.pending.take() {
+            Some((seq, text)) => {
+                if let Err(e) = replace_file(&self.path, &text, true) {
+                    durability.pending = Some((seq, text));
+                    return Err(e);
+                }
+                durability.main_seq = Some(seq);
+            }
+            None => sync_file(&self.path)?,
+        }
         durability.unsynced = false;
         durability.last_sync = Instant::now();
         Ok(())

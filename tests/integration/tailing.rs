@@ -668,6 +668,8 @@ fn positions_of_files_gone_for_good_are_pruned_and_saves_stay_small() {
     poll_into(&mut tailer, &mut got);
     let snapshot = p.snapshot(false).unwrap();
     p.write(snapshot).unwrap();
+    // Made durable: that save is the main file now.
+    p.settle(true).unwrap();
     assert_eq!(saved_paths(&positions), [a.display().to_string()], "b.log forgotten");
     let kept = saved_paths(&dormant);
     assert_eq!(kept.len(), 5001, "entries of missing directories kept, apart");
@@ -679,6 +681,7 @@ fn positions_of_files_gone_for_good_are_pruned_and_saves_stay_small() {
     poll_into(&mut tailer, &mut got);
     let snapshot = p.snapshot(false).unwrap();
     p.write(snapshot).unwrap();
+    p.settle(true).unwrap();
     assert_eq!(std::fs::metadata(&dormant).unwrap().ino(), dormant_inode, "not rewritten");
     assert!(std::fs::metadata(&positions).unwrap().len() < 1024);
 
@@ -690,4 +693,83 @@ fn positions_of_files_gone_for_good_are_pruned_and_saves_stay_small() {
     p.save().unwrap();
     assert_eq!(saved_paths(&positions), [a.display().to_string()]);
     assert!(saved_paths(&dormant).is_empty());
+}
+
+/// A save as the positions writer makes them between syncs.
+fn save_between_syncs(p: &Positions) {
+    let snapshot = p.snapshot(false).expect("something to save");
+    p.write(snapshot).unwrap();
+}
+
+/// What a restart reads from `log` with the positions at `positions`.
+fn read_after_restart(positions: &Path, log: &Path) -> Vec<String> {
+    let p = Arc::new(Positions::open(positions, DEFAULT_RETENTION));
+    assert!(p.load_problem().is_none());
+    let mut got = Vec::new();
+    poll_into(&mut tailer_with(log.display().to_string(), &p), &mut got);
+    got
+}
+
+fn lines(prefix: &str, range: std::ops::Range<u32>) -> Vec<String> {
+    range.map(|i| format!("{prefix}-{i}")).collect()
+}
+
+#[test]
+fn saves_between_syncs_go_to_slots_in_place_and_a_restart_takes_the_newest_whole_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let positions = dir.path().join("positions.json");
+    let slots = [0, 1].map(|i| dir.path().join(format!("positions.json.live-{i}")));
+    let saved_offset = || -> u64 {
+        let text = std::fs::read_to_string(&positions).unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        parsed["files"][0]["offset"].as_u64().unwrap()
+    };
+    append_lines(&log, "l", 0..10);
+    let p = Arc::new(Positions::open(&positions, DEFAULT_RETENTION));
+    let mut tailer = tailer_with(log.display().to_string(), &p);
+    let mut got = Vec::new();
+    poll_into(&mut tailer, &mut got);
+    // The first save has no main file to follow: it is the main file.
+    save_between_syncs(&p);
+    assert_eq!(saved_offset(), 40);
+    let main_inode = std::fs::metadata(&positions).unwrap().ino();
+    for round in 1..4 {
+        append_lines(&log, "l", round * 10..round * 10 + 10);
+        poll_into(&mut tailer, &mut got);
+        save_between_syncs(&p);
+    }
+    assert_eq!(got, lines("l", 0..40));
+    assert_eq!(std::fs::metadata(&positions).unwrap().ino(), main_inode, "not rewritten");
+    assert_eq!(saved_offset(), 40, "the main file waits for the sync");
+    assert!(slots.iter().all(|slot| slot.exists()));
+    append_lines(&log, "l", 40..45);
+
+    // A restart (after kill -9) resumes at the last save.
+    assert_eq!(read_after_restart(&positions, &log), lines("l", 40..45));
+
+    // A kill that tore the last save: the save before it, whose lines were not shown yet.
+    let newest = slots
+        .iter()
+        .max_by_key(|slot| {
+            let text = std::fs::read_to_string(slot).unwrap();
+            let seq = text.split(' ').nth(1).unwrap().strip_prefix("seq=").unwrap().to_string();
+            seq.parse::<u64>().unwrap()
+        })
+        .unwrap();
+    let mut torn = std::fs::read(newest).unwrap();
+    let last = torn.len() - 3;
+    torn[last] ^= 0x20;
+    std::fs::write(newest, &torn).unwrap();
+    assert_eq!(read_after_restart(&positions, &log), lines("l", 30..45));
+
+    // Made durable (at a stop, or a second later): the main file holds the last save.
+    p.settle(true).unwrap();
+    assert_ne!(std::fs::metadata(&positions).unwrap().ino(), main_inode);
+    assert_eq!(saved_offset(), 40 + 30 * 5);
+    assert_eq!(read_after_restart(&positions, &log), lines("l", 40..45));
+
+    // Slots never speak for a main file they did not follow: deleted by hand, it starts over.
+    std::fs::remove_file(&positions).unwrap();
+    assert_eq!(read_after_restart(&positions, &log), lines("l", 0..45));
 }
