@@ -98,8 +98,8 @@ fn spring_record_through_shipped_rules(bencher: divan::Bencher) {
         .bench_local(|| state.process(&plan, divan::black_box(SPRING_LINE), Meta::default(), now));
 }
 
-#[divan::bench]
-fn encode_exposition(bencher: divan::Bencher) {
+/// The mtail benchmark's source after lines of 24 method and status pairs.
+fn counted_source() -> (Arc<SourcePlan>, SourceState) {
     let (plan, mut state) = source("bench/nginx.yaml", "nginx");
     let now = Instant::now();
     for status in ["200", "201", "301", "404", "500", "502"] {
@@ -112,6 +112,19 @@ fn encode_exposition(bencher: divan::Bencher) {
             );
         }
     }
+    (plan, state)
+}
+
+/// What a live source stages with its positions after each read, up to 100 times a second.
+#[divan::bench]
+fn stage_exposition(bencher: divan::Bencher) {
+    let (plan, state) = counted_source();
+    bencher.bench(|| state.exposition(divan::black_box(&plan)));
+}
+
+#[divan::bench]
+fn encode_exposition(bencher: divan::Bencher) {
+    let (plan, state) = counted_source();
     let families = state.families(&plan);
     bencher.bench(|| {
         lookout::metrics::exposition::encode(

@@ -1,5 +1,5 @@
-//! The positions file as lookout opens it at start: whatever it holds, lookout starts, and what
-//! it saves opens again.
+//! The positions file as lookout opens it at start, or a slot file beside it (the first byte
+//! chooses): whatever they hold, lookout starts, and what it saves opens again.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -17,9 +17,18 @@ fn dir() -> &'static std::path::Path {
 }
 
 fuzz_target!(|data: &[u8]| {
+    let Some((&choice, data)) = data.split_first() else { return };
     let path = dir().join("positions.json");
-    let _ = std::fs::remove_file(path.with_extension("json.dormant"));
-    std::fs::write(&path, data).unwrap();
+    for beside in ["json.dormant", "json.live-0", "json.live-1"] {
+        let _ = std::fs::remove_file(path.with_extension(beside));
+    }
+    if choice % 2 == 0 {
+        std::fs::write(&path, data).unwrap();
+    } else {
+        // A slot that follows this main file, as a save between syncs leaves it.
+        std::fs::write(&path, "{\"version\":2,\"seq\":1,\"files\":[]}").unwrap();
+        std::fs::write(path.with_extension("json.live-0"), data).unwrap();
+    }
     let positions = Positions::open(&path, DEFAULT_RETENTION);
     if positions.load_problem().is_none() {
         positions.save().unwrap();
