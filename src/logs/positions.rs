@@ -252,10 +252,7 @@ fn read_slot(path: &Path) -> Option<Slot> {
     if words.next() != Some(SLOT_MAGIC) {
         return None;
     }
-    let mut field = |name: &str| {
-        let word = words.next()?.strip_prefix(name)?.strip_prefix('=')?;
-        Some(word)
-    };
+    let mut field = |name: &str| words.next()?.strip_prefix(name)?.strip_prefix('=');
     let seq = field("seq")?.parse().ok()?;
     let base = field("base")?.parse().ok()?;
     let len: usize = field("bytes")?.parse().ok()?;
@@ -752,7 +749,18 @@ impl Positions {
                 return Ok(());
             }
         }
-        replace_file(&self.path, &text, sync)?;
+        self.rename_main(durability, seq, &text, sync)
+    }
+
+    /// Renames save `seq` into place as the main file; `sync`: made durable too.
+    fn rename_main(
+        &self,
+        durability: &mut Durability,
+        seq: u64,
+        text: &[u8],
+        sync: bool,
+    ) -> std::io::Result<()> {
+        replace_file(&self.path, text, sync)?;
         durability.main_seq = Some(seq);
         durability.pending = None;
         durability.unsynced = !sync;
@@ -775,16 +783,14 @@ impl Positions {
         if !waiting || !(now || durability.last_sync.elapsed() >= SYNC_INTERVAL) {
             return Ok(());
         }
-        match durability.pending.take() {
-            Some((seq, text)) => {
-                if let Err(e) = replace_file(&self.path, &text, true) {
-                    durability.pending = Some((seq, text));
-                    return Err(e);
-                }
-                durability.main_seq = Some(seq);
+        if let Some((seq, text)) = durability.pending.take() {
+            let renamed = self.rename_main(durability, seq, &text, true);
+            if renamed.is_err() {
+                durability.pending = Some((seq, text));
             }
-            None => sync_file(&self.path)?,
+            return renamed;
         }
+        sync_file(&self.path)?;
         durability.unsynced = false;
         durability.last_sync = Instant::now();
         Ok(())
