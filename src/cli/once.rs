@@ -91,11 +91,11 @@ fn logs_table(sources: &[Counted]) -> String {
     for (plan, state) in sources {
         rows.push([
             plan.name.clone(),
-            state.files.to_string(),
-            state.tail.lines.to_string(),
-            state.records.matched.to_string(),
-            state.records.unmatched.to_string(),
-            state.records.errors.to_string(),
+            state.counts.files.to_string(),
+            state.counts.tail.lines.to_string(),
+            state.counts.records.matched.to_string(),
+            state.counts.records.unmatched.to_string(),
+            state.counts.records.errors.to_string(),
         ]);
     }
     let mut out = align(&rows);
@@ -259,11 +259,11 @@ fn json(results: &[Arc<StoredResult>], sources: &[Counted]) -> String {
         .map(|(plan, state)| {
             serde_json::json!({
                 "source": plan.name,
-                "files": state.files,
-                "lines": state.tail.lines,
-                "records": state.records.matched,
-                "unmatched": state.records.unmatched,
-                "errors": state.records.errors,
+                "files": state.counts.files,
+                "lines": state.counts.tail.lines,
+                "records": state.counts.records.matched,
+                "unmatched": state.counts.records.unmatched,
+                "errors": state.counts.records.errors,
                 "metrics": plan.rules.iter().zip(&state.rules).map(|(m, rule_state)| serde_json::json!({
                     "name": m.full_name,
                     "series": rule_state.series_count(),

@@ -285,9 +285,9 @@ impl SourcePlan {
         .with_container(self.container)
     }
 
-    /// An empty value for each field of the schema.
-    pub fn values<'a>(&self) -> Values<'a> {
-        vec![None; self.schema.field_count()]
+    /// How many fields a record of this source has.
+    pub fn field_count(&self) -> usize {
+        self.schema.field_count()
     }
 
     /// Parses a record into `values` and derives the extracted and SQL fields.

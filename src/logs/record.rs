@@ -50,6 +50,25 @@ impl Schema {
     }
 }
 
+/// A record's fields read as numbers, each parsed at most once however many rules ask.
+#[derive(Default)]
+pub struct Numbers {
+    parsed: Vec<Option<Option<f64>>>,
+}
+
+impl Numbers {
+    /// Forgets the numbers of the last record, for a record of `fields` fields.
+    pub fn clear(&mut self, fields: usize) {
+        self.parsed.clear();
+        self.parsed.resize(fields, None);
+    }
+
+    /// `values[field]` as a [`number`].
+    pub fn of(&mut self, values: &Values, field: usize) -> Option<f64> {
+        *self.parsed[field].get_or_insert_with(|| values[field].as_deref().and_then(number))
+    }
+}
+
 /// A field as a number: `-` (nginx's "no value") is none; a comma list such as nginx's
 /// `$upstream_response_time` of retried requests (`0.010, 0.020`) is summed.
 pub fn number(value: &str) -> Option<f64> {

@@ -2,12 +2,13 @@
 //! record: conditions, labels with value mapping, counters, gauges and histograms with their own
 //! buckets, a series cap per metric and optional idle expiry.
 
-use super::record::{number, Schema, Values};
+use super::record::{number, Numbers, Schema, Values};
 use crate::config::log_rules::{LabelMap, LabelSpec, MetricKind, MetricSpec, DEFAULT_MAX_SERIES};
 use crate::config::{ConfigError, Source};
 use crate::metrics::exposition::{Exemplar, Family, Labels, Name, Sample};
 use regex::Regex;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Prometheus' default buckets, for histograms that name none.
@@ -49,18 +50,18 @@ struct Condition {
 }
 
 impl Condition {
-    fn holds(&self, values: &Values) -> bool {
+    fn holds(&self, values: &Values, numbers: &mut Numbers) -> bool {
         let value = values[self.field].as_deref();
         match self.op {
             Op::Eq | Op::Ne => {
-                let equal = match (value.and_then(number), self.number) {
-                    (Some(a), Some(b)) => a == b,
-                    _ => value.unwrap_or("") == self.text,
+                let equal = match self.number.zip(numbers.of(values, self.field)) {
+                    Some((b, a)) => a == b,
+                    None => value.unwrap_or("") == self.text,
                 };
                 equal == (self.op == Op::Eq)
             }
             Op::Lt | Op::Le | Op::Gt | Op::Ge => {
-                let (Some(a), Some(b)) = (value.and_then(number), self.number) else {
+                let (Some(a), Some(b)) = (numbers.of(values, self.field), self.number) else {
                     return false;
                 };
                 match self.op {
@@ -209,13 +210,16 @@ fn segment_fits(template: &str, segment: &str) -> bool {
     }
 }
 
+/// One series' figures. Its label values are shared, so a snapshot copies numbers only.
+#[derive(Clone)]
 struct Series {
-    labels: Vec<String>,
+    labels: Arc<[String]>,
     value: f64,
     count: u64,
     buckets: Vec<u64>,
     updated: Instant,
-    exemplar: Option<(String, f64, f64)>,
+    /// Trace id, observed value and when, in seconds since the epoch.
+    exemplar: Option<(Arc<str>, f64, f64)>,
 }
 
 /// One metric of log_rules.yaml, compiled: what it counts and how. Immutable and shared; the
@@ -265,6 +269,28 @@ impl RuleState {
 
     fn all_series(&self) -> impl Iterator<Item = &Series> {
         self.series.values().chain(&self.unlabelled)
+    }
+
+    /// What the rule has counted so far, for a scrape to show later.
+    pub fn snapshot(&self) -> RuleSnapshot {
+        RuleSnapshot {
+            series: self.all_series().cloned().collect(),
+            matched: self.matched,
+            dropped_series: self.dropped_series,
+        }
+    }
+}
+
+/// A rule's series and counts at one moment.
+pub struct RuleSnapshot {
+    series: Vec<Series>,
+    pub matched: u64,
+    pub dropped_series: u64,
+}
+
+impl RuleSnapshot {
+    pub fn series_count(&self) -> usize {
+        self.series.len()
     }
 }
 
@@ -357,13 +383,20 @@ impl Rule {
         })
     }
 
-    pub fn apply(&self, state: &mut RuleState, values: &Values, now: Instant) {
-        if !self.conditions.iter().all(|c| c.holds(values)) {
+    /// Counts a record whose fields are `values` (read as numbers through `numbers`).
+    pub fn apply(
+        &self,
+        state: &mut RuleState,
+        values: &Values,
+        numbers: &mut Numbers,
+        now: Instant,
+    ) {
+        if !self.conditions.iter().all(|c| c.holds(values, numbers)) {
             return;
         }
         let observed = match self.value {
             Some(field) => {
-                match values[field].as_deref().and_then(number).map(|v| v * self.scale) {
+                match numbers.of(values, field).map(|v| v * self.scale) {
                     Some(v) if v.is_finite() && (v >= 0.0 || self.kind != MetricKind::Counter) => v,
                     // No number, or one that would make a counter go down.
                     _ => return,
@@ -373,7 +406,7 @@ impl Rule {
         };
         state.matched += 1;
         let series = if self.labels.is_empty() {
-            state.unlabelled.get_or_insert_with(|| self.new_series(Vec::new(), now))
+            state.unlabelled.get_or_insert_with(|| self.new_series(Arc::new([]), now))
         } else {
             state.key.clear();
             for label in &self.labels {
@@ -388,7 +421,7 @@ impl Rule {
                         state.dropped_series += 1;
                         return;
                     }
-                    let labels: Vec<String> =
+                    let labels: Arc<[String]> =
                         self.labels.iter().map(|l| l.value(values).to_string()).collect();
                     if !self.latest_per.is_empty() {
                         // The new series replaces those that share these labels' values.
@@ -406,7 +439,9 @@ impl Rule {
             MetricKind::Counter => series.value += observed,
             MetricKind::Gauge => series.value = observed,
             MetricKind::Histogram => {
-                let bucket = self.buckets.partition_point(|upper| *upper < observed);
+                // Buckets are increasing: the first that holds the value is past all those
+                // below it. Counting them takes no branch that depends on the value.
+                let bucket = self.buckets.iter().filter(|upper| **upper < observed).count();
                 if let Some(b) = series.buckets.get_mut(bucket) {
                     *b += 1;
                 }
@@ -422,11 +457,11 @@ impl Rule {
             let at = SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64());
-            series.exemplar = Some((trace.to_string(), observed, at));
+            series.exemplar = Some((trace.into(), observed, at));
         }
     }
 
-    fn new_series(&self, labels: Vec<String>, now: Instant) -> Series {
+    fn new_series(&self, labels: Arc<[String]>, now: Instant) -> Series {
         let buckets = if self.kind == MetricKind::Histogram {
             vec![0; self.buckets.len()]
         } else {
@@ -463,24 +498,24 @@ impl Rule {
         all
     }
 
-    pub fn family(&self, state: &RuleState) -> Family {
+    pub fn family(&self, snapshot: &RuleSnapshot) -> Family {
         let mut family = match self.kind {
             MetricKind::Counter => Family::counter(self.name.clone(), self.help.clone()),
             MetricKind::Gauge => Family::gauge(self.name.clone(), self.help.clone()),
             MetricKind::Histogram => Family::histogram(self.name.clone(), self.help.clone()),
         };
-        let mut series: Vec<&Series> = state.all_series().collect();
+        let mut series: Vec<&Series> = snapshot.series.iter().collect();
         series.sort_by(|a, b| a.labels.cmp(&b.labels));
         for s in series {
             let labels: Labels = self
                 .labels
                 .iter()
-                .zip(&s.labels)
+                .zip(s.labels.iter())
                 .map(|(l, v)| (Name::Owned(l.name.clone()), v.clone()))
                 .collect();
             let exemplar = s.exemplar.as_ref().map(|(trace, value, at)| {
                 Box::new(Exemplar {
-                    labels: vec![(Name::Borrowed("trace_id"), trace.clone())],
+                    labels: vec![(Name::Borrowed("trace_id"), trace.to_string())],
                     value: *value,
                     timestamp: *at,
                 })
@@ -584,17 +619,23 @@ mod tests {
     #[test]
     fn conditions() {
         let mut s = schema();
-        let c = |t: &str, s: &mut Schema| Condition::parse(t, s, false).unwrap();
+        let holds = |t: &str, s: &mut Schema, v: &Values| {
+            let mut numbers = Numbers::default();
+            numbers.clear(v.len());
+            Condition::parse(t, s, false).unwrap().holds(v, &mut numbers)
+        };
         let v = values("503", "GET", "1.5", "/a");
-        assert!(c("status >= 500", &mut s).holds(&v));
-        assert!(c("status == 503", &mut s).holds(&v));
-        assert!(!c("status != 503", &mut s).holds(&v));
-        assert!(c("rt > 1", &mut s).holds(&v));
-        assert!(c("method in [GET, 'POST']", &mut s).holds(&v));
-        assert!(c("method not in [PUT]", &mut s).holds(&v));
-        assert!(c("path =~ \"^/a$\"", &mut s).holds(&v));
-        assert!(c("path !~ ^/b", &mut s).holds(&v));
-        assert!(!c("rt < 1", &mut s).holds(&values("200", "GET", "-", "/")), "no value, no match");
+        assert!(holds("status >= 500", &mut s, &v));
+        assert!(holds("status == 503", &mut s, &v));
+        assert!(holds("status == 503.0", &mut s, &v));
+        assert!(!holds("status != 503", &mut s, &v));
+        assert!(holds("rt > 1", &mut s, &v));
+        assert!(holds("method in [GET, 'POST']", &mut s, &v));
+        assert!(holds("method not in [PUT]", &mut s, &v));
+        assert!(holds("path =~ \"^/a$\"", &mut s, &v));
+        assert!(holds("path !~ ^/b", &mut s, &v));
+        assert!(holds("method == GET", &mut s, &v));
+        assert!(!holds("rt < 1", &mut s, &values("200", "GET", "-", "/")), "no value, no match");
         assert!(
             matches!(Condition::parse("nope == 1", &mut s, false), Err(e) if e.contains("unknown field"))
         );
@@ -615,10 +656,12 @@ mod tests {
             Rule::compile(&spec, &mut schema(), false, &source).unwrap_or_else(|e| panic!("{e}"));
         let mut state = RuleState::default();
         let now = Instant::now();
+        let mut numbers = Numbers::default();
         for rt in ["5", "-3", "inf", "2"] {
-            rule.apply(&mut state, &values("200", "GET", rt, "/"), now);
+            numbers.clear(4);
+            rule.apply(&mut state, &values("200", "GET", rt, "/"), &mut numbers, now);
         }
-        assert_eq!(rule.family(&state).samples[0].value, 7.0);
+        assert_eq!(rule.family(&state.snapshot()).samples[0].value, 7.0);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! one writer saves the positions of all of them.
 //!
 //! What a scrape shows is published, not live: after each poll a source stages a snapshot of
-//! its families together with the positions of the records they count, and the writer
-//! publishes the snapshots once those positions are on disk. So `/metrics` never waits for a
+//! its counts together with the positions of the records they count, and the writer
+//! publishes the snapshots once those positions are on disk; a scrape makes families of them. So `/metrics` never waits for a
 //! file read or a save, and a count is never shown before the position that covers it is
 //! saved: after `kill -9`, a restart reads again only records no scrape has seen counted.
 //!
@@ -15,7 +15,7 @@
 use super::container::Meta;
 use super::plan::SourcePlan;
 use super::positions::Positions;
-use super::state::{SourceState, SourceSummary};
+use super::state::{Snapshot, SourceState, SourceSummary};
 use super::tailer::{Look, Records, Tailer};
 use super::wake::{Waker, Woken};
 use crate::metrics::exposition::Family;
@@ -42,15 +42,22 @@ const STOP_CHECK: Duration = Duration::from_millis(50);
 pub struct LiveSource {
     pub plan: Arc<SourcePlan>,
     state: Mutex<SourceState>,
-    /// Families staged after a poll, waiting for the positions recorded with them to be saved.
-    staged: Mutex<Option<Vec<Family>>>,
+    /// Counts staged after a poll, waiting for the positions recorded with them to be saved.
+    staged: Mutex<Option<Snapshot>>,
     /// What scrapes show.
-    published: Mutex<Arc<Vec<Family>>>,
+    published: Mutex<Arc<Published>>,
+}
+
+/// A snapshot a scrape shows, with the plan it was taken under (a reload shows the counts of
+/// the old plan until the new one's are saved).
+struct Published {
+    plan: Arc<SourcePlan>,
+    snapshot: Snapshot,
 }
 
 impl LiveSource {
-    fn new(plan: Arc<SourcePlan>, state: SourceState, published: Arc<Vec<Family>>) -> LiveSource {
-        let staged = state.exposition(&plan);
+    fn new(plan: Arc<SourcePlan>, state: SourceState, published: Arc<Published>) -> LiveSource {
+        let staged = state.snapshot();
         LiveSource {
             plan,
             state: Mutex::new(state),
@@ -63,12 +70,12 @@ impl LiveSource {
         lock(&self.state)
     }
 
-    fn staged(&self) -> MutexGuard<'_, Option<Vec<Family>>> {
+    fn staged(&self) -> MutexGuard<'_, Option<Snapshot>> {
         lock(&self.staged)
     }
 
-    fn publish(&self, families: Vec<Family>) {
-        *lock(&self.published) = Arc::new(families);
+    fn publish(&self, snapshot: Snapshot) {
+        *lock(&self.published) = Arc::new(Published { plan: self.plan.clone(), snapshot });
     }
 }
 
@@ -137,16 +144,16 @@ impl Shared {
         !self.stop_writer.load(Ordering::Acquire)
     }
 
-    /// Saves the positions (everything, at the last save) and publishes the families staged
+    /// Saves the positions (everything, at the last save) and publishes the counts staged
     /// with them. A save that fails publishes all the same: counts frozen by a broken disk help
     /// no one; such a failure is counted, and a kill -9 while it lasts may count records again.
     fn save_and_publish(&self, last: bool) {
         let sources = read(&self.sources).clone();
         let (staged, table) = {
-            // Sources stage families and record positions under their staging lock, so what is
+            // Sources stage counts and record positions under their staging lock, so what is
             // taken here is consistent.
             let mut guards: Vec<_> = sources.iter().map(|s| s.staged()).collect();
-            let staged: Vec<Option<Vec<Family>>> = guards.iter_mut().map(|g| g.take()).collect();
+            let staged: Vec<Option<Snapshot>> = guards.iter_mut().map(|g| g.take()).collect();
             (staged, self.positions.as_ref().and_then(|p| p.snapshot(last)))
         };
         if let Some(positions) = &self.positions {
@@ -160,9 +167,9 @@ impl Shared {
                 tracing::warn!("saving positions: {e}");
             }
         }
-        for (source, families) in sources.iter().zip(staged) {
-            if let Some(families) = families {
-                source.publish(families);
+        for (source, snapshot) in sources.iter().zip(staged) {
+            if let Some(snapshot) = snapshot {
+                source.publish(snapshot);
             }
         }
     }
@@ -237,7 +244,8 @@ impl LogRuntime {
                         None => {
                             // Nothing counted yet: the zeros can be shown at once.
                             let state = SourceState::new(plan);
-                            let zeros = Arc::new(state.exposition(plan));
+                            let zeros = state.snapshot();
+                            let zeros = Arc::new(Published { plan: plan.clone(), snapshot: zeros });
                             LiveSource::new(plan.clone(), state, zeros)
                         }
                     };
@@ -284,7 +292,7 @@ impl LogRuntime {
         let mut families = Vec::new();
         for source in &sources {
             let published = lock(&source.published).clone();
-            families.extend(published.iter().cloned());
+            families.extend(published.snapshot.families(&published.plan));
         }
         if let Some(positions) = &self.shared.positions {
             let errors = self.shared.save_errors.load(Ordering::Relaxed) as f64;
@@ -390,7 +398,7 @@ fn follow(source: &LiveSource, mut tailer: Tailer, stop: &AtomicBool, shared: &S
             state.add_tail(progress, now);
             state.expire(plan, now);
             tailer.record_positions();
-            *staged = Some(state.exposition(plan));
+            *staged = Some(state.snapshot());
         }
         shared.want_save();
         let poll_took = now.elapsed();

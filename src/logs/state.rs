@@ -6,7 +6,8 @@
 use super::container::Meta;
 use super::parse::Parsed;
 use super::plan::{QueryIndexPlan, SourcePlan};
-use super::rules::RuleState;
+use super::record::{Numbers, Values};
+use super::rules::{RuleSnapshot, RuleState};
 use super::tailer::{Progress, TailStats, Unreadable};
 use crate::metrics::exposition::Family;
 use crate::metrics::families::{
@@ -52,6 +53,20 @@ impl QueryIndex {
 /// Everything a source has counted, one entry in `rules` per rule of its plan.
 #[derive(Default)]
 pub struct SourceState {
+    pub counts: Counts,
+    /// Lines per second over the last few seconds, for the status page.
+    pub lines_per_second: f64,
+    rate_window: Option<(Instant, u64)>,
+    pub queries: QueryIndex,
+    pub rules: Vec<RuleState>,
+    /// The buffer of a record's values, kept empty between records.
+    spare_values: Values<'static>,
+    numbers: Numbers,
+}
+
+/// The source's own figures, for its self-metrics.
+#[derive(Default, Clone, Copy)]
+pub struct Counts {
     pub records: RecordCounts,
     pub tail: TailStats,
     pub lag_bytes: u64,
@@ -60,12 +75,16 @@ pub struct SourceState {
     pub unreadable: [usize; Unreadable::ALL.len()],
     /// When the last record was counted: the reader's clock reading for the chunk it came in,
     /// so counting a record reads no clock.
-    last_record: Option<Instant>,
-    /// Lines per second over the last few seconds, for the status page.
-    pub lines_per_second: f64,
-    rate_window: Option<(Instant, u64)>,
-    pub queries: QueryIndex,
-    pub rules: Vec<RuleState>,
+    pub last_record: Option<Instant>,
+}
+
+/// What a source has counted at one moment, as numbers (label values are shared with the live
+/// series): cheap to take after every poll, and made into families only when a scrape asks.
+pub struct Snapshot {
+    counts: Counts,
+    queries_indexed: usize,
+    queries_dropped: u64,
+    rules: Vec<RuleSnapshot>,
 }
 
 /// A source as the status page shows it.
@@ -127,15 +146,28 @@ impl SourceState {
 
     /// Runs one record through the plan's parser and field extractors, then every rule.
     pub fn process(&mut self, plan: &SourcePlan, record: &str, meta: Meta, now: Instant) {
-        let mut values = plan.values();
-        match plan.fields(record, meta, &mut values) {
-            Parsed::Record => self.records.matched += 1,
+        let mut values = recycle(std::mem::take(&mut self.spare_values));
+        values.resize(plan.field_count(), None);
+        self.count(plan, record, meta, now, &mut values);
+        self.spare_values = recycle(values);
+    }
+
+    fn count<'a>(
+        &mut self,
+        plan: &SourcePlan,
+        record: &'a str,
+        meta: Meta<'a>,
+        now: Instant,
+        values: &mut Values<'a>,
+    ) {
+        match plan.fields(record, meta, values) {
+            Parsed::Record => self.counts.records.matched += 1,
             Parsed::Unmatched => {
-                self.records.unmatched += 1;
+                self.counts.records.unmatched += 1;
                 return;
             }
             Parsed::Error => {
-                self.records.errors += 1;
+                self.counts.records.errors += 1;
                 return;
             }
         }
@@ -146,35 +178,38 @@ impl SourceState {
                 self.queries.add(index, hash, sql);
             }
         }
+        self.numbers.clear(values.len());
         for (rule, state) in plan.rules.iter().zip(&mut self.rules) {
-            rule.apply(state, &values, now);
+            rule.apply(state, values, &mut self.numbers, now);
         }
-        self.last_record = Some(now);
+        self.counts.last_record = Some(now);
     }
 
     /// Takes what the tailer counted since it was last asked (file reads, rotations…), and
     /// what it holds now.
     pub fn add_tail(&mut self, progress: Progress, now: Instant) {
-        self.tail.add(&progress.stats);
+        let counts = &mut self.counts;
+        counts.tail.add(&progress.stats);
         // A line whose container wrapper is broken is a broken record.
-        self.records.errors += progress.stats.wrapper_errors;
-        self.lag_bytes = progress.lag_bytes;
-        self.files = progress.files;
-        self.unreadable = progress.unreadable;
+        counts.records.errors += progress.stats.wrapper_errors;
+        counts.lag_bytes = progress.lag_bytes;
+        counts.files = progress.files;
+        counts.unreadable = progress.unreadable;
         self.update_rate(now);
     }
 
     /// Updates `lines_per_second` once its window of a few seconds has passed.
     fn update_rate(&mut self, now: Instant) {
         const WINDOW: Duration = Duration::from_secs(5);
+        let lines_now = self.counts.tail.lines;
         match self.rate_window {
             Some((start, lines)) if now.duration_since(start) >= WINDOW => {
                 self.lines_per_second =
-                    (self.tail.lines - lines) as f64 / now.duration_since(start).as_secs_f64();
-                self.rate_window = Some((now, self.tail.lines));
+                    (lines_now - lines) as f64 / now.duration_since(start).as_secs_f64();
+                self.rate_window = Some((now, lines_now));
             }
             Some(_) => {}
-            None => self.rate_window = Some((now, self.tail.lines)),
+            None => self.rate_window = Some((now, lines_now)),
         }
     }
 
@@ -184,16 +219,63 @@ impl SourceState {
         }
     }
 
+    /// What the source has counted so far, for a scrape to show later.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            counts: self.counts,
+            queries_indexed: self.queries.entries.len(),
+            queries_dropped: self.queries.dropped,
+            rules: self.rules.iter().map(RuleState::snapshot).collect(),
+        }
+    }
+
     /// The rules' metric families.
     pub fn families(&self, plan: &SourcePlan) -> Vec<Family> {
-        plan.rules.iter().zip(&self.rules).map(|(rule, state)| rule.family(state)).collect()
+        self.snapshot().rule_families(plan)
     }
 
     /// Everything a scrape shows of this source: its rules' families, then its self-metrics.
     pub fn exposition(&self, plan: &SourcePlan) -> Vec<Family> {
-        let mut families = self.families(plan);
+        self.snapshot().families(plan)
+    }
+
+    pub fn summary(&self, plan: &SourcePlan) -> SourceSummary {
+        let r = self.counts.records;
+        let total = r.matched + r.unmatched + r.errors;
+        SourceSummary {
+            name: plan.name.clone(),
+            patterns: plan.patterns.join(", "),
+            files: self.counts.files,
+            lines_per_second: self.lines_per_second,
+            last_record_age: self.counts.last_record.map(|t| t.elapsed()),
+            unmatched_share: if total == 0 {
+                0.0
+            } else {
+                (r.unmatched + r.errors) as f64 / total as f64
+            },
+            lag_bytes: self.counts.lag_bytes,
+        }
+    }
+}
+
+/// `values` emptied, in the same allocation, for values of another lifetime: a record's values
+/// borrow from the record, and the buffer outlives it.
+fn recycle<'b>(mut values: Values<'_>) -> Values<'b> {
+    values.clear();
+    values.into_iter().map(|_| None).collect()
+}
+
+impl Snapshot {
+    /// Everything a scrape shows of the source: its rules' families, then its self-metrics.
+    /// `plan` is the one the snapshot was taken under.
+    pub fn families(&self, plan: &SourcePlan) -> Vec<Family> {
+        let mut families = self.rule_families(plan);
         families.extend(self.self_families(plan));
         families
+    }
+
+    fn rule_families(&self, plan: &SourcePlan) -> Vec<Family> {
+        plan.rules.iter().zip(&self.rules).map(|(rule, snapshot)| rule.family(snapshot)).collect()
     }
 
     /// Self-metrics of this source and its rules.
@@ -201,30 +283,30 @@ impl SourceState {
         let of_source = |def: &FamilyDef, value: f64| {
             Family::of(def).with(def.labels([plan.name.clone()]), value)
         };
-        let t = &self.tail;
+        let (c, t) = (&self.counts, &self.counts.tail);
         let records = |result: &str| LOG_RECORDS.labels([plan.name.clone(), result.to_string()]);
         let mut families = vec![
             of_source(&LOG_LINES, t.lines as f64),
             of_source(&LOG_BYTES, t.bytes as f64),
             Family::of(&LOG_RECORDS)
-                .with(records("matched"), self.records.matched as f64)
-                .with(records("unmatched"), self.records.unmatched as f64)
-                .with(records("error"), self.records.errors as f64),
+                .with(records("matched"), c.records.matched as f64)
+                .with(records("unmatched"), c.records.unmatched as f64)
+                .with(records("error"), c.records.errors as f64),
             of_source(&LOG_ROTATIONS, t.rotations as f64),
             of_source(&LOG_TRUNCATIONS, t.truncations as f64),
             of_source(&LOG_LINES_CUT, t.cut_lines as f64),
             of_source(&LOG_CONTINUATION_LINES_DROPPED, t.dropped_lines as f64),
             of_source(&LOG_READ_ERRORS, t.read_errors as f64),
-            of_source(&LOG_LAG_BYTES, self.lag_bytes as f64),
-            of_source(&LOG_FILES, self.files as f64),
+            of_source(&LOG_LAG_BYTES, c.lag_bytes as f64),
+            of_source(&LOG_FILES, c.files as f64),
         ];
         let mut unreadable = Family::of(&LOG_UNREADABLE_FILES);
-        for (reason, count) in Unreadable::ALL.into_iter().zip(self.unreadable) {
+        for (reason, count) in Unreadable::ALL.into_iter().zip(c.unreadable) {
             let labels = LOG_UNREADABLE_FILES.labels([plan.name.clone(), reason.as_str().into()]);
             unreadable = unreadable.with(labels, count as f64);
         }
         families.push(unreadable);
-        if let Some(at) = self.last_record {
+        if let Some(at) = c.last_record {
             let at = SystemTime::now() - at.elapsed();
             let seconds =
                 at.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
@@ -233,36 +315,18 @@ impl SourceState {
         let mut matched = Family::of(&LOG_RULE_MATCHES);
         let mut series = Family::of(&LOG_SERIES);
         let mut dropped = Family::of(&LOG_SERIES_DROPPED);
-        for (rule, state) in plan.rules.iter().zip(&self.rules) {
+        for (rule, counted) in plan.rules.iter().zip(&self.rules) {
             let metric = || [plan.name.clone(), rule.full_name.clone()];
-            matched = matched.with(LOG_RULE_MATCHES.labels(metric()), state.matched as f64);
-            series = series.with(LOG_SERIES.labels(metric()), state.series_count() as f64);
+            matched = matched.with(LOG_RULE_MATCHES.labels(metric()), counted.matched as f64);
+            series = series.with(LOG_SERIES.labels(metric()), counted.series_count() as f64);
             dropped =
-                dropped.with(LOG_SERIES_DROPPED.labels(metric()), state.dropped_series as f64);
+                dropped.with(LOG_SERIES_DROPPED.labels(metric()), counted.dropped_series as f64);
         }
         families.extend([matched, series, dropped]);
         if plan.queries.is_some() {
-            families.push(of_source(&LOG_QUERIES_INDEXED, self.queries.entries.len() as f64));
-            families.push(of_source(&LOG_QUERIES_DROPPED, self.queries.dropped as f64));
+            families.push(of_source(&LOG_QUERIES_INDEXED, self.queries_indexed as f64));
+            families.push(of_source(&LOG_QUERIES_DROPPED, self.queries_dropped as f64));
         }
         families
-    }
-
-    pub fn summary(&self, plan: &SourcePlan) -> SourceSummary {
-        let r = self.records;
-        let total = r.matched + r.unmatched + r.errors;
-        SourceSummary {
-            name: plan.name.clone(),
-            patterns: plan.patterns.join(", "),
-            files: self.files,
-            lines_per_second: self.lines_per_second,
-            last_record_age: self.last_record.map(|t| t.elapsed()),
-            unmatched_share: if total == 0 {
-                0.0
-            } else {
-                (r.unmatched + r.errors) as f64 / total as f64
-            },
-            lag_bytes: self.lag_bytes,
-        }
     }
 }
