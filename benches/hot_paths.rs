@@ -117,9 +117,17 @@ fn counted_source() -> (Arc<SourcePlan>, SourceState) {
 
 /// What a live source stages with its positions after each read, up to 100 times a second.
 #[divan::bench]
-fn stage_exposition(bencher: divan::Bencher) {
+fn stage_snapshot(bencher: divan::Bencher) {
+    let (_plan, state) = counted_source();
+    bencher.bench(|| divan::black_box(&state).snapshot());
+}
+
+/// What a scrape makes of a source's snapshot: its families.
+#[divan::bench]
+fn render_snapshot(bencher: divan::Bencher) {
     let (plan, state) = counted_source();
-    bencher.bench(|| state.exposition(divan::black_box(&plan)));
+    let snapshot = state.snapshot();
+    bencher.bench(|| snapshot.families(divan::black_box(&plan)));
 }
 
 #[divan::bench]

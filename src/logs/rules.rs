@@ -664,6 +664,42 @@ mod tests {
         assert_eq!(rule.family(&state.snapshot()).samples[0].value, 7.0);
     }
 
+    /// A snapshot keeps the figures of its moment while the rule goes on counting.
+    #[test]
+    fn a_snapshot_keeps_its_figures() {
+        use crate::config::{log_rules::MetricSpec, Source};
+        let text = "name: rt_seconds\ntype: histogram\nsource: s\nvalue: rt\nbuckets: [1, 2]\n\
+                    labels: { method: method }\n";
+        let source = Source::from_text(std::path::Path::new("r.yaml"), text).unwrap();
+        let spec: MetricSpec = source.parse().unwrap();
+        let rule =
+            Rule::compile(&spec, &mut schema(), false, &source).unwrap_or_else(|e| panic!("{e}"));
+        let (mut state, mut numbers, now) =
+            (RuleState::default(), Numbers::default(), Instant::now());
+        let mut count = |state: &mut RuleState, rt| {
+            numbers.clear(4);
+            rule.apply(state, &values("200", "GET", rt, "/"), &mut numbers, now);
+        };
+        count(&mut state, "1.5");
+        let before = state.snapshot();
+        count(&mut state, "0.5");
+        count(&mut state, "9");
+        let figures = |snapshot: &RuleSnapshot| {
+            let family = rule.family(snapshot);
+            family.samples.iter().map(|s| (s.suffix, s.value)).collect::<Vec<_>>()
+        };
+        let bucket = "_bucket";
+        assert_eq!(
+            figures(&before),
+            [(bucket, 0.0), (bucket, 1.0), (bucket, 1.0), ("_sum", 1.5), ("_count", 1.0)]
+        );
+        assert_eq!(
+            figures(&state.snapshot()),
+            [(bucket, 1.0), (bucket, 2.0), (bucket, 3.0), ("_sum", 11.0), ("_count", 3.0)]
+        );
+        assert_eq!((before.matched, state.snapshot().matched), (1, 3));
+    }
+
     #[test]
     fn label_mapping() {
         let rule = |map, templates: &[&str], allowed: &[&str], field| LabelRule {

@@ -127,7 +127,7 @@ pub async fn connect(
     let stream = socket.connect(addr).await.map_err(connect_error)?;
     let _ = stream.set_nodelay(true);
     report.log(format_args!("connected to {addr}"));
-    Ok(ProbeStream::new(stream))
+    Ok(ProbeStream::new(stream, addr))
 }
 
 /// A socket error as a probe failure: a refusal (a RST, or ICMP port unreachable for UDP) apart
@@ -151,11 +151,9 @@ pub struct ProbeStream {
 }
 
 impl ProbeStream {
-    fn new(inner: TcpStream) -> ProbeStream {
-        let pair = inner
-            .local_addr()
-            .and_then(|local| Ok((canonical(local), canonical(inner.peer_addr()?))))
-            .ok();
+    /// `inner`, connected to `peer` (known, so not asked of the kernel).
+    fn new(inner: TcpStream, peer: SocketAddr) -> ProbeStream {
+        let pair = inner.local_addr().map(|local| (canonical(local), canonical(peer))).ok();
         if let Some(pair) = pair {
             OPEN.lock().expect("open connections lock").insert(pair);
         }
