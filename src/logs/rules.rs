@@ -54,10 +54,10 @@ impl Condition {
         let value = values[self.field].as_deref();
         match self.op {
             Op::Eq | Op::Ne => {
-                let equal = match self.number.zip(numbers.of(values, self.field)) {
-                    Some((b, a)) => a == b,
-                    None => value.unwrap_or("") == self.text,
-                };
+                // Numerically when both are numbers (`503` equals `503.0`), else as text.
+                let numerically =
+                    self.number.and_then(|b| Some(numbers.of(values, self.field)? == b));
+                let equal = numerically.unwrap_or_else(|| value.unwrap_or("") == self.text);
                 equal == (self.op == Op::Eq)
             }
             Op::Lt | Op::Le | Op::Gt | Op::Ge => {
