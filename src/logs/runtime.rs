@@ -3,9 +3,10 @@
 //!
 //! What a scrape shows is published, not live: after each poll a source stages a snapshot of
 //! its counts together with the positions of the records they count, and the writer
-//! publishes the snapshots once those positions are on disk; a scrape makes families of them. So `/metrics` never waits for a
-//! file read or a save, and a count is never shown before the position that covers it is
-//! saved: after `kill -9`, a restart reads again only records no scrape has seen counted.
+//! publishes the snapshots once those positions are on disk; a scrape makes families of them.
+//! So `/metrics` never waits for a file read or a save, and a count is never shown before the
+//! position that covers it is saved: after `kill -9`, a restart reads again only records no
+//! scrape has seen counted.
 //!
 //! The live [`SourceState`] is locked by its thread while it counts the records of one chunk
 //! it read, and let go before it reads again ([`Records::before_io`]); the status page and
@@ -244,8 +245,8 @@ impl LogRuntime {
                         None => {
                             // Nothing counted yet: the zeros can be shown at once.
                             let state = SourceState::new(plan);
-                            let zeros = state.snapshot();
-                            let zeros = Arc::new(Published { plan: plan.clone(), snapshot: zeros });
+                            let snapshot = state.snapshot();
+                            let zeros = Arc::new(Published { plan: plan.clone(), snapshot });
                             LiveSource::new(plan.clone(), state, zeros)
                         }
                     };
