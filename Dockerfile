@@ -1,7 +1,8 @@
 # Multi-stage build: compile in the Rust image, run from a small Debian base as a non-root user.
-FROM rust:1-bookworm AS build
+# The compiler link-order.txt was made with (its second line): symbol names carry its version.
+FROM rust:1.95.0-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs link-order.txt ./
 COPY src ./src
 RUN cargo build --release --locked && strip target/release/lookout
 
