@@ -30,13 +30,14 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.request
+
+from live_tail import free_port  # the bench scripts' one way to pick a free port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -53,14 +54,6 @@ http {{
   server {{ listen 127.0.0.1:{https} ssl; ssl_certificate {w}/leaf.pem; ssl_certificate_key {w}/leaf.key; root {w}/www; }}
 }}
 """
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def make_certs(w):
@@ -194,31 +187,17 @@ def child_of(pid):
     sys.exit("no child of %d" % pid)
 
 
-def symbols_sampled(perf_data, binary):
-    """Every function of binary on a sampled call stack."""
-    out = subprocess.run(["perf", "script", "-i", perf_data, "-F", "ip,sym,dso", "--no-demangle"],
+def symbols_recorded(perf_data, binary, fields):
+    """Names of binary's symbols perf recorded: with "ip,sym,dso", every frame of each sampled
+    call stack; with "addr,ip,sym,dso", what each page fault touched."""
+    out = subprocess.run(["perf", "script", "-i", perf_data, "-F", fields, "--no-demangle"],
                          capture_output=True, text=True).stdout
-    real = os.path.realpath(binary)
+    dso = "(%s)" % os.path.realpath(binary)
     names = set()
     for line in out.splitlines():
-        # "ADDRESS SYMBOL (DSO)" a frame; frames inlined into another have no symbol of their own.
+        # Each line starts "ADDRESS SYMBOL (DSO)"; a frame inlined into another has "(inlined)".
         parts = line.split()
-        if len(parts) == 3 and parts[2] == "(%s)" % real:
-            names.add(parts[1])
-    return names
-
-
-def symbols_faulted(perf_data, binary):
-    """The function or read-only datum of binary at each page fault: code or data first touched
-    outside the list, which maps its neighbours in with it."""
-    out = subprocess.run(["perf", "script", "-i", perf_data, "-F", "addr,ip,sym,dso", "--no-demangle"],
-                         capture_output=True, text=True).stdout
-    real = os.path.realpath(binary)
-    names = set()
-    for line in out.splitlines():
-        # "ADDRESS SYMBOL (DSO)" of the faulting address, then the same of the instruction.
-        parts = line.split()
-        if len(parts) >= 3 and parts[2] == "(%s)" % real and parts[1] != "[unknown]":
+        if len(parts) >= 3 and parts[2] == dso and parts[1] != "[unknown]":
             names.add(parts[1])
     return names
 
@@ -286,8 +265,8 @@ def main():
         subprocess.run(["nginx", "-c", w + "/nginx.conf", "-s", "stop"], stderr=subprocess.DEVNULL)
     defined = symbols_defined(args.binary)
     found = {"called under callgrind": symbols_called(callgrind_out) & defined,
-             "on sampled stacks": symbols_sampled(samples, args.binary) & defined,
-             "at page faults": symbols_faulted(faults, args.binary) & defined}
+             "on sampled stacks": symbols_recorded(samples, args.binary, "ip,sym,dso") & defined,
+             "at page faults": symbols_recorded(faults, args.binary, "addr,ip,sym,dso") & defined}
     for how, names in found.items():
         print("%5d %s" % (len(names), how))
     run = set().union(*found.values())
