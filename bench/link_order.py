@@ -1,25 +1,24 @@
 #!/usr/bin/env python3
-"""Write link-order.txt: the functions a running lookout executes, which release builds place
-side by side at the start of the binary's code (see build.rs).
+"""Write link-order.txt: the functions and read-only tables a running lookout uses, which
+release builds place side by side at the start of the binary (see build.rs).
 
-  python3 bench/link_order.py [--binary target/release/lookout] [--out link-order.txt]
+  python3 bench/link_order.py [--binary target/release/lookout] [--out link-order.txt] [--fresh]
 
 Code is mapped in from the file as it is touched, and the kernel maps the neighbours of each page
 touched along with it: with the functions a run uses spread over 11 MiB of code, most of that
 code is resident although little of it runs. The binary serves a workload like a deployment's:
-/probe for http, https and tcp against a local nginx (sixteen at a time, then under wrk
-natively), the same probes
-scheduled, an nginx access log followed by bench/nginx.yaml, scrapes of /metrics (plain and
-gzip), the status page and the health endpoints. It serves it twice: under valgrind's callgrind,
-which records every function executed, start-up included; then natively under `perf record`
-with call stacks, for what only runs on this machine's processor (ring picks its AES, SHA and
-curve code by CPU feature, and valgrind's emulated CPU lacks some) or only under real
-concurrency. The functions found that the binary defines are written one symbol name per line,
-sorted so that a regenerated file diffs by name. A third run records page faults, the binary's
-code beyond the listed functions taken away fifty times a second so that each touch there
-faults again: each fault names a
-function or read-only datum touched. Names the file already holds
-are kept (--fresh starts over), so regenerating on a binary linked with the list converges.
+/probe for http, https and tcp against a local nginx (sixteen at a time, then under wrk), the
+same probes scheduled, an nginx access log followed by bench/nginx.yaml, scrapes of /metrics
+(plain and gzip), the status page and the health endpoints. It serves it three times:
+- under valgrind's callgrind, which records every function executed, start-up included;
+- natively under `perf record` with call stacks, for what runs only on this machine's processor
+  (ring picks its AES, SHA and curve code by CPU feature; valgrind's emulated CPU lacks some) or
+  only under real concurrency;
+- natively recording page faults, with the binary's code beyond the listed functions paged out
+  fifty times a second so that each touch there faults again and names what it touched.
+The names the binary defines are written one per line, sorted so that a regenerated file diffs
+by name. Names the file already holds are kept (--fresh starts over): they no longer fault once
+laid out together, so regenerating on a binary linked with the list converges.
 
 Symbol names carry a hash of each crate's build (its version and the compiler's), so regenerate
 after updating the compiler or dependencies: names that no longer match are skipped by the
@@ -80,7 +79,7 @@ def wait_up(url, proc, seconds=120):
             return get(url)
         except OSError:
             time.sleep(0.5)
-    sys.exit("lookout did not come up under valgrind: %s" % url)
+    sys.exit("lookout did not come up: %s" % url)
 
 
 def workload(port, targets, log, load_seconds):
