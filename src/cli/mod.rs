@@ -6,6 +6,7 @@
 mod check;
 mod healthcheck;
 mod once;
+mod pow;
 mod replay;
 mod serve;
 mod test_rules;
