@@ -23,6 +23,57 @@ pub struct ConfigPaths {
     pub shard: crate::probe::shard::Shard,
 }
 
+/// Returns to the kernel the pages of the calling thread's stack below the caller's frame.
+/// The YAML deserializer's frames reach about 200 KiB deep; the pages they touched would stay
+/// resident, unused, for the life of the process on the main thread (at start) or on a
+/// runtime worker (at a reload). glibc does the same with a thread's stack when the thread
+/// ends. Everything below a thread's stack pointer is dead, so the pages fault in again, zeroed,
+/// if a deeper call ever needs them.
+#[inline(never)]
+fn release_stack_below_caller() {
+    // The margin covers this frame and madvise's below it.
+    const MARGIN: usize = 16 * 1024;
+    let marker = 0u8;
+    let here = std::hint::black_box(std::ptr::addr_of!(marker)) as usize;
+    let below = here.saturating_sub(MARGIN) & !(PAGE - 1);
+    let Some(floor) = stack_floor(here) else { return };
+    if below > floor {
+        // SAFETY: [floor, below) is this thread's stack (or, on the main thread, address space
+        // reserved for it) below the deepest live frame, where no data of the program lives.
+        // Parts not mapped are skipped by madvise, which then reports ENOMEM, ignored.
+        unsafe { libc::madvise(floor as *mut libc::c_void, below - floor, libc::MADV_DONTNEED) };
+    }
+}
+
+const PAGE: usize = 4096;
+
+/// The lowest address of the calling thread's stack that [`release_stack_below_caller`] may
+/// clear, given the address of one of its locals.
+fn stack_floor(here: usize) -> Option<usize> {
+    // How far below the main thread's current frame the release reaches.
+    const MAIN_THREAD_REACH: usize = 1 << 20;
+    // SAFETY: plain system calls, and an attribute object initialised by pthread_getattr_np
+    // before it is read and destroyed after.
+    unsafe {
+        if libc::gettid() == libc::getpid() {
+            // glibc finds the main thread's bounds by reading /proc/self/maps through stdio,
+            // which maps in more of libc than the release gives back. Linux places other
+            // mappings at least 128 MiB below the top of the main thread's stack, so the MiB
+            // under this frame belongs to the stack.
+            return Some(here.saturating_sub(MAIN_THREAD_REACH) & !(PAGE - 1));
+        }
+        let mut attr = std::mem::MaybeUninit::<libc::pthread_attr_t>::uninit();
+        if libc::pthread_getattr_np(libc::pthread_self(), attr.as_mut_ptr()) != 0 {
+            return None;
+        }
+        let (mut lowest, mut size) = (std::ptr::null_mut(), 0usize);
+        let got = libc::pthread_attr_getstack(attr.as_ptr(), &mut lowest, &mut size);
+        libc::pthread_attr_destroy(attr.as_mut_ptr());
+        let lowest = lowest as usize;
+        (got == 0 && (lowest..lowest + size).contains(&here)).then_some(lowest)
+    }
+}
+
 /// Both configuration files, parsed, validated and prepared.
 pub struct Config {
     pub modules: BTreeMap<String, Arc<PreparedModule>>,
@@ -43,7 +94,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// Reads, validates and prepares both files, then gives back the stack the YAML
+    /// deserializer used (see [`release_stack_below_caller`]).
     pub fn load(paths: &ConfigPaths) -> Result<Config, ConfigError> {
+        let config = Config::read_and_prepare(paths);
+        release_stack_below_caller();
+        config
+    }
+
+    fn read_and_prepare(paths: &ConfigPaths) -> Result<Config, ConfigError> {
         let source = Source::read(&paths.probes)?;
         let probes = ProbesFile::load(&source)?;
         let log_source = match &paths.log_rules {
