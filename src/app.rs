@@ -292,3 +292,45 @@ impl App {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sums `depth` frames of 4 KiB each, releasing the stack below the deepest one: the frames
+    /// above it must keep their contents.
+    #[inline(never)]
+    fn frames_summed_after_release(depth: u64) -> u64 {
+        let frame = std::hint::black_box([depth; 512]);
+        let inner = if depth == 0 {
+            release_stack_below_caller();
+            0
+        } else {
+            frames_summed_after_release(depth - 1)
+        };
+        inner + std::hint::black_box(&frame).iter().sum::<u64>()
+    }
+
+    #[test]
+    fn releasing_the_stack_keeps_live_frames_and_lets_it_grow_again() {
+        std::thread::Builder::new()
+            .stack_size(4 << 20)
+            .spawn(|| {
+                let expected: u64 = (0..=64u64).map(|d| d * 512).sum();
+                // Deep once, so there are touched pages below to release.
+                assert_eq!(frames_summed_after_release(64), expected);
+                let marker = 0u8;
+                let here = std::ptr::addr_of!(marker) as usize;
+                let floor = stack_floor(here).expect("a spawned thread's stack bounds");
+                assert!(floor < here && here - floor < 4 << 20, "{floor:#x} {here:#x}");
+                // Released at every depth on the way, then grown again past it.
+                for depth in [0, 8, 64] {
+                    let expected: u64 = (0..=depth).map(|d| d * 512).sum();
+                    assert_eq!(frames_summed_after_release(depth), expected);
+                }
+            })
+            .expect("spawn")
+            .join()
+            .expect("no crash");
+    }
+}
