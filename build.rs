@@ -37,26 +37,24 @@ fn main() {
 /// Whether the C library this build links against is glibc `major.minor` or later.
 fn glibc_at_least(major: u32, minor: u32) -> bool {
     // "glibc 2.36"
-    let Ok(out) = Command::new("getconf").arg("GNU_LIBC_VERSION").output() else {
-        return false;
-    };
-    let text = String::from_utf8_lossy(&out.stdout);
-    version(text.split_whitespace().nth(1).unwrap_or("")) >= (major, minor)
+    reported_version("getconf", "GNU_LIBC_VERSION") >= (major, minor)
 }
 
 /// rustc links x86_64-unknown-linux-gnu with its own LLD from 1.90.0 on.
 fn rustc_links_with_lld() -> bool {
-    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let Ok(out) = Command::new(rustc).arg("--version").output() else {
-        return false;
-    };
     // "rustc 1.95.0 (59807616e 2026-04-14)"
-    let text = String::from_utf8_lossy(&out.stdout);
-    version(text.split_whitespace().nth(1).unwrap_or("")) >= (1, 90)
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    reported_version(&rustc, "--version") >= (1, 90)
 }
 
-/// The first two numbers of a dotted version; (0, 0) when there are none.
-fn version(dotted: &str) -> (u32, u32) {
+/// The first two numbers of the version a command prints as its second word; (0, 0) when it
+/// cannot be run or prints none.
+fn reported_version(command: &str, arg: &str) -> (u32, u32) {
+    let Ok(out) = Command::new(command).arg(arg).output() else {
+        return (0, 0);
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let dotted = text.split_whitespace().nth(1).unwrap_or("");
     let mut numbers = dotted.split('.').map(|n| n.parse().unwrap_or(0));
     (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0))
 }
