@@ -145,9 +145,13 @@ pub fn write_header(out: &mut String, name: &str, help: &str, kind: Kind, format
         Kind::Counter => "counter",
         Kind::Histogram => "histogram",
     };
-    let _ = write!(out, "# HELP {name}{meta_suffix} ");
+    for part in ["# HELP ", name, meta_suffix, " "] {
+        out.push_str(part);
+    }
     escape_help(out, help, format);
-    let _ = writeln!(out, "\n# TYPE {name}{meta_suffix} {kind}");
+    for part in ["\n# TYPE ", name, meta_suffix, " ", kind, "\n"] {
+        out.push_str(part);
+    }
 }
 
 fn counter_suffix(kind: Kind) -> &'static str {
@@ -206,25 +210,30 @@ pub fn write_label_pairs<'a>(out: &mut String, labels: impl Iterator<Item = (&'a
 }
 
 fn escape_help(out: &mut String, help: &str, format: Format) {
-    for c in help.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '"' if format == Format::OpenMetrics => out.push_str("\\\""),
-            c => out.push(c),
-        }
-    }
+    push_escaped(out, help, format == Format::OpenMetrics);
 }
 
 fn escape_label_value(out: &mut String, value: &str) {
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '"' => out.push_str("\\\""),
-            c => out.push(c),
-        }
+    push_escaped(out, value, true);
+}
+
+/// `text` with backslashes and line feeds escaped, and double quotes if `quotes`; the runs
+/// between them are copied whole, as most text has nothing to escape.
+fn push_escaped(out: &mut String, text: &str, quotes: bool) {
+    let mut copied = 0;
+    for (at, byte) in text.bytes().enumerate() {
+        let escaped = match byte {
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'"' if quotes => "\\\"",
+            _ => continue,
+        };
+        // The bytes escaped are ASCII, so `at` is on a character boundary.
+        out.push_str(&text[copied..at]);
+        out.push_str(escaped);
+        copied = at + 1;
     }
+    out.push_str(&text[copied..]);
 }
 
 pub fn write_value(out: &mut String, v: f64) {
@@ -294,6 +303,17 @@ mod tests {
         );
         let om = encode(&[family], Format::OpenMetrics);
         assert!(om.contains("latency_seconds_count 3 # {trace_id=\"abc\"} 0.25 1.500\n"), "{om}");
+    }
+
+    #[test]
+    fn escaping_keeps_other_text_whole() {
+        let family = Family::gauge("g", "Größe \\ in \"m²\"\nzweite Zeile")
+            .with(vec![("ort".into(), "Zürich \"日本\" \\ ä\n".into())], 1.0);
+        let text = encode(std::slice::from_ref(&family), Format::Text);
+        assert!(text.starts_with("# HELP g Größe \\\\ in \"m²\"\\nzweite Zeile\n"), "{text}");
+        assert!(text.contains("g{ort=\"Zürich \\\"日本\\\" \\\\ ä\\n\"} 1\n"), "{text}");
+        let open = encode(&[family], Format::OpenMetrics);
+        assert!(open.starts_with("# HELP g Größe \\\\ in \\\"m²\\\"\\nzweite Zeile\n"), "{open}");
     }
 
     #[test]

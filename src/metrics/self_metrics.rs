@@ -28,14 +28,21 @@ struct Counters {
     sd_failures: BTreeMap<(String, &'static str), u64>,
     /// Per probe with discovery: targets discovered, and those this replica runs.
     sd_targets: BTreeMap<String, (usize, usize)>,
-    probe_runs: BTreeMap<(String, bool), u64>,
-    probe_run_seconds: BTreeMap<String, f64>,
+    /// Per probe name; looked up by `&str` at each run, so the name is copied only at its first.
+    probe_runs: BTreeMap<String, ProbeRuns>,
     probe_requests: BTreeMap<(String, bool), u64>,
     probe_rejections: BTreeMap<&'static str, u64>,
     http_requests: BTreeMap<(&'static str, u16), u64>,
     reloads: BTreeMap<bool, u64>,
     last_reload_ok: bool,
     last_reload_success: f64,
+}
+
+#[derive(Default)]
+struct ProbeRuns {
+    succeeded: u64,
+    failed: u64,
+    seconds: f64,
 }
 
 pub struct SelfMetrics {
@@ -98,8 +105,12 @@ impl SelfMetrics {
 
     pub fn record_probe_run(&self, probe: &str, success: bool, duration: Duration) {
         self.with(|c| {
-            *c.probe_runs.entry((probe.to_string(), success)).or_default() += 1;
-            *c.probe_run_seconds.entry(probe.to_string()).or_default() += duration.as_secs_f64();
+            let runs = match c.probe_runs.get_mut(probe) {
+                Some(runs) => runs,
+                None => c.probe_runs.entry(probe.to_string()).or_default(),
+            };
+            *if success { &mut runs.succeeded } else { &mut runs.failed } += 1;
+            runs.seconds += duration.as_secs_f64();
         });
     }
 
@@ -147,13 +158,17 @@ impl SelfMetrics {
             .with(BUILD_INFO.labels([env!("CARGO_PKG_VERSION").to_string()]), 1.0)];
         self.with(|c| {
             let mut runs = Family::of(&PROBE_RUNS);
-            for ((probe, success), n) in &c.probe_runs {
-                runs = runs
-                    .with(PROBE_RUNS.labels([probe.clone(), result_label(*success)]), *n as f64);
-            }
             let mut seconds = Family::of(&PROBE_RUN_SECONDS);
-            for (probe, s) in &c.probe_run_seconds {
-                seconds = seconds.with(PROBE_RUN_SECONDS.labels([probe.clone()]), *s);
+            for (probe, counts) in &c.probe_runs {
+                for (success, n) in [(false, counts.failed), (true, counts.succeeded)] {
+                    if n > 0 {
+                        runs = runs.with(
+                            PROBE_RUNS.labels([probe.clone(), result_label(success)]),
+                            n as f64,
+                        );
+                    }
+                }
+                seconds = seconds.with(PROBE_RUN_SECONDS.labels([probe.clone()]), counts.seconds);
             }
             let mut requests = Family::of(&PROBE_REQUESTS);
             for ((module, success), n) in &c.probe_requests {
@@ -213,5 +228,31 @@ impl SelfMetrics {
         });
         families.extend(super::process::collect());
         families
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::exposition::{encode, Format};
+
+    #[test]
+    fn runs_are_counted_per_probe_and_result() {
+        let metrics = SelfMetrics::new();
+        metrics.record_probe_run("web", true, Duration::from_millis(250));
+        metrics.record_probe_run("web", false, Duration::from_millis(500));
+        metrics.record_probe_run("web", true, Duration::from_millis(250));
+        metrics.record_probe_run("db", true, Duration::from_secs(1));
+        let text = encode(&metrics.collect(), Format::Text);
+        for line in [
+            "lookout_probe_runs_total{probe=\"db\",result=\"success\"} 1\n",
+            "lookout_probe_runs_total{probe=\"web\",result=\"failure\"} 1\n\
+             lookout_probe_runs_total{probe=\"web\",result=\"success\"} 2\n",
+            "lookout_probe_run_seconds_total{probe=\"db\"} 1\n",
+            "lookout_probe_run_seconds_total{probe=\"web\"} 1\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        assert!(!text.contains("probe=\"db\",result=\"failure\""), "{text}");
     }
 }
