@@ -130,7 +130,9 @@ fn expand_value(value: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result
             Some((name, default, consumed)) => {
                 match lookup(name).filter(|v| !(v.is_empty() && default.is_some())) {
                     Some(value) => out.push_str(&value),
-                    None => out.push_str(default.ok_or_else(|| name.to_string())?),
+                    // A default may itself hold references, as in a shell: `${A:-${B:-x}}`.
+                    None => out
+                        .push_str(&expand_value(default.ok_or_else(|| name.to_string())?, lookup)?),
                 }
                 rest = &after[consumed..];
             }
@@ -144,10 +146,11 @@ fn expand_value(value: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result
     Ok(out)
 }
 
-/// Parses `{NAME}` or `{NAME:-default}` at the start of `s`; returns name, default and bytes consumed.
+/// Parses `{NAME}` or `{NAME:-default}` at the start of `s`; returns name, default and bytes
+/// consumed. The reference ends at the `}` that closes it: a default may hold `${…}` of its own.
 fn parse_reference(s: &str) -> Option<(&str, Option<&str>, usize)> {
     let body = s.strip_prefix('{')?;
-    let close = body.find('}')?;
+    let close = closing_brace(body)?;
     let inner = &body[..close];
     let (name, default) = match inner.find(":-") {
         Some(i) => (&inner[..i], Some(&inner[i + 2..])),
@@ -161,6 +164,31 @@ fn parse_reference(s: &str) -> Option<(&str, Option<&str>, usize)> {
         return None;
     }
     Some((name, default, close + 2))
+}
+
+/// The offset of the `}` that closes a reference whose text starts at `body`, counting the
+/// `${` opened (and `$$` escaped) inside it, as a shell does.
+fn closing_brace(body: &str) -> Option<usize> {
+    let bytes = body.as_bytes();
+    let (mut depth, mut i) = (0usize, 0);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'$' if matches!(bytes.get(i + 1), Some(b'{')) => {
+                depth += 1;
+                i += 2;
+                continue;
+            }
+            b'$' if matches!(bytes.get(i + 1), Some(b'$')) => {
+                i += 2;
+                continue;
+            }
+            b'}' if depth == 0 => return Some(i),
+            b'}' => depth -= 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// A YAML double-quoted scalar holding exactly `value`.
@@ -229,6 +257,18 @@ mod tests {
         assert_eq!(got, "a: \"example.org\"\nb: \"dflt\"\nc: \"x\"\nd: \"\"\n");
         assert_eq!(expand("u: http://${HOST}:81/x\n"), "u: \"http://example.org:81/x\"\n");
         assert_eq!(expand("p: [\"${HOST}\", b]\n"), "p: [\"example.org\", b]\n");
+    }
+
+    #[test]
+    fn a_default_may_hold_references_of_its_own() {
+        let got = expand("p: \"${NOPE:-${ALSO_NOPE:-/var/log/pods}/*/nginx/*.log}\"\n");
+        assert_eq!(got, "p: \"/var/log/pods/*/nginx/*.log\"\n");
+        assert_eq!(expand("p: ${NOPE:-${HOST}/x}/y\n"), "p: \"example.org/x/y\"\n");
+        assert_eq!(expand("p: ${HOST:-${MISSING}}\n"), "p: \"example.org\"\n");
+        assert_eq!(expand("p: ${NOPE:-{x}}\n"), "p: \"{x}\"\n");
+        assert_eq!(expand("p: ${NOPE:-a$${b}}\n"), "p: \"a${b}\"\n");
+        let err = expand_env("a: 1\nb: ${NOPE:-${MISSING}}\n", env).unwrap_err();
+        assert_eq!(err, UnsetVariable { name: "MISSING".into(), line: 2, column: 12 });
     }
 
     #[test]
