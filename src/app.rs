@@ -3,7 +3,7 @@
 
 use crate::config::probes::{DEFAULT_FILE_SD_REFRESH, DEFAULT_HTTP_SD_REFRESH};
 use crate::config::{ConfigError, LogRulesFile, ProbesFile, Source, DEFAULT_LOG_RULES};
-use crate::discovery::Discovery;
+use crate::discovery::{Discovery, Sources};
 use crate::logs::positions::Positions;
 use crate::logs::{LogRuntime, SourcePlan};
 use crate::metrics::self_metrics::SelfMetrics;
@@ -21,6 +21,31 @@ pub struct ConfigPaths {
     pub log_rules: Option<PathBuf>,
     /// The share of scheduled probes this replica runs (`--shard`); log sources are not shared.
     pub shard: crate::probe::shard::Shard,
+}
+
+impl ConfigPaths {
+    /// The log rules file read: the one given, else the default when it exists.
+    fn log_rules_read(&self) -> Option<&std::path::Path> {
+        match &self.log_rules {
+            Some(path) => Some(path),
+            None => Some(DEFAULT_LOG_RULES.as_ref()).filter(|p: &&std::path::Path| p.exists()),
+        }
+    }
+
+    /// A digest of what both files hold now (or why one cannot be read), so a change of
+    /// content is seen whatever the file system says of times: a Kubernetes ConfigMap's files
+    /// are replaced by swapping a link.
+    pub fn digest(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::hash::DefaultHasher::new();
+        for path in std::iter::once(self.probes.as_path()).chain(self.log_rules_read()) {
+            match crate::files::read(path, crate::files::MAX_CONFIG_BYTES) {
+                Ok(bytes) => bytes.hash(&mut hasher),
+                Err(e) => e.kind().hash(&mut hasher),
+            }
+        }
+        hasher.finish()
+    }
 }
 
 /// Returns to the kernel the pages of the calling thread's stack below the caller's frame.
@@ -105,11 +130,8 @@ impl Config {
     fn read_and_prepare(paths: &ConfigPaths) -> Result<Config, ConfigError> {
         let source = Source::read(&paths.probes)?;
         let probes = ProbesFile::load(&source)?;
-        let log_source = match &paths.log_rules {
+        let log_source = match paths.log_rules_read() {
             Some(path) => Some(Source::read(path)?),
-            None if std::path::Path::new(DEFAULT_LOG_RULES).exists() => {
-                Some(Source::read(DEFAULT_LOG_RULES.as_ref())?)
-            }
             None => None,
         };
         let log_plans = match &log_source {
@@ -196,14 +218,21 @@ pub struct App {
     /// Seconds taken off Prometheus' scrape timeout for `/probe`, as blackbox's `--timeout-offset`.
     pub timeout_offset: f64,
     scheduler: Mutex<Option<Scheduler>>,
-    /// The discovery tasks of the running configuration.
-    discovering: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The discovery tasks of the running configuration, each with what its sources last
+    /// gave: a reload hands that to the new task of a probe reading the same sources.
+    discovering: Mutex<Vec<Discovering>>,
     reload_lock: Mutex<()>,
     /// The ports lookout's endpoint listens on, once it does: `/probe` keeps away from them.
     pub listening: std::sync::OnceLock<Vec<u16>>,
     /// `/probe` requests that may run at once, set by the server: fewer than its connections,
     /// so slow probes (a scraper may ask for a timeout of an hour) cannot hold every one.
     pub probe_slots: std::sync::OnceLock<tokio::sync::Semaphore>,
+}
+
+struct Discovering {
+    discovery: Arc<Discovery>,
+    sources: Arc<Mutex<Sources>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl App {
@@ -253,7 +282,12 @@ impl App {
         let jobs: Vec<&Job> = config.jobs.iter().map(|j| j.as_ref()).collect();
         let discovered: Vec<&str> = config.discoveries.iter().map(|d| d.name.as_str()).collect();
         self.results.retain_jobs(&jobs, &discovered, config.history);
-        self.metrics.retain_sd(&discovered);
+        let mechanisms = config.discoveries.iter().flat_map(|d| {
+            let file = (!d.files.is_empty()).then_some((d.name.as_str(), "file"));
+            let http = (!d.urls.is_empty()).then_some((d.name.as_str(), "http"));
+            file.into_iter().chain(http)
+        });
+        self.metrics.retain_sd(&mechanisms.collect::<Vec<_>>());
         let started = Scheduler::start(
             config.jobs.clone(),
             self.results.clone(),
@@ -261,12 +295,24 @@ impl App {
             generation,
         );
         let mut discovering = self.discovering.lock().expect("discovery lock");
-        for task in discovering.drain(..) {
-            task.abort();
+        let before: Vec<Discovering> = discovering.drain(..).collect();
+        for old in &before {
+            old.task.abort();
         }
         for discovery in &config.discoveries {
-            let run = discovery.clone().run(started.targets(), self.metrics.clone(), config.shard);
-            discovering.push(tokio::spawn(run));
+            let carried = before.iter().find(|old| {
+                old.discovery.name == discovery.name && old.discovery.same_sources(discovery)
+            });
+            let sources =
+                carried.map_or_else(|| discovery.new_sources(), |old| old.sources.clone());
+            let run = discovery.clone().run(
+                sources.clone(),
+                started.targets(),
+                self.metrics.clone(),
+                config.shard,
+            );
+            let task = tokio::spawn(run);
+            discovering.push(Discovering { discovery: discovery.clone(), sources, task });
         }
         *scheduler = Some(started);
     }

@@ -2,12 +2,14 @@
 //! what they have: `file_sd_configs` (target groups in JSON or YAML files, globs allowed) and
 //! `http_sd_configs` (the same groups as JSON from a URL).
 //!
-//! Each probe with discovery has a task that reads its sources at start, every
-//! `refresh_interval`, and whenever a matching file changes (checked every
-//! [`WATCH_EVERY`], by modification time and size: it works the same on every file system,
-//! bind mounts and Kubernetes ConfigMaps included). A source that fails keeps its last good
-//! groups, is logged (with file:line:column for a file) and counted; the probe's targets are
-//! handed to the scheduler whenever they change.
+//! Each probe with discovery has a task that reads its files at start, every
+//! `refresh_interval`, and whenever a matching file changes (checked every [`WATCH_EVERY`], by
+//! modification time and size: it works the same on every file system, bind mounts and
+//! Kubernetes ConfigMaps included), and one task per URL, so a slow answer holds up nothing
+//! else. A source that fails keeps its last good groups, is logged (with file:line:column for
+//! a file) and counted; the probe's targets are handed to the scheduler whenever they change.
+//! What the sources last gave is kept by the app across reloads ([`Sources`]), so a reload
+//! while a source fails does not lose its targets.
 
 use crate::metrics::self_metrics::SelfMetrics;
 use crate::probe::scheduler::{Job, TargetSink};
@@ -15,19 +17,22 @@ use crate::probe::shard::Shard;
 use crate::probe::PreparedModule;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
-use serde::Deserialize;
-use std::collections::BTreeMap;
+use serde::{Deserialize, Deserializer};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// How often matching files are looked at for changes.
 pub const WATCH_EVERY: Duration = Duration::from_secs(2);
 /// The largest HTTP discovery answer read, as Prometheus' limit.
 const MAX_HTTP_BYTES: usize = 100 << 20;
-/// How long an HTTP discovery request may take.
+/// How long an HTTP discovery request may take, redirects included.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Redirects followed, as Go's HTTP client (Prometheus' `follow_redirects`, on by default).
+const MAX_REDIRECTS: usize = 10;
 
 /// A scheduled probe whose targets are discovered: what each of its jobs shares.
 pub struct Discovery {
@@ -43,13 +48,20 @@ pub struct Discovery {
     pub urls: Vec<(String, Duration)>,
 }
 
-/// Prometheus' target group.
+/// Prometheus' target group. `null` stands for empty, as Go writes a nil list or map.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TargetGroup {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub targets: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub labels: BTreeMap<String, String>,
+}
+
+fn null_as_empty<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(
+    d: D,
+) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// The last good groups of one source and what identifies its current content.
@@ -60,56 +72,69 @@ struct Known {
     stamp: Option<(SystemTime, u64)>,
 }
 
+/// What the sources of one probe last gave.
+#[derive(Default)]
+pub struct Sources {
+    files: BTreeMap<PathBuf, Known>,
+    urls: Vec<Known>,
+    /// Counts every change of the groups, so targets are worked out only when they may differ.
+    version: u64,
+}
+
+impl Sources {
+    fn set_url(&mut self, index: usize, groups: Vec<TargetGroup>) -> bool {
+        let known = &mut self.urls[index];
+        if known.groups == groups {
+            return false;
+        }
+        known.groups = groups;
+        self.version += 1;
+        true
+    }
+}
+
 impl Discovery {
+    /// Whether `other` reads the same files and URLs, so what they gave carries over.
+    pub fn same_sources(&self, other: &Discovery) -> bool {
+        self.files == other.files && self.urls == other.urls
+    }
+
+    /// A fresh record of what this probe's sources give.
+    pub fn new_sources(&self) -> Arc<Mutex<Sources>> {
+        let urls = self.urls.iter().map(|_| Known::default()).collect();
+        Arc::new(Mutex::new(Sources { urls, ..Sources::default() }))
+    }
+
     /// Reads the sources as they change and hands the targets to `sink`, until aborted.
-    pub async fn run(self: Arc<Self>, sink: TargetSink, metrics: Arc<SelfMetrics>, shard: Shard) {
-        let mut files: BTreeMap<PathBuf, Known> = BTreeMap::new();
-        let mut urls: Vec<Known> = self.urls.iter().map(|_| Known::default()).collect();
+    pub async fn run(
+        self: Arc<Self>,
+        sources: Arc<Mutex<Sources>>,
+        sink: TargetSink,
+        metrics: Arc<SelfMetrics>,
+        shard: Shard,
+    ) {
+        let changed = Arc::new(Notify::new());
+        // Dropped with this task when it is aborted, which aborts them.
+        let mut fetchers = tokio::task::JoinSet::new();
+        for index in 0..self.urls.len() {
+            let (discovery, sources, changed, metrics) =
+                (self.clone(), sources.clone(), changed.clone(), metrics.clone());
+            fetchers.spawn(discovery.poll_url(index, sources, changed, metrics));
+        }
         let mut file_due = vec![Instant::now(); self.files.len()];
-        let mut url_due = vec![Instant::now(); self.urls.len()];
+        let mut worked_out: Option<u64> = None;
         let mut handed: Option<Vec<(String, BTreeMap<String, String>)>> = None;
         loop {
-            let now = Instant::now();
-            let mut matched: Vec<PathBuf> = Vec::new();
-            for (i, (patterns, refresh)) in self.files.iter().enumerate() {
-                let full = file_due[i] <= now;
-                if full {
-                    file_due[i] = now + *refresh;
-                }
-                for path in expand(patterns) {
-                    let stamp = stamp(&path);
-                    let known = files.entry(path.clone()).or_default();
-                    if full || known.stamp.is_none() || stamp != known.stamp {
-                        match read_file(&path) {
-                            Ok(groups) => *known = Known { groups, stamp },
-                            Err(e) => {
-                                // Not read again until it changes or the refresh comes.
-                                known.stamp = stamp;
-                                tracing::error!(probe = %self.name, "file_sd: {e}; keeping its last good targets");
-                                metrics.record_sd_failure(&self.name, "file");
-                            }
-                        }
-                    }
-                    matched.push(path);
-                }
-            }
-            // A file no longer matched (deleted, renamed away) takes its targets with it.
-            files.retain(|path, _| matched.contains(path));
-            for (i, (url, refresh)) in self.urls.iter().enumerate() {
-                if url_due[i] <= now {
-                    url_due[i] = now + *refresh;
-                    match fetch(url).await {
-                        Ok(groups) => urls[i].groups = groups,
-                        Err(e) => {
-                            tracing::error!(probe = %self.name, "http_sd: {url}: {e}; keeping its last good targets");
-                            metrics.record_sd_failure(&self.name, "http");
-                        }
-                    }
-                }
-            }
-            let groups = files.values().chain(&urls).flat_map(|k| &k.groups);
-            let targets = self.targets(groups);
-            if handed.as_ref() != Some(&targets) {
+            let targets = {
+                let mut sources = sources.lock().expect("discovery lock");
+                self.read_files(&mut sources, &mut file_due, &metrics);
+                (worked_out != Some(sources.version)).then(|| {
+                    worked_out = Some(sources.version);
+                    let groups = sources.files.values().chain(&sources.urls);
+                    self.targets(groups.flat_map(|k| &k.groups))
+                })
+            };
+            if let Some(targets) = targets.filter(|t| handed.as_ref() != Some(t)) {
                 let jobs: Vec<Arc<Job>> = targets
                     .iter()
                     .filter(|(target, _)| shard.owns(&self.name, target))
@@ -119,7 +144,86 @@ impl Discovery {
                 sink.set(&self.name, jobs);
                 handed = Some(targets);
             }
-            tokio::time::sleep(WATCH_EVERY).await;
+            tokio::select! {
+                () = tokio::time::sleep(WATCH_EVERY) => {}
+                () = changed.notified() => {}
+            }
+        }
+    }
+
+    /// Reads the files that changed, or all at their refresh; a file no longer matched
+    /// (deleted, renamed away) takes its targets with it.
+    fn read_files(&self, sources: &mut Sources, file_due: &mut [Instant], metrics: &SelfMetrics) {
+        let now = Instant::now();
+        let mut matched = BTreeSet::new();
+        for (i, (patterns, refresh)) in self.files.iter().enumerate() {
+            let full = file_due[i] <= now;
+            if full {
+                file_due[i] = now + *refresh;
+            }
+            for path in expand(patterns) {
+                let stamp = stamp(&path);
+                let known = sources.files.entry(path.clone()).or_default();
+                if full || known.stamp.is_none() || stamp != known.stamp {
+                    // Not read again until it changes or the refresh comes, whatever it gave.
+                    known.stamp = stamp;
+                    match read_file(&path) {
+                        Ok((groups, _)) if groups == known.groups => {}
+                        Ok((groups, renamed)) => {
+                            self.warn_renamed(&path.display().to_string(), &renamed);
+                            known.groups = groups;
+                            sources.version += 1;
+                        }
+                        Err(e) => {
+                            tracing::error!(probe = %self.name, "file_sd: {e}; keeping its last good targets");
+                            metrics.record_sd_failure(&self.name, "file");
+                        }
+                    }
+                }
+                matched.insert(path);
+            }
+        }
+        let before = sources.files.len();
+        sources.files.retain(|path, _| matched.contains(path));
+        if sources.files.len() != before {
+            sources.version += 1;
+        }
+    }
+
+    /// Asks one URL now and at every refresh, keeping what it last gave when it fails.
+    async fn poll_url(
+        self: Arc<Self>,
+        index: usize,
+        sources: Arc<Mutex<Sources>>,
+        changed: Arc<Notify>,
+        metrics: Arc<SelfMetrics>,
+    ) {
+        let (url, refresh) = &self.urls[index];
+        loop {
+            match fetch(url, *refresh).await {
+                Ok((groups, renamed)) => {
+                    let mut sources = sources.lock().expect("discovery lock");
+                    if sources.set_url(index, groups) {
+                        self.warn_renamed(url, &renamed);
+                        changed.notify_one();
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(probe = %self.name, "http_sd: {url}: {e}; keeping its last good targets");
+                    metrics.record_sd_failure(&self.name, "http");
+                }
+            }
+            tokio::time::sleep(*refresh).await;
+        }
+    }
+
+    fn warn_renamed(&self, source: &str, renamed: &[String]) {
+        if !renamed.is_empty() {
+            tracing::warn!(
+                probe = %self.name,
+                "{source}: labels named as lookout's own are kept as exported_<name>: {}",
+                renamed.join(", ")
+            );
         }
     }
 
@@ -179,84 +283,161 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
 }
 
 /// A file of target groups: JSON for `.json`, YAML otherwise; errors name file:line:column.
-pub fn read_file(path: &Path) -> Result<Vec<TargetGroup>, String> {
+/// Also gives the labels renamed (see [`normalize`]).
+pub fn read_file(path: &Path) -> Result<(Vec<TargetGroup>, Vec<String>), String> {
     let bytes = crate::files::read(path, crate::files::MAX_CONFIG_BYTES)
         .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     let text = String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8", path.display()))?;
-    let groups = if path.extension().is_some_and(|e| e == "json") {
-        serde_json::from_str::<Vec<TargetGroup>>(&text)
+    let groups = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+        serde_json::from_str::<Option<Vec<TargetGroup>>>(&text)
             .map_err(|e| format!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))?
     } else if text.trim().is_empty() {
-        Vec::new()
+        None
     } else {
-        serde_saphyr::from_str::<Vec<TargetGroup>>(&text).map_err(|e| {
+        serde_saphyr::from_str::<Option<Vec<TargetGroup>>>(&text).map_err(|e| {
             let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
             format!("{}:{line}:{column}: {}", path.display(), e.without_snippet())
         })?
     };
-    check_groups(&groups).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(groups)
+    let mut groups = groups.unwrap_or_default();
+    let renamed = normalize(&mut groups).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((groups, renamed))
 }
 
-/// Label names must be valid and not ones lookout sets; `__` names (Prometheus' meta labels)
-/// are not allowed either, as they never reach a series.
-fn check_groups(groups: &[TargetGroup]) -> Result<(), String> {
-    for (i, group) in groups.iter().enumerate() {
-        for name in group.labels.keys() {
-            let reserved = crate::config::probes::reserved_labels();
-            if !crate::config::probes::is_label_name(name) || reserved.contains(&name.as_str()) {
-                return Err(format!(
-                    "group {i}: label name {name:?} is not allowed: use [a-zA-Z_][a-zA-Z0-9_]*, not __*, nor {}",
-                    reserved.join(", ")
-                ));
+/// Makes the groups' labels fit lookout's series, as Prometheus would have them after its own
+/// steps: `__` names (meta labels, which only relabelling reads) are dropped, and a name
+/// lookout sets itself (`probe`, `target`, `job`, a family's own label) is kept as
+/// `exported_<name>`, the name Prometheus gives a scraped label its target also has. A name
+/// that is no label name at all is an error, as in Prometheus. Gives the names renamed.
+fn normalize(groups: &mut [TargetGroup]) -> Result<Vec<String>, String> {
+    let reserved = crate::config::probes::reserved_labels();
+    let mut renamed = BTreeSet::new();
+    for (i, group) in groups.iter_mut().enumerate() {
+        group.labels.retain(|name, _| !name.starts_with("__"));
+        if let Some(name) = group.labels.keys().find(|n| !crate::config::probes::is_label_name(n)) {
+            return Err(format!(
+                "group {i}: {name:?} is not a label name ([a-zA-Z_][a-zA-Z0-9_]*)"
+            ));
+        }
+        for name in reserved {
+            if let Some(value) = group.labels.remove(*name) {
+                // A label of that name given as well is the one kept.
+                group.labels.entry(format!("exported_{name}")).or_insert(value);
+                renamed.insert(name.to_string());
             }
         }
     }
-    Ok(())
+    Ok(renamed.into_iter().collect())
 }
 
-/// Prometheus' http_sd: a GET answered 200 with a JSON list of target groups.
-async fn fetch(url: &str) -> Result<Vec<TargetGroup>, String> {
-    let body = tokio::time::timeout(HTTP_TIMEOUT, get(url))
+/// Prometheus' http_sd: a GET answered 200, `Content-Type: application/json`, with a JSON list
+/// of target groups (or `null`). Also gives the labels renamed.
+async fn fetch(url: &str, refresh: Duration) -> Result<(Vec<TargetGroup>, Vec<String>), String> {
+    let body = tokio::time::timeout(HTTP_TIMEOUT, get(url, refresh))
         .await
         .map_err(|_| format!("no answer within {}s", HTTP_TIMEOUT.as_secs()))??;
-    let groups: Vec<TargetGroup> = serde_json::from_slice(&body)
+    let groups: Option<Vec<TargetGroup>> = serde_json::from_slice(&body)
         .map_err(|e| format!("line {} column {}: {e}", e.line(), e.column()))?;
-    check_groups(&groups)?;
-    Ok(groups)
+    let mut groups = groups.unwrap_or_default();
+    let renamed = normalize(&mut groups)?;
+    Ok((groups, renamed))
 }
 
-async fn get(url: &str) -> Result<Bytes, String> {
-    let uri: http::Uri = url.parse().map_err(|e| format!("{e}"))?;
+/// The body of `url`'s answer, following redirects to other `http://` places.
+async fn get(url: &str, refresh: Duration) -> Result<Bytes, String> {
+    let mut uri: http::Uri = url.parse().map_err(|e| format!("{e}"))?;
+    for _ in 0..=MAX_REDIRECTS {
+        let stream = connect(&uri).await?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| e.to_string())?;
+        // Aborted when this returns: the connection is for this one request.
+        let driver = AbortOnDrop(tokio::spawn(connection));
+        let authority = uri.authority().map(|a| a.to_string()).unwrap_or_default();
+        let request = http::Request::get(uri.path_and_query().map_or("/", |p| p.as_str()))
+            .header(http::header::HOST, authority)
+            .header(http::header::ACCEPT, "application/json")
+            .header(http::header::USER_AGENT, concat!("lookout/", env!("CARGO_PKG_VERSION")))
+            .header("X-Prometheus-Refresh-Interval-Seconds", refresh.as_secs().to_string())
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| e.to_string())?;
+        let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        if status.is_redirection() {
+            let location = response
+                .headers()
+                .get(http::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .ok_or_else(|| format!("answered {status} without a Location"))?;
+            uri = redirect_target(&uri, location)?;
+            continue;
+        }
+        if status != http::StatusCode::OK {
+            return Err(format!("answered {status}"));
+        }
+        let content_type = response.headers().get(http::header::CONTENT_TYPE);
+        let content_type = content_type.and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !is_json(content_type) {
+            return Err(format!("answered Content-Type {content_type:?}, not application/json"));
+        }
+        let body = Limited::new(response.into_body(), MAX_HTTP_BYTES)
+            .collect()
+            .await
+            .map_err(|e| format!("reading the answer: {e}"))?
+            .to_bytes();
+        drop(driver);
+        return Ok(body);
+    }
+    Err(format!("more than {MAX_REDIRECTS} redirects"))
+}
+
+async fn connect(uri: &http::Uri) -> Result<tokio::net::TcpStream, String> {
     let host = uri.host().ok_or("no host")?.trim_matches(['[', ']']).to_string();
     let port = uri.port_u16().unwrap_or(80);
-    let stream = tokio::net::TcpStream::connect((host.as_str(), port))
+    tokio::net::TcpStream::connect((host.as_str(), port))
         .await
-        .map_err(|e| format!("cannot connect: {e}"))?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-    let driver = tokio::spawn(connection);
-    let authority = uri.authority().map(|a| a.to_string()).unwrap_or_default();
-    let request = http::Request::get(uri.path_and_query().map_or("/", |p| p.as_str()))
-        .header(http::header::HOST, authority)
-        .header(http::header::ACCEPT, "application/json")
-        .header(http::header::USER_AGENT, concat!("lookout/", env!("CARGO_PKG_VERSION")))
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| e.to_string())?;
-    let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
-    if response.status() != http::StatusCode::OK {
-        driver.abort();
-        return Err(format!("answered {}", response.status()));
+        .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))
+}
+
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
-    let body = Limited::new(response.into_body(), MAX_HTTP_BYTES)
-        .collect()
-        .await
-        .map_err(|e| format!("reading the answer: {e}"))?
-        .to_bytes();
-    driver.abort();
-    Ok(body)
+}
+
+/// Where a redirect from `from` to `location` leads: an `http://` URL, or a path on the same
+/// server. http_sd here speaks plain HTTP only, so a redirect to `https://` is an error.
+fn redirect_target(from: &http::Uri, location: &str) -> Result<http::Uri, String> {
+    let bad = || format!("redirected to {location:?}, which is not an http:// URL");
+    if location.starts_with('/') && !location.starts_with("//") {
+        let authority = from.authority().ok_or_else(bad)?;
+        return format!("http://{authority}{location}").parse().map_err(|_| bad());
+    }
+    let to: http::Uri = location.parse().map_err(|_| bad())?;
+    let credentials = to.authority().is_some_and(|a| a.as_str().contains('@'));
+    if to.scheme_str() != Some("http") || to.host().is_none() || credentials {
+        return Err(bad());
+    }
+    Ok(to)
+}
+
+/// Prometheus' check: `application/json`, with at most a UTF-8 charset, in any case.
+fn is_json(content_type: &str) -> bool {
+    let mut parts = content_type.split(';').map(str::trim);
+    let media = parts.next().unwrap_or("");
+    let charset_ok = match parts.next() {
+        None => true,
+        Some(p) => {
+            let p = p.to_ascii_lowercase();
+            let value = p.strip_prefix("charset").map(str::trim_start);
+            let value = value.and_then(|v| v.strip_prefix('=')).map(str::trim_start);
+            matches!(value, Some("utf-8" | "\"utf-8\""))
+        }
+    };
+    media.eq_ignore_ascii_case("application/json") && charset_ok && parts.next().is_none()
 }
 
 #[cfg(test)]
@@ -270,17 +451,62 @@ mod tests {
         let json = dir.join("a.json");
         std::fs::write(&json, r#"[{"targets": ["http://a/"], "labels": {"env": "prod"}}]"#)
             .unwrap();
-        let groups = read_file(&json).unwrap();
+        let (groups, _) = read_file(&json).unwrap();
         assert_eq!(groups[0].targets, ["http://a/"]);
         assert_eq!(groups[0].labels["env"], "prod");
         let yaml = dir.join("b.yml");
         std::fs::write(&yaml, "- targets: [\"http://b/\"]\n  labels:\n    team: web\n").unwrap();
-        assert_eq!(read_file(&yaml).unwrap()[0].labels["team"], "web");
+        assert_eq!(read_file(&yaml).unwrap().0[0].labels["team"], "web");
         std::fs::write(&json, "[{\"targets\": [\"x\"],\n \"labels\": {\"a\": 1}}]").unwrap();
         let e = read_file(&json).unwrap_err();
         assert!(e.contains("a.json:2:"), "{e}");
-        std::fs::write(&yaml, "- targets: [x]\n  labels: {probe: y}\n").unwrap();
-        assert!(read_file(&yaml).unwrap_err().contains("label name \"probe\" is not allowed"));
+        std::fs::write(&yaml, "- targets: [x]\n  labels: {probe: y, __meta_dc: eu, a: b}\n")
+            .unwrap();
+        let (groups, renamed) = read_file(&yaml).unwrap();
+        let labels: Vec<(&str, &str)> =
+            groups[0].labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(labels, [("a", "b"), ("exported_probe", "y")]);
+        assert_eq!(renamed, ["probe"]);
+        std::fs::write(&yaml, "- targets: [x]\n  labels: {\"a-b\": y}\n").unwrap();
+        assert!(read_file(&yaml).unwrap_err().contains("\"a-b\" is not a label name"));
+        std::fs::write(&yaml, "- targets: [x]\n  label: {a: b}\n").unwrap();
+        assert!(read_file(&yaml).unwrap_err().contains("b.yml:2:"), "a misspelt key is located");
+        std::fs::write(&json, r#"[{"targets": ["x"], "labels": null}, {"targets": null}]"#)
+            .unwrap();
+        assert_eq!(read_file(&json).unwrap().0.len(), 2);
+        std::fs::write(&json, "null").unwrap();
+        assert!(read_file(&json).unwrap().0.is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn content_types_as_prometheus_accepts_them() {
+        for ok in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=\"UTF-8\"",
+        ] {
+            assert!(is_json(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "text/html",
+            "application/json; charset=latin1",
+            "application/jsonx",
+            "application/json; a=b; c=d",
+        ] {
+            assert!(!is_json(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn redirects_lead_to_http_only() {
+        let from: http::Uri = "http://sd.local:8080/a?x=1".parse().unwrap();
+        assert_eq!(redirect_target(&from, "/b?y=2").unwrap(), "http://sd.local:8080/b?y=2");
+        assert_eq!(redirect_target(&from, "http://other/c").unwrap(), "http://other/c");
+        for bad in ["https://other/", "//other/x", "ftp://x/", "http://u:p@other/", "b"] {
+            assert!(redirect_target(&from, bad).is_err(), "{bad}");
+        }
     }
 }

@@ -18,8 +18,18 @@ pub fn run(paths: &ConfigPaths, web_config: Option<&Path>) -> Result<Verdict, Er
         .filter(|m| matches!(m.prober, Prober::Icmp(_)))
         .map(|m| m.name.as_str())
         .collect();
+    // Discovered targets are known only once lookout runs: their probes are counted apart.
+    let discovering = match config.discoveries.len() {
+        0 => String::new(),
+        n => format!(" (and {n} with targets from service discovery)"),
+    };
+    // With a shard, the count is this replica's share.
+    let share = match config.shard.count {
+        1 => String::new(),
+        _ => format!(" of shard {}", config.shard),
+    };
     println!(
-        "{}: {} modules, {} scheduled probes, {} log sources: OK",
+        "{}: {} modules, {} scheduled probes{share}{discovering}, {} log sources: OK",
         paths.probes.display(),
         config.modules.len(),
         config.jobs.len(),

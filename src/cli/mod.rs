@@ -69,11 +69,20 @@ struct Cli {
     /// ordinal, as in lookout-2).
     #[arg(long = "shard.count", env = "LOOKOUT_SHARD_COUNT", global = true)]
     shard_count: Option<u32>,
+    /// Reload when the content of probes.yaml or the log rules changes, read this often (as
+    /// Prometheus' flag of the same name); 0s: only on SIGHUP or POST /-/reload.
+    #[arg(
+        long = "config.auto-reload-interval",
+        env = "LOOKOUT_CONFIG_AUTO_RELOAD_INTERVAL",
+        default_value = "0s",
+        value_parser = duration
+    )]
+    auto_reload_interval: std::time::Duration,
     /// Where log sources save how far they have read, so a restart resumes there.
     #[arg(long = "positions.file", default_value = "lookout-positions.json")]
     positions: PathBuf,
     /// How long positions of files whose directory is missing or unreadable are kept.
-    #[arg(long = "positions.retention", default_value = "24h", value_parser = retention)]
+    #[arg(long = "positions.retention", default_value = "24h", value_parser = duration)]
     positions_retention: std::time::Duration,
     /// Seconds subtracted from Prometheus' scrape timeout for /probe.
     #[arg(long = "timeout-offset", default_value_t = 0.5)]
@@ -191,10 +200,16 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<Verdict, Error> {
+    // Only the commands that run scheduled probes take a share of them: a stray LOOKOUT_SHARD
+    // in a pod's environment must not fail `healthcheck` or `test-rules`.
+    let runs_probes = matches!(cli.command, None | Some(Command::Check));
     let paths = ConfigPaths {
         probes: cli.probes.clone(),
         log_rules: cli.log_rules.clone(),
-        shard: shard(cli.shard.as_deref(), cli.shard_count)?,
+        shard: match runs_probes {
+            true => shard(cli.shard.as_deref(), cli.shard_count)?,
+            false => Shard::ALL,
+        },
     };
     crate::probe::http::limit_body_memory(cli.body_memory_limit.0);
     crate::probe::scheduler::limit_concurrency(cli.max_concurrency);
@@ -216,6 +231,7 @@ fn run(cli: Cli) -> Result<Verdict, Error> {
             positions: cli.positions,
             positions_retention: cli.positions_retention,
             timeout_offset: cli.timeout_offset,
+            auto_reload: Some(cli.auto_reload_interval).filter(|d| !d.is_zero()),
         }),
     }
 }
@@ -224,7 +240,11 @@ fn run(cli: Cli) -> Result<Verdict, Error> {
 fn shard(shard: Option<&str>, count: Option<u32>) -> Result<Shard, Error> {
     let usage = |e: String| Error::Usage(format!("--shard: {e}"));
     match (shard, count) {
-        (Some(shard), _) => Shard::parse(shard).map_err(usage),
+        // Whichever came from a flag and which from the environment, one of them is a mistake.
+        (Some(_), Some(_)) => Err(Error::Usage(
+            "give --shard (LOOKOUT_SHARD) or --shard.count (LOOKOUT_SHARD_COUNT), not both".into(),
+        )),
+        (Some(shard), None) => Shard::parse(shard).map_err(usage),
         (None, Some(count)) => {
             let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).or_else(|| {
                 std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().into())
@@ -236,7 +256,7 @@ fn shard(shard: Option<&str>, count: Option<u32>) -> Result<Shard, Error> {
 }
 
 /// A duration flag in Prometheus' syntax (`30s`, `24h`, `7d`).
-fn retention(text: &str) -> Result<std::time::Duration, String> {
+fn duration(text: &str) -> Result<std::time::Duration, String> {
     crate::config::values::PromDuration::parse(text).map(|d| d.0)
 }
 

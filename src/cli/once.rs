@@ -24,17 +24,24 @@ pub enum Output {
 pub fn main(paths: &ConfigPaths, output: Output) -> Result<Verdict, Error> {
     let config = Config::load(paths)?;
     let (report, ok) = super::runtime().block_on(run(&config, output));
+    if config.shard.count > 1 {
+        // Said apart from the report, which stays in its format.
+        eprintln!("lookout: --once ran shard {} of the scheduled probes", config.shard);
+    }
     print!("{report}");
     Ok(Verdict::from_ok(ok))
 }
 
-/// Runs all probes concurrently; returns the report and whether every probe succeeded.
+/// Runs all probes concurrently, at most `--probe.max-concurrency` at once; returns the report
+/// and whether every probe succeeded.
 async fn run(config: &Config, output: Output) -> (String, bool) {
     let results = Arc::new(Results::default());
+    let limit = crate::probe::scheduler::concurrency();
     let mut tasks = tokio::task::JoinSet::new();
     for job in config.jobs.iter().cloned() {
-        let results = results.clone();
+        let (results, limit) = (results.clone(), limit.clone());
         tasks.spawn(async move {
+            let Ok(_permit) = limit.acquire_owned().await else { return };
             let outcome = crate::probe::run(&job.module, &job.target, job.timeout()).await;
             results.store(&job, outcome);
         });

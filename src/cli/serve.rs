@@ -1,5 +1,6 @@
 //! `lookout` (no subcommand): serve `/metrics`, `/probe` and the status page, run the scheduled
-//! probes, follow the log sources; reload on `SIGHUP`, save positions and stop on `SIGTERM`.
+//! probes, follow the log sources; reload on `SIGHUP` (and, with
+//! `--config.auto-reload-interval`, when the files change), save positions and stop on `SIGTERM`.
 
 use super::{Error, Verdict};
 use crate::app::{App, Config, ConfigPaths};
@@ -7,6 +8,7 @@ use crate::config::probes::ProbeEndpoint;
 use crate::logs::positions::Positions;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 
 pub struct Options {
@@ -17,6 +19,8 @@ pub struct Options {
     pub positions: PathBuf,
     pub positions_retention: std::time::Duration,
     pub timeout_offset: f64,
+    /// How often the configuration files are read for a change that reloads them; `None`: never.
+    pub auto_reload: Option<std::time::Duration>,
 }
 
 pub fn run(options: Options) -> Result<Verdict, Error> {
@@ -42,6 +46,8 @@ pub fn run(options: Options) -> Result<Verdict, Error> {
             .await
             .map_err(|e| Error::Runtime(format!("cannot listen on {address}: {e}")))?;
         warn_if_open_relay(&config.probe_endpoint, &listener);
+        let digest = options.paths.digest();
+        let paths = options.paths.clone();
         let app =
             App::new(options.paths, config, options.timeout_offset, Some(Arc::new(positions)));
         app.start();
@@ -55,6 +61,9 @@ pub fn run(options: Options) -> Result<Verdict, Error> {
                 let _ = tokio::task::block_in_place(|| reload_app.reload());
             }
         });
+        if let Some(every) = options.auto_reload {
+            tokio::spawn(reload_on_change(app.clone(), paths, digest, every));
+        }
         let shutdown = async {
             let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
             tokio::select! {
@@ -68,6 +77,25 @@ pub fn run(options: Options) -> Result<Verdict, Error> {
         tokio::task::spawn_blocking(move || app.stop_logs()).await.ok();
         Ok(Verdict::Pass)
     })
+}
+
+/// Reloads when what the configuration files hold changes, as Prometheus'
+/// `--config.auto-reload-interval`: read every `every`, compared by digest. A change is
+/// reloaded once: a file that does not load is reported (and counted as a failed reload) at
+/// the change, not again at every look, and the running configuration stays.
+async fn reload_on_change(app: Arc<App>, paths: ConfigPaths, mut seen: u64, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let paths_now = paths.clone();
+        let Ok(now) = tokio::task::spawn_blocking(move || paths_now.digest()).await else {
+            continue;
+        };
+        if now != seen {
+            seen = now;
+            tracing::info!("configuration files changed: reloading");
+            let _ = tokio::task::block_in_place(|| app.reload());
+        }
+    }
 }
 
 /// `/probe` open to every target on an address other machines reach makes lookout a relay

@@ -828,7 +828,8 @@ impl ProbesFile {
                     return Err(source.error_at_span(sd, "file_sd_configs: `files` is empty"));
                 }
                 for file in &sd.value.files {
-                    let known = [".json", ".yml", ".yaml"];
+                    // Prometheus' own check: either case, not mixed.
+                    let known = [".json", ".yml", ".yaml", ".JSON", ".YML", ".YAML"];
                     if !known.iter().any(|ext| file.value.ends_with(ext)) {
                         return Err(source.error_at_span(
                             file,
@@ -847,8 +848,20 @@ impl ProbesFile {
                         "http_sd_configs: url must start with http://",
                     ));
                 }
-                if sd.value.url.value.parse::<http::Uri>().is_err() {
-                    return Err(source.error_at_span(&sd.value.url, "http_sd_configs: not a URL"));
+                match sd.value.url.value.parse::<http::Uri>() {
+                    Err(_) => {
+                        return Err(
+                            source.error_at_span(&sd.value.url, "http_sd_configs: not a URL")
+                        )
+                    }
+                    // It would be sent as the Host and written in every error logged.
+                    Ok(uri) if uri.authority().is_some_and(|a| a.as_str().contains('@')) => {
+                        return Err(source.error_at_span(
+                            &sd.value.url,
+                            "http_sd_configs: credentials in the URL are not supported",
+                        ))
+                    }
+                    Ok(_) => {}
                 }
             }
             let refreshes = probe.file_sd_configs.iter().map(|c| &c.value.refresh_interval);
@@ -864,6 +877,17 @@ impl ProbesFile {
             for interval in [&probe.interval, &probe.interval_when_failing].into_iter().flatten() {
                 if interval.value.0 < Duration::from_millis(100) {
                     return Err(source.error_at_span(interval, "interval must be at least 100ms"));
+                }
+            }
+            if let Some(when_failing) = &probe.interval_when_failing {
+                if when_failing.value.0 >= probe.interval() {
+                    return Err(source.error_at_span(
+                        when_failing,
+                        format!(
+                            "interval_when_failing must be shorter than interval ({}): it is how soon a failing probe is checked again",
+                            crate::config::values::PromDuration(probe.interval())
+                        ),
+                    ));
                 }
             }
             for (label, value) in &probe.labels {

@@ -85,9 +85,16 @@ impl SelfMetrics {
         self.with(|c| c.sd_targets.insert(probe.to_string(), (targets, owned)));
     }
 
-    /// Forgets the discovery figures of probes no longer configured with discovery.
-    pub fn retain_sd(&self, probes: &[&str]) {
-        self.with(|c| c.sd_targets.retain(|p, _| probes.contains(&p.as_str())));
+    /// The discovery sources configured, as (probe, mechanism): their failure counts start at
+    /// 0, so the first failure is an increase; figures of others are forgotten.
+    pub fn retain_sd(&self, sources: &[(&str, &'static str)]) {
+        self.with(|c| {
+            c.sd_targets.retain(|p, _| sources.iter().any(|(probe, _)| probe == p));
+            c.sd_failures.retain(|(p, m), _| sources.contains(&(p.as_str(), *m)));
+            for (probe, mechanism) in sources {
+                c.sd_failures.entry((probe.to_string(), mechanism)).or_default();
+            }
+        });
     }
 
     pub fn new() -> SelfMetrics {

@@ -164,12 +164,12 @@ impl Report {
         self.log.push(format!("{elapsed:>9.6}s {message}"));
     }
 
-    /// Sets a gauge without labels, replacing an earlier value.
     /// The log so far (each line with its time since the start).
     pub fn log_lines(&self) -> &[String] {
         &self.log
     }
 
+    /// Sets a gauge without labels, replacing an earlier value.
     pub fn set(&mut self, family: &'static FamilyDef, value: f64) {
         self.set_labeled(family, [], value);
     }

@@ -24,6 +24,12 @@ use tokio::time::Instant;
 /// Runs in flight at once when `--probe.max-concurrency` is not given.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 2048;
 
+/// The timeout of a scheduled run whose module sets none: Prometheus' default
+/// `scrape_timeout`, the time the same module gets from blackbox_exporter behind a Prometheus
+/// left at its defaults. A module without one must not hold a run slot for a whole interval
+/// (an hour, for a certificate check) on a target that never answers.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Permits for scheduled runs in flight, shared by every configuration a reload brings.
 static CONCURRENCY: OnceLock<Arc<Semaphore>> = OnceLock::new();
 
@@ -33,7 +39,9 @@ pub fn limit_concurrency(runs: usize) {
     let _ = CONCURRENCY.set(Arc::new(Semaphore::new(runs.clamp(1, Semaphore::MAX_PERMITS))));
 }
 
-fn concurrency() -> Arc<Semaphore> {
+/// The permits of runs in flight (`--probe.max-concurrency`), for every runner of scheduled
+/// probes: the scheduler, and `--once`.
+pub fn concurrency() -> Arc<Semaphore> {
     CONCURRENCY.get_or_init(|| Arc::new(Semaphore::new(DEFAULT_MAX_CONCURRENCY))).clone()
 }
 
@@ -49,11 +57,12 @@ pub struct Job {
 }
 
 impl Job {
-    /// The module's timeout, or the interval when it has none; never more than the interval
-    /// it runs at (the shorter one while failing).
+    /// The module's timeout ([`DEFAULT_TIMEOUT`] when it has none), never more than the
+    /// interval. Not capped at `interval_when_failing`: a probe that answers slower than its
+    /// quick re-checks must still be able to pass; the runs cannot overlap anyway (see
+    /// [`Job::next_slot`]).
     pub fn timeout(&self) -> Duration {
-        let interval = self.interval_when_failing.map_or(self.interval, |i| i.min(self.interval));
-        self.module.timeout.map_or(interval, |t| t.min(interval))
+        self.module.timeout.unwrap_or(DEFAULT_TIMEOUT).min(self.interval)
     }
 
     /// `probe`, `module`, `target`, then the probe's own labels, as put on every series.
@@ -173,6 +182,15 @@ impl Results {
         }
     }
 
+    /// When the last run of `job` (the same definition) ended, if it failed.
+    fn failed_at(&self, job: &Job) -> Option<SystemTime> {
+        let key = (job.name.clone(), job.target.clone());
+        let results = self.by_probe.read().expect("results lock");
+        let stored = results.get(&key)?;
+        (!stored.outcome.success && job_key(&stored.job) == job_key(job))
+            .then_some(stored.finished_at)
+    }
+
     pub fn all(&self) -> Vec<Arc<StoredResult>> {
         self.by_probe.read().expect("results lock").values().cloned().collect()
     }
@@ -267,9 +285,15 @@ struct Jobs {
 }
 
 impl Jobs {
-    fn add(&mut self, job: Arc<Job>, now: Instant, wall: SystemTime) {
+    /// Schedules `job`: at its next slot, or sooner when its last run (before a reload)
+    /// failed and it has `interval_when_failing`, so a reload does not hold up the re-check.
+    fn add(&mut self, job: Arc<Job>, now: Instant, wall: SystemTime, results: &Results) {
         self.serial += 1;
-        let at = now + job.until_next_run(wall);
+        let mut at = now + job.until_next_run(wall);
+        if let (Some(step), Some(failed)) = (job.interval_when_failing, results.failed_at(&job)) {
+            let recheck = (failed + step).duration_since(wall).unwrap_or(Duration::ZERO);
+            at = at.min(now + recheck);
+        }
         let index = match self.free.pop() {
             Some(index) => {
                 self.slots[index] = Some((job, self.serial));
@@ -308,7 +332,7 @@ impl Jobs {
         results.retain_targets(probe, &jobs);
         for job in jobs {
             if !kept.contains(&job_key(&job)) {
-                self.add(job, now, wall);
+                self.add(job, now, wall, results);
             }
         }
     }
@@ -330,10 +354,13 @@ impl Scheduler {
             commands: commands.clone(),
         });
         let task = tokio::spawn(async move {
+            // The runs in flight: dropped with this task (a reload, a stop), which aborts them,
+            // so a run of an old configuration neither probes on nor holds a permit.
+            let mut runs = tokio::task::JoinSet::new();
             let mut scheduled = Jobs::default();
             let (now, wall) = (Instant::now(), SystemTime::now());
             for job in jobs {
-                scheduled.add(job, now, wall);
+                scheduled.add(job, now, wall, &shared.results);
             }
             loop {
                 let next = scheduled.due.peek().map(|Reverse((at, _, _))| *at);
@@ -347,10 +374,11 @@ impl Scheduler {
                             scheduled.due.pop();
                             if let Some(job) = scheduled.get(index, serial) {
                                 let run = run_one(job.clone(), index, serial, slot, shared.clone());
-                                tokio::spawn(run);
+                                runs.spawn(run);
                             }
                         }
                     }
+                    Some(_) = runs.join_next(), if !runs.is_empty() => {}
                     Some(command) = received.recv() => match command {
                         Command::Ended { job, index, serial, slot, success } => {
                             if scheduled.get(index, serial).is_some() {
@@ -442,7 +470,7 @@ mod tests {
     #[test]
     fn a_failing_probe_is_checked_sooner_until_it_passes() {
         let job = job(300, Some(30));
-        assert_eq!(job.timeout(), Duration::from_secs(30), "the timeout fits the shorter interval");
+        assert_eq!(job.timeout(), DEFAULT_TIMEOUT, "a module without a timeout gets 10 s");
         let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let slot = Instant::now();
         let ended = slot + Duration::from_millis(20);

@@ -29,9 +29,19 @@ impl Shard {
     /// One replica running everything.
     pub const ALL: Shard = Shard { index: 0, count: 1 };
 
+    /// The most replicas one set of probes is shared between: each replica weighs every probe
+    /// once per replica, so a COUNT far beyond any fleet would only cost CPU at each start.
+    pub const MAX_COUNT: u32 = 1000;
+
     fn new(index: u32, count: u32) -> Result<Shard, String> {
         if count == 0 || index >= count {
             return Err(format!("shard {index}/{count}: INDEX must be from 0 to COUNT-1"));
+        }
+        if count > Shard::MAX_COUNT {
+            return Err(format!(
+                "shard {index}/{count}: COUNT must be at most {}",
+                Shard::MAX_COUNT
+            ));
         }
         Ok(Shard { index, count })
     }

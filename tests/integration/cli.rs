@@ -396,6 +396,38 @@ fn reload_keeps_the_old_config_when_the_new_one_is_bad() {
 }
 
 #[test]
+fn auto_reload_applies_a_changed_file_and_reports_a_bad_one_once() {
+    let target = background_http_server();
+    let dir = tempfile::tempdir().unwrap();
+    let probes =
+        write_file(dir.path(), "probes.yaml", probes_yaml(&target.to_string(), closed_port(), ""));
+    let server = Server::spawn(
+        dir.path(),
+        &[
+            format!("--config.probes={}", probes.display()),
+            "--config.auto-reload-interval=500ms".into(),
+        ],
+    );
+    wait_for(server.addr, "/metrics", "probe_success{probe=\"web\"");
+    // A ConfigMap update: the new file replaces the old through a rename, as the kubelet's link
+    // swap does, and keeps its size.
+    let renamed =
+        probes_yaml(&target.to_string(), closed_port(), "").replace("name: web", "name: wob");
+    let next = write_file(dir.path(), "probes.yaml.new", &renamed);
+    std::fs::rename(&next, &probes).unwrap();
+    wait_for(server.addr, "/metrics", "probe_success{probe=\"wob\"");
+
+    write_file(dir.path(), "probes.yaml", "modules:\n  http_2xx:\n    prober: http\n    htp: {}\n");
+    let failed = "lookout_config_reloads_total{result=\"failure\"} 1";
+    wait_for(server.addr, "/metrics", failed);
+    std::thread::sleep(Duration::from_millis(1500));
+    let metrics = get(server.addr, "/metrics", &[]).unwrap().body;
+    assert!(metrics.contains(failed), "a bad file is reported once, not at every look: {metrics}");
+    assert!(metrics.contains("lookout_config_last_reload_successful 0"), "{metrics}");
+    assert!(metrics.contains("probe_success{probe=\"wob\""), "the running probes stay");
+}
+
+#[test]
 fn scheduled_probe_timeout_never_exceeds_interval_and_runs_do_not_overlap() {
     let silent = background_silent_server();
     let dir = tempfile::tempdir().unwrap();

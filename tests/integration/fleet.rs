@@ -124,6 +124,102 @@ fn a_failing_probe_is_rechecked_at_interval_when_failing() {
     std::thread::sleep(Duration::from_millis(1500));
     let later = runs(&get(server.addr, "/metrics", &[]).unwrap().body).unwrap();
     assert!(later - first >= 4.0, "{first} then {later} runs in 1.5 s, not one in 5 s");
+
+    // A reload keeps the quick re-check of a probe that was failing: not a wait for its slot.
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGHUP) };
+    std::thread::sleep(Duration::from_millis(300));
+    let reloaded = runs(&get(server.addr, "/metrics", &[]).unwrap().body).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = runs(&get(server.addr, "/metrics", &[]).unwrap().body).unwrap();
+    assert!(after - reloaded >= 4.0, "{reloaded} then {after} runs in 1.5 s after a reload");
+}
+
+/// A server that accepts and never answers; each connection's (accepted, closed) instants are
+/// sent as it closes, and how many were open at once at most is kept.
+fn silent_server() -> (
+    std::net::SocketAddr,
+    std::sync::mpsc::Receiver<(Instant, Instant)>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (sender, received) = std::sync::mpsc::channel();
+    let (open, most) =
+        (std::sync::Arc::new(AtomicUsize::new(0)), std::sync::Arc::new(AtomicUsize::new(0)));
+    let most_seen = most.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let (sender, open, most) = (sender.clone(), open.clone(), most.clone());
+            let accepted = Instant::now();
+            let now_open = open.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now_open, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 1024];
+                while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+                open.fetch_sub(1, Ordering::SeqCst);
+                let _ = sender.send((accepted, Instant::now()));
+            });
+        }
+    });
+    (addr, received, most_seen)
+}
+
+#[test]
+fn a_reload_stops_the_runs_of_the_old_configuration() {
+    let (silent, closed, _) = silent_server();
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = |target: &str| {
+        format!(
+            "modules:\n  tcp:\n    prober: tcp\n    timeout: 4s\n    tcp:\n      query_response: [{{expect: never}}]\nprobes:\n  \
+             - {{name: old, module: tcp, target: \"{target}\", interval: 4s}}\n"
+        )
+    };
+    let server = Server::start(dir.path(), &yaml(&silent.to_string()));
+    // The run is in flight once it has started: it waits 4 s for an answer.
+    let deadline = Instant::now() + Duration::from_secs(6);
+    loop {
+        let body = get(server.addr, "/metrics", &[]).unwrap().body;
+        if body.contains("lookout_probe_start_lateness_seconds_count 1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the probe never started: {body}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    write_file(dir.path(), "probes.yaml", yaml(&format!("127.0.0.1:{}", closed_port())));
+    let reloaded = Instant::now();
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGHUP) };
+    let (_, ended) = closed.recv_timeout(Duration::from_secs(6)).expect("the connection closes");
+    assert!(
+        ended.duration_since(reloaded) < Duration::from_millis(1500),
+        "the old run was stopped by the reload, not by its timeout: {:?}",
+        ended.duration_since(reloaded)
+    );
+    // And the removed probe does not run again.
+    assert!(closed.recv_timeout(Duration::from_secs(5)).is_err(), "no run of the old probe");
+}
+
+#[test]
+fn once_keeps_to_the_concurrency_limit() {
+    let (silent, _, most) = silent_server();
+    let dir = tempfile::tempdir().unwrap();
+    let probes: String = (0..3)
+        .map(|i| format!("  - {{name: p{i}, module: tcp, target: \"{silent}\"}}\n"))
+        .collect();
+    let yaml = format!(
+        "modules:\n  tcp:\n    prober: tcp\n    timeout: 500ms\n    tcp:\n      query_response: [{{expect: never}}]\nprobes:\n{probes}"
+    );
+    let config = write_file(dir.path(), "probes.yaml", yaml);
+    let out = std::process::Command::new(LOOKOUT)
+        .current_dir(dir.path())
+        .arg(format!("--config.probes={}", config.display()))
+        .arg("--probe.max-concurrency=1")
+        .arg("--once")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 1, "one run at a time");
 }
 
 /// The probe names in an exposition's `probe_success` series.
@@ -181,6 +277,9 @@ fn a_shard_out_of_range_is_refused() {
         (vec!["--shard=2/2"], vec![], "INDEX must be from 0 to COUNT-1"),
         (vec!["--shard.count=3"], vec![("HOSTNAME", "lookout")], "does not end in -N"),
         (vec![], vec![("LOOKOUT_SHARD", "a/b")], "expected INDEX/COUNT"),
+        (vec!["--shard=0/5000"], vec![], "COUNT must be at most 1000"),
+        // A flag and the environment that disagree: neither is taken over the other.
+        (vec!["--shard.count=3"], vec![("LOOKOUT_SHARD", "0/1")], "not both"),
     ] {
         let out = std::process::Command::new(LOOKOUT)
             .current_dir(dir.path())
@@ -194,6 +293,13 @@ fn a_shard_out_of_range_is_refused() {
         assert_eq!(out.status.code(), Some(2), "{flags:?}: {err}");
         assert!(err.contains(message), "{err}");
     }
+    // Commands that run no scheduled probe do not read the shard.
+    let out = std::process::Command::new(LOOKOUT)
+        .env("LOOKOUT_SHARD", "a/b")
+        .args(["--web.listen-address", &format!("127.0.0.1:{}", closed_port()), "healthcheck"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "not alive, and no usage error");
 }
 
 /// A probes.yaml whose one probe `found` takes its targets from `sd` (a YAML flow mapping key).
@@ -257,6 +363,8 @@ fn file_sd_follows_json_and_yaml_files_and_keeps_the_last_good_list() {
     let json_series = format!("target=\"{}\",env=\"prod\",tier=\"edge\"}}", t[0]);
     assert!(body.contains(&json_series), "{body}");
     assert!(body.contains("lookout_sd_targets{probe=\"found\"} 3"), "{body}");
+    let failures = "lookout_sd_refresh_failures_total{probe=\"found\",mechanism=\"file\"}";
+    assert_eq!(sample_value(&body, failures), Some(0.0), "counted from 0: {body}");
     promtool_check(&body);
     let status = get(server.addr, "/api/v1/status", &[]).unwrap().body;
     assert!(t[..3].iter().all(|t| status.contains(t.as_str())), "status page lists them: {status}");
@@ -268,9 +376,11 @@ fn file_sd_follows_json_and_yaml_files_and_keeps_the_last_good_list() {
     // A broken file keeps its last good targets and is counted.
     write_file(&targets, "b.yml", "- targets: [unclosed\n");
     write_file(&targets, "a.json", "[{\"targets\": [1]}]");
-    let failures = "lookout_sd_refresh_failures_total{probe=\"found\",mechanism=\"file\"}";
-    let body = crate::cli::wait_for(server.addr, "/metrics", failures);
-    assert!(sample_value(&body, failures).unwrap() >= 2.0, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sample_value(&get(server.addr, "/metrics", &[]).unwrap().body, failures) < Some(2.0) {
+        assert!(Instant::now() < deadline, "both broken files are counted");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     wait_targets(server.addr, &[t[0].clone(), t[3].clone(), t[2].clone()]);
 
     // A file that is deleted takes its targets with it.
@@ -278,61 +388,118 @@ fn file_sd_follows_json_and_yaml_files_and_keeps_the_last_good_list() {
     wait_targets(server.addr, &[t[0].clone(), t[3].clone()]);
 }
 
-/// An HTTP server that answers every request with the current (status, body) of `answer`.
-fn sd_server(answer: std::sync::Arc<std::sync::Mutex<(u16, String)>>) -> std::net::SocketAddr {
+/// What [`sd_server`] answers: status, Content-Type and body (for a 3xx, the Location).
+type Answer = std::sync::Arc<std::sync::Mutex<(u16, &'static str, String)>>;
+
+/// An HTTP server that answers every request with the current `answer`, and keeps the last
+/// request's head.
+fn sd_server(answer: Answer) -> (std::net::SocketAddr, std::sync::Arc<std::sync::Mutex<String>>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let last = seen.clone();
     std::thread::spawn(move || {
         for mut stream in listener.incoming().flatten() {
             let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let (status, body) = answer.lock().unwrap().clone();
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
+            let n = stream.read(&mut buf).unwrap_or(0);
+            *last.lock().unwrap() = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let (status, content_type, body) = answer.lock().unwrap().clone();
+            let _ = if (300..400).contains(&status) {
+                write!(stream, "HTTP/1.1 {status} X\r\nLocation: {body}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            } else {
+                write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            };
         }
     });
-    addr
+    (addr, seen)
 }
 
 #[test]
 fn http_sd_reads_prometheus_target_groups_and_survives_bad_answers() {
     let t: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", closed_port())).collect();
+    const JSON: &str = "application/json";
+    // As Go SD servers write them: a nil map is `null`; meta labels are there for relabelling.
     let groups = |targets: &[String]| {
         let list: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
-        (200, format!(r#"[{{"targets": [{}], "labels": {{"dc": "fra"}}}}]"#, list.join(",")))
+        let body = format!(
+            r#"[{{"targets": [{}], "labels": {{"dc": "fra", "__meta_rack": "r1", "job": "web"}}}}, {{"targets": null, "labels": null}}]"#,
+            list.join(",")
+        );
+        (200, JSON, body)
     };
-    let answer = std::sync::Arc::new(std::sync::Mutex::new(groups(&t[..2])));
-    let addr = sd_server(answer.clone());
+    let answer: Answer = std::sync::Arc::new(std::sync::Mutex::new(groups(&t[..2])));
+    let (addr, seen) = sd_server(answer.clone());
     let dir = tempfile::tempdir().unwrap();
     let sd = format!("http_sd_configs: [{{url: \"http://{addr}/sd\", refresh_interval: 1s}}]");
     let server = Server::start(dir.path(), &discovering(&sd));
     let body = wait_targets(server.addr, &t[..2]);
-    assert!(body.contains(&format!("target=\"{}\",dc=\"fra\",tier=\"edge\"}}", t[0])), "{body}");
-
+    // `__` labels are dropped, and a label lookout's series would have twice is exported_.
+    let series = format!("target=\"{}\",dc=\"fra\",exported_job=\"web\",tier=\"edge\"}}", t[0]);
+    assert!(body.contains(&series), "{body}");
+    assert!(!body.contains("rack"), "{body}");
     let failures = "lookout_sd_refresh_failures_total{probe=\"found\",mechanism=\"http\"}";
-    for bad in
-        [(500, "oops".to_string()), (200, "{\"targets\": 1}".to_string()), (200, "[".to_string())]
-    {
+    assert_eq!(sample_value(&body, failures), Some(0.0), "counted from 0: {body}");
+    let head = seen.lock().unwrap().to_ascii_lowercase();
+    assert!(head.contains("x-prometheus-refresh-interval-seconds: 1\r\n"), "{head}");
+
+    let other = std::sync::Arc::new(std::sync::Mutex::new(groups(&t[1..])));
+    let (moved, _) = sd_server(other);
+    for bad in [
+        (500, JSON, "oops".to_string()),
+        (200, JSON, "{\"targets\": 1}".to_string()),
+        (200, JSON, "[".to_string()),
+        (200, JSON, "[{\"targets\": [], \"label\": {}}]".to_string()),
+        (200, "text/html", "[]".to_string()),
+        (302, "", format!("https://{moved}/sd")),
+    ] {
         let before =
-            sample_value(&get(server.addr, "/metrics", &[]).unwrap().body, failures).unwrap_or(0.0);
-        *answer.lock().unwrap() = bad;
+            sample_value(&get(server.addr, "/metrics", &[]).unwrap().body, failures).unwrap();
+        *answer.lock().unwrap() = bad.clone();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let body = get(server.addr, "/metrics", &[]).unwrap().body;
-            if sample_value(&body, failures).unwrap_or(0.0) > before {
+            if sample_value(&body, failures).unwrap() > before {
                 break;
             }
-            assert!(Instant::now() < deadline, "a bad answer is counted:\n{body}");
+            assert!(Instant::now() < deadline, "{bad:?} is counted:\n{body}");
             std::thread::sleep(Duration::from_millis(200));
         }
         // The last good list stays.
         wait_targets(server.addr, &t[..2]);
     }
-    *answer.lock().unwrap() = groups(&t[1..]);
+    // A reload while the source fails keeps what it last gave.
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGHUP) };
+    std::thread::sleep(Duration::from_millis(2500));
+    wait_targets(server.addr, &t[..2]);
+    // A redirect is followed, as Prometheus does by default.
+    *answer.lock().unwrap() = (307, "", format!("http://{moved}/elsewhere"));
     wait_targets(server.addr, &t[1..]);
+}
+
+#[test]
+fn a_url_that_never_answers_holds_up_no_file() {
+    // Accepts, and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let t = format!("127.0.0.1:{}", closed_port());
+    write_file(dir.path(), "t.json", format!(r#"[{{"targets": ["{t}"]}}]"#));
+    let sd = format!(
+        "http_sd_configs: [{{url: \"http://{silent_addr}/sd\"}}]\n    file_sd_configs: [{{files: [t.json]}}]"
+    );
+    let started = Instant::now();
+    let server = Server::start(dir.path(), &discovering(&sd));
+    wait_targets(server.addr, std::slice::from_ref(&t));
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    // A change of the file applies while the URL still has not answered.
+    let u = format!("127.0.0.1:{}", closed_port());
+    write_file(dir.path(), "t.json", format!(r#"[{{"targets": ["{u}"]}}]"#));
+    wait_targets(server.addr, &[u]);
+    drop(silent);
 }
 
 #[test]
@@ -355,6 +522,11 @@ fn target_and_discovery_are_exclusive_and_sd_values_are_checked() {
             format!("{head}  - name: a\n    module: tcp\n    http_sd_configs: [{{url: \"ftp://x/\"}}]\n"),
             "7:29",
             "url must start with http://",
+        ),
+        (
+            format!("{head}  - name: a\n    module: tcp\n    http_sd_configs: [{{url: \"http://u:p@x/\"}}]\n"),
+            "7:29",
+            "credentials in the URL are not supported",
         ),
         (
             format!("{head}  - name: a\n    module: tcp\n    http_sd_configs: [{{url: \"http://x/\", refresh_interval: 10ms}}]\n"),
