@@ -4,6 +4,8 @@ FROM rust:1.95.0-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs link-order.txt ./
 COPY src ./src
+# Cargo.toml declares the benchmark target: cargo refuses a manifest whose targets are missing.
+COPY benches ./benches
 RUN cargo build --release --locked && strip target/release/lookout
 
 FROM debian:bookworm-slim

@@ -714,6 +714,35 @@ fn every_alert_has_a_runbook_entry() {
 }
 
 /// The documents of a multi-document YAML file in deploy/.
+/// The Dockerfile's build stage gets what cargo needs: its COPY lines, copied into an empty
+/// folder, make a package cargo accepts (no Docker engine needed; the build itself is the one
+/// the tests already run).
+#[test]
+fn the_dockerfile_build_stage_copies_every_file_cargo_needs() {
+    let dockerfile = std::fs::read_to_string(Path::new(ROOT).join("Dockerfile")).unwrap();
+    let build_stage = dockerfile.split("\nFROM ").nth(1).unwrap();
+    let context = tempfile::tempdir().unwrap();
+    for line in build_stage.lines().filter(|l| l.starts_with("COPY ")) {
+        let words: Vec<&str> = line.split_whitespace().skip(1).collect();
+        let (sources, dest) = words.split_at(words.len() - 1);
+        for source in sources {
+            let to = match dest[0].trim_end_matches('/') {
+                "." => context.path().join(source),
+                dir => context.path().join(dir),
+            };
+            run_ok(Command::new("cp").arg("-r").arg(Path::new(ROOT).join(source)).arg(&to));
+        }
+    }
+    let out = Command::new(env!("CARGO"))
+        .current_dir(context.path())
+        .env("CARGO_TARGET_DIR", context.path().join("target"))
+        .args(["build", "--offline", "--locked", "--release", "--bin", "no-such-bin"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no bin target named `no-such-bin`"), "{stderr}");
+}
+
 fn documents(file: &str) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(Path::new(ROOT).join("deploy").join(file)).unwrap();
     text.split("\n---\n")
@@ -746,10 +775,40 @@ fn kubernetes_manifests_validate_for_1_30_and_keep_their_promises() {
     let docs = documents("kubernetes/lookout.yaml");
     let kind = |k: &str| docs.iter().find(|d| d["kind"] == k).unwrap_or_else(|| panic!("{k}"));
     let (probes, service, logs) = (kind("StatefulSet"), kind("Service"), kind("DaemonSet"));
-    // Every replica is one shard: --shard.count is the replica count, the index the ordinal.
+    // Every replica is one shard: the shard count is the replica count, the index the ordinal.
     let replicas = probes["spec"]["replicas"].as_u64().unwrap();
-    let args = &probes["spec"]["template"]["spec"]["containers"][0]["args"];
-    assert!(args.as_array().unwrap().contains(&format!("--shard.count={replicas}").into()));
+    let env = probes["spec"]["template"]["spec"]["containers"][0]["env"].as_array().unwrap();
+    let count = env.iter().find(|e| e["name"] == "LOOKOUT_SHARD_COUNT").unwrap();
+    assert_eq!(count["value"], replicas.to_string());
+    // Each set's flags as lookout reads them, with the files its ConfigMap is made of (the
+    // commands in the manifest's comments): they load, and the probes are not read twice.
+    let work = tempfile::tempdir().unwrap();
+    for (set, probes_file, rules_file, expect) in [
+        (probes, "probes.yaml", "deploy/kubernetes/config/no_log_rules.yaml", "0 log sources"),
+        (
+            logs,
+            "deploy/kubernetes/config/no_probes.yaml",
+            "log_rules.kubernetes.yaml",
+            "0 scheduled",
+        ),
+    ] {
+        let container = &set["spec"]["template"]["spec"]["containers"][0];
+        let args: Vec<String> = container["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                let a = a.as_str().unwrap();
+                a.replace("/etc/lookout/config/probes.yaml", &format!("{ROOT}/{probes_file}"))
+                    .replace("/etc/lookout/config/log_rules.yaml", &format!("{ROOT}/{rules_file}"))
+                    .replace("/var/lib/lookout/", &format!("{}/", work.path().display()))
+                    .replace("/tmp/", &format!("{}/", work.path().display()))
+            })
+            .collect();
+        assert!(args.iter().any(|a| a.starts_with("--config.auto-reload-interval=")), "{args:?}");
+        let out = run_ok(Command::new(LOOKOUT).args(&args).arg("check").env("PODS", work.path()));
+        assert!(out.contains(expect), "{args:?}: {out}");
+    }
     assert_eq!(service["spec"]["clusterIP"], "None", "headless");
     assert_eq!(probes["spec"]["serviceName"], service["metadata"]["name"]);
     for set in [probes, logs] {
@@ -784,8 +843,22 @@ fn kubernetes_manifests_validate_for_1_30_and_keep_their_promises() {
         .filter(|r| r["action"] == "keep")
         .collect();
     assert!(keeps.iter().any(|r| r["regex"] == "lookout"));
+    // A target label named as a label of the log readers' series would rename theirs
+    // (`namespace` → `exported_namespace`).
+    let rules = yaml("log_rules.kubernetes.yaml");
+    let series_labels: BTreeSet<&str> = rules["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["labels"].as_object().into_iter().flatten().map(|(k, _)| k.as_str()))
+        .collect();
+    assert!(series_labels.contains("namespace"));
+    for relabel in job["relabel_configs"].as_array().unwrap() {
+        if let Some(target) = relabel["target_label"].as_str() {
+            assert!(!series_labels.contains(target), "target label {target} clashes");
+        }
+    }
     let text = std::fs::read_to_string(dir.join("prometheus.yml")).unwrap();
-    let work = tempfile::tempdir().unwrap();
     let checked = text.replace(
         "kubernetes_sd_configs:\n      - role: pod",
         "static_configs:\n      - targets: [\"lookout-probes-0.lookout-probes:9925\"]",
