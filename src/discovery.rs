@@ -288,19 +288,26 @@ pub fn read_file(path: &Path) -> Result<(Vec<TargetGroup>, Vec<String>), String>
     let bytes = crate::files::read(path, crate::files::MAX_CONFIG_BYTES)
         .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     let text = String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8", path.display()))?;
-    let groups = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
-        serde_json::from_str::<Option<Vec<TargetGroup>>>(&text)
-            .map_err(|e| format!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))?
+    let json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    parse_groups(&text, json).map_err(|e| format!("{}:{e}", path.display()))
+}
+
+/// Target groups from the text of a file or an HTTP answer, JSON or YAML, made to fit (see
+/// [`normalize`]); an error starts with `line:column: ` where the parser gives one.
+pub fn parse_groups(text: &str, json: bool) -> Result<(Vec<TargetGroup>, Vec<String>), String> {
+    let groups = if json {
+        serde_json::from_str::<Option<Vec<TargetGroup>>>(text)
+            .map_err(|e| format!("{}:{}: {e}", e.line(), e.column()))?
     } else if text.trim().is_empty() {
         None
     } else {
-        serde_saphyr::from_str::<Option<Vec<TargetGroup>>>(&text).map_err(|e| {
+        serde_saphyr::from_str::<Option<Vec<TargetGroup>>>(text).map_err(|e| {
             let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
-            format!("{}:{line}:{column}: {}", path.display(), e.without_snippet())
+            format!("{line}:{column}: {}", e.without_snippet())
         })?
     };
     let mut groups = groups.unwrap_or_default();
-    let renamed = normalize(&mut groups).map_err(|e| format!("{}: {e}", path.display()))?;
+    let renamed = normalize(&mut groups).map_err(|e| format!(" {e}"))?;
     Ok((groups, renamed))
 }
 
@@ -336,11 +343,8 @@ async fn fetch(url: &str, refresh: Duration) -> Result<(Vec<TargetGroup>, Vec<St
     let body = tokio::time::timeout(HTTP_TIMEOUT, get(url, refresh))
         .await
         .map_err(|_| format!("no answer within {}s", HTTP_TIMEOUT.as_secs()))??;
-    let groups: Option<Vec<TargetGroup>> = serde_json::from_slice(&body)
-        .map_err(|e| format!("line {} column {}: {e}", e.line(), e.column()))?;
-    let mut groups = groups.unwrap_or_default();
-    let renamed = normalize(&mut groups)?;
-    Ok((groups, renamed))
+    let text = std::str::from_utf8(&body).map_err(|_| "the answer is not UTF-8".to_string())?;
+    parse_groups(text, true).map_err(|e| format!("in the answer: {}", e.trim_start()))
 }
 
 /// The body of `url`'s answer, following redirects to other `http://` places.
