@@ -222,6 +222,10 @@ pub struct App {
     /// gave: a reload hands that to the new task of a probe reading the same sources.
     discovering: Mutex<Vec<Discovering>>,
     reload_lock: Mutex<()>,
+    /// [`ConfigPaths::digest`] of the files as the running configuration was loaded from them
+    /// (or last tried): taken before they are read, so a change while they are never goes
+    /// unseen by `--config.auto-reload-interval`.
+    loaded_digest: std::sync::atomic::AtomicU64,
     /// The ports lookout's endpoint listens on, once it does: `/probe` keeps away from them.
     pub listening: std::sync::OnceLock<Vec<u16>>,
     /// `/probe` requests that may run at once, set by the server: fewer than its connections,
@@ -248,6 +252,7 @@ impl App {
             logs: LogRuntime::new(positions),
             errors: ErrorCount::default(),
             reload_lock: Mutex::new(()),
+            loaded_digest: std::sync::atomic::AtomicU64::new(0),
             config: RwLock::new(Arc::new(config)),
             results: Arc::new(Results::default()),
             metrics: Arc::new(SelfMetrics::new()),
@@ -300,11 +305,9 @@ impl App {
             old.task.abort();
         }
         for discovery in &config.discoveries {
-            let carried = before.iter().find(|old| {
-                old.discovery.name == discovery.name && old.discovery.same_sources(discovery)
-            });
+            let carried = before.iter().find(|old| old.discovery.name == discovery.name);
             let sources =
-                carried.map_or_else(|| discovery.new_sources(), |old| old.sources.clone());
+                discovery.sources_after(carried.map(|old| (&*old.discovery, &*old.sources)));
             let run = discovery.clone().run(
                 sources.clone(),
                 started.targets(),
@@ -317,11 +320,23 @@ impl App {
         *scheduler = Some(started);
     }
 
+    /// Records the digest of the files the running configuration comes from.
+    pub fn set_loaded_digest(&self, digest: u64) {
+        self.loaded_digest.store(digest, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether what the configuration files hold now differs from what was last loaded (or
+    /// tried); reads both files.
+    pub fn config_changed(&self) -> bool {
+        self.paths.digest() != self.loaded_digest.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Loads both files again; on any error the running configuration stays. Reloads run one
     /// at a time; this blocks (file reads, stopping log threads), so async callers use
     /// `block_in_place`.
     pub fn reload(&self) -> Result<(), ConfigError> {
         let _one_at_a_time = self.reload_lock.lock().expect("reload lock");
+        self.set_loaded_digest(self.paths.digest());
         match Config::load(&self.paths) {
             Ok(config) => {
                 *self.config.write().expect("config lock") = Arc::new(config);

@@ -81,6 +81,12 @@ pub struct Sources {
     version: u64,
 }
 
+/// The sources' record, even after a panic while it was held: it outlives the task (a reload
+/// carries it over), and what it holds is whole at every point a panic could come from.
+fn lock(sources: &Mutex<Sources>) -> std::sync::MutexGuard<'_, Sources> {
+    sources.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl Sources {
     fn set_url(&mut self, index: usize, groups: Vec<TargetGroup>) -> bool {
         let known = &mut self.urls[index];
@@ -94,15 +100,26 @@ impl Sources {
 }
 
 impl Discovery {
-    /// Whether `other` reads the same files and URLs, so what they gave carries over.
-    pub fn same_sources(&self, other: &Discovery) -> bool {
-        self.files == other.files && self.urls == other.urls
-    }
-
-    /// A fresh record of what this probe's sources give.
-    pub fn new_sources(&self) -> Arc<Mutex<Sources>> {
-        let urls = self.urls.iter().map(|_| Known::default()).collect();
-        Arc::new(Mutex::new(Sources { urls, ..Sources::default() }))
+    /// The record of what this probe's sources give, starting from what the same sources gave
+    /// `before` (the probe of that name in the configuration a reload replaces): each file and
+    /// each URL keeps its last good groups, whatever else changed.
+    pub fn sources_after(
+        &self,
+        before: Option<(&Discovery, &Mutex<Sources>)>,
+    ) -> Arc<Mutex<Sources>> {
+        let mut urls: Vec<Known> = self.urls.iter().map(|_| Known::default()).collect();
+        let mut files = BTreeMap::new();
+        if let Some((discovery, sources)) = before {
+            let mut old = lock(sources);
+            // Files no pattern matches any more are dropped at the first look.
+            files = std::mem::take(&mut old.files);
+            for (known, (url, _)) in urls.iter_mut().zip(&self.urls) {
+                if let Some(i) = discovery.urls.iter().position(|(u, _)| u == url) {
+                    *known = std::mem::take(&mut old.urls[i]);
+                }
+            }
+        }
+        Arc::new(Mutex::new(Sources { files, urls, version: 0 }))
     }
 
     /// Reads the sources as they change and hands the targets to `sink`, until aborted.
@@ -126,7 +143,7 @@ impl Discovery {
         let mut handed: Option<Vec<(String, BTreeMap<String, String>)>> = None;
         loop {
             let targets = {
-                let mut sources = sources.lock().expect("discovery lock");
+                let mut sources = lock(&sources);
                 self.read_files(&mut sources, &mut file_due, &metrics);
                 (worked_out != Some(sources.version)).then(|| {
                     worked_out = Some(sources.version);
@@ -202,7 +219,7 @@ impl Discovery {
         loop {
             match fetch(url, *refresh).await {
                 Ok((groups, renamed)) => {
-                    let mut sources = sources.lock().expect("discovery lock");
+                    let mut sources = lock(&sources);
                     if sources.set_url(index, groups) {
                         self.warn_renamed(url, &renamed);
                         changed.notify_one();
@@ -412,20 +429,62 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-/// Where a redirect from `from` to `location` leads: an `http://` URL, or a path on the same
-/// server. http_sd here speaks plain HTTP only, so a redirect to `https://` is an error.
+/// Where a redirect from `from` to `location` leads, resolved as a browser (and Go's client)
+/// would: an absolute URL, one without a scheme (`//host/x`), a path, or a path relative to
+/// `from`'s. http_sd here speaks plain HTTP only, so it must lead to an `http://` URL.
 fn redirect_target(from: &http::Uri, location: &str) -> Result<http::Uri, String> {
     let bad = || format!("redirected to {location:?}, which is not an http:// URL");
-    if location.starts_with('/') && !location.starts_with("//") {
-        let authority = from.authority().ok_or_else(bad)?;
-        return format!("http://{authority}{location}").parse().map_err(|_| bad());
-    }
-    let to: http::Uri = location.parse().map_err(|_| bad())?;
+    let authority = from.authority().ok_or_else(bad)?;
+    let has_scheme = location
+        .split_once(':')
+        .is_some_and(|(scheme, _)| !scheme.is_empty() && !scheme.contains(['/', '?', '#']));
+    let absolute = if let Some(rest) = location.strip_prefix("//") {
+        format!("http://{rest}")
+    } else if location.starts_with('/') {
+        format!("http://{authority}{location}")
+    } else if has_scheme {
+        location.to_string()
+    } else {
+        let (path, query) =
+            location.split_once('?').map_or((location, None), |(p, q)| (p, Some(q)));
+        let base = from.path();
+        let directory = &base[..base.rfind('/').map_or(0, |i| i + 1)];
+        let joined = without_dot_segments(&format!("{directory}{path}"));
+        let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+        format!("http://{authority}{joined}{query}")
+    };
+    let to: http::Uri = absolute.parse().map_err(|_| bad())?;
     let credentials = to.authority().is_some_and(|a| a.as_str().contains('@'));
     if to.scheme_str() != Some("http") || to.host().is_none() || credentials {
         return Err(bad());
     }
     Ok(to)
+}
+
+/// A path with its `.` and `..` segments resolved (RFC 3986, 5.2.4).
+fn without_dot_segments(path: &str) -> String {
+    let mut kept: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.split('/').collect();
+    for (i, segment) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        match *segment {
+            "." | ".." => {
+                if *segment == ".." && kept.len() > 1 {
+                    kept.pop();
+                }
+                if last {
+                    kept.push("");
+                }
+            }
+            other => kept.push(other),
+        }
+    }
+    let joined = kept.join("/");
+    if joined.starts_with('/') {
+        joined
+    } else {
+        format!("/{joined}")
+    }
 }
 
 /// Prometheus' check: `application/json`, with at most a UTF-8 charset, in any case.
@@ -506,11 +565,17 @@ mod tests {
 
     #[test]
     fn redirects_lead_to_http_only() {
-        let from: http::Uri = "http://sd.local:8080/a?x=1".parse().unwrap();
-        assert_eq!(redirect_target(&from, "/b?y=2").unwrap(), "http://sd.local:8080/b?y=2");
-        assert_eq!(redirect_target(&from, "http://other/c").unwrap(), "http://other/c");
-        for bad in ["https://other/", "//other/x", "ftp://x/", "http://u:p@other/", "b"] {
-            assert!(redirect_target(&from, bad).is_err(), "{bad}");
+        let from: http::Uri = "http://sd.local:8080/v1/sd/a?x=1".parse().unwrap();
+        let to = |location: &str| redirect_target(&from, location).map(|u| u.to_string());
+        assert_eq!(to("/b?y=2").unwrap(), "http://sd.local:8080/b?y=2");
+        assert_eq!(to("http://other/c").unwrap(), "http://other/c");
+        assert_eq!(to("//other/x").unwrap(), "http://other/x");
+        assert_eq!(to("b").unwrap(), "http://sd.local:8080/v1/sd/b");
+        assert_eq!(to("../b?z").unwrap(), "http://sd.local:8080/v1/b?z");
+        assert_eq!(to("./").unwrap(), "http://sd.local:8080/v1/sd/");
+        assert_eq!(to("../../../../x").unwrap(), "http://sd.local:8080/x");
+        for bad in ["https://other/", "ftp://x/", "http://u:p@other/", "//u:p@other/", "http:"] {
+            assert!(to(bad).is_err(), "{bad}");
         }
     }
 }

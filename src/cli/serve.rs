@@ -27,6 +27,7 @@ pub fn run(options: Options) -> Result<Verdict, Error> {
     if !(options.timeout_offset.is_finite() && options.timeout_offset >= 0.0) {
         return Err(Error::Usage("--timeout-offset must be a number of seconds, 0 or more".into()));
     }
+    let digest = options.paths.digest();
     let config = Config::load(&options.paths)?;
     let positions = Positions::open(&options.positions, options.positions_retention);
     if let Some(problem) = positions.load_problem() {
@@ -46,10 +47,9 @@ pub fn run(options: Options) -> Result<Verdict, Error> {
             .await
             .map_err(|e| Error::Runtime(format!("cannot listen on {address}: {e}")))?;
         warn_if_open_relay(&config.probe_endpoint, &listener);
-        let digest = options.paths.digest();
-        let paths = options.paths.clone();
         let app =
             App::new(options.paths, config, options.timeout_offset, Some(Arc::new(positions)));
+        app.set_loaded_digest(digest);
         app.start();
         tracing::info!("listening on {address}");
         let reload_app = app.clone();
@@ -62,7 +62,7 @@ pub fn run(options: Options) -> Result<Verdict, Error> {
             }
         });
         if let Some(every) = options.auto_reload {
-            tokio::spawn(reload_on_change(app.clone(), paths, digest, every));
+            tokio::spawn(reload_on_change(app.clone(), every));
         }
         let shutdown = async {
             let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
@@ -80,18 +80,15 @@ pub fn run(options: Options) -> Result<Verdict, Error> {
 }
 
 /// Reloads when what the configuration files hold changes, as Prometheus'
-/// `--config.auto-reload-interval`: read every `every`, compared by digest. A change is
-/// reloaded once: a file that does not load is reported (and counted as a failed reload) at
-/// the change, not again at every look, and the running configuration stays.
-async fn reload_on_change(app: Arc<App>, paths: ConfigPaths, mut seen: u64, every: Duration) {
+/// `--config.auto-reload-interval`: read every `every`, compared by digest with what was last
+/// loaded (a reload by SIGHUP or `/-/reload` included). A change is reloaded once: a file that
+/// does not load is reported (and counted as a failed reload) at the change, not again at every
+/// look, and the running configuration stays.
+async fn reload_on_change(app: Arc<App>, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
-        let paths_now = paths.clone();
-        let Ok(now) = tokio::task::spawn_blocking(move || paths_now.digest()).await else {
-            continue;
-        };
-        if now != seen {
-            seen = now;
+        let looked = app.clone();
+        if tokio::task::spawn_blocking(move || looked.config_changed()).await.unwrap_or(false) {
             tracing::info!("configuration files changed: reloading");
             let _ = tokio::task::block_in_place(|| app.reload());
         }

@@ -10,12 +10,24 @@
 
 use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle};
 
-/// An unset variable without a default, with the 1-based line and column of its `$`.
+/// Why a value cannot be expanded (an unset variable without a default, references nested too
+/// deep), with the 1-based line and column of its `$`.
 #[derive(Debug, PartialEq)]
-pub struct UnsetVariable {
-    pub name: String,
+pub struct ExpansionError {
+    pub message: String,
     pub line: usize,
     pub column: usize,
+}
+
+/// How deep defaults may hold references: enough for any configuration, and a bound on the
+/// recursion a hostile value could ask for.
+const MAX_DEPTH: usize = 8;
+
+enum Problem {
+    /// This variable is unset and has no default.
+    Unset(String),
+    /// References nested deeper than [`MAX_DEPTH`].
+    TooDeep,
 }
 
 /// A scalar of the file replaced by its expansion: byte ranges in both texts.
@@ -58,7 +70,7 @@ impl Expanded {
 pub fn expand_env(
     text: &str,
     lookup: impl Fn(&str) -> Option<String>,
-) -> Result<Expanded, UnsetVariable> {
+) -> Result<Expanded, ExpansionError> {
     let unchanged = || Expanded { text: text.to_string(), replacements: Vec::new() };
     if !text.contains('$') {
         return Ok(unchanged());
@@ -81,11 +93,22 @@ pub fn expand_env(
         else {
             continue;
         };
-        let expanded = expand_value(&value, &lookup).map_err(|name| {
-            // At the reference when it is written as such, else at the scalar.
-            let at = text[start..end].find(&format!("${{{name}")).map_or(start, |i| start + i);
+        let expanded = expand_value(&value, &lookup).map_err(|problem| {
+            let (message, at) = match problem {
+                Problem::Unset(name) => {
+                    // At the reference when it is written as such, else at the scalar.
+                    let at = text[start..end].find(&format!("${{{name}"));
+                    let message = format!(
+                        "environment variable {name} is not set and has no ${{{name}:-default}}"
+                    );
+                    (message, at.map_or(start, |i| start + i))
+                }
+                Problem::TooDeep => {
+                    (format!("references nested more than {MAX_DEPTH} deep"), start)
+                }
+            };
             let (line, column) = line_column(text, at);
-            UnsetVariable { name, line, column }
+            ExpansionError { message, line, column }
         })?;
         let mut quoted = double_quoted(&expanded);
         if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
@@ -110,12 +133,12 @@ pub fn expand_env(
 fn names_a_variable(value: &str) -> bool {
     value.match_indices('$').any(|(i, _)| {
         let after = &value[i + 1..];
-        after.starts_with('$') || parse_reference(after).is_some()
+        after.starts_with('$') || !matches!(parse_reference(after), Parsed::NotOne)
     })
 }
 
-/// Expands one value; the error is the name of a variable that is unset and has no default.
-fn expand_value(value: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<String, String> {
+/// Expands one value (a default within one, recursively: at most [`MAX_DEPTH`] deep).
+fn expand_value(value: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<String, Problem> {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(dollar) = rest.find('$') {
@@ -127,54 +150,80 @@ fn expand_value(value: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result
             continue;
         }
         match parse_reference(after) {
-            Some((name, default, consumed)) => {
+            Parsed::Reference(name, default, consumed) => {
                 match lookup(name).filter(|v| !(v.is_empty() && default.is_some())) {
                     Some(value) => out.push_str(&value),
                     // A default may itself hold references, as in a shell: `${A:-${B:-x}}`.
-                    None => out
-                        .push_str(&expand_value(default.ok_or_else(|| name.to_string())?, lookup)?),
+                    None => {
+                        let default = default.ok_or_else(|| Problem::Unset(name.to_string()))?;
+                        out.push_str(&expand_value(default, lookup)?)
+                    }
                 }
                 rest = &after[consumed..];
             }
-            None => {
+            Parsed::NotOne => {
                 out.push('$');
                 rest = after;
             }
+            Parsed::TooDeep => return Err(Problem::TooDeep),
         }
     }
     out.push_str(rest);
     Ok(out)
 }
 
-/// Parses `{NAME}` or `{NAME:-default}` at the start of `s`; returns name, default and bytes
-/// consumed. The reference ends at the `}` that closes it: a default may hold `${…}` of its own.
-fn parse_reference(s: &str) -> Option<(&str, Option<&str>, usize)> {
-    let body = s.strip_prefix('{')?;
-    let close = closing_brace(body)?;
-    let inner = &body[..close];
-    let (name, default) = match inner.find(":-") {
-        Some(i) => (&inner[..i], Some(&inner[i + 2..])),
-        None => (inner, None),
-    };
-    let mut chars = name.chars();
-    let first = chars.next()?;
-    if !(first.is_ascii_uppercase() || first == '_')
-        || !chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-    {
-        return None;
-    }
-    Some((name, default, close + 2))
+/// What follows a `$`.
+enum Parsed<'a> {
+    /// `{NAME}` or `{NAME:-default}`: name, default and bytes consumed.
+    Reference(&'a str, Option<&'a str>, usize),
+    /// Anything else, left as it is written (`${1}`, `${name}`, an unclosed `${`).
+    NotOne,
+    /// A reference whose default nests references deeper than [`MAX_DEPTH`].
+    TooDeep,
 }
 
+/// Parses a reference at the start of `s`. It ends at the `}` that closes it: a default may
+/// hold `${…}` of its own.
+fn parse_reference(s: &str) -> Parsed<'_> {
+    let Some(body) = s.strip_prefix('{') else { return Parsed::NotOne };
+    let name_end = body.find([':', '}']).unwrap_or(body.len());
+    let name = &body[..name_end];
+    let mut chars = name.chars();
+    let environment_style = chars.next().is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    if !environment_style {
+        return Parsed::NotOne;
+    }
+    let close = match closing_brace(body) {
+        Ok(Some(close)) => close,
+        Ok(None) => return Parsed::NotOne,
+        Err(TooDeep) => return Parsed::TooDeep,
+    };
+    match body[..close].strip_prefix(name) {
+        Some("") => Parsed::Reference(name, None, close + 2),
+        Some(rest) => match rest.strip_prefix(":-") {
+            Some(default) => Parsed::Reference(name, Some(default), close + 2),
+            None => Parsed::NotOne,
+        },
+        None => Parsed::NotOne,
+    }
+}
+
+struct TooDeep;
+
 /// The offset of the `}` that closes a reference whose text starts at `body`, counting the
-/// `${` opened (and `$$` escaped) inside it, as a shell does.
-fn closing_brace(body: &str) -> Option<usize> {
+/// `${` opened (and `$$` escaped) inside it, as a shell does; none when it is not closed. Stops
+/// (`TooDeep`) past [`MAX_DEPTH`] levels, which also keeps each look at a value short.
+fn closing_brace(body: &str) -> Result<Option<usize>, TooDeep> {
     let bytes = body.as_bytes();
     let (mut depth, mut i) = (0usize, 0);
     while i < bytes.len() {
         match bytes[i] {
             b'$' if matches!(bytes.get(i + 1), Some(b'{')) => {
                 depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(TooDeep);
+                }
                 i += 2;
                 continue;
             }
@@ -182,13 +231,13 @@ fn closing_brace(body: &str) -> Option<usize> {
                 i += 2;
                 continue;
             }
-            b'}' if depth == 0 => return Some(i),
+            b'}' if depth == 0 => return Ok(Some(i)),
             b'}' => depth -= 1,
             _ => {}
         }
         i += 1;
     }
-    None
+    Ok(None)
 }
 
 /// A YAML double-quoted scalar holding exactly `value`.
@@ -268,7 +317,12 @@ mod tests {
         assert_eq!(expand("p: ${NOPE:-{x}}\n"), "p: \"{x}\"\n");
         assert_eq!(expand("p: ${NOPE:-a$${b}}\n"), "p: \"a${b}\"\n");
         let err = expand_env("a: 1\nb: ${NOPE:-${MISSING}}\n", env).unwrap_err();
-        assert_eq!(err, UnsetVariable { name: "MISSING".into(), line: 2, column: 12 });
+        assert_eq!((err.line, err.column), (2, 12));
+        assert!(err.message.contains("MISSING is not set"), "{}", err.message);
+        let deep = format!("a: {}x{}\n", "${NOPE:-".repeat(10_000), "}".repeat(10_000));
+        let err = expand_env(&deep, env).unwrap_err();
+        assert_eq!((err.line, err.column), (1, 4));
+        assert!(err.message.contains("nested more than 8 deep"), "{}", err.message);
     }
 
     #[test]
@@ -303,7 +357,8 @@ mod tests {
     #[test]
     fn unset_without_default_is_located() {
         let err = expand_env("a: 1\nb: x${MISSING}\n", env).unwrap_err();
-        assert_eq!(err, UnsetVariable { name: "MISSING".into(), line: 2, column: 5 });
+        assert_eq!((err.line, err.column), (2, 5));
+        assert!(err.message.contains("MISSING is not set"), "{}", err.message);
     }
 
     #[test]

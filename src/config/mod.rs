@@ -77,17 +77,12 @@ impl Source {
 
     pub fn from_text(path: &Path, raw: &str) -> Result<Source, ConfigError> {
         let expansion =
-            expand::expand_env(raw, |name| std::env::var(name).ok()).map_err(|unset| {
-                ConfigError {
-                    file: path.to_path_buf(),
-                    line: unset.line as u64,
-                    column: unset.column as u64,
-                    key: key_path_at(raw, unset.line),
-                    message: format!(
-                        "environment variable {} is not set and has no ${{{}:-default}}",
-                        unset.name, unset.name
-                    ),
-                }
+            expand::expand_env(raw, |name| std::env::var(name).ok()).map_err(|e| ConfigError {
+                file: path.to_path_buf(),
+                line: e.line as u64,
+                column: e.column as u64,
+                key: key_path_at(raw, e.line),
+                message: e.message,
             })?;
         Ok(Source {
             path: path.to_path_buf(),

@@ -13,7 +13,7 @@ use super::{Outcome, PreparedModule};
 use crate::metrics::exposition::{Family, Labels, Name};
 use crate::metrics::self_metrics::SelfMetrics;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
@@ -357,6 +357,10 @@ impl Scheduler {
             // The runs in flight: dropped with this task (a reload, a stop), which aborts them,
             // so a run of an old configuration neither probes on nor holds a permit.
             let mut runs = tokio::task::JoinSet::new();
+            // What each run in flight is for, so one that panics is put back on the schedule
+            // (as a failed run) instead of leaving its job unscheduled.
+            let mut in_flight: HashMap<tokio::task::Id, (Arc<Job>, usize, u64, Instant)> =
+                HashMap::new();
             let mut scheduled = Jobs::default();
             let (now, wall) = (Instant::now(), SystemTime::now());
             for job in jobs {
@@ -374,11 +378,23 @@ impl Scheduler {
                             scheduled.due.pop();
                             if let Some(job) = scheduled.get(index, serial) {
                                 let run = run_one(job.clone(), index, serial, slot, shared.clone());
-                                runs.spawn(run);
+                                let id = runs.spawn(run).id();
+                                in_flight.insert(id, (job.clone(), index, serial, slot));
                             }
                         }
                     }
-                    Some(_) = runs.join_next(), if !runs.is_empty() => {}
+                    Some(joined) = runs.join_next_with_id(), if !runs.is_empty() => match joined {
+                        Ok((id, ())) => {
+                            in_flight.remove(&id);
+                        }
+                        Err(e) => {
+                            if let Some((job, index, serial, slot)) = in_flight.remove(&e.id()) {
+                                tracing::error!(probe = %job.name, target = %job.target, "probe run panicked: {e}");
+                                let ended = Command::Ended { job, index, serial, slot, success: false };
+                                let _ = shared.commands.send(ended);
+                            }
+                        }
+                    },
                     Some(command) = received.recv() => match command {
                         Command::Ended { job, index, serial, slot, success } => {
                             if scheduled.get(index, serial).is_some() {
