@@ -10,7 +10,7 @@ use crate::metrics::self_metrics::SelfMetrics;
 use crate::probe::scheduler::{Job, Results, Scheduler};
 use crate::probe::PreparedModule;
 use crate::web::error_count::ErrorCount;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -152,6 +152,15 @@ impl Config {
         for p in probes {
             let module: &Arc<PreparedModule> = &prepared[&p.module.value];
             let (interval, interval_when_failing) = (p.interval(), p.interval_when_failing());
+            let step_labels: Vec<&str> = module.step_label_names().collect();
+            if let Some((name, value)) =
+                p.labels.iter().find(|(k, _)| step_labels.contains(&k.as_str()))
+            {
+                return Err(source.error_at_span(
+                    value,
+                    format!("label {name:?} is also one module {}'s query_response gives probe_expect_info: a series cannot have it twice", module.name),
+                ));
+            }
             let labels = p.labels.into_iter().map(|(k, v)| (k, v.value)).collect();
             let Some(target) = p.target else {
                 let files = p.file_sd_configs.into_iter().map(|c| {
@@ -293,6 +302,10 @@ impl App {
             file.into_iter().chain(http)
         });
         self.metrics.retain_sd(&mechanisms.collect::<Vec<_>>());
+        let names: HashSet<&str> =
+            jobs.iter().map(|j| j.name.as_str()).chain(discovered.iter().copied()).collect();
+        let modules: HashSet<&str> = config.modules.keys().map(String::as_str).collect();
+        self.metrics.retain_configured(&names, &modules);
         let started = Scheduler::start(
             config.jobs.clone(),
             self.results.clone(),

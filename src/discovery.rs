@@ -262,7 +262,14 @@ impl Discovery {
                     continue;
                 }
                 let mut labels = self.labels.clone();
-                labels.extend(group.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+                for (name, value) in &group.labels {
+                    // A name the module's steps give probe_expect_info is kept as lookout keeps
+                    // the names it sets (see `normalize`).
+                    match self.module.step_label_names().any(|step| step == name) {
+                        true => labels.insert(format!("exported_{name}"), value.clone()),
+                        false => labels.insert(name.clone(), value.clone()),
+                    };
+                }
                 targets.push((target.clone(), labels));
             }
         }

@@ -102,14 +102,25 @@ pub enum Format {
 impl Format {
     /// OpenMetrics when the Accept header lists it (Prometheus asks for it first), text otherwise.
     pub fn negotiate(accept: Option<&str>) -> Format {
-        match accept {
-            Some(a)
-                if a.split(',')
-                    .any(|part| part.trim_start().starts_with("application/openmetrics-text")) =>
-            {
-                Format::OpenMetrics
+        // The highest `q` each format is accepted with (absent: 1); `*/*` and `text/*` count
+        // for text.
+        let (mut openmetrics, mut text) = (0.0f64, 0.0f64);
+        for part in accept.unwrap_or_default().split(',') {
+            let mut params = part.split(';').map(str::trim);
+            let media = params.next().unwrap_or_default().to_ascii_lowercase();
+            let q = params
+                .find_map(|p| p.strip_prefix("q="))
+                .map_or(1.0, |q| q.parse::<f64>().unwrap_or(0.0));
+            match media.as_str() {
+                "application/openmetrics-text" => openmetrics = openmetrics.max(q),
+                "text/plain" | "text/*" | "*/*" => text = text.max(q),
+                _ => {}
             }
-            _ => Format::Text,
+        }
+        if openmetrics > 0.0 && openmetrics >= text {
+            Format::OpenMetrics
+        } else {
+            Format::Text
         }
     }
 
@@ -322,6 +333,12 @@ mod tests {
         assert_eq!(Format::negotiate(Some(prometheus)), Format::OpenMetrics);
         assert_eq!(Format::negotiate(Some("text/plain")), Format::Text);
         assert_eq!(Format::negotiate(None), Format::Text);
+        // q-values decide: refused (q=0), or preferred less than text.
+        assert_eq!(Format::negotiate(Some("application/openmetrics-text;q=0")), Format::Text);
+        let text_first = "application/openmetrics-text;q=0.3,text/plain;q=0.9";
+        assert_eq!(Format::negotiate(Some(text_first)), Format::Text);
+        let om_only = "application/openmetrics-text; version=1.0.0";
+        assert_eq!(Format::negotiate(Some(om_only)), Format::OpenMetrics);
     }
 
     #[test]

@@ -85,6 +85,19 @@ impl SelfMetrics {
         self.with(|c| c.sd_targets.insert(probe.to_string(), (targets, owned)));
     }
 
+    /// Forgets the run counts of probes and the `/probe` counts of modules no longer
+    /// configured, so names that churn with a generated probes.yaml do not pile up.
+    pub fn retain_configured(
+        &self,
+        probes: &std::collections::HashSet<&str>,
+        modules: &std::collections::HashSet<&str>,
+    ) {
+        self.with(|c| {
+            c.probe_runs.retain(|name, _| probes.contains(&name.as_str()));
+            c.probe_requests.retain(|(module, _), _| modules.contains(&module.as_str()));
+        });
+    }
+
     /// The discovery sources configured, as (probe, mechanism): their failure counts start at
     /// 0, so the first failure is an increase; figures of others are forgotten.
     pub fn retain_sd(&self, sources: &[(&str, &'static str)]) {

@@ -110,6 +110,18 @@ impl PreparedModule {
         &self.kind
     }
 
+    /// The label names the module's `query_response` steps give `probe_expect_info`: a
+    /// probe's own labels must not repeat them, or that series would carry a name twice.
+    pub fn step_label_names(&self) -> impl Iterator<Item = &str> {
+        let steps = match &self.prober {
+            Prober::Tcp(probe) => probe.steps(),
+            Prober::Unix(probe) => probe.steps(),
+            Prober::Websocket(probe) => probe.steps(),
+            _ => &[],
+        };
+        steps.iter().flat_map(|step| step.label_names())
+    }
+
     /// Whether `target` is one this module's prober can ever run, by the prober's own parser.
     pub fn check_target(&self, target: &str) -> Result<(), Failure> {
         match &self.prober {

@@ -62,6 +62,11 @@ impl Step {
             .collect()
     }
 
+    /// The `probe_expect_info` label names this step sets.
+    pub fn label_names(&self) -> impl Iterator<Item = &str> {
+        self.labels.iter().map(|(name, _)| name.as_str())
+    }
+
     /// What to send after `expect` matched with `caps`: `send` with `${1}`-style references
     /// replaced, as Go's Regexp.Expand; and the step's `probe_expect_info` sample.
     pub fn matched(&self, caps: &Captures<'_>, report: &mut Report) -> Option<Vec<u8>> {

@@ -137,18 +137,33 @@ impl fmt::Display for Failure {
     }
 }
 
+/// The most a debug log keeps: a target that streams lines a probe reads one by one (or a
+/// flood of stray packets) must not grow it for the whole timeout.
+const MAX_LOG_LINES: usize = 1000;
+const MAX_LOG_BYTES: usize = 256 << 10;
+
 /// Collects a probe's gauges and log lines while it runs; survives a timeout of the prober.
 pub struct Report {
     start: Instant,
     families: Vec<Family>,
     log: Vec<String>,
+    /// Bytes of the lines kept, and how many lines were not kept past the bounds.
+    log_bytes: usize,
+    omitted: usize,
     /// Whether log lines are kept: formatting them is a cost a run nobody reads need not pay.
     keep_log: bool,
 }
 
 impl Report {
     pub fn new(start: Instant) -> Report {
-        Report { start, families: Vec::with_capacity(24), log: Vec::new(), keep_log: true }
+        Report {
+            start,
+            families: Vec::with_capacity(24),
+            log: Vec::new(),
+            log_bytes: 0,
+            omitted: 0,
+            keep_log: true,
+        }
     }
 
     /// A report that keeps no log lines (scheduled runs, `/probe` without `debug=true`).
@@ -160,8 +175,14 @@ impl Report {
         if !self.keep_log {
             return;
         }
+        if self.log.len() >= MAX_LOG_LINES || self.log_bytes >= MAX_LOG_BYTES {
+            self.omitted += 1;
+            return;
+        }
         let elapsed = self.start.elapsed().as_secs_f64();
-        self.log.push(format!("{elapsed:>9.6}s {message}"));
+        let line = format!("{elapsed:>9.6}s {message}");
+        self.log_bytes += line.len();
+        self.log.push(line);
     }
 
     /// The log so far (each line with its time since the start).
@@ -244,9 +265,17 @@ impl Report {
     pub fn finish(mut self, result: Result<(), Failure>, elapsed: Duration) -> Outcome {
         let success = result.is_ok();
         let failure = result.err();
-        match &failure {
-            Some(f) => self.log(format_args!("probe failed: {f}")),
-            None => self.log("probe succeeded"),
+        if self.omitted > 0 {
+            let line = format!("{:>9}  … {} more lines not kept", "", self.omitted);
+            self.log.push(line);
+        }
+        if self.keep_log {
+            // Past the bounds too: the verdict is the line a reader looks for.
+            let elapsed = self.start.elapsed().as_secs_f64();
+            self.log.push(match &failure {
+                Some(f) => format!("{elapsed:>9.6}s probe failed: {f}"),
+                None => format!("{elapsed:>9.6}s probe succeeded"),
+            });
         }
         self.set(&PROBE_SUCCESS, if success { 1.0 } else { 0.0 });
         self.set(&PROBE_DURATION_SECONDS, elapsed.as_secs_f64());
@@ -336,6 +365,22 @@ mod tests {
         let mut report = super::Report::new(std::time::Instant::now());
         report.log("kept");
         assert_eq!(report.finish(Ok(()), std::time::Duration::ZERO).log.len(), 2);
+    }
+
+    #[test]
+    fn a_log_keeps_its_first_lines_and_says_how_many_more_came() {
+        let mut report = super::Report::new(std::time::Instant::now());
+        for i in 0..100_000 {
+            report.log(format_args!("read line {i}"));
+        }
+        let outcome = report.finish(Ok(()), std::time::Duration::ZERO);
+        assert_eq!(outcome.log.len(), super::MAX_LOG_LINES + 2);
+        assert!(outcome.log[super::MAX_LOG_LINES].ends_with("… 99000 more lines not kept"));
+        assert!(outcome.log.last().unwrap().ends_with("probe succeeded"));
+        let mut report = super::Report::new(std::time::Instant::now());
+        report.log("x".repeat(super::MAX_LOG_BYTES));
+        report.log("not kept");
+        assert_eq!(report.log_lines().len(), 1);
     }
 
     #[test]

@@ -18,6 +18,11 @@ pub struct TcpProbe {
 }
 
 impl TcpProbe {
+    /// Its `query_response` steps.
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
     pub fn prepare(
         config: TcpModule,
         section: &str,

@@ -20,6 +20,11 @@ pub struct UnixProbe {
 }
 
 impl UnixProbe {
+    /// Its `query_response` steps.
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
     pub fn prepare(
         config: UnixModule,
         section: &str,

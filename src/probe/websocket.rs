@@ -40,6 +40,11 @@ enum HeaderSource {
 }
 
 impl WebsocketProbe {
+    /// Its `query_response` steps.
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
     pub fn prepare(
         config: WebsocketModule,
         section: &str,

@@ -24,6 +24,7 @@ const CHUNK_BYTES: usize = 64 * 1024;
 
 /// The exposition of the moment it was asked for, written as the client reads it.
 pub struct MetricsBody {
+    app: Arc<App>,
     format: Format,
     /// Every probe's last result, taken when the request came.
     results: Vec<Arc<StoredResult>>,
@@ -31,28 +32,38 @@ pub struct MetricsBody {
     family: usize,
     result: usize,
     header_written: bool,
-    /// The log sources' and lookout's own families, written after the probes'.
-    rest: Option<Vec<Family>>,
+    /// The log sources' and lookout's own families, written after the probes', a family at a
+    /// time. Gathered only once the probes' are written: a client that stops reading holds the
+    /// results (a pointer each), not a copy of every self-metric series.
+    rest: Option<std::vec::IntoIter<Family>>,
+    /// Everything is written (OpenMetrics' `# EOF` included).
+    ended: bool,
     gzip: Option<GzEncoder<Vec<u8>>>,
     done: bool,
 }
 
 impl MetricsBody {
-    pub fn new(app: &App, format: Format, gzip: bool) -> MetricsBody {
-        let config = app.config();
-        let shard = app.metrics.shard(config.shard, config.jobs.len());
-        let own = app.metrics.collect().into_iter().chain(shard);
-        let rest = exposition::merge(app.logs.families().into_iter().chain(own));
+    pub fn new(app: Arc<App>, format: Format, gzip: bool) -> MetricsBody {
         MetricsBody {
             format,
             results: app.results.all(),
+            app,
             family: 0,
             result: 0,
             header_written: false,
-            rest: Some(rest),
+            rest: None,
+            ended: false,
             gzip: gzip.then(|| GzEncoder::new(Vec::new(), flate2::Compression::fast())),
             done: false,
         }
+    }
+
+    /// The log sources' and lookout's own families, as they are now.
+    fn rest_families(app: &App) -> Vec<Family> {
+        let config = app.config();
+        let shard = app.metrics.shard(config.shard, config.jobs.len());
+        let own = app.metrics.collect().into_iter().chain(shard);
+        exposition::merge(app.logs.families().into_iter().chain(own))
     }
 
     /// The next piece of text, about [`CHUNK_BYTES`] long; empty once all is written.
@@ -80,11 +91,18 @@ impl MetricsBody {
             }
             self.result += 1;
         }
-        if out.len() < CHUNK_BYTES {
-            if let Some(rest) = self.rest.take() {
-                exposition::encode_into(&mut out, &rest, self.format);
-                if self.format == Format::OpenMetrics {
-                    out.push_str("# EOF\n");
+        while out.len() < CHUNK_BYTES && !self.ended {
+            let app = &self.app;
+            let rest = self.rest.get_or_insert_with(|| Self::rest_families(app).into_iter());
+            match rest.next() {
+                Some(family) => {
+                    exposition::encode_into(&mut out, std::slice::from_ref(&family), self.format)
+                }
+                None => {
+                    if self.format == Format::OpenMetrics {
+                        out.push_str("# EOF\n");
+                    }
+                    self.ended = true;
                 }
             }
         }

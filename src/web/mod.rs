@@ -220,8 +220,14 @@ async fn serve_connection<S>(
             }
             // Busy (not to be shed for a newcomer) only once it is known who asks: a flood of
             // wrong passwords must not hold every slot away from a scraper.
-            let _busy = activity.busy();
-            Ok::<_, Infallible>(route(&app, request, peer).await)
+            let busy = activity.busy();
+            let response = route(&app, request, peer).await;
+            // A body written as it is read keeps the connection busy until it is all sent, so
+            // a scrape in flight is not shed for a newcomer (unless its reader stalls).
+            Ok::<_, Infallible>(match hyper::body::Body::size_hint(response.body()).exact() {
+                Some(_) => response,
+                None => response.map(|body| connections::Streaming::new(body, busy).boxed()),
+            })
         }
     });
     let _ = hyper::server::conn::http1::Builder::new()
@@ -236,7 +242,7 @@ async fn serve_connection<S>(
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-async fn route(app: &App, request: Request<Incoming>, peer: Peer) -> Response<ResponseBody> {
+async fn route(app: &Arc<App>, request: Request<Incoming>, peer: Peer) -> Response<ResponseBody> {
     let gzip = request
         .headers()
         .get(header::ACCEPT_ENCODING)
@@ -250,7 +256,7 @@ async fn route(app: &App, request: Request<Incoming>, peer: Peer) -> Response<Re
         let accept = request.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
         let format = Format::negotiate(accept);
         app.metrics.record_http_request("metrics", 200);
-        let body = metrics::MetricsBody::new(app, format, gzip);
+        let body = metrics::MetricsBody::new(app.clone(), format, gzip);
         return respond(StatusCode::OK, format.content_type(), gzip, body.boxed());
     }
     let (handler, reply) = match (request.method(), path) {

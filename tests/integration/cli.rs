@@ -386,6 +386,10 @@ fn reload_keeps_the_old_config_when_the_new_one_is_bad() {
         !metrics.contains("probe_success{probe=\"web\","),
         "results of removed probes are dropped"
     );
+    assert!(
+        !metrics.contains("lookout_probe_runs_total{probe=\"web\","),
+        "and so are their run counts: {metrics}"
+    );
 
     // SIGHUP reloads too.
     let back =

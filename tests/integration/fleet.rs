@@ -538,6 +538,25 @@ fn target_and_discovery_are_exclusive_and_sd_values_are_checked() {
     let cases: Vec<(&str, &str, &str)> =
         cases.iter().map(|(y, p, m)| (y.as_str(), *p, *m)).collect();
     assert_config_errors(dir.path(), "probes.yaml", "--config.probes", &["check".into()], &cases);
+    // A probe label its module's query_response also gives probe_expect_info: the series would
+    // carry the name twice, and Prometheus refuse the whole scrape.
+    let stepped = "modules:\n  tcp:\n    prober: tcp\n    tcp:\n      query_response:\n        - expect: \"^SSH-(.+)$\"\n          labels: [{name: team, value: \"${1}\"}]\nprobes:\n";
+    let clash = format!("{stepped}  - name: a\n    module: tcp\n    target: x:22\n    interval: 10s\n    labels: {{team: payments}}\n");
+    let late = format!("{stepped}  - name: a\n    module: tcp\n    target: x:22\n    interval: 10s\n    interval_when_failing: 10s\n");
+    assert_config_errors(
+        dir.path(),
+        "probes.yaml",
+        "--config.probes",
+        &["check".into()],
+        &[
+            (
+                clash.as_str(),
+                "13:20",
+                "label \"team\" is also one module tcp's query_response gives",
+            ),
+            (late.as_str(), "13:28", "interval_when_failing must be shorter than interval"),
+        ],
+    );
 }
 
 #[test]
