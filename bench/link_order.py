@@ -36,24 +36,11 @@ import threading
 import time
 import urllib.request
 
-from live_tail import free_port  # the bench scripts' one way to pick a free port
+from live_tail import free_port, nginx_conf  # the bench scripts' shared helpers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 GENLOGS = os.path.join(ROOT, "..", "shared", "fixtures", "genlogs.py")
-
-NGINX_CONF = """
-worker_processes 1;
-pid {w}/nginx.pid;
-error_log {w}/nginx-error.log;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
-  server {{ listen 127.0.0.1:{http}; root {w}/www; }}
-  server {{ listen 127.0.0.1:{https} ssl; ssl_certificate {w}/leaf.pem; ssl_certificate_key {w}/leaf.key; root {w}/www; }}
-}}
-"""
-
 
 def make_certs(w):
     def openssl(*args):
@@ -234,7 +221,10 @@ def main():
     make_certs(w)
     http, https, port = free_port(), free_port(), free_port()
     with open(w + "/nginx.conf", "w") as f:
-        f.write(NGINX_CONF.format(w=w, http=http, https=https))
+        f.write(nginx_conf(w, [
+            "server { listen 127.0.0.1:%d; root %s/www; }" % (http, w),
+            "server { listen 127.0.0.1:%d ssl; ssl_certificate %s/leaf.pem; ssl_certificate_key %s/leaf.key; root %s/www; }" % (https, w, w, w),
+        ]))
     targets = {"http": ("http_2xx", "http://localhost:%d/" % http),
                "https": ("https_2xx", "https://localhost:%d/" % https),
                "tcp": ("tcp_connect", "localhost:%d" % http)}

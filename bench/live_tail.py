@@ -28,6 +28,15 @@ ROOT = os.path.dirname(HERE)
 GENLOGS = os.path.join(ROOT, "..", "shared", "fixtures", "genlogs.py")
 
 
+def nginx_conf(w, servers, connections=1024):
+    """The bench scripts' nginx: one worker, its pid file and error log in `w`, no access log,
+    and `servers` (the `server { ... }` blocks) under http."""
+    blocks = "".join("  %s\n" % server for server in servers)
+    return ("worker_processes 1;\npid %s/nginx.pid;\nerror_log %s/nginx-error.log;\n"
+            "events { worker_connections %d; }\nhttp {\n  access_log off;\n%s}\n"
+            % (w, w, connections, blocks))
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

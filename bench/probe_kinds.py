@@ -30,6 +30,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "shared", "bench"))
 import compare  # noqa: E402  (the shared benchmark: free_port, wait_http, wrk, hwm_mib)
+from live_tail import nginx_conf  # noqa: E402  (the bench scripts' nginx configuration)
 
 ZONE = """$ORIGIN bench.test.
 $TTL 300
@@ -46,19 +47,6 @@ MODULES = """modules:
   https_rsa: {{ prober: http, timeout: 5s, http: {{ preferred_ip_protocol: ip4, tls_config: {{ ca_file: {w}/ca.pem }} }} }}
   https_ecdsa: {{ prober: http, timeout: 5s, http: {{ preferred_ip_protocol: ip4, tls_config: {{ ca_file: {w}/ca.pem }} }} }}
 """
-
-NGINX_CONF = """
-worker_processes 1;
-pid {w}/nginx.pid;
-error_log {w}/nginx-error.log;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  server {{ listen 127.0.0.1:{rsa} ssl; ssl_certificate {w}/leaf-chain.pem; ssl_certificate_key {w}/leaf.key; root {w}/www; }}
-  server {{ listen 127.0.0.1:{ecdsa} ssl; ssl_certificate {w}/ec-leaf.pem; ssl_certificate_key {w}/ec-leaf.key; root {w}/www; }}
-}}
-"""
-
 
 def make_ecdsa_leaf(w):
     """An ECDSA P-256 leaf for localhost, signed by the CA compare.make_certs made in w."""
@@ -105,7 +93,10 @@ def main():
         f.write('server:\n  rundir: "%s"\n  listen: 127.0.0.1@%d\ndatabase:\n  storage: "%s/knot"\n'
                 'zone:\n  - domain: bench.test\n    storage: "%s"\n    file: bench.test.zone\n' % (w, knot, w, w))
     with open(w + "/nginx.conf", "w") as f:
-        f.write(NGINX_CONF.format(w=w, rsa=rsa, ecdsa=ecdsa))
+        f.write(nginx_conf(w, [
+            "server { listen 127.0.0.1:%d ssl; ssl_certificate %s/leaf-chain.pem; ssl_certificate_key %s/leaf.key; root %s/www; }" % (rsa, w, w, w),
+            "server { listen 127.0.0.1:%d ssl; ssl_certificate %s/ec-leaf.pem; ssl_certificate_key %s/ec-leaf.key; root %s/www; }" % (ecdsa, w, w, w),
+        ], connections=4096))
     with open(w + "/modules.yml", "w") as f:
         f.write(MODULES.format(w=w))
     targets = {"icmp": "127.0.0.1", "dns_a": "127.0.0.1:%d" % knot, "grpc": "127.0.0.1:%d" % grpc,

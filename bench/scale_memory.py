@@ -20,7 +20,7 @@ import threading
 import time
 import urllib.request
 
-from live_tail import free_port  # the bench scripts' one way to pick a free port
+from live_tail import free_port, nginx_conf  # the bench scripts' shared helpers
 
 
 def rss_mib(pid, key="VmRSS"):
@@ -35,10 +35,9 @@ def main():
     w = tempfile.mkdtemp(prefix="lookout-scale-")
     http, port = free_port(), free_port()
     with open(w + "/nginx.conf", "w") as f:
-        f.write("worker_processes 1; pid %s/nginx.pid; error_log %s/error.log;\n"
-                "events { worker_connections 8192; }\n"
-                "http { access_log off; server { listen 127.0.0.1:%d; location / "
-                "{ default_type text/plain; return 200 \"ok\\n\"; } } }\n" % (w, w, http))
+        f.write(nginx_conf(w, ["server { listen 127.0.0.1:%d; location / "
+                               "{ default_type text/plain; return 200 \"ok\\n\"; } }" % http],
+                           connections=8192))
     with open(w + "/probes.yml", "w") as f:
         f.write("modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n    http:\n"
                 "      preferred_ip_protocol: ip4\nprobes:\n")
