@@ -228,7 +228,7 @@ pub struct App {
     pub timeout_offset: f64,
     scheduler: Mutex<Option<Scheduler>>,
     /// The discovery tasks of the running configuration, each with what its sources last
-    /// gave: a reload hands that to the new task of a probe reading the same sources.
+    /// gave: a reload carries what each file and URL gave over to the probe's new task.
     discovering: Mutex<Vec<Discovering>>,
     reload_lock: Mutex<()>,
     /// [`ConfigPaths::digest`] of the files as the running configuration was loaded from them
