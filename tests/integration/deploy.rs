@@ -797,12 +797,17 @@ fn kubernetes_manifests_validate_for_1_30_and_keep_their_promises() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|a| {
-                let a = a.as_str().unwrap();
-                a.replace("/etc/lookout/config/probes.yaml", &format!("{ROOT}/{probes_file}"))
-                    .replace("/etc/lookout/config/log_rules.yaml", &format!("{ROOT}/{rules_file}"))
-                    .replace("/var/lib/lookout/", &format!("{}/", work.path().display()))
-                    .replace("/tmp/", &format!("{}/", work.path().display()))
+            .map(|a| match a.as_str().unwrap().split_once('=') {
+                Some((flag, "/etc/lookout/config/probes.yaml")) => {
+                    format!("{flag}={ROOT}/{probes_file}")
+                }
+                Some((flag, "/etc/lookout/config/log_rules.yaml")) => {
+                    format!("{flag}={ROOT}/{rules_file}")
+                }
+                Some(("--positions.file", _)) => {
+                    format!("--positions.file={}/positions.json", work.path().display())
+                }
+                _ => a.as_str().unwrap().to_string(),
             })
             .collect();
         assert!(args.iter().any(|a| a.starts_with("--config.auto-reload-interval=")), "{args:?}");
