@@ -185,9 +185,8 @@ impl Discovery {
                     // Not read again until it changes or the refresh comes, whatever it gave.
                     known.stamp = stamp;
                     match read_file(&path) {
-                        Ok((groups, _)) if groups == known.groups => {}
-                        Ok((groups, renamed)) => {
-                            self.warn_renamed(&path.display().to_string(), &renamed);
+                        Ok(groups) if groups == known.groups => {}
+                        Ok(groups) => {
                             known.groups = groups;
                             sources.version += 1;
                         }
@@ -218,10 +217,8 @@ impl Discovery {
         let (url, refresh) = &self.urls[index];
         loop {
             match fetch(url, *refresh).await {
-                Ok((groups, renamed)) => {
-                    let mut sources = lock(&sources);
-                    if sources.set_url(index, groups) {
-                        self.warn_renamed(url, &renamed);
+                Ok(groups) => {
+                    if lock(&sources).set_url(index, groups) {
                         changed.notify_one();
                     }
                 }
@@ -234,22 +231,22 @@ impl Discovery {
         }
     }
 
-    fn warn_renamed(&self, source: &str, renamed: &[String]) {
-        if !renamed.is_empty() {
-            tracing::warn!(
-                probe = %self.name,
-                "{source}: labels named as lookout's own are kept as exported_<name>: {}",
-                renamed.join(", ")
-            );
-        }
-    }
-
     /// Every target once (the first group naming it wins) with its labels, checked by the
-    /// module's prober: a target it cannot run is left out and logged.
+    /// module's prober: a target it cannot run is left out and logged. A group's label named
+    /// as one lookout sets itself (`probe`, `target`, `job`, a family's own label, one the
+    /// module's `query_response` gives `probe_expect_info`) is kept as `exported_<name>`, the
+    /// name Prometheus gives a scraped label its target also has (a label of that name given
+    /// as well is the one kept): a series must not carry a name twice.
     fn targets<'a>(
         &self,
         groups: impl Iterator<Item = &'a TargetGroup>,
     ) -> Vec<(String, BTreeMap<String, String>)> {
+        let taken: BTreeSet<&str> = crate::config::probes::reserved_labels()
+            .iter()
+            .copied()
+            .chain(self.module.step_label_names())
+            .collect();
+        let mut renamed = BTreeSet::new();
         let mut seen = std::collections::HashSet::new();
         let mut targets = Vec::new();
         for group in groups {
@@ -263,15 +260,22 @@ impl Discovery {
                 }
                 let mut labels = self.labels.clone();
                 for (name, value) in &group.labels {
-                    // A name the module's steps give probe_expect_info is kept as lookout keeps
-                    // the names it sets (see `normalize`).
-                    match self.module.step_label_names().any(|step| step == name) {
-                        true => labels.insert(format!("exported_{name}"), value.clone()),
-                        false => labels.insert(name.clone(), value.clone()),
-                    };
+                    if !taken.contains(name.as_str()) {
+                        labels.insert(name.clone(), value.clone());
+                        continue;
+                    }
+                    let exported = format!("exported_{name}");
+                    if !group.labels.contains_key(&exported) {
+                        labels.insert(exported, value.clone());
+                    }
+                    renamed.insert(name.as_str());
                 }
                 targets.push((target.clone(), labels));
             }
+        }
+        if !renamed.is_empty() {
+            let names: Vec<&str> = renamed.into_iter().collect();
+            tracing::warn!(probe = %self.name, "discovered labels named as lookout's own are kept as exported_<name>: {}", names.join(", "));
         }
         targets
     }
@@ -307,8 +311,7 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
 }
 
 /// A file of target groups: JSON for `.json`, YAML otherwise; errors name file:line:column.
-/// Also gives the labels renamed (see [`normalize`]).
-pub fn read_file(path: &Path) -> Result<(Vec<TargetGroup>, Vec<String>), String> {
+pub fn read_file(path: &Path) -> Result<Vec<TargetGroup>, String> {
     let bytes = crate::files::read(path, crate::files::MAX_CONFIG_BYTES)
         .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     let text = String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8", path.display()))?;
@@ -318,7 +321,7 @@ pub fn read_file(path: &Path) -> Result<(Vec<TargetGroup>, Vec<String>), String>
 
 /// Target groups from the text of a file or an HTTP answer, JSON or YAML, made to fit (see
 /// [`normalize`]); an error starts with `line:column: ` where the parser gives one.
-pub fn parse_groups(text: &str, json: bool) -> Result<(Vec<TargetGroup>, Vec<String>), String> {
+pub fn parse_groups(text: &str, json: bool) -> Result<Vec<TargetGroup>, String> {
     let groups = if json {
         serde_json::from_str::<Option<Vec<TargetGroup>>>(text)
             .map_err(|e| format!("{}:{}: {e}", e.line(), e.column()))?
@@ -331,18 +334,13 @@ pub fn parse_groups(text: &str, json: bool) -> Result<(Vec<TargetGroup>, Vec<Str
         })?
     };
     let mut groups = groups.unwrap_or_default();
-    let renamed = normalize(&mut groups).map_err(|e| format!(" {e}"))?;
-    Ok((groups, renamed))
+    normalize(&mut groups).map_err(|e| format!(" {e}"))?;
+    Ok(groups)
 }
 
-/// Makes the groups' labels fit lookout's series, as Prometheus would have them after its own
-/// steps: `__` names (meta labels, which only relabelling reads) are dropped, and a name
-/// lookout sets itself (`probe`, `target`, `job`, a family's own label) is kept as
-/// `exported_<name>`, the name Prometheus gives a scraped label its target also has. A name
-/// that is no label name at all is an error, as in Prometheus. Gives the names renamed.
-fn normalize(groups: &mut [TargetGroup]) -> Result<Vec<String>, String> {
-    let reserved = crate::config::probes::reserved_labels();
-    let mut renamed = BTreeSet::new();
+/// Drops the groups' `__` labels (meta labels, which only Prometheus' relabelling reads; it
+/// drops them after); a name that is no label name at all is an error, as in Prometheus.
+fn normalize(groups: &mut [TargetGroup]) -> Result<(), String> {
     for (i, group) in groups.iter_mut().enumerate() {
         group.labels.retain(|name, _| !name.starts_with("__"));
         if let Some(name) = group.labels.keys().find(|n| !crate::config::probes::is_label_name(n)) {
@@ -350,20 +348,13 @@ fn normalize(groups: &mut [TargetGroup]) -> Result<Vec<String>, String> {
                 "group {i}: {name:?} is not a label name ([a-zA-Z_][a-zA-Z0-9_]*)"
             ));
         }
-        for name in reserved {
-            if let Some(value) = group.labels.remove(*name) {
-                // A label of that name given as well is the one kept.
-                group.labels.entry(format!("exported_{name}")).or_insert(value);
-                renamed.insert(name.to_string());
-            }
-        }
     }
-    Ok(renamed.into_iter().collect())
+    Ok(())
 }
 
 /// Prometheus' http_sd: a GET answered 200, `Content-Type: application/json`, with a JSON list
-/// of target groups (or `null`). Also gives the labels renamed.
-async fn fetch(url: &str, refresh: Duration) -> Result<(Vec<TargetGroup>, Vec<String>), String> {
+/// of target groups (or `null`).
+async fn fetch(url: &str, refresh: Duration) -> Result<Vec<TargetGroup>, String> {
     let body = tokio::time::timeout(HTTP_TIMEOUT, get(url, refresh))
         .await
         .map_err(|_| format!("no answer within {}s", HTTP_TIMEOUT.as_secs()))??;
@@ -521,32 +512,51 @@ mod tests {
         let json = dir.join("a.json");
         std::fs::write(&json, r#"[{"targets": ["http://a/"], "labels": {"env": "prod"}}]"#)
             .unwrap();
-        let (groups, _) = read_file(&json).unwrap();
+        let groups = read_file(&json).unwrap();
         assert_eq!(groups[0].targets, ["http://a/"]);
         assert_eq!(groups[0].labels["env"], "prod");
         let yaml = dir.join("b.yml");
         std::fs::write(&yaml, "- targets: [\"http://b/\"]\n  labels:\n    team: web\n").unwrap();
-        assert_eq!(read_file(&yaml).unwrap().0[0].labels["team"], "web");
+        assert_eq!(read_file(&yaml).unwrap()[0].labels["team"], "web");
         std::fs::write(&json, "[{\"targets\": [\"x\"],\n \"labels\": {\"a\": 1}}]").unwrap();
         let e = read_file(&json).unwrap_err();
         assert!(e.contains("a.json:2:"), "{e}");
         std::fs::write(&yaml, "- targets: [x]\n  labels: {probe: y, __meta_dc: eu, a: b}\n")
             .unwrap();
-        let (groups, renamed) = read_file(&yaml).unwrap();
+        let groups = read_file(&yaml).unwrap();
+        // Meta labels are dropped as the file is read; a name lookout sets is kept under
+        // another when the targets are worked out.
+        let discovery = Discovery {
+            name: "p".into(),
+            module: Arc::new(file_module()),
+            interval: Duration::from_secs(10),
+            interval_when_failing: None,
+            labels: BTreeMap::new(),
+            files: Vec::new(),
+            urls: Vec::new(),
+        };
+        let targets = discovery.targets(groups.iter());
         let labels: Vec<(&str, &str)> =
-            groups[0].labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            targets[0].1.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(labels, [("a", "b"), ("exported_probe", "y")]);
-        assert_eq!(renamed, ["probe"]);
         std::fs::write(&yaml, "- targets: [x]\n  labels: {\"a-b\": y}\n").unwrap();
         assert!(read_file(&yaml).unwrap_err().contains("\"a-b\" is not a label name"));
         std::fs::write(&yaml, "- targets: [x]\n  label: {a: b}\n").unwrap();
         assert!(read_file(&yaml).unwrap_err().contains("b.yml:2:"), "a misspelt key is located");
         std::fs::write(&json, r#"[{"targets": ["x"], "labels": null}, {"targets": null}]"#)
             .unwrap();
-        assert_eq!(read_file(&json).unwrap().0.len(), 2);
+        assert_eq!(read_file(&json).unwrap().len(), 2);
         std::fs::write(&json, "null").unwrap();
-        assert!(read_file(&json).unwrap().0.is_empty());
+        assert!(read_file(&json).unwrap().is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn file_module() -> PreparedModule {
+        let text = "modules:\n  m:\n    prober: file\n";
+        let source = crate::config::Source::from_text(Path::new("p.yaml"), text).unwrap();
+        let file = crate::config::ProbesFile::load(&source).unwrap();
+        let (name, module) = file.modules.into_iter().next().unwrap();
+        PreparedModule::prepare(&name, module, &source).unwrap()
     }
 
     #[test]
