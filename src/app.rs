@@ -3,6 +3,7 @@
 
 use crate::config::probes::{DEFAULT_FILE_SD_REFRESH, DEFAULT_HTTP_SD_REFRESH};
 use crate::config::{ConfigError, LogRulesFile, ProbesFile, Source, DEFAULT_LOG_RULES};
+use crate::discovery::relabel::Rule;
 use crate::discovery::{Discovery, Sources};
 use crate::logs::positions::Positions;
 use crate::logs::{LogRuntime, SourcePlan};
@@ -174,12 +175,14 @@ impl Config {
                         c.value.refresh_interval.map_or(DEFAULT_HTTP_SD_REFRESH, |r| r.value.0);
                     (c.value.url.value, refresh)
                 });
+                let relabel = p.relabel_configs.iter().map(|r| Rule::prepare(r, &source));
                 discoveries.push(Arc::new(Discovery {
                     name: p.name.value,
                     module: module.clone(),
                     interval,
                     interval_when_failing,
                     labels,
+                    relabel: relabel.collect::<Result<_, _>>()?,
                     files: files.collect(),
                     urls: urls.collect(),
                 }));

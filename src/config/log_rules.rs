@@ -284,7 +284,7 @@ impl LogRulesFile {
                 }
             }
             for name in m.labels.keys() {
-                if !super::probes::is_label_name(name) || name == "le" {
+                if !super::probes::is_user_label_name(name) || name == "le" {
                     return Err(
                         source.error_at_span(&m.name, format!("invalid label name {name:?}"))
                     );

@@ -674,6 +674,9 @@ pub struct ScheduledProbe {
     /// Prometheus' HTTP discovery: target groups as JSON from a URL.
     #[serde(default)]
     pub http_sd_configs: Vec<Spanned<HttpSdConfig>>,
+    /// Prometheus' target relabelling, applied to each discovered target in turn.
+    #[serde(default)]
+    pub relabel_configs: Vec<Spanned<RelabelConfig>>,
     #[serde(default)]
     pub interval: Option<Spanned<PromDuration>>,
     /// While the last run failed, the next comes after this instead of `interval`.
@@ -701,6 +704,27 @@ pub struct HttpSdConfig {
     pub url: Spanned<String>,
     #[serde(default)]
     pub refresh_interval: Option<Spanned<PromDuration>>,
+}
+
+/// `relabel_configs:` entry, as Prometheus spells it; a key left out takes Prometheus' default
+/// (see `discovery::relabel`, which checks the combination as Prometheus does).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelabelConfig {
+    #[serde(default)]
+    pub source_labels: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub separator: Option<String>,
+    #[serde(default)]
+    pub regex: Option<Spanned<String>>,
+    #[serde(default)]
+    pub modulus: Option<u64>,
+    #[serde(default)]
+    pub target_label: Option<Spanned<String>>,
+    #[serde(default)]
+    pub replacement: Option<Spanned<String>>,
+    #[serde(default)]
+    pub action: Option<Spanned<String>>,
 }
 
 /// Prometheus' defaults: files are re-read every 5 minutes, URLs asked every minute.
@@ -823,6 +847,12 @@ impl ProbesFile {
                 }
                 _ => {}
             }
+            if let (Some(rule), false) = (probe.relabel_configs.first(), probe.discovers()) {
+                return Err(source.error_at_span(
+                    rule,
+                    "relabel_configs apply to discovered targets: a probe with a `target` gives its `labels` directly",
+                ));
+            }
             for sd in &probe.file_sd_configs {
                 if sd.value.files.is_empty() {
                     return Err(source.error_at_span(sd, "file_sd_configs: `files` is empty"));
@@ -891,7 +921,7 @@ impl ProbesFile {
                 }
             }
             for (label, value) in &probe.labels {
-                if !is_label_name(label) || reserved_labels().contains(&label.as_str()) {
+                if !is_user_label_name(label) || reserved_labels().contains(&label.as_str()) {
                     return Err(source.error_at_span(
                         value,
                         format!(
@@ -906,11 +936,17 @@ impl ProbesFile {
     }
 }
 
+/// A label name as Prometheus takes it: `[a-zA-Z_][a-zA-Z0-9_]*`.
 pub fn is_label_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !name.starts_with("__")
+}
+
+/// A label name a configuration may give a series: not one starting `__`, which Prometheus
+/// keeps for its own.
+pub fn is_user_label_name(name: &str) -> bool {
+    is_label_name(name) && !name.starts_with("__")
 }
 
 impl Module {
@@ -999,7 +1035,7 @@ fn validate_steps(steps: &[QueryStep], section: &str, source: &Source) -> Result
         let mut seen = HashSet::new();
         for (position, label) in step.labels.iter().enumerate() {
             let name = &label.name.value;
-            if !is_label_name(name) || reserved_labels().contains(&name.as_str()) {
+            if !is_user_label_name(name) || reserved_labels().contains(&name.as_str()) {
                 return Err(source.error_in(
                     &format!("{key}.labels[{position}].name"),
                     &label.name,

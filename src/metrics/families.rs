@@ -346,6 +346,11 @@ pub const SD_REFRESH_FAILURES: FamilyDef = counter(
 );
 pub const SD_TARGETS: FamilyDef =
     gauge("lookout_sd_targets", "Targets service discovery currently gives a probe", &["probe"]);
+pub const SD_DROPPED_TARGETS: FamilyDef = gauge(
+    "lookout_sd_dropped_targets",
+    "Discovered targets left out: dropped by relabel_configs, without an address, named twice, or not one the prober can run",
+    &["probe"],
+);
 pub const PROBE_REQUESTS: FamilyDef = counter(
     "lookout_probe_requests",
     "Probes run through /probe, by module and result",
@@ -385,6 +390,7 @@ pub const SELF_FAMILIES: &[&FamilyDef] = &[
     &SHARD_PROBES,
     &SD_REFRESH_FAILURES,
     &SD_TARGETS,
+    &SD_DROPPED_TARGETS,
     &PROBE_REQUESTS,
     &PROBE_REQUEST_ERRORS,
     &HTTP_REQUESTS,

@@ -7,8 +7,8 @@ use super::exposition::Sample;
 use super::families::{
     BUILD_INFO, CONFIG_LAST_RELOAD_SUCCESSFUL, CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS,
     CONFIG_RELOADS, HTTP_REQUESTS, PROBE_REQUESTS, PROBE_REQUEST_ERRORS, PROBE_RUNS,
-    PROBE_RUN_SECONDS, PROBE_STARTS_WAITED, PROBE_START_LATENESS_SECONDS, SD_REFRESH_FAILURES,
-    SD_TARGETS, SHARD_INFO, SHARD_PROBES,
+    PROBE_RUN_SECONDS, PROBE_STARTS_WAITED, PROBE_START_LATENESS_SECONDS, SD_DROPPED_TARGETS,
+    SD_REFRESH_FAILURES, SD_TARGETS, SHARD_INFO, SHARD_PROBES,
 };
 use crate::probe::shard::Shard;
 use std::collections::BTreeMap;
@@ -28,6 +28,8 @@ struct Counters {
     sd_failures: BTreeMap<(String, &'static str), u64>,
     /// Per probe with discovery: targets discovered, and those this replica runs.
     sd_targets: BTreeMap<String, (usize, usize)>,
+    /// Per probe with discovery: targets discovered but left out.
+    sd_dropped: BTreeMap<String, usize>,
     /// Per probe name; looked up by `&str` at each run, so the name is copied only at its first.
     probe_runs: BTreeMap<String, ProbeRuns>,
     probe_requests: BTreeMap<(String, bool), u64>,
@@ -85,6 +87,11 @@ impl SelfMetrics {
         self.with(|c| c.sd_targets.insert(probe.to_string(), (targets, owned)));
     }
 
+    /// Discovery left out `dropped` of the targets its sources give `probe`.
+    pub fn set_sd_dropped(&self, probe: &str, dropped: usize) {
+        self.with(|c| c.sd_dropped.insert(probe.to_string(), dropped));
+    }
+
     /// Forgets the run counts of probes and the `/probe` counts of modules no longer
     /// configured, so names that churn with a generated probes.yaml do not pile up.
     pub fn retain_configured(
@@ -103,6 +110,7 @@ impl SelfMetrics {
     pub fn retain_sd(&self, sources: &[(&str, &'static str)]) {
         self.with(|c| {
             c.sd_targets.retain(|p, _| sources.iter().any(|(probe, _)| probe == p));
+            c.sd_dropped.retain(|p, _| sources.iter().any(|(probe, _)| probe == p));
             c.sd_failures.retain(|(p, m), _| sources.contains(&(p.as_str(), *m)));
             for (probe, mechanism) in sources {
                 c.sd_failures.entry((probe.to_string(), mechanism)).or_default();
@@ -235,7 +243,11 @@ impl SelfMetrics {
             for (probe, (n, _)) in &c.sd_targets {
                 sd_targets = sd_targets.with(SD_TARGETS.labels([probe.clone()]), *n as f64);
             }
-            families.extend([sd_failures, sd_targets]);
+            let mut sd_dropped = Family::of(&SD_DROPPED_TARGETS);
+            for (probe, n) in &c.sd_dropped {
+                sd_dropped = sd_dropped.with(SD_DROPPED_TARGETS.labels([probe.clone()]), *n as f64);
+            }
+            families.extend([sd_failures, sd_targets, sd_dropped]);
             families.extend([runs, seconds, lateness, waited, requests, rejections, http, reloads]);
             families.push(
                 Family::of(&CONFIG_LAST_RELOAD_SUCCESSFUL)

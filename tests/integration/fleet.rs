@@ -534,6 +534,16 @@ fn target_and_discovery_are_exclusive_and_sd_values_are_checked() {
             "7:60",
             "refresh_interval must be at least 1s",
         ),
+        (
+            format!("{head}  - name: a\n    module: tcp\n    target: x:1\n    relabel_configs: [{{action: drop}}]\n"),
+            "8:23",
+            "relabel_configs apply to discovered targets",
+        ),
+        (
+            format!("{head}  - name: a\n    module: tcp\n    file_sd_configs: [{{files: [t.json]}}]\n    relabel_configs:\n      - {{source_labels: [a], regex: '(', target_label: b}}\n"),
+            "9:37",
+            "relabel_configs: invalid regexp",
+        ),
     ];
     let cases: Vec<(&str, &str, &str)> =
         cases.iter().map(|(y, p, m)| (y.as_str(), *p, *m)).collect();
@@ -570,4 +580,107 @@ fn a_probes_file_with_tens_of_thousands_of_probes_loads() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Labels of a series line of the exposition (`name{a="b",…} value`), escapes left as written.
+fn series_labels(line: &str) -> std::collections::BTreeMap<String, String> {
+    let inner = &line[line.find('{').unwrap() + 1..line.rfind('}').unwrap()];
+    let mut labels = std::collections::BTreeMap::new();
+    for pair in inner.split("\",").filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once("=\"").unwrap();
+        labels.insert(name.to_string(), value.trim_end_matches('"').to_string());
+    }
+    labels
+}
+
+#[test]
+fn relabel_configs_give_the_labels_prometheus_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let targets = dir.path().join("targets");
+    std::fs::create_dir(&targets).unwrap();
+    let t: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", closed_port())).collect();
+    write_file(
+        &targets,
+        "hosts.yml",
+        format!(
+            "- targets: [\"{}\", \"{}\"]\n  labels: {{__meta_dc: eu-west, env: Prod, tmp_x: a, extra_1: z}}\n\
+             - targets: [\"{}\", \"skip-me:1\"]\n  labels: {{__meta_dc: us-east, env: staging}}\n",
+            t[0], t[1], t[2]
+        ),
+    );
+    // Every action that keeps the target, and one that drops one; the same text goes to
+    // Prometheus' scrape job.
+    let rules = "      - {source_labels: [__meta_dc], target_label: dc}
+      - {source_labels: [__address__], regex: 'skip-.*', action: drop}
+      - {source_labels: [env], target_label: env, action: lowercase}
+      - {source_labels: [env], target_label: ENV, action: uppercase}
+      - {source_labels: [__address__], modulus: 4, target_label: bucket, action: hashmod}
+      - {regex: 'tmp_.*', action: labeldrop}
+      - {source_labels: [__meta_filepath], regex: '.*/(.*)', target_label: file}
+      - {regex: '__meta_(dc)', replacement: 'meta_$1', action: labelmap}
+      - {source_labels: [dc, env], separator: '/', target_label: where}
+      - {source_labels: [env], regex: 'prod|staging', action: keep}
+      - {regex: '__.*|[a-zA-Z]+|meta_dc', action: labelkeep}
+";
+    let probes = format!(
+        "modules:\n  tcp:\n    prober: tcp\n    timeout: 1s\nprobes:\n  - name: found\n    \
+         module: tcp\n    interval: 1s\n    file_sd_configs: [{{files: [targets/*.yml]}}]\n    \
+         relabel_configs:\n{rules}"
+    );
+    let server = Server::start(dir.path(), &probes);
+    let prom_port = closed_port();
+    let config = write_file(
+        dir.path(),
+        "prometheus.yml",
+        format!(
+            "global: {{scrape_interval: 1m}}\nscrape_configs:\n  - job_name: found\n    \
+             file_sd_configs: [{{files: ['{}/*.yml']}}]\n    relabel_configs:\n{rules}",
+            targets.display()
+        ),
+    );
+    let prometheus = std::process::Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}/data", dir.path().display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("prometheus (Debian package prometheus; .ci/run installs it)");
+    let prom: std::net::SocketAddr = format!("127.0.0.1:{prom_port}").parse().unwrap();
+    let _prometheus = Server { child: prometheus, addr: prom };
+
+    // Prometheus' labels of each target, without the two it adds after relabelling.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let theirs = loop {
+        let answer = get(prom, "/api/v1/targets", &[])
+            .and_then(|r| serde_json::from_str::<serde_json::Value>(&r.body).ok());
+        let active = answer.as_ref().and_then(|a| a["data"]["activeTargets"].as_array().cloned());
+        if let Some(active) = active.filter(|a| a.len() == 3) {
+            let mut by_target = std::collections::BTreeMap::new();
+            for target in active {
+                let mut labels: std::collections::BTreeMap<String, String> =
+                    serde_json::from_value(target["labels"].clone()).unwrap();
+                labels.remove("job");
+                let address = labels.remove("instance").unwrap();
+                by_target.insert(address, labels);
+            }
+            break by_target;
+        }
+        assert!(Instant::now() < deadline, "Prometheus' targets: {answer:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let body = wait_targets(server.addr, &t);
+    for line in body.lines().filter(|l| l.starts_with("probe_success{")) {
+        let mut ours = series_labels(line);
+        for own in ["probe", "module"] {
+            ours.remove(own);
+        }
+        let target = ours.remove("target").unwrap();
+        assert_eq!(Some(&ours), theirs.get(&target), "{target}: {body}");
+    }
+    assert!(theirs.values().all(|l| l["file"] == "hosts.yml" && l.contains_key("bucket")));
+    assert!(theirs.values().all(|l| !l.contains_key("extra_1") && !l.contains_key("tmp_x")));
+    assert_eq!(sample_value(&body, "lookout_sd_dropped_targets{probe=\"found\"}"), Some(1.0));
+    assert_eq!(sample_value(&body, "lookout_sd_targets{probe=\"found\"}"), Some(3.0));
+    promtool_check(&body);
 }

@@ -9,7 +9,10 @@
 //! else. A source that fails keeps its last good groups, is logged (with file:line:column for
 //! a file) and counted; the probe's targets are handed to the scheduler whenever they change.
 //! What the sources last gave is kept by the app across reloads ([`Sources`]), so a reload
-//! while a source fails does not lose its targets.
+//! while a source fails does not lose its targets. Each target then goes through the probe's
+//! `relabel_configs` ([`relabel`]).
+
+pub mod relabel;
 
 use crate::metrics::self_metrics::SelfMetrics;
 use crate::probe::scheduler::{Job, TargetSink};
@@ -42,11 +45,16 @@ pub struct Discovery {
     pub interval_when_failing: Option<Duration>,
     /// The probe's own labels; a target group's labels are added to (and win over) them.
     pub labels: BTreeMap<String, String>,
+    /// `relabel_configs`, run on each discovered target.
+    pub relabel: Vec<relabel::Rule>,
     /// Glob patterns (absolute) with their refresh interval, one entry per `file_sd_configs`.
     pub files: Vec<(Vec<String>, Duration)>,
     /// URLs with their refresh interval, one per `http_sd_configs`.
     pub urls: Vec<(String, Duration)>,
 }
+
+/// A discovered target with its labels, as relabelling left them.
+type Target = (String, BTreeMap<String, String>);
 
 /// Prometheus' target group. `null` stands for empty, as Go writes a nil list or map.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -140,15 +148,25 @@ impl Discovery {
         }
         let mut file_due = vec![Instant::now(); self.files.len()];
         let mut worked_out: Option<u64> = None;
-        let mut handed: Option<Vec<(String, BTreeMap<String, String>)>> = None;
+        let mut handed: Option<Vec<Target>> = None;
         loop {
             let targets = {
                 let mut sources = lock(&sources);
                 self.read_files(&mut sources, &mut file_due, &metrics);
                 (worked_out != Some(sources.version)).then(|| {
                     worked_out = Some(sources.version);
-                    let groups = sources.files.values().chain(&sources.urls);
-                    self.targets(groups.flat_map(|k| &k.groups))
+                    // Prometheus' meta label of each source, for relabelling.
+                    let files = sources.files.iter().map(|(path, known)| {
+                        (("__meta_filepath", path.to_string_lossy().into_owned()), known)
+                    });
+                    let urls = self.urls.iter().zip(&sources.urls);
+                    let urls = urls.map(|((url, _), known)| (("__meta_url", url.clone()), known));
+                    let groups = files.chain(urls).flat_map(|(meta, known)| {
+                        known.groups.iter().map(move |group| (group, meta.clone()))
+                    });
+                    let (targets, dropped) = self.targets(groups);
+                    metrics.set_sd_dropped(&self.name, dropped);
+                    targets
                 })
             };
             if let Some(targets) = targets.filter(|t| handed.as_ref() != Some(t)) {
@@ -231,16 +249,20 @@ impl Discovery {
         }
     }
 
-    /// Every target once (the first group naming it wins) with its labels, checked by the
-    /// module's prober: a target it cannot run is left out and logged. A group's label named
-    /// as one lookout sets itself (`probe`, `target`, `job`, a family's own label, one the
-    /// module's `query_response` gives `probe_expect_info`) is kept as `exported_<name>`, the
-    /// name Prometheus gives a scraped label its target also has (a label of that name given
-    /// as well is the one kept): a series must not carry a name twice.
+    /// Every target once (the first naming it wins) with its labels, and how many were left
+    /// out. A target starts as the probe's labels, its group's, `__address__` and its source's
+    /// meta label (`meta`), as in Prometheus; `relabel_configs` may then drop it or change
+    /// them. Its target is then `__param_target` (what a blackbox scrape job's rules set) or
+    /// else `__address__`; one without either, or one the module's prober cannot run, is left
+    /// out. Labels starting `__` are then dropped, and one named as a label lookout sets itself
+    /// (`probe`, `target`, `job`, a family's own label, one the module's `query_response`
+    /// gives `probe_expect_info`) is kept as `exported_<name>`, the name Prometheus gives a
+    /// scraped label its target also has (a label of that name given as well is the one
+    /// kept): a series must not carry a name twice.
     fn targets<'a>(
         &self,
-        groups: impl Iterator<Item = &'a TargetGroup>,
-    ) -> Vec<(String, BTreeMap<String, String>)> {
+        groups: impl Iterator<Item = (&'a TargetGroup, (&'static str, String))>,
+    ) -> (Vec<Target>, usize) {
         let taken: BTreeSet<&str> = crate::config::probes::reserved_labels()
             .iter()
             .copied()
@@ -249,35 +271,54 @@ impl Discovery {
         let mut renamed = BTreeSet::new();
         let mut seen = std::collections::HashSet::new();
         let mut targets = Vec::new();
-        for group in groups {
-            for target in &group.targets {
-                if !seen.insert(target.as_str()) {
+        let mut left_out = 0;
+        for (group, (meta_name, meta_value)) in groups {
+            for address in &group.targets {
+                let mut relabelled = self.labels.clone();
+                relabelled.extend(group.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+                relabelled.insert("__address__".into(), address.clone());
+                relabelled.insert(meta_name.into(), meta_value.clone());
+                if !relabel::apply(&self.relabel, &mut relabelled) {
+                    left_out += 1;
                     continue;
                 }
-                if let Err(f) = self.module.check_target(target) {
+                let target = ["__param_target", "__address__"]
+                    .iter()
+                    .find_map(|name| relabelled.get(*name).filter(|t| !t.is_empty()));
+                let Some(target) = target.cloned() else {
+                    tracing::warn!(probe = %self.name, "discovered target {address:?} left out: relabelling left it no __address__");
+                    left_out += 1;
+                    continue;
+                };
+                if !seen.insert(target.clone()) {
+                    left_out += 1;
+                    continue;
+                }
+                if let Err(f) = self.module.check_target(&target) {
                     tracing::warn!(probe = %self.name, "discovered target {target:?} left out: {}", f.message);
+                    left_out += 1;
                     continue;
                 }
-                let mut labels = self.labels.clone();
-                for (name, value) in &group.labels {
+                let mut labels = BTreeMap::new();
+                for (name, value) in relabelled.iter().filter(|(name, _)| !name.starts_with("__")) {
                     if !taken.contains(name.as_str()) {
                         labels.insert(name.clone(), value.clone());
                         continue;
                     }
                     let exported = format!("exported_{name}");
-                    if !group.labels.contains_key(&exported) {
+                    if !relabelled.contains_key(&exported) {
                         labels.insert(exported, value.clone());
                     }
-                    renamed.insert(name.as_str());
+                    renamed.insert(name.clone());
                 }
-                targets.push((target.clone(), labels));
+                targets.push((target, labels));
             }
         }
         if !renamed.is_empty() {
-            let names: Vec<&str> = renamed.into_iter().collect();
+            let names: Vec<String> = renamed.into_iter().collect();
             tracing::warn!(probe = %self.name, "discovered labels named as lookout's own are kept as exported_<name>: {}", names.join(", "));
         }
-        targets
+        (targets, left_out)
     }
 
     fn job(&self, target: &str, labels: &BTreeMap<String, String>) -> Arc<Job> {
@@ -320,7 +361,7 @@ pub fn read_file(path: &Path) -> Result<Vec<TargetGroup>, String> {
 }
 
 /// Target groups from the text of a file or an HTTP answer, JSON or YAML, made to fit (see
-/// [`normalize`]); an error starts with `line:column: ` where the parser gives one.
+/// [`check_label_names`]); an error starts with `line:column: ` where the parser gives one.
 pub fn parse_groups(text: &str, json: bool) -> Result<Vec<TargetGroup>, String> {
     let groups = if json {
         serde_json::from_str::<Option<Vec<TargetGroup>>>(text)
@@ -333,16 +374,15 @@ pub fn parse_groups(text: &str, json: bool) -> Result<Vec<TargetGroup>, String> 
             format!("{line}:{column}: {}", e.without_snippet())
         })?
     };
-    let mut groups = groups.unwrap_or_default();
-    normalize(&mut groups).map_err(|e| format!(" {e}"))?;
+    let groups = groups.unwrap_or_default();
+    check_label_names(&groups).map_err(|e| format!(" {e}"))?;
     Ok(groups)
 }
 
-/// Drops the groups' `__` labels (meta labels, which only Prometheus' relabelling reads; it
-/// drops them after); a name that is no label name at all is an error, as in Prometheus.
-fn normalize(groups: &mut [TargetGroup]) -> Result<(), String> {
-    for (i, group) in groups.iter_mut().enumerate() {
-        group.labels.retain(|name, _| !name.starts_with("__"));
+/// Checks the groups' label names: one that is no label name at all is an error, as in
+/// Prometheus. Meta labels (`__meta_…`) are kept for relabelling, which drops them after.
+fn check_label_names(groups: &[TargetGroup]) -> Result<(), String> {
+    for (i, group) in groups.iter().enumerate() {
         if let Some(name) = group.labels.keys().find(|n| !crate::config::probes::is_label_name(n)) {
             return Err(format!(
                 "group {i}: {name:?} is not a label name ([a-zA-Z_][a-zA-Z0-9_]*)"
@@ -524,21 +564,40 @@ mod tests {
         std::fs::write(&yaml, "- targets: [x]\n  labels: {probe: y, __meta_dc: eu, a: b}\n")
             .unwrap();
         let groups = read_file(&yaml).unwrap();
-        // Meta labels are dropped as the file is read; a name lookout sets is kept under
-        // another when the targets are worked out.
-        let discovery = Discovery {
+        // Meta labels reach relabelling and are dropped after; a name lookout sets is kept
+        // under another.
+        let meta = || ("__meta_filepath", yaml.to_string_lossy().into_owned());
+        let mut discovery = Discovery {
             name: "p".into(),
             module: Arc::new(file_module()),
             interval: Duration::from_secs(10),
             interval_when_failing: None,
             labels: BTreeMap::new(),
+            relabel: Vec::new(),
             files: Vec::new(),
             urls: Vec::new(),
         };
-        let targets = discovery.targets(groups.iter());
+        let (targets, dropped) = discovery.targets(groups.iter().map(|g| (g, meta())));
         let labels: Vec<(&str, &str)> =
             targets[0].1.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(labels, [("a", "b"), ("exported_probe", "y")]);
+        assert_eq!(dropped, 0);
+        // The rules see the meta labels and `__address__`; `__param_target` wins over it.
+        discovery.relabel = relabel_rules(
+            "- {source_labels: [__meta_dc], target_label: dc}\n\
+             - {source_labels: [__meta_filepath], regex: '.*/(.*)', target_label: file}\n\
+             - {source_labels: [__address__], regex: skip, action: drop}\n\
+             - {source_labels: [__address__], replacement: '/srv/$1', target_label: __param_target}\n",
+        );
+        std::fs::write(&yaml, "- targets: [x, skip, x]\n  labels: {__meta_dc: eu}\n").unwrap();
+        let groups = read_file(&yaml).unwrap();
+        let (targets, dropped) = discovery.targets(groups.iter().map(|g| (g, meta())));
+        assert_eq!(targets.len(), 1, "{targets:?}");
+        assert_eq!(targets[0].0, "/srv/x");
+        let labels: Vec<(&str, &str)> =
+            targets[0].1.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(labels, [("dc", "eu"), ("file", "b.yml")]);
+        assert_eq!(dropped, 2, "one dropped by a rule, one named twice");
         std::fs::write(&yaml, "- targets: [x]\n  labels: {\"a-b\": y}\n").unwrap();
         assert!(read_file(&yaml).unwrap_err().contains("\"a-b\" is not a label name"));
         std::fs::write(&yaml, "- targets: [x]\n  label: {a: b}\n").unwrap();
@@ -549,6 +608,17 @@ mod tests {
         std::fs::write(&json, "null").unwrap();
         assert!(read_file(&json).unwrap().is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn relabel_rules(yaml: &str) -> Vec<relabel::Rule> {
+        #[derive(Deserialize)]
+        struct Rules {
+            relabel_configs: Vec<serde_saphyr::Spanned<crate::config::probes::RelabelConfig>>,
+        }
+        let text = format!("relabel_configs:\n{yaml}");
+        let source = crate::config::Source::from_text(Path::new("p.yaml"), &text).unwrap();
+        let rules: Rules = source.parse().unwrap();
+        rules.relabel_configs.iter().map(|r| relabel::Rule::prepare(r, &source).unwrap()).collect()
     }
 
     fn file_module() -> PreparedModule {
