@@ -3,6 +3,7 @@
 
 use crate::config::probes::{DEFAULT_FILE_SD_REFRESH, DEFAULT_HTTP_SD_REFRESH};
 use crate::config::{ConfigError, LogRulesFile, ProbesFile, Source, DEFAULT_LOG_RULES};
+use crate::discovery::http_sd::HttpSource;
 use crate::discovery::relabel::Rule;
 use crate::discovery::{Discovery, Sources};
 use crate::logs::positions::Positions;
@@ -171,9 +172,12 @@ impl Config {
                     (patterns.map(|p| p.to_string_lossy().into_owned()).collect(), refresh)
                 });
                 let urls = p.http_sd_configs.into_iter().map(|c| {
-                    let refresh =
-                        c.value.refresh_interval.map_or(DEFAULT_HTTP_SD_REFRESH, |r| r.value.0);
-                    (c.value.url.value, refresh)
+                    let refresh = c
+                        .value
+                        .refresh_interval
+                        .as_ref()
+                        .map_or(DEFAULT_HTTP_SD_REFRESH, |r| r.value.0);
+                    HttpSource::prepare(c.value, refresh, &source)
                 });
                 let relabel = p.relabel_configs.iter().map(|r| Rule::prepare(r, &source));
                 discoveries.push(Arc::new(Discovery {
@@ -184,7 +188,7 @@ impl Config {
                     labels,
                     relabel: relabel.collect::<Result<_, _>>()?,
                     files: files.collect(),
-                    urls: urls.collect(),
+                    urls: urls.collect::<Result<_, _>>()?,
                 }));
                 continue;
             };

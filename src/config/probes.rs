@@ -697,13 +697,22 @@ pub struct FileSdConfig {
     pub refresh_interval: Option<Spanned<PromDuration>>,
 }
 
-/// `http_sd_configs:` entry, as Prometheus spells it.
+/// `http_sd_configs:` entry, as Prometheus spells it, with the parts of its HTTP client
+/// configuration an inventory service needs.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSdConfig {
     pub url: Spanned<String>,
     #[serde(default)]
     pub refresh_interval: Option<Spanned<PromDuration>>,
+    #[serde(default)]
+    pub basic_auth: Option<Spanned<BasicAuth>>,
+    #[serde(default)]
+    pub authorization: Option<Spanned<Authorization>>,
+    #[serde(default)]
+    pub tls_config: TlsConfig,
+    #[serde(default = "yes")]
+    pub follow_redirects: bool,
 }
 
 /// `relabel_configs:` entry, as Prometheus spells it; a key left out takes Prometheus' default
@@ -872,23 +881,24 @@ impl ProbesFile {
                 }
             }
             for sd in &probe.http_sd_configs {
-                if !sd.value.url.value.starts_with("http://") {
+                let url = &sd.value.url.value;
+                if !url.starts_with("http://") && !url.starts_with("https://") {
                     return Err(source.error_at_span(
                         &sd.value.url,
-                        "http_sd_configs: url must start with http://",
+                        "http_sd_configs: url must start with http:// or https://",
                     ));
                 }
-                match sd.value.url.value.parse::<http::Uri>() {
+                let (sd, key) = (&sd.value, "http_sd_configs");
+                validate_client(key, &sd.basic_auth, &sd.authorization, &sd.tls_config, source)?;
+                match sd.url.value.parse::<http::Uri>() {
                     Err(_) => {
-                        return Err(
-                            source.error_at_span(&sd.value.url, "http_sd_configs: not a URL")
-                        )
+                        return Err(source.error_at_span(&sd.url, "http_sd_configs: not a URL"))
                     }
                     // It would be sent as the Host and written in every error logged.
                     Ok(uri) if uri.authority().is_some_and(|a| a.as_str().contains('@')) => {
                         return Err(source.error_at_span(
-                            &sd.value.url,
-                            "http_sd_configs: credentials in the URL are not supported",
+                            &sd.url,
+                            "http_sd_configs: credentials in the URL are not supported (basic_auth or authorization are)",
                         ))
                     }
                     Ok(_) => {}
@@ -1066,25 +1076,35 @@ fn validate_steps(steps: &[QueryStep], section: &str, source: &Source) -> Result
 impl WebsocketHttpConfig {
     fn validate(&self, source: &Source, section: &str) -> Result<(), ConfigError> {
         let key = format!("{section}.http_config");
-        if let (Some(_), Some(authorization)) = (&self.basic_auth, &self.authorization) {
-            return Err(source.error_in(
-                &format!("{key}.authorization"),
-                authorization,
-                "at most one of basic_auth and authorization may be set",
-            ));
-        }
-        if let Some(auth) = &self.basic_auth {
-            auth.value
-                .check()
-                .map_err(|e| source.error_in(&format!("{key}.basic_auth"), auth, e))?;
-        }
-        if let Some(auth) = &self.authorization {
-            auth.value
-                .check()
-                .map_err(|e| source.error_in(&format!("{key}.authorization"), auth, e))?;
-        }
-        self.tls_config.validate(source)
+        validate_client(&key, &self.basic_auth, &self.authorization, &self.tls_config, source)
     }
+}
+
+/// The checks of Prometheus' HTTP client configuration for the parts lookout takes outside
+/// the http prober (the websocket prober's `http_config`, `http_sd_configs`) under `key`.
+fn validate_client(
+    key: &str,
+    basic_auth: &Option<Spanned<BasicAuth>>,
+    authorization: &Option<Spanned<Authorization>>,
+    tls_config: &TlsConfig,
+    source: &Source,
+) -> Result<(), ConfigError> {
+    if let (Some(_), Some(authorization)) = (basic_auth, authorization) {
+        return Err(source.error_in(
+            &format!("{key}.authorization"),
+            authorization,
+            "at most one of basic_auth and authorization may be set",
+        ));
+    }
+    if let Some(auth) = basic_auth {
+        auth.value.check().map_err(|e| source.error_in(&format!("{key}.basic_auth"), auth, e))?;
+    }
+    if let Some(auth) = authorization {
+        auth.value
+            .check()
+            .map_err(|e| source.error_in(&format!("{key}.authorization"), auth, e))?;
+    }
+    tls_config.validate(source)
 }
 
 impl HttpModule {

@@ -12,14 +12,15 @@
 //! while a source fails does not lose its targets. Each target then goes through the probe's
 //! `relabel_configs` ([`relabel`]).
 
+pub mod http_sd;
 pub mod relabel;
+
+use http_sd::HttpSource;
 
 use crate::metrics::self_metrics::SelfMetrics;
 use crate::probe::scheduler::{Job, TargetSink};
 use crate::probe::shard::Shard;
 use crate::probe::PreparedModule;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
 use serde::{Deserialize, Deserializer};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -30,12 +31,6 @@ use tokio::time::Instant;
 
 /// How often matching files are looked at for changes.
 pub const WATCH_EVERY: Duration = Duration::from_secs(2);
-/// The largest HTTP discovery answer read, as Prometheus' limit.
-const MAX_HTTP_BYTES: usize = 100 << 20;
-/// How long an HTTP discovery request may take, redirects included.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
-/// Redirects followed, as Go's HTTP client (Prometheus' `follow_redirects`, on by default).
-const MAX_REDIRECTS: usize = 10;
 
 /// A scheduled probe whose targets are discovered: what each of its jobs shares.
 pub struct Discovery {
@@ -49,8 +44,8 @@ pub struct Discovery {
     pub relabel: Vec<relabel::Rule>,
     /// Glob patterns (absolute) with their refresh interval, one entry per `file_sd_configs`.
     pub files: Vec<(Vec<String>, Duration)>,
-    /// URLs with their refresh interval, one per `http_sd_configs`.
-    pub urls: Vec<(String, Duration)>,
+    /// One per `http_sd_configs`.
+    pub urls: Vec<HttpSource>,
 }
 
 /// A discovered target with its labels, as relabelling left them.
@@ -121,8 +116,8 @@ impl Discovery {
             let mut old = lock(sources);
             // Files no pattern matches any more are dropped at the first look.
             files = std::mem::take(&mut old.files);
-            for (known, (url, _)) in urls.iter_mut().zip(&self.urls) {
-                if let Some(i) = discovery.urls.iter().position(|(u, _)| u == url) {
+            for (known, url) in urls.iter_mut().zip(&self.urls) {
+                if let Some(i) = discovery.urls.iter().position(|u| u.url == url.url) {
                     *known = std::mem::take(&mut old.urls[i]);
                 }
             }
@@ -160,7 +155,7 @@ impl Discovery {
                         (("__meta_filepath", path.to_string_lossy().into_owned()), known)
                     });
                     let urls = self.urls.iter().zip(&sources.urls);
-                    let urls = urls.map(|((url, _), known)| (("__meta_url", url.clone()), known));
+                    let urls = urls.map(|(url, known)| (("__meta_url", url.url.clone()), known));
                     let groups = files.chain(urls).flat_map(|(meta, known)| {
                         known.groups.iter().map(move |group| (group, meta.clone()))
                     });
@@ -232,20 +227,20 @@ impl Discovery {
         changed: Arc<Notify>,
         metrics: Arc<SelfMetrics>,
     ) {
-        let (url, refresh) = &self.urls[index];
+        let source = &self.urls[index];
         loop {
-            match fetch(url, *refresh).await {
+            match source.fetch().await {
                 Ok(groups) => {
                     if lock(&sources).set_url(index, groups) {
                         changed.notify_one();
                     }
                 }
                 Err(e) => {
-                    tracing::error!(probe = %self.name, "http_sd: {url}: {e}; keeping its last good targets");
+                    tracing::error!(probe = %self.name, "http_sd: {}: {e}; keeping its last good targets", source.url);
                     metrics.record_sd_failure(&self.name, "http");
                 }
             }
-            tokio::time::sleep(*refresh).await;
+            tokio::time::sleep(source.refresh).await;
         }
     }
 
@@ -392,155 +387,6 @@ fn check_label_names(groups: &[TargetGroup]) -> Result<(), String> {
     Ok(())
 }
 
-/// Prometheus' http_sd: a GET answered 200, `Content-Type: application/json`, with a JSON list
-/// of target groups (or `null`).
-async fn fetch(url: &str, refresh: Duration) -> Result<Vec<TargetGroup>, String> {
-    let body = tokio::time::timeout(HTTP_TIMEOUT, get(url, refresh))
-        .await
-        .map_err(|_| format!("no answer within {}s", HTTP_TIMEOUT.as_secs()))??;
-    let text = std::str::from_utf8(&body).map_err(|_| "the answer is not UTF-8".to_string())?;
-    parse_groups(text, true).map_err(|e| format!("in the answer: {}", e.trim_start()))
-}
-
-/// The body of `url`'s answer, following redirects to other `http://` places.
-async fn get(url: &str, refresh: Duration) -> Result<Bytes, String> {
-    let mut uri: http::Uri = url.parse().map_err(|e| format!("{e}"))?;
-    for _ in 0..=MAX_REDIRECTS {
-        let stream = connect(&uri).await?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|e| e.to_string())?;
-        // Aborted when this returns: the connection is for this one request.
-        let driver = AbortOnDrop(tokio::spawn(connection));
-        let authority = uri.authority().map(|a| a.to_string()).unwrap_or_default();
-        let request = http::Request::get(uri.path_and_query().map_or("/", |p| p.as_str()))
-            .header(http::header::HOST, authority)
-            .header(http::header::ACCEPT, "application/json")
-            .header(http::header::USER_AGENT, concat!("lookout/", env!("CARGO_PKG_VERSION")))
-            .header("X-Prometheus-Refresh-Interval-Seconds", refresh.as_secs().to_string())
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| e.to_string())?;
-        let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
-        let status = response.status();
-        if status.is_redirection() {
-            let location = response
-                .headers()
-                .get(http::header::LOCATION)
-                .and_then(|l| l.to_str().ok())
-                .ok_or_else(|| format!("answered {status} without a Location"))?;
-            uri = redirect_target(&uri, location)?;
-            continue;
-        }
-        if status != http::StatusCode::OK {
-            return Err(format!("answered {status}"));
-        }
-        let content_type = response.headers().get(http::header::CONTENT_TYPE);
-        let content_type = content_type.and_then(|v| v.to_str().ok()).unwrap_or("");
-        if !is_json(content_type) {
-            return Err(format!("answered Content-Type {content_type:?}, not application/json"));
-        }
-        let body = Limited::new(response.into_body(), MAX_HTTP_BYTES)
-            .collect()
-            .await
-            .map_err(|e| format!("reading the answer: {e}"))?
-            .to_bytes();
-        drop(driver);
-        return Ok(body);
-    }
-    Err(format!("more than {MAX_REDIRECTS} redirects"))
-}
-
-async fn connect(uri: &http::Uri) -> Result<tokio::net::TcpStream, String> {
-    let host = uri.host().ok_or("no host")?.trim_matches(['[', ']']).to_string();
-    let port = uri.port_u16().unwrap_or(80);
-    tokio::net::TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))
-}
-
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Where a redirect from `from` to `location` leads, resolved as a browser (and Go's client)
-/// would: an absolute URL, one without a scheme (`//host/x`), a path, or a path relative to
-/// `from`'s. http_sd here speaks plain HTTP only, so it must lead to an `http://` URL.
-fn redirect_target(from: &http::Uri, location: &str) -> Result<http::Uri, String> {
-    let bad = || format!("redirected to {location:?}, which is not an http:// URL");
-    let authority = from.authority().ok_or_else(bad)?;
-    let has_scheme = location
-        .split_once(':')
-        .is_some_and(|(scheme, _)| !scheme.is_empty() && !scheme.contains(['/', '?', '#']));
-    let absolute = if let Some(rest) = location.strip_prefix("//") {
-        format!("http://{rest}")
-    } else if location.starts_with('/') {
-        format!("http://{authority}{location}")
-    } else if has_scheme {
-        location.to_string()
-    } else {
-        let (path, query) =
-            location.split_once('?').map_or((location, None), |(p, q)| (p, Some(q)));
-        let base = from.path();
-        let directory = &base[..base.rfind('/').map_or(0, |i| i + 1)];
-        let joined = without_dot_segments(&format!("{directory}{path}"));
-        let query = query.map(|q| format!("?{q}")).unwrap_or_default();
-        format!("http://{authority}{joined}{query}")
-    };
-    let to: http::Uri = absolute.parse().map_err(|_| bad())?;
-    let credentials = to.authority().is_some_and(|a| a.as_str().contains('@'));
-    if to.scheme_str() != Some("http") || to.host().is_none() || credentials {
-        return Err(bad());
-    }
-    Ok(to)
-}
-
-/// A path with its `.` and `..` segments resolved (RFC 3986, 5.2.4).
-fn without_dot_segments(path: &str) -> String {
-    let mut kept: Vec<&str> = Vec::new();
-    let segments: Vec<&str> = path.split('/').collect();
-    for (i, segment) in segments.iter().enumerate() {
-        let last = i + 1 == segments.len();
-        match *segment {
-            "." | ".." => {
-                if *segment == ".." && kept.len() > 1 {
-                    kept.pop();
-                }
-                if last {
-                    kept.push("");
-                }
-            }
-            other => kept.push(other),
-        }
-    }
-    let joined = kept.join("/");
-    if joined.starts_with('/') {
-        joined
-    } else {
-        format!("/{joined}")
-    }
-}
-
-/// Prometheus' check: `application/json`, with at most a UTF-8 charset, in any case.
-fn is_json(content_type: &str) -> bool {
-    let mut parts = content_type.split(';').map(str::trim);
-    let media = parts.next().unwrap_or("");
-    let charset_ok = match parts.next() {
-        None => true,
-        Some(p) => {
-            let p = p.to_ascii_lowercase();
-            let value = p.strip_prefix("charset").map(str::trim_start);
-            let value = value.and_then(|v| v.strip_prefix('=')).map(str::trim_start);
-            matches!(value, Some("utf-8" | "\"utf-8\""))
-        }
-    };
-    media.eq_ignore_ascii_case("application/json") && charset_ok && parts.next().is_none()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -627,42 +473,5 @@ mod tests {
         let file = crate::config::ProbesFile::load(&source).unwrap();
         let (name, module) = file.modules.into_iter().next().unwrap();
         PreparedModule::prepare(&name, module, &source).unwrap()
-    }
-
-    #[test]
-    fn content_types_as_prometheus_accepts_them() {
-        for ok in [
-            "application/json",
-            "Application/JSON",
-            "application/json; charset=utf-8",
-            "application/json;charset=\"UTF-8\"",
-        ] {
-            assert!(is_json(ok), "{ok}");
-        }
-        for bad in [
-            "",
-            "text/html",
-            "application/json; charset=latin1",
-            "application/jsonx",
-            "application/json; a=b; c=d",
-        ] {
-            assert!(!is_json(bad), "{bad}");
-        }
-    }
-
-    #[test]
-    fn redirects_lead_to_http_only() {
-        let from: http::Uri = "http://sd.local:8080/v1/sd/a?x=1".parse().unwrap();
-        let to = |location: &str| redirect_target(&from, location).map(|u| u.to_string());
-        assert_eq!(to("/b?y=2").unwrap(), "http://sd.local:8080/b?y=2");
-        assert_eq!(to("http://other/c").unwrap(), "http://other/c");
-        assert_eq!(to("//other/x").unwrap(), "http://other/x");
-        assert_eq!(to("b").unwrap(), "http://sd.local:8080/v1/sd/b");
-        assert_eq!(to("../b?z").unwrap(), "http://sd.local:8080/v1/b?z");
-        assert_eq!(to("./").unwrap(), "http://sd.local:8080/v1/sd/");
-        assert_eq!(to("../../../../x").unwrap(), "http://sd.local:8080/x");
-        for bad in ["https://other/", "ftp://x/", "http://u:p@other/", "//u:p@other/", "http:"] {
-            assert!(to(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -294,7 +294,7 @@ impl RequestBody {
 
 /// Where the Authorization header comes from. Files are read at each probe, so rotated
 /// secrets are picked up.
-pub(super) enum Credentials {
+pub(crate) enum Credentials {
     None,
     Basic {
         username: Secret,
@@ -307,7 +307,7 @@ pub(super) enum Credentials {
     },
 }
 
-pub(super) enum Secret {
+pub(crate) enum Secret {
     Inline(String),
     File(String),
 }
@@ -326,7 +326,7 @@ impl Credentials {
     }
 
     /// `basic_auth` or `authorization` (the websocket prober's only ways), at most one set.
-    pub(super) fn from_auth(
+    pub(crate) fn from_auth(
         basic_auth: Option<&BasicAuth>,
         authorization: Option<&Authorization>,
     ) -> Credentials {
@@ -349,7 +349,7 @@ impl Credentials {
         }
     }
 
-    pub(super) fn header(&self) -> Result<Option<HeaderValue>, Failure> {
+    pub(crate) fn header(&self) -> Result<Option<HeaderValue>, Failure> {
         let value = match self {
             Credentials::None => return Ok(None),
             Credentials::Basic { username, password } => {

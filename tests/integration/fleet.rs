@@ -392,31 +392,54 @@ fn file_sd_follows_json_and_yaml_files_and_keeps_the_last_good_list() {
 /// What [`sd_server`] answers: status, Content-Type and body (for a 3xx, the Location).
 type Answer = std::sync::Arc<std::sync::Mutex<(u16, &'static str, String)>>;
 
-/// An HTTP server that answers every request with the current `answer`, and keeps the last
-/// request's head.
+/// An HTTP server that answers every request with the current `answer`, and keeps the heads
+/// of the requests, one after the other.
 fn sd_server(answer: Answer) -> (std::net::SocketAddr, std::sync::Arc<std::sync::Mutex<String>>) {
+    sd_server_with(answer, None)
+}
+
+/// [`sd_server`], over TLS with `tls`.
+fn sd_server_with(
+    answer: Answer,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) -> (std::net::SocketAddr, std::sync::Arc<std::sync::Mutex<String>>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let last = seen.clone();
+    let heads = seen.clone();
     std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let mut buf = [0u8; 4096];
-            let n = stream.read(&mut buf).unwrap_or(0);
-            *last.lock().unwrap() = String::from_utf8_lossy(&buf[..n]).into_owned();
-            let (status, content_type, body) = answer.lock().unwrap().clone();
-            let _ = if (300..400).contains(&status) {
-                write!(stream, "HTTP/1.1 {status} X\r\nLocation: {body}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            } else {
-                write!(
-                    stream,
-                    "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                )
-            };
+        for stream in listener.incoming().flatten() {
+            let answer = answer.lock().unwrap().clone();
+            match &tls {
+                Some(config) => {
+                    let connection = rustls::ServerConnection::new(config.clone()).unwrap();
+                    sd_answer(&mut rustls::StreamOwned::new(connection, stream), answer, &heads)
+                }
+                None => sd_answer(&mut { stream }, answer, &heads),
+            }
         }
     });
     (addr, seen)
+}
+
+fn sd_answer<S: Read + Write>(
+    stream: &mut S,
+    (status, content_type, body): (u16, &str, String),
+    seen: &std::sync::Mutex<String>,
+) {
+    let mut buf = [0u8; 4096];
+    let n = stream.read(&mut buf).unwrap_or(0);
+    seen.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+    let _ = if (300..400).contains(&status) {
+        write!(stream, "HTTP/1.1 {status} X\r\nLocation: {body}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    } else {
+        write!(
+            stream,
+            "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let _ = stream.flush();
 }
 
 #[test]
@@ -482,6 +505,72 @@ fn http_sd_reads_prometheus_target_groups_and_survives_bad_answers() {
 }
 
 #[test]
+fn http_sd_over_tls_with_credentials_as_prometheus_configures_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("Inventory CA");
+    let leaf = ca.leaf("inventory", &["127.0.0.1", "localhost"], -1, 30);
+    write_file(dir.path(), "ca.pem", pem(&ca.der()));
+    write_file(dir.path(), "token", "s3cret\n");
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![leaf.der.clone()], leaf.key_der())
+    .unwrap();
+    let t: Vec<String> = (0..2).map(|_| format!("127.0.0.1:{}", closed_port())).collect();
+    let groups = |t: &str| (200, "application/json", format!(r#"[{{"targets": ["{t}"]}}]"#));
+    let answer: Answer = std::sync::Arc::new(std::sync::Mutex::new(groups(&t[0])));
+    let (tls_addr, tls_seen) = sd_server_with(answer.clone(), Some(std::sync::Arc::new(config)));
+    let (plain_addr, plain_seen) =
+        sd_server(std::sync::Arc::new(std::sync::Mutex::new(groups(&t[1]))));
+    // The name in the certificate is checked against the URL's host, or `server_name`.
+    let probes = format!(
+        "modules:\n  tcp:\n    prober: tcp\n    timeout: 1s\nprobes:\n  \
+         - name: found\n    module: tcp\n    interval: 1s\n    http_sd_configs:\n      \
+         - url: https://127.0.0.1:{port}/sd\n        refresh_interval: 1s\n        \
+         authorization: {{credentials_file: token}}\n        \
+         tls_config: {{ca_file: ca.pem, server_name: localhost}}\n  \
+         - name: untrusted\n    module: tcp\n    interval: 1s\n    http_sd_configs:\n      \
+         - {{url: \"https://127.0.0.1:{port}/sd\", refresh_interval: 1s}}\n  \
+         - name: stays\n    module: tcp\n    interval: 1s\n    http_sd_configs:\n      \
+         - {{url: \"https://localhost:{port}/sd\", refresh_interval: 1s, follow_redirects: false, \
+         basic_auth: {{username: u, password: p}}, tls_config: {{ca_file: ca.pem}}}}\n",
+        port = tls_addr.port()
+    );
+    let server = Server::start(dir.path(), &probes);
+    let body = wait_targets(server.addr, &t[..1]);
+    let head = tls_seen.lock().unwrap().to_ascii_lowercase();
+    assert!(head.contains("authorization: bearer s3cret\r\n"), "{head}");
+    // A server the trust store does not know gives nothing, and is counted.
+    let failures = "lookout_sd_refresh_failures_total{probe=\"untrusted\",mechanism=\"http\"}";
+    assert!(sample_value(&body, failures) >= Some(1.0), "{body}");
+    assert!(!body.contains("probe=\"untrusted\",module"), "{body}");
+    let stays = format!("probe_success{{probe=\"stays\",module=\"tcp\",target=\"{}\"}}", t[0]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !get(server.addr, "/metrics", &[]).unwrap().body.contains(&stays) {
+        assert!(Instant::now() < deadline, "basic_auth and a name from the URL's host");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let heads = tls_seen.lock().unwrap().to_ascii_lowercase();
+    assert!(heads.contains("authorization: basic dtpw\r\n"), "u:p: {heads}");
+    // A redirect elsewhere is followed without the credentials; not at all where
+    // follow_redirects is false, which keeps the last good targets.
+    *answer.lock().unwrap() = (307, "", format!("http://{plain_addr}/sd"));
+    let body = wait_targets(server.addr, &t[1..]);
+    let head = plain_seen.lock().unwrap().to_ascii_lowercase();
+    assert!(head.starts_with("get /sd ") && !head.contains("authorization"), "{head}");
+    let failed = "lookout_sd_refresh_failures_total{probe=\"stays\",mechanism=\"http\"}";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sample_value(&get(server.addr, "/metrics", &[]).unwrap().body, failed) < Some(1.0) {
+        assert!(Instant::now() < deadline, "{body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(get(server.addr, "/metrics", &[]).unwrap().body.contains(&stays));
+}
+
+#[test]
 fn a_url_that_never_answers_holds_up_no_file() {
     // Accepts, and never answers.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -522,7 +611,7 @@ fn target_and_discovery_are_exclusive_and_sd_values_are_checked() {
         (
             format!("{head}  - name: a\n    module: tcp\n    http_sd_configs: [{{url: \"ftp://x/\"}}]\n"),
             "7:29",
-            "url must start with http://",
+            "url must start with http:// or https://",
         ),
         (
             format!("{head}  - name: a\n    module: tcp\n    http_sd_configs: [{{url: \"http://u:p@x/\"}}]\n"),
