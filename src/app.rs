@@ -151,6 +151,8 @@ impl Config {
         let mut discoveries = Vec::new();
         // Discovery files are named relative to probes.yaml, as Prometheus does.
         let base = paths.probes.parent().unwrap_or(std::path::Path::new(""));
+        // What a discovered target's `__param_module` may name.
+        let all_modules = Arc::new(prepared.clone());
         for p in probes {
             let module: &Arc<PreparedModule> = &prepared[&p.module.value];
             let (interval, interval_when_failing) = (p.interval(), p.interval_when_failing());
@@ -183,6 +185,7 @@ impl Config {
                 discoveries.push(Arc::new(Discovery {
                     name: p.name.value,
                     module: module.clone(),
+                    modules: all_modules.clone(),
                     interval,
                     interval_when_failing,
                     labels,

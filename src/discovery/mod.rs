@@ -35,7 +35,10 @@ pub const WATCH_EVERY: Duration = Duration::from_secs(2);
 /// A scheduled probe whose targets are discovered: what each of its jobs shares.
 pub struct Discovery {
     pub name: String,
+    /// The probe's `module`: its targets' unless relabelling sets `__param_module`.
     pub module: Arc<PreparedModule>,
+    /// Every module of the configuration, which `__param_module` may name.
+    pub modules: Arc<BTreeMap<String, Arc<PreparedModule>>>,
     pub interval: Duration,
     pub interval_when_failing: Option<Duration>,
     /// The probe's own labels; a target group's labels are added to (and win over) them.
@@ -48,8 +51,20 @@ pub struct Discovery {
     pub urls: Vec<HttpSource>,
 }
 
-/// A discovered target with its labels, as relabelling left them.
-type Target = (String, BTreeMap<String, String>);
+/// A discovered target, its labels as relabelling left them, and the module it runs.
+struct Target {
+    target: String,
+    labels: BTreeMap<String, String>,
+    module: Arc<PreparedModule>,
+}
+
+impl PartialEq for Target {
+    fn eq(&self, other: &Target) -> bool {
+        self.target == other.target
+            && self.labels == other.labels
+            && Arc::ptr_eq(&self.module, &other.module)
+    }
+}
 
 /// Prometheus' target group. `null` stands for empty, as Go writes a nil list or map.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -167,8 +182,8 @@ impl Discovery {
             if let Some(targets) = targets.filter(|t| handed.as_ref() != Some(t)) {
                 let jobs: Vec<Arc<Job>> = targets
                     .iter()
-                    .filter(|(target, _)| shard.owns(&self.name, target))
-                    .map(|(target, labels)| self.job(target, labels))
+                    .filter(|t| shard.owns(&self.name, &t.target))
+                    .map(|t| self.job(t))
                     .collect();
                 metrics.set_sd_targets(&self.name, targets.len(), jobs.len());
                 sink.set(&self.name, jobs);
@@ -244,12 +259,15 @@ impl Discovery {
         }
     }
 
-    /// Every target once (the first naming it wins) with its labels, and how many were left
-    /// out. A target starts as the probe's labels, its group's, `__address__` and its source's
-    /// meta label (`meta`), as in Prometheus; `relabel_configs` may then drop it or change
-    /// them. Its target is then `__param_target` (what a blackbox scrape job's rules set) or
-    /// else `__address__`; one without either, or one the module's prober cannot run, is left
-    /// out. Labels starting `__` are then dropped, and one named as a label lookout sets itself
+    /// Every target once (the first naming it wins) with its labels and module, and how many
+    /// were left out. A target starts as the probe's labels, its group's, `__address__`,
+    /// `__param_module` (the probe's module, unless the group gives one, as a scrape job's
+    /// `params` do) and its
+    /// source's meta label (`meta`), as in Prometheus; `relabel_configs` may then drop it or
+    /// change them. Its target is then `__param_target` (what a blackbox scrape job's rules
+    /// set) or else `__address__`, and its module the one `__param_module` names; one without
+    /// a target, with an unknown module, or one the module's prober cannot run, is left out.
+    /// Labels starting `__` are then dropped, and one named as a label lookout sets itself
     /// (`probe`, `target`, `job`, a family's own label, one the module's `query_response`
     /// gives `probe_expect_info`) is kept as `exported_<name>`, the name Prometheus gives a
     /// scraped label its target also has (a label of that name given as well is the one
@@ -258,11 +276,7 @@ impl Discovery {
         &self,
         groups: impl Iterator<Item = (&'a TargetGroup, (&'static str, String))>,
     ) -> (Vec<Target>, usize) {
-        let taken: BTreeSet<&str> = crate::config::probes::reserved_labels()
-            .iter()
-            .copied()
-            .chain(self.module.step_label_names())
-            .collect();
+        let reserved = crate::config::probes::reserved_labels();
         let mut renamed = BTreeSet::new();
         let mut seen = std::collections::HashSet::new();
         let mut targets = Vec::new();
@@ -272,6 +286,10 @@ impl Discovery {
                 let mut relabelled = self.labels.clone();
                 relabelled.extend(group.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
                 relabelled.insert("__address__".into(), address.clone());
+                // As a scrape job's `params`: a group's own `__param_module` wins.
+                relabelled
+                    .entry("__param_module".into())
+                    .or_insert_with(|| self.module.name.clone());
                 relabelled.insert(meta_name.into(), meta_value.clone());
                 if !relabel::apply(&self.relabel, &mut relabelled) {
                     left_out += 1;
@@ -289,14 +307,27 @@ impl Discovery {
                     left_out += 1;
                     continue;
                 }
-                if let Err(f) = self.module.check_target(&target) {
+                let module = match relabelled.get("__param_module").filter(|m| !m.is_empty()) {
+                    None => &self.module,
+                    Some(name) => match self.modules.get(name) {
+                        Some(module) => module,
+                        None => {
+                            tracing::warn!(probe = %self.name, "discovered target {target:?} left out: __param_module names no module ({name:?})");
+                            left_out += 1;
+                            continue;
+                        }
+                    },
+                };
+                if let Err(f) = module.check_target(&target) {
                     tracing::warn!(probe = %self.name, "discovered target {target:?} left out: {}", f.message);
                     left_out += 1;
                     continue;
                 }
                 let mut labels = BTreeMap::new();
                 for (name, value) in relabelled.iter().filter(|(name, _)| !name.starts_with("__")) {
-                    if !taken.contains(name.as_str()) {
+                    let taken = reserved.contains(&name.as_str())
+                        || module.step_label_names().any(|step| step == name);
+                    if !taken {
                         labels.insert(name.clone(), value.clone());
                         continue;
                     }
@@ -306,7 +337,7 @@ impl Discovery {
                     }
                     renamed.insert(name.clone());
                 }
-                targets.push((target, labels));
+                targets.push(Target { target, labels, module: module.clone() });
             }
         }
         if !renamed.is_empty() {
@@ -316,14 +347,14 @@ impl Discovery {
         (targets, left_out)
     }
 
-    fn job(&self, target: &str, labels: &BTreeMap<String, String>) -> Arc<Job> {
+    fn job(&self, target: &Target) -> Arc<Job> {
         Arc::new(Job {
             name: self.name.clone(),
-            module: self.module.clone(),
-            target: target.to_string(),
+            module: target.module.clone(),
+            target: target.target.clone(),
             interval: self.interval,
             interval_when_failing: self.interval_when_failing,
-            labels: labels.clone(),
+            labels: target.labels.clone(),
         })
     }
 }
@@ -413,9 +444,11 @@ mod tests {
         // Meta labels reach relabelling and are dropped after; a name lookout sets is kept
         // under another.
         let meta = || ("__meta_filepath", yaml.to_string_lossy().into_owned());
+        let modules = Arc::new(modules());
         let mut discovery = Discovery {
             name: "p".into(),
-            module: Arc::new(file_module()),
+            module: modules["m"].clone(),
+            modules: modules.clone(),
             interval: Duration::from_secs(10),
             interval_when_failing: None,
             labels: BTreeMap::new(),
@@ -425,7 +458,7 @@ mod tests {
         };
         let (targets, dropped) = discovery.targets(groups.iter().map(|g| (g, meta())));
         let labels: Vec<(&str, &str)> =
-            targets[0].1.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            targets[0].labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(labels, [("a", "b"), ("exported_probe", "y")]);
         assert_eq!(dropped, 0);
         // The rules see the meta labels and `__address__`; `__param_target` wins over it.
@@ -438,12 +471,29 @@ mod tests {
         std::fs::write(&yaml, "- targets: [x, skip, x]\n  labels: {__meta_dc: eu}\n").unwrap();
         let groups = read_file(&yaml).unwrap();
         let (targets, dropped) = discovery.targets(groups.iter().map(|g| (g, meta())));
-        assert_eq!(targets.len(), 1, "{targets:?}");
-        assert_eq!(targets[0].0, "/srv/x");
+        assert_eq!(targets.len(), 1);
+        assert_eq!(targets[0].target, "/srv/x");
         let labels: Vec<(&str, &str)> =
-            targets[0].1.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            targets[0].labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(labels, [("dc", "eu"), ("file", "b.yml")]);
         assert_eq!(dropped, 2, "one dropped by a rule, one named twice");
+        // `__param_module` picks the module: set by a rule or by the group, else the probe's.
+        discovery.relabel = relabel_rules(
+            "- {source_labels: [kind], regex: '(.+)', target_label: __param_module}\n",
+        );
+        std::fs::write(
+            &yaml,
+            "- {targets: ['h:1'], labels: {kind: t}}\n- {targets: [x]}\n\
+             - {targets: ['y:2'], labels: {kind: nope}}\n- {targets: ['z:3'], labels: {__param_module: t}}\n",
+        )
+        .unwrap();
+        let groups = read_file(&yaml).unwrap();
+        let (targets, dropped) = discovery.targets(groups.iter().map(|g| (g, meta())));
+        let picked: Vec<(&str, &str)> =
+            targets.iter().map(|t| (t.target.as_str(), t.module.name.as_str())).collect();
+        assert_eq!(picked, [("h:1", "t"), ("x", "m"), ("z:3", "t")]);
+        assert_eq!(targets[0].labels.keys().collect::<Vec<_>>(), ["kind"]);
+        assert_eq!(dropped, 1, "an unknown module");
         std::fs::write(&yaml, "- targets: [x]\n  labels: {\"a-b\": y}\n").unwrap();
         assert!(read_file(&yaml).unwrap_err().contains("\"a-b\" is not a label name"));
         std::fs::write(&yaml, "- targets: [x]\n  label: {a: b}\n").unwrap();
@@ -467,11 +517,15 @@ mod tests {
         rules.relabel_configs.iter().map(|r| relabel::Rule::prepare(r, &source).unwrap()).collect()
     }
 
-    fn file_module() -> PreparedModule {
-        let text = "modules:\n  m:\n    prober: file\n";
+    /// `m`, a file module, and `t`, a tcp one.
+    fn modules() -> BTreeMap<String, Arc<PreparedModule>> {
+        let text = "modules:\n  m:\n    prober: file\n  t:\n    prober: tcp\n";
         let source = crate::config::Source::from_text(Path::new("p.yaml"), text).unwrap();
         let file = crate::config::ProbesFile::load(&source).unwrap();
-        let (name, module) = file.modules.into_iter().next().unwrap();
-        PreparedModule::prepare(&name, module, &source).unwrap()
+        let prepare = |(name, module): (String, _)| {
+            let prepared = PreparedModule::prepare(&name, module, &source).unwrap();
+            (name, Arc::new(prepared))
+        };
+        file.modules.into_iter().map(prepare).collect()
     }
 }

@@ -773,3 +773,52 @@ fn relabel_configs_give_the_labels_prometheus_gives() {
     assert_eq!(sample_value(&body, "lookout_sd_targets{probe=\"found\"}"), Some(3.0));
     promtool_check(&body);
 }
+
+#[test]
+fn a_blackbox_scrape_jobs_rules_work_as_copied() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = format!("127.0.0.1:{}", closed_port());
+    let file = write_file(dir.path(), "cert.pem", self_signed("c", &["c"]).pem());
+    // A targets file and relabelling as blackbox_exporter's README has them: the module
+    // from a label, the target from __address__, instance from the target, the exporter's
+    // address last.
+    write_file(
+        dir.path(),
+        "targets.yml",
+        format!(
+            "- {{targets: ['{port}'], labels: {{module: tcp_connect}}}}\n\
+             - {{targets: ['{}'], labels: {{module: on_disk}}}}\n\
+             - {{targets: ['x:1'], labels: {{module: no_such_module}}}}\n",
+            file.display()
+        ),
+    );
+    let probes = "modules:\n  tcp_connect:\n    prober: tcp\n    timeout: 1s\n  on_disk:\n    \
+                  prober: file\nprobes:\n  - name: bb\n    module: tcp_connect\n    interval: 1s\n    \
+                  file_sd_configs: [{files: [targets.yml]}]\n    relabel_configs:\n      \
+                  - {source_labels: [module], target_label: __param_module}\n      \
+                  - {source_labels: [__address__], target_label: __param_target}\n      \
+                  - {source_labels: [__param_target], target_label: instance}\n      \
+                  - {target_label: __address__, replacement: '127.0.0.1:9115'}\n      \
+                  - {regex: module, action: labeldrop}\n";
+    let server = Server::start(dir.path(), probes);
+    let tcp = format!(
+        "probe_success{{probe=\"bb\",module=\"tcp_connect\",target=\"{port}\",exported_instance=\"{port}\"}} 0"
+    );
+    let on_disk = format!(
+        "probe_success{{probe=\"bb\",module=\"on_disk\",target=\"{0}\",exported_instance=\"{0}\"}} 1",
+        file.display()
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let body = get(server.addr, "/metrics", &[]).unwrap().body;
+        if body.contains(&tcp) && body.contains(&on_disk) {
+            assert_eq!(sample_value(&body, "lookout_sd_targets{probe=\"bb\"}"), Some(2.0));
+            assert_eq!(sample_value(&body, "lookout_sd_dropped_targets{probe=\"bb\"}"), Some(1.0));
+            assert!(!body.contains("9115"), "the exporter's address is no target: {body}");
+            promtool_check(&body);
+            break;
+        }
+        assert!(Instant::now() < deadline, "{tcp}\n{on_disk}\n{body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
