@@ -10,8 +10,12 @@ steady figures divided by the difference of their N. Also prints how many runs s
 
     python3 bench/scale_memory.py target/release/lookout 1000 15
     python3 bench/scale_memory.py target/release/lookout 10000 15
+
+With a fourth argument `sd`, the N targets come from file_sd instead: one probe entry, groups
+of 100 targets, each group with two labels (team, env), as an inventory would give them.
 """
 import gzip
+import json
 import os
 import subprocess
 import sys
@@ -32,6 +36,7 @@ def rss_mib(pid, key="VmRSS"):
 
 def main():
     binary, n, interval = os.path.abspath(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    discovered = sys.argv[4:] == ["sd"]
     w = tempfile.mkdtemp(prefix="lookout-scale-")
     http, port = free_port(), free_port()
     with open(w + "/nginx.conf", "w") as f:
@@ -41,9 +46,19 @@ def main():
     with open(w + "/probes.yml", "w") as f:
         f.write("modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n    http:\n"
                 "      preferred_ip_protocol: ip4\nprobes:\n")
-        for i in range(n):
-            f.write('  - {name: t%d, module: http_2xx, target: "http://127.0.0.1:%d/t/%d", '
-                    "interval: %ds}\n" % (i, http, i, interval))
+        if discovered:
+            f.write("  - {name: web, module: http_2xx, interval: %ds, "
+                    "file_sd_configs: [{files: [targets.json]}]}\n" % interval)
+            groups = [{"targets": ["http://127.0.0.1:%d/t/%d" % (http, i)
+                                   for i in range(start, min(start + 100, n))],
+                       "labels": {"team": "team%d" % (start // 1000), "env": "prod"}}
+                      for start in range(0, n, 100)]
+            with open(w + "/targets.json", "w") as t:
+                json.dump(groups, t)
+        else:
+            for i in range(n):
+                f.write('  - {name: t%d, module: http_2xx, target: "http://127.0.0.1:%d/t/%d", '
+                        "interval: %ds}\n" % (i, http, i, interval))
     if not os.access(binary, os.X_OK):
         sys.exit("%s: no such executable (cargo build --release)" % binary)
     subprocess.run(["nginx", "-c", w + "/nginx.conf"], check=True)

@@ -208,7 +208,7 @@ impl Config {
                 module: module.clone(),
                 name: p.name.value,
                 target: target.value,
-                labels,
+                labels: labels.into_iter().collect(),
             }));
         }
         Ok(Config {

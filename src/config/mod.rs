@@ -218,17 +218,28 @@ impl Source {
     pub fn warn_if_missing(&self, path: &serde_saphyr::Spanned<String>, what: &str) -> bool {
         let missing = !std::path::Path::new(&path.value).exists();
         if missing {
-            let place = self.error_at_span(path, "");
-            tracing::warn!(
-                "{}:{}:{}: key '{}': {what} {:?} does not exist (yet): probes that need it fail until it does",
-                place.file.display(),
-                place.line,
-                place.column,
-                place.key,
-                path.value
+            self.warn_at_span(
+                path,
+                format!(
+                    "{what} {:?} does not exist (yet): probes that need it fail until it does",
+                    path.value
+                ),
             );
         }
         missing
+    }
+
+    /// Logs a warning about a value, at its file, line, column and key.
+    pub fn warn_at_span<T>(&self, spanned: &serde_saphyr::Spanned<T>, message: impl Into<String>) {
+        let place = self.error_at_span(spanned, "");
+        tracing::warn!(
+            "{}:{}:{}: key '{}': {}",
+            place.file.display(),
+            place.line,
+            place.column,
+            place.key,
+            message.into()
+        );
     }
 
     pub fn error_at_span<T>(

@@ -16,8 +16,6 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 /// The largest answer read, as Prometheus' limit.
 const MAX_BYTES: usize = 100 << 20;
-/// How long a request may take, redirects included.
-const TIMEOUT: Duration = Duration::from_secs(30);
 /// Redirects followed, as Go's HTTP client (Prometheus' `follow_redirects`, on by default).
 const MAX_REDIRECTS: usize = 10;
 
@@ -51,9 +49,10 @@ impl HttpSource {
 
     /// The target groups the URL gives now.
     pub async fn fetch(&self) -> Result<Vec<TargetGroup>, String> {
-        let body = tokio::time::timeout(TIMEOUT, self.get())
+        // As Prometheus: a request, redirects included, may take the refresh interval.
+        let body = tokio::time::timeout(self.refresh, self.get())
             .await
-            .map_err(|_| format!("no answer within {}s", TIMEOUT.as_secs()))??;
+            .map_err(|_| format!("no answer within the refresh interval ({:?})", self.refresh))??;
         let text = std::str::from_utf8(&body).map_err(|_| "the answer is not UTF-8".to_string())?;
         parse_groups(text, true).map_err(|e| format!("in the answer: {}", e.trim_start()))
     }
@@ -85,12 +84,15 @@ impl HttpSource {
                 self.send(stream, &uri, authorization).await?
             };
             let status = response.status();
-            if status.is_redirection() && self.follow_redirects {
+            // The statuses Go's client follows.
+            if [301, 302, 303, 307, 308].contains(&status.as_u16()) && self.follow_redirects {
                 let location = response
                     .headers()
                     .get(http::header::LOCATION)
-                    .and_then(|l| l.to_str().ok())
                     .ok_or_else(|| format!("answered {status} without a Location"))?;
+                let location = location.to_str().map_err(|_| {
+                    format!("answered {status} with a Location that is not ASCII: {location:?}")
+                })?;
                 uri = redirect_target(&uri, location)?;
                 continue;
             }
@@ -173,10 +175,17 @@ fn redirect_target(from: &http::Uri, location: &str) -> Result<http::Uri, String
     let bad = || format!("redirected to {location:?}, which is not an http:// or https:// URL");
     let authority = from.authority().ok_or_else(bad)?;
     let scheme = from.scheme_str().unwrap_or("http");
+    // A fragment is never sent.
+    let location = location.split_once('#').map_or(location, |(before, _)| before);
     let has_scheme = location
         .split_once(':')
         .is_some_and(|(scheme, _)| !scheme.is_empty() && !scheme.contains(['/', '?', '#']));
-    let absolute = if let Some(rest) = location.strip_prefix("//") {
+    let absolute = if location.is_empty() {
+        let here = from.path_and_query().map_or("/", |p| p.as_str());
+        format!("{scheme}://{authority}{here}")
+    } else if let Some(query) = location.strip_prefix('?') {
+        format!("{scheme}://{authority}{}?{query}", from.path())
+    } else if let Some(rest) = location.strip_prefix("//") {
         format!("{scheme}://{rest}")
     } else if location.starts_with('/') {
         format!("{scheme}://{authority}{location}")
@@ -278,6 +287,9 @@ mod tests {
         assert_eq!(to("./").unwrap(), "http://sd.local:8080/v1/sd/");
         assert_eq!(to("../../../../x").unwrap(), "http://sd.local:8080/x");
         assert_eq!(to("https://other/").unwrap(), "https://other/");
+        assert_eq!(to("?y=2").unwrap(), "http://sd.local:8080/v1/sd/a?y=2");
+        assert_eq!(to("#top").unwrap(), "http://sd.local:8080/v1/sd/a?x=1");
+        assert_eq!(to("/b#top").unwrap(), "http://sd.local:8080/b");
         let secure: http::Uri = "https://sd.local/v1/a".parse().unwrap();
         assert_eq!(redirect_target(&secure, "//other/x").unwrap().to_string(), "https://other/x");
         assert_eq!(redirect_target(&secure, "b").unwrap().to_string(), "https://sd.local/v1/b");

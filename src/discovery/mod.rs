@@ -18,7 +18,7 @@ pub mod relabel;
 use http_sd::HttpSource;
 
 use crate::metrics::self_metrics::SelfMetrics;
-use crate::probe::scheduler::{Job, TargetSink};
+use crate::probe::scheduler::{Job, JobLabels, TargetSink};
 use crate::probe::shard::Shard;
 use crate::probe::PreparedModule;
 use serde::{Deserialize, Deserializer};
@@ -54,16 +54,8 @@ pub struct Discovery {
 /// A discovered target, its labels as relabelling left them, and the module it runs.
 struct Target {
     target: String,
-    labels: BTreeMap<String, String>,
+    labels: JobLabels,
     module: Arc<PreparedModule>,
-}
-
-impl PartialEq for Target {
-    fn eq(&self, other: &Target) -> bool {
-        self.target == other.target
-            && self.labels == other.labels
-            && Arc::ptr_eq(&self.module, &other.module)
-    }
 }
 
 /// Prometheus' target group. `null` stands for empty, as Go writes a nil list or map.
@@ -158,7 +150,8 @@ impl Discovery {
         }
         let mut file_due = vec![Instant::now(); self.files.len()];
         let mut worked_out: Option<u64> = None;
-        let mut handed: Option<Vec<Target>> = None;
+        // What the scheduler was last given (it holds the same jobs).
+        let mut handed: Option<Vec<Arc<Job>>> = None;
         loop {
             let targets = {
                 let mut sources = lock(&sources);
@@ -179,15 +172,18 @@ impl Discovery {
                     targets
                 })
             };
-            if let Some(targets) = targets.filter(|t| handed.as_ref() != Some(t)) {
+            if let Some(targets) = targets {
+                let targets_len = targets.len();
                 let jobs: Vec<Arc<Job>> = targets
-                    .iter()
+                    .into_iter()
                     .filter(|t| shard.owns(&self.name, &t.target))
                     .map(|t| self.job(t))
                     .collect();
-                metrics.set_sd_targets(&self.name, targets.len(), jobs.len());
-                sink.set(&self.name, jobs);
-                handed = Some(targets);
+                metrics.set_sd_targets(&self.name, targets_len, jobs.len());
+                if !handed.as_ref().is_some_and(|before| same_jobs(before, &jobs)) {
+                    sink.set(&self.name, jobs.clone());
+                    handed = Some(jobs);
+                }
             }
             tokio::select! {
                 () = tokio::time::sleep(WATCH_EVERY) => {}
@@ -259,85 +255,48 @@ impl Discovery {
         }
     }
 
-    /// Every target once (the first naming it wins) with its labels and module, and how many
-    /// were left out. A target starts as the probe's labels, its group's, `__address__`,
-    /// `__param_module` (the probe's module, unless the group gives one, as a scrape job's
-    /// `params` do) and its
-    /// source's meta label (`meta`), as in Prometheus; `relabel_configs` may then drop it or
-    /// change them. Its target is then `__param_target` (what a blackbox scrape job's rules
-    /// set) or else `__address__`, and its module the one `__param_module` names; one without
-    /// a target, with an unknown module, or one the module's prober cannot run, is left out.
-    /// Labels starting `__` are then dropped, and one named as a label lookout sets itself
-    /// (`probe`, `target`, `job`, a family's own label, one the module's `query_response`
-    /// gives `probe_expect_info`) is kept as `exported_<name>`, the name Prometheus gives a
-    /// scraped label its target also has (a label of that name given as well is the one
-    /// kept): a series must not carry a name twice.
+    /// Every target once (the first that can run wins) with its labels and module, and how
+    /// many were left out. Each starts with the labels [`Discovery::start_labels`] gives, goes
+    /// through `relabel_configs` (which may drop it), then runs the target and module
+    /// [`Discovery::resolve`] finds (or is left out, with a warning), with the labels
+    /// [`exposed_labels`] keeps: a series must not carry a name twice.
     fn targets<'a>(
         &self,
         groups: impl Iterator<Item = (&'a TargetGroup, (&'static str, String))>,
     ) -> (Vec<Target>, usize) {
-        let reserved = crate::config::probes::reserved_labels();
+        // One copy of each label set, however many targets have it.
+        let mut label_sets: std::collections::HashSet<JobLabels> = Default::default();
         let mut renamed = BTreeSet::new();
         let mut seen = std::collections::HashSet::new();
         let mut targets = Vec::new();
         let mut left_out = 0;
         for (group, (meta_name, meta_value)) in groups {
             for address in &group.targets {
-                let mut relabelled = self.labels.clone();
-                relabelled.extend(group.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
-                relabelled.insert("__address__".into(), address.clone());
-                // As a scrape job's `params`: a group's own `__param_module` wins.
-                relabelled
-                    .entry("__param_module".into())
-                    .or_insert_with(|| self.module.name.clone());
-                relabelled.insert(meta_name.into(), meta_value.clone());
-                if !relabel::apply(&self.relabel, &mut relabelled) {
+                let mut labels = self.start_labels(group, address, (meta_name, &meta_value));
+                if !relabel::apply(&self.relabel, &mut labels) {
                     left_out += 1;
                     continue;
                 }
-                let target = ["__param_target", "__address__"]
-                    .iter()
-                    .find_map(|name| relabelled.get(*name).filter(|t| !t.is_empty()));
-                let Some(target) = target.cloned() else {
-                    tracing::warn!(probe = %self.name, "discovered target {address:?} left out: relabelling left it no __address__");
-                    left_out += 1;
-                    continue;
-                };
-                if !seen.insert(target.clone()) {
-                    left_out += 1;
-                    continue;
-                }
-                let module = match relabelled.get("__param_module").filter(|m| !m.is_empty()) {
-                    None => &self.module,
-                    Some(name) => match self.modules.get(name) {
-                        Some(module) => module,
-                        None => {
-                            tracing::warn!(probe = %self.name, "discovered target {target:?} left out: __param_module names no module ({name:?})");
-                            left_out += 1;
-                            continue;
-                        }
-                    },
-                };
-                if let Err(f) = module.check_target(&target) {
-                    tracing::warn!(probe = %self.name, "discovered target {target:?} left out: {}", f.message);
-                    left_out += 1;
-                    continue;
-                }
-                let mut labels = BTreeMap::new();
-                for (name, value) in relabelled.iter().filter(|(name, _)| !name.starts_with("__")) {
-                    let taken = reserved.contains(&name.as_str())
-                        || module.step_label_names().any(|step| step == name);
-                    if !taken {
-                        labels.insert(name.clone(), value.clone());
-                        continue;
+                match self.resolve(&labels) {
+                    Err(why) => {
+                        tracing::warn!(probe = %self.name, "discovered target {address:?} left out: {why}");
+                        left_out += 1;
                     }
-                    let exported = format!("exported_{name}");
-                    if !relabelled.contains_key(&exported) {
-                        labels.insert(exported, value.clone());
+                    Ok((target, _)) if seen.contains(&target) => left_out += 1,
+                    Ok((target, module)) => {
+                        seen.insert(target.clone());
+                        let exposed = exposed_labels(&labels, module, &mut renamed);
+                        let labels = match label_sets.get(exposed.as_slice()) {
+                            Some(shared) => shared.clone(),
+                            None => {
+                                let shared: JobLabels = exposed.into();
+                                label_sets.insert(shared.clone());
+                                shared
+                            }
+                        };
+                        targets.push(Target { target, labels, module: module.clone() });
                     }
-                    renamed.insert(name.clone());
                 }
-                targets.push(Target { target, labels, module: module.clone() });
             }
         }
         if !renamed.is_empty() {
@@ -347,16 +306,89 @@ impl Discovery {
         (targets, left_out)
     }
 
-    fn job(&self, target: &Target) -> Arc<Job> {
+    /// A target's labels before relabelling, as Prometheus sets them: the probe's labels, its
+    /// group's (a label with an empty value is none), `__address__`, `__param_module` (as a
+    /// scrape job's `params`: a group's own wins) and the source's meta label.
+    fn start_labels(
+        &self,
+        group: &TargetGroup,
+        address: &str,
+        (meta_name, meta_value): (&'static str, &str),
+    ) -> relabel::Labels {
+        let mut labels = self.labels.clone();
+        let given = group.labels.iter().filter(|(_, v)| !v.is_empty());
+        labels.extend(given.map(|(k, v)| (k.clone(), v.clone())));
+        labels.insert("__address__".into(), address.to_string());
+        labels.entry("__param_module".into()).or_insert_with(|| self.module.name.clone());
+        labels.insert(meta_name.into(), meta_value.to_string());
+        labels
+    }
+
+    /// The target and module relabelled `labels` name, or why there is none to run.
+    fn resolve(&self, labels: &relabel::Labels) -> Result<(String, &Arc<PreparedModule>), String> {
+        let target = ["__param_target", "__address__"]
+            .iter()
+            .find_map(|name| labels.get(*name).filter(|t| !t.is_empty()))
+            .ok_or("relabelling left it no __address__")?;
+        let module = match labels.get("__param_module").filter(|m| !m.is_empty()) {
+            None => &self.module,
+            Some(name) => self
+                .modules
+                .get(name)
+                .ok_or_else(|| format!("__param_module names no module ({name:?})"))?,
+        };
+        module.check_target(target).map_err(|f| f.message)?;
+        // labelmap may make any name, as in Prometheus, which refuses such a target.
+        if let Some(name) = labels.keys().find(|n| !crate::config::probes::is_label_name(n)) {
+            return Err(format!("relabelling gave it the label name {name:?}, which is none"));
+        }
+        Ok((target.clone(), module))
+    }
+
+    fn job(&self, target: Target) -> Arc<Job> {
         Arc::new(Job {
             name: self.name.clone(),
-            module: target.module.clone(),
-            target: target.target.clone(),
+            module: target.module,
+            target: target.target,
             interval: self.interval,
             interval_when_failing: self.interval_when_failing,
-            labels: target.labels.clone(),
+            labels: target.labels,
         })
     }
+}
+
+/// The labels a target's series carry, sorted: relabelled `labels` without the `__` ones,
+/// a name lookout sets itself (or `module`'s `query_response` does) kept as `exported_<name>`
+/// (noted in `renamed`) unless that name is given too.
+fn exposed_labels(
+    labels: &relabel::Labels,
+    module: &PreparedModule,
+    renamed: &mut BTreeSet<String>,
+) -> Vec<(String, String)> {
+    let reserved = crate::config::probes::reserved_labels();
+    let mut exposed = BTreeMap::new();
+    for (name, value) in labels.iter().filter(|(name, _)| !name.starts_with("__")) {
+        let taken =
+            reserved.contains(&name.as_str()) || module.step_label_names().any(|step| step == name);
+        if !taken {
+            exposed.insert(name.clone(), value.clone());
+            continue;
+        }
+        let exported = format!("exported_{name}");
+        if !labels.contains_key(&exported) {
+            exposed.insert(exported, value.clone());
+        }
+        renamed.insert(name.clone());
+    }
+    exposed.into_iter().collect()
+}
+
+/// Whether `before` and `now` run the same targets with the same labels and modules.
+fn same_jobs(before: &[Arc<Job>], now: &[Arc<Job>]) -> bool {
+    before.len() == now.len()
+        && before.iter().zip(now).all(|(a, b)| {
+            a.target == b.target && a.labels == b.labels && Arc::ptr_eq(&a.module, &b.module)
+        })
 }
 
 /// The files matching any of `patterns`, sorted.
@@ -492,8 +524,29 @@ mod tests {
         let picked: Vec<(&str, &str)> =
             targets.iter().map(|t| (t.target.as_str(), t.module.name.as_str())).collect();
         assert_eq!(picked, [("h:1", "t"), ("x", "m"), ("z:3", "t")]);
-        assert_eq!(targets[0].labels.keys().collect::<Vec<_>>(), ["kind"]);
+        assert_eq!(targets[0].labels.iter().map(|(k, _)| k).collect::<Vec<_>>(), ["kind"]);
         assert_eq!(dropped, 1, "an unknown module");
+        assert!(Arc::ptr_eq(&targets[1].labels, &targets[2].labels), "one copy of a label set");
+        // A target that cannot run does not keep a later one of the same address out; a
+        // labelmap giving no label name leaves its target out; an empty value is no label.
+        discovery.relabel = relabel_rules(
+            "- {source_labels: [kind], regex: '(.+)', target_label: __param_module}\n\
+             - {regex: '__meta_(.*)', action: labelmap}\n",
+        );
+        std::fs::write(
+            &yaml,
+            "- {targets: ['h:1'], labels: {kind: nope}}\n- {targets: ['h:1'], labels: {kind: t, e: ''}}\n\
+             - {targets: ['q:1'], labels: {kind: t, __meta_: x}}\n",
+        )
+        .unwrap();
+        let groups = read_file(&yaml).unwrap();
+        let (targets, dropped) = discovery.targets(groups.iter().map(|g| (g, meta())));
+        let kept: Vec<(&str, Vec<&str>)> = targets
+            .iter()
+            .map(|t| (t.target.as_str(), t.labels.iter().map(|(k, _)| k.as_str()).collect()))
+            .collect();
+        assert_eq!(kept, [("h:1", vec!["filepath", "kind"])]);
+        assert_eq!(dropped, 2);
         std::fs::write(&yaml, "- targets: [x]\n  labels: {\"a-b\": y}\n").unwrap();
         assert!(read_file(&yaml).unwrap_err().contains("\"a-b\" is not a label name"));
         std::fs::write(&yaml, "- targets: [x]\n  label: {a: b}\n").unwrap();

@@ -62,6 +62,12 @@ pub struct Rule {
     replacement: String,
 }
 
+/// Labels Prometheus gives its scrape targets before relabelling, which lookout's have not.
+const SCRAPE_LABELS: [&str; 5] =
+    ["job", "__scheme__", "__metrics_path__", "__scrape_interval__", "__scrape_timeout__"];
+/// The `__param_` labels a discovered target's probe reads.
+const READ_PARAMS: [&str; 2] = ["__param_target", "__param_module"];
+
 const DEFAULT_SEPARATOR: &str = ";";
 const DEFAULT_REGEX: &str = "(.*)";
 const DEFAULT_REPLACEMENT: &str = "$1";
@@ -99,7 +105,8 @@ impl Rule {
             }
         }
         let regex_text = config.regex.as_ref().map_or(DEFAULT_REGEX, |r| r.value.as_str());
-        let regex = regex::Regex::new(&format!("^(?:{regex_text})$")).map_err(|anchored| {
+        // Anchored, and `.` matching a newline too, as Prometheus compiles it.
+        let regex = regex::Regex::new(&format!("^(?s:{regex_text})$")).map_err(|anchored| {
             // Said of the text as written, not of the anchored one.
             let e = regex::Regex::new(regex_text).err().unwrap_or(anchored);
             match &config.regex {
@@ -120,7 +127,31 @@ impl Rule {
                 .map_or_else(|| DEFAULT_REPLACEMENT.into(), |r| r.value.clone()),
         };
         rule.validate(regex_text, config.source_labels.is_some()).map_err(error)?;
+        rule.warn_of_scrape_labels(config, source);
         Ok(rule)
+    }
+
+    /// A rule copied from a scrape job may read or set labels only Prometheus' scrapes have:
+    /// said at load, as such a rule does nothing here.
+    fn warn_of_scrape_labels(&self, config: &RelabelConfig, source: &Source) {
+        let sources = config.source_labels.iter().flatten();
+        for label in sources.chain(config.target_label.as_ref()) {
+            let name = label.value.as_str();
+            if SCRAPE_LABELS.contains(&name) {
+                source.warn_at_span(
+                    label,
+                    format!("relabel_configs: {name} is a label of Prometheus' scrapes; a discovered target here has none"),
+                );
+            } else if name.starts_with("__param_") && !READ_PARAMS.contains(&name) {
+                source.warn_at_span(
+                    label,
+                    format!(
+                        "relabel_configs: of the __param_ labels, only {} are read",
+                        READ_PARAMS.join(" and ")
+                    ),
+                );
+            }
+        }
     }
 
     /// Prometheus' checks of the combination, with its messages.
@@ -175,17 +206,14 @@ impl Rule {
     /// Runs the rule on `labels`; false when it drops the target. A label set to an empty
     /// value is removed, as in Prometheus.
     fn apply(&self, labels: &mut Labels) -> bool {
-        let values: Vec<&str> = self
-            .source_labels
-            .iter()
-            .map(|name| labels.get(name).map_or("", String::as_str))
-            .collect();
+        let values: Vec<&str> = self.source_labels.iter().map(|name| get(labels, name)).collect();
         let value = values.join(&self.separator);
         match self.action {
             Action::Drop => return !self.regex.is_match(&value),
             Action::Keep => return self.regex.is_match(&value),
-            Action::DropEqual => return labels.get(&self.target_label) != Some(&value),
-            Action::KeepEqual => return labels.get(&self.target_label) == Some(&value),
+            // A missing label reads as empty, as in Prometheus.
+            Action::DropEqual => return get(labels, &self.target_label) != value,
+            Action::KeepEqual => return get(labels, &self.target_label) == value,
             Action::Replace => {
                 let Some(captures) = self.regex.captures(&value) else { return true };
                 let mut target = String::new();
@@ -228,6 +256,10 @@ impl Rule {
 /// Runs `rules` in order on `labels`; false as soon as one drops the target.
 pub fn apply(rules: &[Rule], labels: &mut Labels) -> bool {
     rules.iter().all(|rule| rule.apply(labels))
+}
+
+fn get<'a>(labels: &'a Labels, name: &str) -> &'a str {
+    labels.get(name).map_or("", String::as_str)
 }
 
 fn set(labels: &mut Labels, name: String, value: String) {
@@ -305,6 +337,9 @@ mod tests {
         let equal = "relabel_configs: [{source_labels: [a], target_label: b, action: keepequal}]";
         assert!(run(equal, &[("a", "1"), ("b", "1")]).is_some());
         assert!(run(equal, &[("a", "1"), ("b", "2")]).is_none());
+        assert!(run(equal, &[]).is_some(), "missing labels read as empty");
+        let newline = "relabel_configs: [{source_labels: [a], regex: 'x.y', action: keep}]";
+        assert!(run(newline, &[("a", "x\ny")]).is_some(), "`.` matches a newline");
         let map = "relabel_configs: [{regex: '__meta_(.+)', action: labelmap}]";
         let out = run(map, &[("__meta_rack", "r1"), ("x", "y")]).unwrap();
         assert_eq!(out["rack"], "r1");

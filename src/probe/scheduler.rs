@@ -53,8 +53,12 @@ pub struct Job {
     pub interval: Duration,
     /// While the last run failed, the next comes after this instead of `interval`.
     pub interval_when_failing: Option<Duration>,
-    pub labels: BTreeMap<String, String>,
+    pub labels: JobLabels,
 }
+
+/// A probe's own labels, sorted by name. Shared: the discovered targets of one group mostly
+/// have the same, and one copy serves them all.
+pub type JobLabels = Arc<[(String, String)]>;
 
 impl Job {
     /// The module's timeout ([`DEFAULT_TIMEOUT`] when it has none), never more than the
@@ -479,7 +483,7 @@ mod tests {
             target: String::new(),
             interval: Duration::from_secs(interval),
             interval_when_failing: when_failing.map(Duration::from_secs),
-            labels: BTreeMap::new(),
+            labels: Arc::new([]),
         }
     }
 
@@ -545,7 +549,7 @@ mod tests {
                 target: String::new(),
                 interval: Duration::from_secs(10),
                 interval_when_failing: None,
-                labels: BTreeMap::new(),
+                labels: Arc::new([]),
             })
             .map(|job| {
                 assert_eq!(
