@@ -344,11 +344,14 @@ pub const SD_REFRESH_FAILURES: FamilyDef = counter(
     "Service discovery reads that failed (the last good targets stay), by probe and mechanism",
     &["probe", "mechanism"],
 );
-pub const SD_TARGETS: FamilyDef =
-    gauge("lookout_sd_targets", "Targets service discovery currently gives a probe", &["probe"]);
+pub const SD_TARGETS: FamilyDef = gauge(
+    "lookout_sd_targets",
+    "Discovered targets a probe runs, after relabelling, on every shard together",
+    &["probe"],
+);
 pub const SD_DROPPED_TARGETS: FamilyDef = gauge(
     "lookout_sd_dropped_targets",
-    "Discovered targets left out: dropped by relabel_configs, without an address, named twice, or not one the prober can run",
+    "Discovered targets left out: dropped by relabel_configs, without an address, naming no module, named twice, or not one the prober can run",
     &["probe"],
 );
 pub const PROBE_REQUESTS: FamilyDef = counter(

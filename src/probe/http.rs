@@ -325,7 +325,8 @@ impl Credentials {
         }
     }
 
-    /// `basic_auth` or `authorization` (the websocket prober's only ways), at most one set.
+    /// `basic_auth` or `authorization` (the only ways of the websocket prober and of
+    /// http_sd), at most one set.
     pub(crate) fn from_auth(
         basic_auth: Option<&BasicAuth>,
         authorization: Option<&Authorization>,
