@@ -31,6 +31,9 @@ use tokio::time::Instant;
 
 /// How often matching files are looked at for changes.
 pub const WATCH_EVERY: Duration = Duration::from_secs(2);
+/// Targets left out that are logged one by one each time the targets are worked out; the
+/// rest are counted in one line (and in `lookout_sd_dropped_targets`).
+const LEFT_OUT_LOGGED: usize = 10;
 
 /// A scheduled probe whose targets are discovered: what each of its jobs shares.
 pub struct Discovery {
@@ -269,7 +272,7 @@ impl Discovery {
         let mut renamed = BTreeSet::new();
         let mut seen = std::collections::HashSet::new();
         let mut targets = Vec::new();
-        let mut left_out = 0;
+        let (mut left_out, mut unrunnable) = (0, 0);
         for (group, (meta_name, meta_value)) in groups {
             for address in &group.targets {
                 let mut labels = self.start_labels(group, address, (meta_name, &meta_value));
@@ -279,7 +282,10 @@ impl Discovery {
                 }
                 match self.resolve(&labels) {
                     Err(why) => {
-                        tracing::warn!(probe = %self.name, "discovered target {address:?} left out: {why}");
+                        unrunnable += 1;
+                        if unrunnable <= LEFT_OUT_LOGGED {
+                            tracing::warn!(probe = %self.name, "discovered target {address:?} left out: {why}");
+                        }
                         left_out += 1;
                     }
                     Ok((target, _)) if seen.contains(&target) => left_out += 1,
@@ -298,6 +304,10 @@ impl Discovery {
                     }
                 }
             }
+        }
+        if unrunnable > LEFT_OUT_LOGGED {
+            let more = unrunnable - LEFT_OUT_LOGGED;
+            tracing::warn!(probe = %self.name, "{more} more discovered targets left out, not logged one by one");
         }
         if !renamed.is_empty() {
             let names: Vec<String> = renamed.into_iter().collect();
