@@ -434,6 +434,21 @@ impl Server {
         panic!("lookout did not start on {addr}");
     }
 
+    /// Debian's Prometheus on `config` (`flags` added), its data under `dir`, serving on
+    /// `port` (which the configuration may name); stopped when dropped.
+    pub fn prometheus(config: &Path, dir: &Path, port: u16, flags: &[&str]) -> Server {
+        let child = std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("prom-data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(flags)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("prometheus (Debian package prometheus; .ci/run installs it)");
+        Server { child, addr: format!("127.0.0.1:{port}").parse().unwrap() }
+    }
+
     /// lookout on `probes_yaml` alone.
     pub fn start(dir: &Path, probes_yaml: &str) -> Server {
         let probes = write_file(dir, "probes.yaml", probes_yaml);

@@ -322,17 +322,8 @@ fn real_prometheus_scrapes_metrics_and_probe() {
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: lookout\n    static_configs:\n      - targets: ['{addr}']\n  - job_name: probe\n    metrics_path: /probe\n    params:\n      module: [http_2xx]\n    static_configs:\n      - targets: ['http://{web}/status?code=200', 'http://{web}/status?code=500']\n    relabel_configs:\n      - source_labels: [__address__]\n        target_label: __param_target\n      - source_labels: [__param_target]\n        target_label: instance\n      - target_label: __address__\n        replacement: '{addr}'\n"
         ),
     );
-    let prometheus = Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}/data", dir.path().display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-        .arg("--enable-feature=exemplar-storage")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus (Debian package prometheus; .ci/run installs it)");
     let _prometheus =
-        Server { child: prometheus, addr: format!("127.0.0.1:{prom_port}").parse().unwrap() };
+        Server::prometheus(&config, dir.path(), prom_port, &["--enable-feature=exemplar-storage"]);
     let prom: std::net::SocketAddr = format!("127.0.0.1:{prom_port}").parse().unwrap();
     std::thread::sleep(Duration::from_millis(500));
     std::fs::OpenOptions::new()
@@ -520,16 +511,7 @@ fn alerts_reach_discord_by_severity_end_to_end() {
             lookout.addr
         ),
     );
-    let prometheus = Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}/prom-data", d.display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus (Debian package prometheus; .ci/run installs it)");
-    let _prometheus =
-        Server { child: prometheus, addr: format!("127.0.0.1:{prom_port}").parse().unwrap() };
+    let _prometheus = Server::prometheus(&config, d, prom_port, &[]);
 
     let (mut urgent, mut normal) = (None, None);
     let deadline = started + Duration::from_secs(60);

@@ -727,16 +727,8 @@ fn relabel_configs_give_the_labels_prometheus_gives() {
             targets.display()
         ),
     );
-    let prometheus = std::process::Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}/data", dir.path().display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("prometheus (Debian package prometheus; .ci/run installs it)");
-    let prom: std::net::SocketAddr = format!("127.0.0.1:{prom_port}").parse().unwrap();
-    let _prometheus = Server { child: prometheus, addr: prom };
+    let prometheus = Server::prometheus(&config, dir.path(), prom_port, &[]);
+    let prom = prometheus.addr;
 
     // Prometheus' labels of each target, without the two it adds after relabelling.
     let deadline = Instant::now() + Duration::from_secs(30);
