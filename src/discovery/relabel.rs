@@ -127,31 +127,8 @@ impl Rule {
                 .map_or_else(|| DEFAULT_REPLACEMENT.into(), |r| r.value.clone()),
         };
         rule.validate(regex_text, config.source_labels.is_some()).map_err(error)?;
-        rule.warn_of_scrape_labels(config, source);
+        warn_of_scrape_labels(config, source);
         Ok(rule)
-    }
-
-    /// A rule copied from a scrape job may read or set labels only Prometheus' scrapes have:
-    /// said at load, as such a rule does nothing here.
-    fn warn_of_scrape_labels(&self, config: &RelabelConfig, source: &Source) {
-        let sources = config.source_labels.iter().flatten();
-        for label in sources.chain(config.target_label.as_ref()) {
-            let name = label.value.as_str();
-            if SCRAPE_LABELS.contains(&name) {
-                source.warn_at_span(
-                    label,
-                    format!("relabel_configs: {name} is a label of Prometheus' scrapes; a discovered target here has none"),
-                );
-            } else if name.starts_with("__param_") && !READ_PARAMS.contains(&name) {
-                source.warn_at_span(
-                    label,
-                    format!(
-                        "relabel_configs: of the __param_ labels, only {} are read",
-                        READ_PARAMS.join(" and ")
-                    ),
-                );
-            }
-        }
     }
 
     /// Prometheus' checks of the combination, with its messages.
@@ -250,6 +227,29 @@ impl Rule {
             Action::LabelKeep => labels.retain(|name, _| self.regex.is_match(name)),
         }
         true
+    }
+}
+
+/// A rule copied from a scrape job may read or set labels only Prometheus' scrapes have:
+/// said at load, as such a rule does nothing here.
+fn warn_of_scrape_labels(config: &RelabelConfig, source: &Source) {
+    let sources = config.source_labels.iter().flatten();
+    for label in sources.chain(config.target_label.as_ref()) {
+        let name = label.value.as_str();
+        if SCRAPE_LABELS.contains(&name) {
+            source.warn_at_span(
+                label,
+                format!("relabel_configs: {name} is a label of Prometheus' scrapes; a discovered target here has none"),
+            );
+        } else if name.starts_with("__param_") && !READ_PARAMS.contains(&name) {
+            source.warn_at_span(
+                label,
+                format!(
+                    "relabel_configs: of the __param_ labels, only {} are read",
+                    READ_PARAMS.join(" and ")
+                ),
+            );
+        }
     }
 }
 
